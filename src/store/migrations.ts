@@ -1,0 +1,131 @@
+/**
+ * Forward-only migrations, in code so they ship with the program. Each runs
+ * once, in name order, inside kysely's Migrator (which records what ran). A
+ * migration is never edited after it lands: a change is a new migration.
+ * Column types are the portable subset SQLite and Postgres share.
+ */
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+
+/** Which SQL dialect a migration writes for; only id columns differ. */
+export type Dialect = 'sqlite' | 'postgres';
+
+function idColumn(dialect: Dialect) {
+  return dialect === 'postgres' ? ('serial' as const) : ('integer' as const);
+}
+
+function initial(dialect: Dialect): Migration {
+  const id = idColumn(dialect);
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('domains')
+        .addColumn('domain', 'text', (c) => c.primaryKey())
+        .addColumn('plan', 'text', (c) => c.notNull())
+        .addColumn('provider', 'text')
+        .addColumn('stage_index', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('state_reason', 'text')
+        .addColumn('stage_since', 'text')
+        .addColumn('last_record', 'text')
+        .addColumn('enrolled_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('stage_history')
+        .addColumn('id', id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('domain', 'text', (c) => c.notNull().references('domains.domain'))
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('from_stage', 'text')
+        .addColumn('to_stage', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('record', 'text')
+        .execute();
+      await db.schema.createIndex('stage_history_domain').on('stage_history').columns(['domain', 'id']).execute();
+
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('domain', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('details', 'text')
+        .execute();
+      await db.schema.createIndex('audit_events_domain').on('audit_events').columns(['domain', 'id']).execute();
+
+      await db.schema
+        .createTable('reports')
+        .addColumn('id', id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('org', 'text', (c) => c.notNull())
+        .addColumn('report_id', 'text', (c) => c.notNull())
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('begin', 'bigint', (c) => c.notNull())
+        .addColumn('end', 'bigint', (c) => c.notNull())
+        .addColumn('content_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('counted', 'integer', (c) => c.notNull())
+        .addColumn('flag', 'text')
+        .addColumn('duplicates', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('container', 'text')
+        .addColumn('repaired', 'text')
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('reports_identity')
+        .on('reports')
+        .columns(['org', 'report_id', 'domain', 'begin', 'end'])
+        .execute();
+      await db.schema.createIndex('reports_domain_range').on('reports').columns(['domain', 'begin']).execute();
+
+      await db.schema
+        .createTable('report_rows')
+        .addColumn('id', id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('report', 'integer', (c) => c.notNull().references('reports.id').onDelete('cascade'))
+        .addColumn('source_ip', 'text', (c) => c.notNull())
+        .addColumn('count', 'bigint', (c) => c.notNull())
+        .addColumn('disposition', 'text')
+        .addColumn('dkim', 'text')
+        .addColumn('spf', 'text')
+        .addColumn('header_from', 'text')
+        .addColumn('envelope_from', 'text')
+        .addColumn('envelope_to', 'text')
+        .addColumn('reasons', 'text')
+        .addColumn('auth_dkim', 'text')
+        .addColumn('auth_spf', 'text')
+        .execute();
+      await db.schema.createIndex('report_rows_report').on('report_rows').column('report').execute();
+      await db.schema.createIndex('report_rows_header_from').on('report_rows').column('header_from').execute();
+
+      await db.schema
+        .createTable('rejected_inputs')
+        .addColumn('id', id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('field', 'text')
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('content_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('kept_at', 'text')
+        .execute();
+    },
+  };
+}
+
+/** Every migration by name; names sort in the order they must run. */
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  return {
+    '0001_initial': initial(dialect),
+  };
+}
+
+/** Hands kysely's Migrator the in-code migrations. */
+export class CodeMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}
