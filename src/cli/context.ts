@@ -3,6 +3,7 @@
  * place to put its exit code. Commands stay thin: parse flags, call a module
  * function, print its result.
  */
+import { userInfo } from 'node:os';
 import { defaultDatabasePath, openSqliteStore, type Store } from '../store/open.js';
 
 export interface CliContext {
@@ -11,6 +12,10 @@ export interface CliContext {
   /** Set by a command that failed; main() returns it. */
   exitCode: number;
   env: NodeJS.ProcessEnv;
+  /** Who is acting, for the audit log: `cli:<login name>`. */
+  actor: string;
+  /** The clock; commands never call `new Date()` themselves. */
+  now(): Date;
   /** Opens the store once per invocation; main() closes it. */
   store(): Promise<Store>;
 }
@@ -22,6 +27,8 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
     err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
     exitCode: 0,
     env,
+    actor: `cli:${safeUserName()}`,
+    now: () => new Date(),
     store() {
       opened ??= openSqliteStore(defaultDatabasePath(env));
       return opened;
@@ -30,4 +37,13 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
       if (opened) await (await opened).close();
     },
   };
+}
+
+function safeUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // A container user with no passwd entry has no name; its uid still says who.
+    return String(process.getuid?.() ?? 'unknown');
+  }
 }

@@ -1,0 +1,102 @@
+/**
+ * What the fleet looks like now: each domain's plan, stage, state and how long
+ * it has been there. Read-only; the CLI, API and web page all show this.
+ */
+import { loadPlan, PlanError, type Plan } from '../plans/index.js';
+import { recentAudit } from '../store/audit.js';
+import { getDomain, listDomains, stageHistory } from '../store/domains.js';
+import type { Store } from '../store/open.js';
+import type { AuditEvent, DomainRow, DomainState, StageChange } from '../store/schema.js';
+
+export interface DomainStatus {
+  domain: string;
+  plan: string;
+  provider: string | null;
+  state: DomainState;
+  state_reason: string | null;
+  /** `policy:pct` of the stage in force, or null when the plan cannot be loaded. */
+  stage: string | null;
+  /** 1-based position and the plan's length, e.g. 3 of 13. */
+  stage_number: number;
+  stage_count: number | null;
+  /** When the stage took effect (verified in DNS); null before the first verified write. */
+  stage_since: string | null;
+  /** Whole days since stage_since at `now`, null when not yet in effect. */
+  days_in_stage: number | null;
+  enrolled_at: string;
+  /** Why the plan could not be loaded, when it could not. */
+  plan_problem?: string;
+}
+
+export interface DomainDetail extends DomainStatus {
+  record: string | null;
+  history: StageChange[];
+  audit: AuditEvent[];
+}
+
+/** Status of every enrolled domain at `now`. */
+export async function fleetStatus(store: Store, now: Date, planLoader: (name: string) => Plan = loadPlan): Promise<DomainStatus[]> {
+  const plans = new PlanCache(planLoader);
+  const rows = await listDomains(store.db);
+  return rows.map((row) => statusOf(row, plans, now));
+}
+
+/** Status of one domain with its stage history and recent audit events, or undefined if not enrolled. */
+export async function domainDetail(
+  store: Store,
+  domain: string,
+  now: Date,
+  planLoader: (name: string) => Plan = loadPlan,
+): Promise<DomainDetail | undefined> {
+  const row = await getDomain(store.db, domain);
+  if (!row) return undefined;
+  const status = statusOf(row, new PlanCache(planLoader), now);
+  return {
+    ...status,
+    record: row.last_record,
+    history: await stageHistory(store.db, domain),
+    audit: await recentAudit(store.db, { domain, limit: 20 }),
+  };
+}
+
+const DAY_MS = 86_400_000;
+
+function statusOf(row: DomainRow, plans: PlanCache, now: Date): DomainStatus {
+  const loaded = plans.get(row.plan);
+  const stage = loaded.plan?.stages[row.stage_index];
+  const status: DomainStatus = {
+    domain: row.domain,
+    plan: row.plan,
+    provider: row.provider,
+    state: row.state,
+    state_reason: row.state_reason,
+    stage: stage ? `${stage.policy}:${stage.pct}` : null,
+    stage_number: row.stage_index + 1,
+    stage_count: loaded.plan?.stages.length ?? null,
+    stage_since: row.stage_since,
+    days_in_stage: row.stage_since === null ? null : Math.floor((now.getTime() - Date.parse(row.stage_since)) / DAY_MS),
+    enrolled_at: row.enrolled_at,
+  };
+  if (loaded.problem) status.plan_problem = loaded.problem;
+  else if (!stage) status.plan_problem = `plan ${row.plan} has no stage ${row.stage_index + 1}`;
+  return status;
+}
+
+/** Loads each plan once per call, remembering failures so one bad plan is reported, not thrown. */
+class PlanCache {
+  private readonly cache = new Map<string, { plan?: Plan; problem?: string }>();
+  constructor(private readonly load: (name: string) => Plan) {}
+  get(name: string): { plan?: Plan; problem?: string } {
+    let entry = this.cache.get(name);
+    if (!entry) {
+      try {
+        entry = { plan: this.load(name) };
+      } catch (error) {
+        if (!(error instanceof PlanError)) throw error;
+        entry = { problem: error.message };
+      }
+      this.cache.set(name, entry);
+    }
+    return entry;
+  }
+}

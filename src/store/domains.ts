@@ -1,0 +1,47 @@
+/**
+ * Queries on enrolled domains and their stage history. Functions take the
+ * kysely handle (or a transaction) so callers decide the transaction bounds.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, DomainRow, NewDomain, NewStageChange, StageChange } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** SQLite allows 32766 bound parameters; stay far below it for any backend. */
+const IN_CHUNK = 500;
+
+export async function getDomain(db: Db, domain: string): Promise<DomainRow | undefined> {
+  return db.selectFrom('domains').selectAll().where('domain', '=', domain).executeTakeFirst();
+}
+
+/** Every enrolled domain, ordered by name. */
+export async function listDomains(db: Db): Promise<DomainRow[]> {
+  return db.selectFrom('domains').selectAll().orderBy('domain').execute();
+}
+
+/** The subset of `names` already enrolled, with their rows. */
+export async function findDomains(db: Db, names: string[]): Promise<Map<string, DomainRow>> {
+  const found = new Map<string, DomainRow>();
+  for (let i = 0; i < names.length; i += IN_CHUNK) {
+    const rows = await db
+      .selectFrom('domains')
+      .selectAll()
+      .where('domain', 'in', names.slice(i, i + IN_CHUNK))
+      .execute();
+    for (const row of rows) found.set(row.domain, row);
+  }
+  return found;
+}
+
+export async function insertDomain(db: Db, row: NewDomain): Promise<void> {
+  await db.insertInto('domains').values(row).execute();
+}
+
+export async function appendStageChange(db: Db, change: NewStageChange): Promise<void> {
+  await db.insertInto('stage_history').values(change).execute();
+}
+
+/** A domain's stage changes, oldest first. */
+export async function stageHistory(db: Db, domain: string): Promise<StageChange[]> {
+  return db.selectFrom('stage_history').selectAll().where('domain', '=', domain).orderBy('id').execute();
+}
