@@ -28,6 +28,8 @@ export function normalizeDomainName(input: string): DomainNameResult {
   if (isIP(withoutRoot) || isIP(withoutRoot.replace(/^\[|\]$/g, ''))) {
     return { ok: false, reason: 'is an IP address, not a domain' };
   }
+  // WHATWG URL parsing reads an all-digit last label as IPv4, so say why first.
+  if (/(^|\.)\d+$/.test(withoutRoot)) return { ok: false, reason: 'the top-level label is all digits' };
   const ascii = domainToASCII(withoutRoot);
   if (ascii === '') return { ok: false, reason: 'not a valid domain name (IDNA conversion failed)' };
   const labels = ascii.split('.');
@@ -38,7 +40,6 @@ export function normalizeDomainName(input: string): DomainNameResult {
     if (label.length > 63) return { ok: false, reason: `label "${label.slice(0, 20)}…" is longer than 63 characters` };
     if (!LABEL.test(label)) return { ok: false, reason: `label "${label}" has characters other than letters, digits and inner hyphens` };
   }
-  if (/^\d+$/.test(labels[labels.length - 1]!)) return { ok: false, reason: 'the top-level label is all digits' };
   if (ascii.length > MAX_DOMAIN_LENGTH) {
     return { ok: false, reason: `longer than ${MAX_DOMAIN_LENGTH} characters, so _dmarc.<domain> would exceed DNS's 253` };
   }

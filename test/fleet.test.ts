@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
+import { enrollDomains, enrollInputsFromText, fleetStatus, normalizeDomainName } from '../src/fleet/index.js';
+import { loadPlan } from '../src/plans/index.js';
+import { openSqliteStore } from '../src/store/open.js';
+import { runCli, tempStore } from './helpers/cli.js';
+
+describe('domain names as an operator types them', () => {
+  const accepted: Array<[string, string]> = [
+    ['example.com', 'example.com'],
+    ['Example.COM.', 'example.com'],
+    ['  mail.example.co.uk ', 'mail.example.co.uk'],
+    ['bücher.de', 'xn--bcher-kva.de'],
+    ['xn--bcher-kva.de', 'xn--bcher-kva.de'],
+    ['münchen.中国', 'xn--mnchen-3ya.xn--fiqs8s'],
+  ];
+  for (const [input, domain] of accepted) {
+    it(`accepts ${JSON.stringify(input)} as ${domain}`, () => {
+      assert.deepEqual(normalizeDomainName(input), { ok: true, domain });
+    });
+  }
+
+  const refused: Array<[string, RegExp]> = [
+    ['*.example.com', /wildcard/],
+    ['example.com,', /characters other than/],
+    ['example.com extra', /whitespace/],
+    ['https://example.com/', /URL/],
+    ['postmaster@example.com', /email address/],
+    ['_dmarc.example.com', /_dmarc name/],
+    ['192.0.2.1', /IP address/],
+    ['com', /two labels/],
+    ['a..example.com', /empty label/],
+    ['example.com..', /empty label/],
+    ['-bad.example.com', /characters other than/],
+    [`${'a'.repeat(64)}.com`, /longer than 63/],
+    [`${'abcdefghi.'.repeat(25)}com`, /_dmarc\.<domain> would exceed/],
+    ['example.123', /all digits/],
+    ['', /empty/],
+  ];
+  for (const [input, reason] of refused) {
+    it(`refuses ${JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input)}`, () => {
+      const result = normalizeDomainName(input);
+      assert.equal(result.ok, false);
+      assert.match((result as { reason: string }).reason, reason);
+    });
+  }
+});
+
+describe('enrolment on a real SQLite file', () => {
+  it('enrolls a thousand domains from a file in one go and names every refused line', async () => {
+    const { dir, db } = tempStore();
+    const lines = ['# fleet export', ''];
+    for (let i = 0; i < 1000; i++) lines.push(`shop-${i}.example.com`);
+    lines.splice(500, 0, 'bad domain.com', '*.wild.example.com  # a wildcard', 'shop-7.example.com');
+    const file = join(dir, 'fleet.txt');
+    writeFileSync(file, lines.join('\n'));
+
+    const res = await runCli(['enroll', '--file', file, '--provider', 'powerdns', '--json'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(res.code, 1, 'refused lines make the run fail so scripts notice');
+    const out = JSON.parse(res.stdout);
+    assert.equal(out.enrolled.length, 1000);
+    assert.deepEqual(
+      out.refused.map((r: { line: number; input: string }) => [r.line, r.input]),
+      [
+        [501, 'bad domain.com'],
+        [502, '*.wild.example.com'],
+        [503, 'shop-7.example.com'],
+      ],
+    );
+    assert.match(out.refused[2].reason, /listed twice \(first at .*fleet\.txt:10\)/);
+
+    const sqlite = new SqliteDatabase(db, { readonly: true });
+    const counts = sqlite
+      .prepare(`select (select count(*) from domains) d, (select count(*) from stage_history) h, (select count(*) from audit_events where action = 'enroll') a`)
+      .get();
+    const states = sqlite.prepare(`select distinct state, stage_index, plan, provider from domains`).all();
+    sqlite.close();
+    assert.deepEqual(counts, { d: 1000, h: 1000, a: 1000 });
+    assert.deepEqual(states, [{ state: 'active', stage_index: 0, plan: 'default', provider: 'powerdns' }]);
+
+    const again = await runCli(['enroll', 'shop-1.example.com', 'new.example.org'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /enrolled 1 domain/);
+    assert.match(again.stdout, /already enrolled: shop-1\.example\.com \(plan default\)/);
+  });
+
+  it('status shows each domain at its first stage, and one domain with its history', async () => {
+    const { db } = tempStore();
+    const enrolled = await runCli(['enroll', 'bücher.de', 'example.net'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(enrolled.code, 0, enrolled.stderr);
+
+    const all = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
+    const fleet = JSON.parse(all.stdout).domains;
+    assert.deepEqual(
+      fleet.map((d: { domain: string; stage: string; state: string; stage_count: number }) => [d.domain, d.stage, d.state, d.stage_count]),
+      [
+        ['example.net', 'none:100', 'active', 13],
+        ['xn--bcher-kva.de', 'none:100', 'active', 13],
+      ],
+    );
+
+    const one = await runCli(['status', 'BÜCHER.de'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /xn--bcher-kva\.de\s+default\s+none:100 \(1\/13\)\s+active\s+not yet in effect/);
+    assert.match(one.stdout, /enroll\s+- -> none:100 {2}by cli:/);
+
+    const missing = await runCli(['status', 'nowhere.example'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nowhere\.example is not enrolled/);
+  });
+
+  it('refuses an unknown plan before touching the store', async () => {
+    const { db } = tempStore();
+    const res = await runCli(['enroll', 'example.com', '--plan', 'no-such-plan'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /plan no-such-plan cannot be used:\n.*no plan of that name/);
+    const status = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
+    assert.deepEqual(JSON.parse(status.stdout).domains, []);
+  });
+
+  it('writes nothing when the batch cannot be committed whole', async () => {
+    const { db } = tempStore();
+    const store = await openSqliteStore(db);
+    try {
+      // A trigger that fails the 3rd insert stands in for a disk or constraint
+      // error mid-batch: the first two must not be left behind.
+      const { sql } = await import('kysely');
+      await sql`create trigger fail_third before insert on domains when (select count(*) from domains) >= 2
+                begin select raise(abort, 'disk full'); end`.execute(store.db);
+      const inputs = enrollInputsFromText('a.example\nb.example\nc.example\n', 'batch.txt');
+      await assert.rejects(
+        enrollDomains(store, { inputs, plan: loadPlan('default'), provider: null, actor: 'test', now: new Date('2026-01-01T00:00:00Z') }),
+        /disk full/,
+      );
+      assert.deepEqual(await fleetStatus(store, new Date()), []);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine: the npm
+# packages from the lockfile and the real servers the tests start on loopback.
+# Safe to run again: apt-get and npm ci are idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages of the servers the tests run for real (never as system services).
+packages=(pdns-server pdns-backend-sqlite3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  # policy-rc.d 101 keeps the packages' own services from starting: the tests start their own.
+  made_policy=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    "${as_root[@]}" sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+    made_policy=yes
+  fi
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ "$made_policy" = no ] || "${as_root[@]}" rm -f /usr/sbin/policy-rc.d
+fi
+
+npm ci --no-audit --no-fund
