@@ -1,0 +1,31 @@
+/**
+ * The one error type of report ingest: every refusal names the field (or the
+ * container part) at fault and a reason a person can act on. Anything that is
+ * not a ReportError is a bug or an I/O failure, not a verdict on the input.
+ */
+
+/** Why an input is refused as aggregate report data. */
+export type RejectKind =
+  | 'empty'
+  | 'unrecognised'
+  | 'container'
+  | 'limit'
+  | 'xml'
+  | 'schema'
+  | 'failure-report'
+  | 'not-a-report';
+
+export class ReportError extends Error {
+  constructor(
+    readonly kind: RejectKind,
+    message: string,
+    /** Element path (`report_metadata/org_name`) or container part; null for the whole input. */
+    readonly field: string | null = null,
+  ) {
+    super(message);
+    this.name = 'ReportError';
+  }
+}
+
+/** The reason given for failure (ruf) reports, which are set aside, not parsed. */
+export const FAILURE_REPORT_REASON = 'failure (ruf) report, not aggregate data';

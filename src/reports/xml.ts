@@ -1,0 +1,531 @@
+/**
+ * Streaming aggregate-report XML (RFC 7489 appendix C, RFC 9990) to the
+ * normalised model, through saxes: no DTDs, no entity expansion, caps on
+ * token size, element depth, attributes and records. Records go out in
+ * batches as they are parsed, so memory does not grow with the report.
+ *
+ * Lenient only where a real reporter is broken and the data is still
+ * unambiguous, and every such repair is reported: a stray wrapper start tag
+ * before <feedback> (IKEA's unclosed <xs:schema>), bytes that are not valid
+ * UTF-8 (decoded as U+FFFD), content after </feedback>.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { SaxesParser, type SaxesTagNS } from 'saxes';
+import { ReportError } from './errors.js';
+import type { Limits } from './limits.js';
+import type {
+  DkimAuthResult,
+  PolicyOverrideReason,
+  ReportFigures,
+  ReportHeader,
+  ReportRecord,
+  SpfAuthResult,
+} from './model.js';
+
+/** Namespaces a <feedback> may be in: none, the RFC 7489 draft schema, RFC 9990. */
+export const REPORT_NAMESPACES: ReadonlySet<string> = new Set([
+  '',
+  'http://dmarc.org/dmarc-xml/0.1',
+  'urn:ietf:params:xml:ns:dmarc-2.0',
+]);
+
+/** Receives the report as it is parsed. The parser waits for each promise before going on. */
+export interface ReportSink {
+  /** Once, before the first batch of records (also for a report without records). */
+  header?(header: ReportHeader): Promise<void> | void;
+  /** Records in document order, in batches. */
+  records?(batch: ReportRecord[]): Promise<void> | void;
+}
+
+export interface ParsedReport {
+  header: ReportHeader;
+  figures: ReportFigures;
+  /** What the lenient parser repaired, in plain words. */
+  repairs: string[];
+  /** sha256 (hex) of the normalised report: equal hashes are the same report, whatever the container or formatting. */
+  contentHash: string;
+}
+
+const DEFAULT_BATCH = 500;
+
+type Decl = { encoding: string; bomLength: number };
+
+/** The document's encoding: a BOM first, else the XML declaration, else UTF-8. */
+function detectEncoding(head: Buffer): Decl {
+  if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return { encoding: 'utf-8', bomLength: 3 };
+  if (head[0] === 0xfe && head[1] === 0xff) return { encoding: 'utf-16be', bomLength: 2 };
+  if (head[0] === 0xff && head[1] === 0xfe) return { encoding: 'utf-16le', bomLength: 2 };
+  const m = /^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']/.exec(head.toString('latin1'));
+  return { encoding: m ? m[1]!.toLowerCase() : 'utf-8', bomLength: 0 };
+}
+
+const FFFD_BYTES = Buffer.from([0xef, 0xbf, 0xbd]);
+
+/** Occurrences of the UTF-8 encoding of U+FFFD in `tail + chunk` that end inside `chunk`. */
+function countEncodedFFFD(tail: Buffer, chunk: Buffer): number {
+  const buf = tail.length ? Buffer.concat([tail, chunk.subarray(0, 2)]) : Buffer.alloc(0);
+  let n = 0;
+  for (let i = buf.indexOf(FFFD_BYTES); i >= 0 && i < tail.length; i = buf.indexOf(FFFD_BYTES, i + 1)) n++;
+  for (let i = chunk.indexOf(FFFD_BYTES); i >= 0; i = chunk.indexOf(FFFD_BYTES, i + 3)) n++;
+  return n;
+}
+
+function countChar(s: string, ch: string): number {
+  let n = 0;
+  for (let i = s.indexOf(ch); i >= 0; i = s.indexOf(ch, i + 1)) n++;
+  return n;
+}
+
+function orNull(s: string): string | null {
+  return s === '' ? null : s;
+}
+function lowerOrNull(s: string): string | null {
+  return s === '' ? null : s.toLowerCase();
+}
+
+/** Epoch seconds: an integer, tolerating a `.0` fraction some reporters add. */
+function epoch(value: string, field: string): number {
+  const m = /^(\d{1,15})(?:\.0*)?$/.exec(value);
+  if (!m) throw new ReportError('schema', `${value === '' ? 'empty' : `"${value.slice(0, 40)}" is not a`} date (epoch seconds expected)`, field);
+  return Number(m[1]);
+}
+
+interface SaxesInternals {
+  text: string;
+  name: string;
+  attribList: unknown[];
+}
+
+function newRecord(): ReportRecord {
+  return {
+    source_ip: '',
+    count: -1,
+    disposition: null,
+    dkim: null,
+    spf: null,
+    reasons: [],
+    header_from: null,
+    envelope_from: null,
+    envelope_to: null,
+    auth_dkim: [],
+    auth_spf: [],
+  };
+}
+
+/**
+ * Parses one aggregate report from its XML bytes. Throws a ReportError that
+ * names the element at fault when the report is not usable.
+ */
+export async function parseReportXml(
+  xml: AsyncIterable<Buffer>,
+  limits: Limits,
+  sink: ReportSink = {},
+  batchSize: number = DEFAULT_BATCH,
+): Promise<ParsedReport> {
+  const parser = new SaxesParser({ xmlns: true, position: true });
+  const internals = parser as unknown as SaxesInternals;
+  const hash: Hash = createHash('sha256');
+  const repairs: string[] = [];
+
+  const header: ReportHeader = {
+    metadata: {
+      org: '',
+      email: null,
+      extra_contact_info: null,
+      report_id: '',
+      begin: NaN,
+      end: NaN,
+      errors: [],
+      generator: null,
+      version: null,
+      namespace: null,
+    },
+    policy: {
+      domain: '',
+      p: null,
+      sp: null,
+      np: null,
+      pct: null,
+      t: null,
+      adkim: null,
+      aspf: null,
+      fo: null,
+      discovery_method: null,
+    },
+  };
+  const seen = new Set<string>();
+  const figures: ReportFigures = { records: 0, messages: 0, dmarc_pass: 0, dmarc_fail: 0 };
+
+  let depth = 0;
+  let rootName: string | null = null;
+  let wrapper: string | null = null;
+  let inFeedback = false;
+  let feedbackDone = false;
+  let feedbackDepth = 0;
+  let feedbackNs = '';
+  let path: string[] = [];
+  let text = '';
+  let headerReady = false;
+  let headerSent = false;
+  let stopFeeding = false;
+  let afterRoot: string | null = null;
+  let rec: ReportRecord | null = null;
+  let dkim: DkimAuthResult | null = null;
+  let spf: SpfAuthResult | null = null;
+  let reason: PolicyOverrideReason | null = null;
+  let pending: ReportRecord[] = [];
+
+  const where = () => (path.length ? path.join('/') : 'feedback');
+  const recField = (leaf: string) => `record[${figures.records + 1}]/${leaf}`;
+
+  function completeHeader(): void {
+    if (headerReady) return;
+    const m = header.metadata;
+    if (!seen.has('report_metadata')) throw new ReportError('schema', 'missing (no <report_metadata> before the records)', 'report_metadata');
+    if (!seen.has('org_name')) throw new ReportError('schema', 'missing', 'report_metadata/org_name');
+    if (m.report_id === '') throw new ReportError('schema', seen.has('report_id') ? 'empty' : 'missing', 'report_metadata/report_id');
+    if (!seen.has('begin')) throw new ReportError('schema', 'missing', 'report_metadata/date_range/begin');
+    if (!seen.has('end')) throw new ReportError('schema', 'missing', 'report_metadata/date_range/end');
+    if (m.end < m.begin) throw new ReportError('schema', `end (${m.end}) is before begin (${m.begin})`, 'report_metadata/date_range');
+    if (header.policy.domain === '') {
+      throw new ReportError('schema', seen.has('policy_published/domain') ? 'empty' : 'missing', 'policy_published/domain');
+    }
+    m.namespace = feedbackNs === '' ? null : feedbackNs;
+    hash.update(JSON.stringify(header));
+    hash.update('\n');
+    headerReady = true;
+  }
+
+  function fail(kind: 'xml' | 'schema' | 'limit', message: string, field: string | null): never {
+    throw new ReportError(kind, message, field);
+  }
+
+  parser.on('doctype', () => fail('xml', 'DOCTYPE declarations are refused (no DTDs, no entity expansion)', 'DOCTYPE'));
+  parser.on('error', (err) => {
+    if (feedbackDone) {
+      // After </feedback>: the report is complete; anything else is noise we ignore (and say so).
+      afterRoot ??= err.message;
+      stopFeeding = true;
+      return;
+    }
+    fail('xml', `not well-formed XML: ${err.message}`, inFeedback ? where() : null);
+  });
+
+  parser.on('opentag', (tag: SaxesTagNS) => {
+    depth++;
+    if (depth > limits.maxElementDepth) fail('limit', `elements nested more than ${limits.maxElementDepth} deep`, where());
+    if (!inFeedback) {
+      if (depth === 1) rootName = tag.name;
+      if (tag.local === 'feedback' && depth <= 2 && !feedbackDone) {
+        if (!REPORT_NAMESPACES.has(tag.uri)) fail('schema', `<feedback> is in an unknown namespace "${tag.uri}"`, 'feedback');
+        if (depth === 2) wrapper = rootName;
+        inFeedback = true;
+        feedbackDepth = depth;
+        feedbackNs = tag.uri;
+        path = [];
+        return;
+      }
+      if (feedbackDone && tag.local === 'feedback') fail('schema', 'more than one <feedback> in the document', 'feedback');
+      return;
+    }
+    const foreign = tag.uri !== '' && tag.uri !== feedbackNs;
+    const seg = foreign ? `{${tag.uri}}${tag.local}` : tag.local;
+    path.push(seg);
+    text = '';
+    if (path.length === 1) {
+      seen.add(seg);
+      if (seg === 'record') {
+        completeHeader();
+        if (figures.records >= limits.maxRecords) {
+          fail('limit', `more than ${limits.maxRecords} records in one report (limit)`, 'record');
+        }
+        rec = newRecord();
+      }
+      return;
+    }
+    if (!rec) return;
+    if (path.length === 3 && path[1] === 'auth_results') {
+      if (seg === 'dkim') dkim = { domain: null, selector: null, result: null, human_result: null };
+      else if (seg === 'spf') spf = { domain: null, scope: null, result: null, human_result: null };
+    } else if (path.length === 4 && seg === 'reason' && path[2] === 'policy_evaluated') {
+      reason = { type: null, comment: null };
+    }
+  });
+
+  const onText = (t: string) => {
+    if (!inFeedback) return;
+    text += t;
+    if (text.length > limits.maxTokenChars) fail('limit', `text longer than ${limits.maxTokenChars} characters`, where());
+  };
+  parser.on('text', onText);
+  parser.on('cdata', onText);
+
+  parser.on('closetag', () => {
+    if (!inFeedback) {
+      depth--;
+      return;
+    }
+    if (depth === feedbackDepth) {
+      inFeedback = false;
+      feedbackDone = true;
+      depth--;
+      return;
+    }
+    const key = path.join('/');
+    const v = text.trim();
+    text = '';
+    depth--;
+    path.pop();
+    assign(key, v);
+  });
+
+  function assign(key: string, v: string): void {
+    const m = header.metadata;
+    const p = header.policy;
+    if (rec && key.startsWith('record/')) {
+      const r = rec;
+      switch (key) {
+        case 'record/row/source_ip':
+          r.source_ip = v;
+          return;
+        case 'record/row/count':
+          if (!/^\d{1,16}$/.test(v) || Number(v) > Number.MAX_SAFE_INTEGER) {
+            fail('schema', v === '' ? 'empty (a message count is required)' : `"${v.slice(0, 40)}" is not a message count`, recField('row/count'));
+          }
+          r.count = Number(v);
+          return;
+        case 'record/row/policy_evaluated/disposition':
+          r.disposition = lowerOrNull(v);
+          return;
+        case 'record/row/policy_evaluated/dkim':
+          r.dkim = lowerOrNull(v);
+          return;
+        case 'record/row/policy_evaluated/spf':
+          r.spf = lowerOrNull(v);
+          return;
+        case 'record/row/policy_evaluated/reason/type':
+          if (reason) reason.type = lowerOrNull(v);
+          return;
+        case 'record/row/policy_evaluated/reason/comment':
+          if (reason) reason.comment = orNull(v);
+          return;
+        case 'record/row/policy_evaluated/reason':
+          if (reason) r.reasons.push(reason);
+          reason = null;
+          return;
+        case 'record/identifiers/header_from':
+          r.header_from = lowerOrNull(v);
+          return;
+        case 'record/identifiers/envelope_from':
+          r.envelope_from = lowerOrNull(v);
+          return;
+        case 'record/identifiers/envelope_to':
+          r.envelope_to = lowerOrNull(v);
+          return;
+        case 'record/auth_results/dkim/domain':
+          if (dkim) dkim.domain = lowerOrNull(v);
+          return;
+        case 'record/auth_results/dkim/selector':
+          if (dkim) dkim.selector = orNull(v);
+          return;
+        case 'record/auth_results/dkim/result':
+          if (dkim) dkim.result = lowerOrNull(v);
+          return;
+        case 'record/auth_results/dkim/human_result':
+          if (dkim) dkim.human_result = orNull(v);
+          return;
+        case 'record/auth_results/dkim':
+          if (dkim) r.auth_dkim.push(dkim);
+          dkim = null;
+          return;
+        case 'record/auth_results/spf/domain':
+          if (spf) spf.domain = lowerOrNull(v);
+          return;
+        case 'record/auth_results/spf/scope':
+          if (spf) spf.scope = lowerOrNull(v);
+          return;
+        case 'record/auth_results/spf/result':
+          if (spf) spf.result = lowerOrNull(v);
+          return;
+        case 'record/auth_results/spf/human_result':
+          if (spf) spf.human_result = orNull(v);
+          return;
+        case 'record/auth_results/spf':
+          if (spf) r.auth_spf.push(spf);
+          spf = null;
+          return;
+        default:
+          return;
+      }
+    }
+    if (key === 'record') {
+      const r = rec!;
+      if (r.count < 0) fail('schema', 'missing (a message count is required)', recField('row/count'));
+      figures.records++;
+      figures.messages += r.count;
+      if (r.dkim === 'pass' || r.spf === 'pass') figures.dmarc_pass += r.count;
+      else figures.dmarc_fail += r.count;
+      hash.update(JSON.stringify(r));
+      hash.update('\n');
+      pending.push(r);
+      rec = null;
+      return;
+    }
+    if (headerReady && (key.startsWith('report_metadata') || key.startsWith('policy_published') || key === 'version')) {
+      fail('schema', 'report metadata after the first <record> is not supported', key);
+    }
+    switch (key) {
+      case 'version':
+        m.version = orNull(v);
+        return;
+      case 'report_metadata/org_name':
+        seen.add('org_name');
+        m.org = v;
+        return;
+      case 'report_metadata/email':
+        m.email = orNull(v);
+        return;
+      case 'report_metadata/extra_contact_info':
+        m.extra_contact_info = orNull(v);
+        return;
+      case 'report_metadata/report_id':
+        seen.add('report_id');
+        m.report_id = v;
+        return;
+      case 'report_metadata/date_range/begin':
+        seen.add('begin');
+        m.begin = epoch(v, key);
+        return;
+      case 'report_metadata/date_range/end':
+        seen.add('end');
+        m.end = epoch(v, key);
+        return;
+      case 'report_metadata/error':
+        if (v !== '') m.errors.push(v);
+        return;
+      case 'report_metadata/generator':
+        m.generator = orNull(v);
+        return;
+      case 'policy_published/domain':
+        seen.add(key);
+        p.domain = v.toLowerCase().replace(/\.$/, '');
+        return;
+      case 'policy_published/p':
+        p.p = lowerOrNull(v);
+        return;
+      case 'policy_published/sp':
+        p.sp = lowerOrNull(v);
+        return;
+      case 'policy_published/np':
+        p.np = lowerOrNull(v);
+        return;
+      case 'policy_published/pct': {
+        const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
+        p.pct = n >= 0 && n <= 100 ? n : null;
+        return;
+      }
+      case 'policy_published/testing':
+      case 'policy_published/t':
+        p.t = lowerOrNull(v);
+        return;
+      case 'policy_published/adkim':
+        p.adkim = lowerOrNull(v);
+        return;
+      case 'policy_published/aspf':
+        p.aspf = lowerOrNull(v);
+        return;
+      case 'policy_published/fo':
+        p.fo = orNull(v);
+        return;
+      case 'policy_published/discovery_method':
+        p.discovery_method = lowerOrNull(v);
+        return;
+      default:
+        return;
+    }
+  }
+
+  async function flush(force: boolean): Promise<void> {
+    if (headerReady && !headerSent) {
+      headerSent = true;
+      await sink.header?.(header);
+    }
+    if (pending.length > 0 && (force || pending.length >= batchSize)) {
+      const batch = pending;
+      pending = [];
+      await sink.records?.(batch);
+    }
+  }
+
+  function checkTokens(): void {
+    if (internals.text.length > limits.maxTokenChars || internals.name.length > limits.maxTokenChars) {
+      fail('limit', `an XML token (text, comment, name or attribute value) is longer than ${limits.maxTokenChars} characters`, inFeedback ? where() : null);
+    }
+    if (internals.attribList.length > limits.maxAttributes) {
+      fail('limit', `an element has more than ${limits.maxAttributes} attributes`, inFeedback ? where() : null);
+    }
+  }
+
+  let decoder: TextDecoder | null = null;
+  let utf8 = false;
+  let tail: Buffer = Buffer.alloc(0);
+  let replaced = 0;
+  let headBuf: Buffer[] = [];
+  let headLen = 0;
+
+  function feed(bytes: Buffer, final: boolean): void {
+    if (!decoder) return;
+    const s = decoder.decode(bytes, { stream: !final });
+    if (utf8 && s.includes('\uFFFD')) {
+      replaced += countChar(s, '\uFFFD') - countEncodedFFFD(tail, bytes);
+    }
+    if (utf8 && bytes.length) tail = bytes.subarray(Math.max(0, bytes.length - 2));
+    if (!stopFeeding && s.length) {
+      parser.write(s);
+      checkTokens();
+    }
+  }
+
+  function startDecoder(head: Buffer): Buffer {
+    const decl = detectEncoding(head);
+    try {
+      decoder = new TextDecoder(decl.encoding, { fatal: false });
+    } catch {
+      throw new ReportError('xml', `unsupported encoding "${decl.encoding}"`, 'xml declaration');
+    }
+    utf8 = decoder.encoding === 'utf-8';
+    return head;
+  }
+
+  for await (const chunk of xml) {
+    if (!decoder) {
+      headBuf.push(chunk);
+      headLen += chunk.length;
+      if (headLen < 1024) continue;
+      const head = Buffer.concat(headBuf);
+      headBuf = [];
+      feed(startDecoder(head), false);
+    } else {
+      feed(chunk, false);
+    }
+    await flush(false);
+  }
+  if (!decoder) feed(startDecoder(Buffer.concat(headBuf)), false);
+  feed(Buffer.alloc(0), true);
+
+  if (!feedbackDone) {
+    parser.close();
+    fail('schema', rootName ? `no <feedback> element (the root element is <${rootName}>)` : 'no <feedback> element', 'feedback');
+  }
+  if (depth > 0 && wrapper) {
+    repairs.push(`removed the unclosed <${wrapper}> start tag before <feedback>`);
+  } else {
+    if (!stopFeeding) parser.close();
+    if (wrapper) repairs.push(`unwrapped <feedback> from <${wrapper}>`);
+  }
+  if (afterRoot) repairs.push(`ignored content after </feedback> (${afterRoot})`);
+  if (replaced > 0) repairs.push(`replaced ${replaced} invalid UTF-8 byte sequence${replaced === 1 ? '' : 's'} with U+FFFD`);
+  completeHeader();
+  await flush(true);
+  return { header, figures, repairs, contentHash: hash.digest('hex') };
+}
