@@ -30,14 +30,16 @@ describe('the SQLite store', () => {
   it('writes the Postgres flavour of the same schema (serial ids, no SQLite-only types)', async () => {
     const { Kysely, PostgresAdapter, DummyDriver, PostgresIntrospector, PostgresQueryCompiler } = await import('kysely');
     const compiled: string[] = [];
-    const db = new Kysely<unknown>({
+    const db = new Kysely<any>({
       dialect: {
         createAdapter: () => new PostgresAdapter(),
         createDriver: () => new DummyDriver(),
         createIntrospector: (k) => new PostgresIntrospector(k),
         createQueryCompiler: () => new PostgresQueryCompiler(),
       },
-      log: (event) => compiled.push(event.query.sql),
+      log: (event) => {
+        compiled.push(event.query.sql);
+      },
     });
     for (const migration of Object.values(migrations('postgres'))) await migration.up(db);
     const ddl = compiled.join('\n');
