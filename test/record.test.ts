@@ -524,6 +524,7 @@ describe('TXT character-strings', () => {
     assert.deepEqual(unquoteTxt('  "a"  bare\t"c"\n'), ['a', 'bare', 'c']);
     assert.deepEqual(unquoteTxt('"caf\\195\\169" "\\065\\x"'), ['caf\u00e9', 'Ax']);
     assert.deepEqual(unquoteTxt('""'), ['']);
+    assert.deepEqual(unquoteTxt('"a\\\u{1F600}b" c\\ d'), ['a\u{1F600}b', 'c d']);
     assert.deepEqual(unquoteTxt('v=DMARC1; p=none; rua=mailto:a@example.com'), ['v=DMARC1; p=none; rua=mailto:a@example.com']);
     assert.throws(() => unquoteTxt('"v=DMARC1; p=none'), /unterminated/);
     assert.throws(() => unquoteTxt('"abc\\'), /unterminated|cut off/);
