@@ -56,7 +56,7 @@ export async function extractMailReport(raw: Buffer): Promise<MailReport> {
     throw new ReportError('container', `mail could not be parsed: ${(e as Error).message}`, 'mail');
   }
   const ct = contentTypeOf(mail);
-  if (isFailureReport(mail, ct)) throw new ReportError('failure-report', FAILURE_REPORT_REASON, 'mail');
+  if (isFailureReport(mail, ct)) throw new ReportError('failure-report', FAILURE_REPORT_REASON, null);
   const reportType = (ct.params['report-type'] ?? '').toLowerCase();
   if (ct.value === 'multipart/report' && reportType === 'delivery-status') {
     throw new ReportError('not-a-report', 'delivery status notification (bounce), not aggregate data', 'mail');
@@ -69,7 +69,7 @@ export async function extractMailReport(raw: Buffer): Promise<MailReport> {
   // Some reporters put the XML inline as the text body.
   const text = mail.text?.trimStart() ?? '';
   if (text.startsWith('<?xml') || text.startsWith('<feedback')) return { bytes: Buffer.from(text, 'utf8'), filename: null };
-  if (looksLikeFailureReport(mail, ct)) throw new ReportError('failure-report', FAILURE_REPORT_REASON, 'mail');
+  if (looksLikeFailureReport(mail, ct)) throw new ReportError('failure-report', FAILURE_REPORT_REASON, null);
   const names = mail.attachments.map((a) => `${a.filename ?? '(unnamed)'} (${a.contentType})`);
   throw new ReportError(
     'not-a-report',

@@ -1,0 +1,230 @@
+/**
+ * Store once. A report is identified by (org, report_id, policy domain,
+ * begin, end): report ids collide across reporters and some reporters reuse
+ * them across date ranges, so no smaller key is safe. Per identity:
+ *  - the first copy is stored and counted;
+ *  - a later copy with the same content hash (the normalised report, so the
+ *    same XML plain, gzipped or mailed is one report) is a duplicate: the
+ *    stored row's `duplicates` goes up, nothing else is written;
+ *  - a later copy with a different hash is a changed copy: it is stored, with
+ *    `counted = 0` and a flag naming the copy it differs from.
+ * The first stored copy keeps counting because the engine may already have
+ * measured and decided on it; silently swapping the figures under a past
+ * decision would make the audit log lie. The flag puts the conflict in front
+ * of a person instead.
+ *
+ * A report and its rows are written in one transaction, rows in batches as
+ * the parser streams them, so an interrupted ingest leaves nothing half
+ * stored and memory does not grow with the report.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ControlledTransaction, Kysely } from 'kysely';
+import type { Database, NewReportRecord } from '../store/schema.js';
+import type { ReportHeader, ReportRecord } from './model.js';
+import { readReport, type ParseOptions, type ReadReport } from './parse.js';
+import type { RawInput } from './streams.js';
+
+export type StoredOutcome =
+  | { status: 'stored'; id: number; counted: boolean; flag: string | null; report: ReadReport }
+  | { status: 'duplicate'; id: number; report: ReadReport };
+
+interface ExistingCopy {
+  id: number;
+  content_hash: string;
+  counted: number;
+}
+
+/** Rows per INSERT statement (12 columns each: well under every dialect's parameter limit). */
+const ROWS_PER_INSERT = 400;
+
+const PENDING = 'pending:';
+
+function rowValues(reportId: number, r: ReportRecord): NewReportRecord {
+  return {
+    report: reportId,
+    source_ip: r.source_ip,
+    count: r.count,
+    disposition: r.disposition,
+    dkim: r.dkim,
+    spf: r.spf,
+    header_from: r.header_from,
+    envelope_from: r.envelope_from,
+    envelope_to: r.envelope_to,
+    reasons: JSON.stringify(r.reasons),
+    auth_dkim: JSON.stringify(r.auth_dkim),
+    auth_spf: JSON.stringify(r.auth_spf),
+  };
+}
+
+async function copiesOf(db: Kysely<Database>, h: ReportHeader, exceptId?: number): Promise<ExistingCopy[]> {
+  let q = db
+    .selectFrom('reports')
+    .select(['id', 'content_hash', 'counted'])
+    .where('org', '=', h.metadata.org)
+    .where('report_id', '=', h.metadata.report_id)
+    .where('domain', '=', h.policy.domain)
+    .where('begin', '=', h.metadata.begin)
+    .where('end', '=', h.metadata.end)
+    .where('content_hash', 'not like', `${PENDING}%`);
+  if (exceptId !== undefined) q = q.where('id', '!=', exceptId);
+  return (await q.orderBy('id').execute()) as ExistingCopy[];
+}
+
+function changedFlag(copies: ExistingCopy[]): string {
+  const first = copies.find((c) => c.counted === 1) ?? copies[0]!;
+  return `changed copy: same report as #${first.id} (content ${first.content_hash.slice(0, 12)}) with different content; #${first.id} is the one counted`;
+}
+
+function metadataJson(report: ReadReport): string {
+  const { metadata, policy } = report.header;
+  return JSON.stringify({
+    email: metadata.email,
+    extra_contact_info: metadata.extra_contact_info,
+    errors: metadata.errors,
+    generator: metadata.generator,
+    version: metadata.version,
+    namespace: metadata.namespace,
+    member: report.member,
+    policy_published: policy,
+    figures: report.figures,
+  });
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  const msg = e instanceof Error ? e.message : String(e);
+  return /UNIQUE constraint|duplicate key value|unique/i.test(msg);
+}
+
+export interface StoreOptions extends Omit<ParseOptions, 'sink'> {
+  /** Where the report came from (file path, imap:..., upload:...). */
+  source: string;
+  now?: () => Date;
+}
+
+/**
+ * Parses `input` and stores it once. Throws the parser's ReportError (after
+ * rolling back anything written) when the input is not a usable report.
+ */
+export async function storeReport(db: Kysely<Database>, input: RawInput, options: StoreOptions): Promise<StoredOutcome> {
+  const now = options.now ?? (() => new Date());
+  const first = await writePass(db, input, options, now, false);
+  if (first.kind === 'done') return first.outcome;
+  // Same identity was already stored. Equal hash: a duplicate. Otherwise a changed copy, stored uncounted.
+  const { report, copies } = first;
+  const same = copies.find((c) => c.content_hash === report.contentHash);
+  if (same) {
+    await db.updateTable('reports').set((eb) => ({ duplicates: eb('duplicates', '+', 1) })).where('id', '=', same.id).execute();
+    return { status: 'duplicate', id: same.id, report };
+  }
+  const second = await writePass(db, input, options, now, true);
+  if (second.kind === 'done') return second.outcome;
+  // The input changed between the two reads (it should not): report what the second read saw.
+  const again = second.copies.find((c) => c.content_hash === second.report.contentHash);
+  if (again) return { status: 'duplicate', id: again.id, report: second.report };
+  throw new Error(`${options.source}: input changed while it was being stored`);
+}
+
+type PassResult =
+  | { kind: 'done'; outcome: StoredOutcome }
+  | { kind: 'known'; report: ReadReport; copies: ExistingCopy[] };
+
+/**
+ * One read of the input. When the identity is new (or `storeChanged`), the
+ * report and its rows are written inside one transaction as they stream;
+ * when copies already exist, only the hash is computed (no rows written).
+ */
+async function writePass(
+  db: Kysely<Database>,
+  input: RawInput,
+  options: StoreOptions,
+  now: () => Date,
+  storeChanged: boolean,
+): Promise<PassResult> {
+  let trx: ControlledTransaction<Database> | null = null;
+  let reportRowId = 0;
+  let copies: ExistingCopy[] = [];
+  let flag: string | null = null;
+  try {
+    const report = await readReport(input, {
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+      sink: {
+        header: async (h) => {
+          copies = await copiesOf(db, h);
+          if (copies.length > 0 && !storeChanged) return;
+          if (copies.length > 0) flag = changedFlag(copies);
+          trx = await db.startTransaction().execute();
+          const inserted = await trx
+            .insertInto('reports')
+            .values({
+              org: h.metadata.org,
+              report_id: h.metadata.report_id,
+              domain: h.policy.domain,
+              begin: h.metadata.begin,
+              end: h.metadata.end,
+              content_hash: `${PENDING}${randomUUID()}`,
+              counted: flag ? 0 : 1,
+              flag,
+              duplicates: 0,
+              source: options.source,
+              container: null,
+              repaired: null,
+              metadata: '{}',
+              received_at: now().toISOString(),
+            })
+            .returning('id')
+            .executeTakeFirstOrThrow();
+          reportRowId = Number(inserted.id);
+        },
+        records: async (batch) => {
+          if (!trx) return;
+          for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) {
+            await trx
+              .insertInto('report_rows')
+              .values(batch.slice(i, i + ROWS_PER_INSERT).map((r) => rowValues(reportRowId, r)))
+              .execute();
+          }
+        },
+      },
+    });
+    const t = trx as ControlledTransaction<Database> | null;
+    if (!t) return { kind: 'known', report, copies };
+    // Another writer may have stored the same report meanwhile: re-check inside the transaction.
+    const twin = await t.selectFrom('reports').select(['id']).where('content_hash', '=', report.contentHash).executeTakeFirst();
+    if (twin) {
+      await t.rollback().execute();
+      trx = null;
+      await db.updateTable('reports').set((eb) => ({ duplicates: eb('duplicates', '+', 1) })).where('id', '=', twin.id).execute();
+      return { kind: 'done', outcome: { status: 'duplicate', id: Number(twin.id), report } };
+    }
+    if (!flag) {
+      const others = await copiesOf(t, report.header, reportRowId);
+      if (others.length > 0) flag = changedFlag(others);
+    }
+    await t
+      .updateTable('reports')
+      .set({
+        content_hash: report.contentHash,
+        counted: flag ? 0 : 1,
+        flag,
+        container: report.container,
+        repaired: report.repaired,
+        metadata: metadataJson(report),
+      })
+      .where('id', '=', reportRowId)
+      .execute();
+    await t.commit().execute();
+    trx = null;
+    return { kind: 'done', outcome: { status: 'stored', id: reportRowId, counted: !flag, flag, report } };
+  } catch (e) {
+    const t = trx as ControlledTransaction<Database> | null;
+    if (t) await t.rollback().execute().catch(() => undefined);
+    if (isUniqueViolation(e)) {
+      // Lost a race with a concurrent writer of the same content: that copy stands.
+      const report = await readReport(input, options.limits ? { limits: options.limits } : {});
+      const twin = await db.selectFrom('reports').select(['id']).where('content_hash', '=', report.contentHash).executeTakeFirst();
+      if (twin) return { kind: 'done', outcome: { status: 'duplicate', id: Number(twin.id), report } };
+    }
+    throw e;
+  }
+}
