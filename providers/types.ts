@@ -13,6 +13,13 @@ export interface RecordSetView {
   ttl: number | null;
   /** Target of a CNAME at the name (a hosted-DMARC service often owns `_dmarc` this way), else null. */
   cname: string | null;
+  /**
+   * NS targets when the name itself is delegated out of the zone this
+   * provider writes to (another way a hosted-DMARC service takes `_dmarc`
+   * over): a TXT written here would never be served. The core refuses as it
+   * does for a CNAME. Absent when the adapter cannot tell.
+   */
+  delegation?: string[] | null;
 }
 
 export interface DnsProvider {

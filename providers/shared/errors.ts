@@ -1,0 +1,56 @@
+/**
+ * One error type for everything an adapter refuses or fails at, with a code
+ * the core can branch on. Messages are built by the adapters from known
+ * parts, never from a raw SDK error object, so a secret cannot ride along in
+ * a `cause` that someone later logs.
+ */
+
+/** Why a provider call failed. */
+export type ProviderErrorCode =
+  /** The provider's configuration is invalid. */
+  | 'config'
+  /** A secret (API key, token, credentials) is missing, unreadable or rejected. */
+  | 'secret'
+  /** No zone the account holds contains the name. */
+  | 'zone-not-found'
+  /** More than one zone could hold the name; configure which. */
+  | 'zone-ambiguous'
+  /** The provider kept throttling after every retry. */
+  | 'throttled'
+  /** The name holds something the adapter will not write over or cannot represent. */
+  | 'conflict'
+  /** A change or a wait did not finish in time. */
+  | 'timeout'
+  /** Any other answer from the provider's API or from DNS. */
+  | 'api';
+
+/** A failure of a DNS provider adapter; `message` names the provider and never holds a secret. */
+export class ProviderError extends Error {
+  override readonly name = 'ProviderError';
+
+  constructor(
+    /** The adapter's name (`powerdns`, `route53`, ...). */
+    readonly provider: string,
+    readonly code: ProviderErrorCode,
+    message: string,
+    /** HTTP status of the answer that caused it, when there was one. */
+    readonly status?: number,
+  ) {
+    super(`${provider}: ${message}`);
+  }
+}
+
+/** `text` with every occurrence of each secret replaced, for messages that quote a server's answer. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length > 0) out = out.split(secret).join('[redacted]');
+  }
+  return out;
+}
+
+/** A short, secret-free description of any thrown value. */
+export function describe(error: unknown, secrets: readonly string[] = []): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return redact(text, secrets);
+}
