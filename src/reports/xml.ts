@@ -214,6 +214,9 @@ export async function parseReportXml(
   parser.on('opentag', (tag: SaxesTagNS) => {
     depth++;
     if (depth > limits.maxElementDepth) fail('limit', `elements nested more than ${limits.maxElementDepth} deep`, where());
+    if (Object.keys(tag.attributes).length > limits.maxAttributes) {
+      fail('limit', `an element has more than ${limits.maxAttributes} attributes`, inFeedback ? `${where()}/${tag.local}` : tag.local);
+    }
     if (!inFeedback) {
       if (depth === 1) rootName = tag.name;
       if (tag.local === 'feedback' && depth <= 2 && !feedbackDone) {
