@@ -30,8 +30,12 @@ export async function appendAudit(db: Kysely<Database> | Transaction<Database>, 
 }
 
 /** The newest audit events, newest first, optionally for one domain. */
-export async function recentAudit(db: Kysely<Database>, opts: { domain?: string; limit?: number } = {}): Promise<AuditEvent[]> {
+export async function recentAudit(
+  db: Kysely<Database> | Transaction<Database>,
+  opts: { domain?: string; limit?: number; actor?: string } = {},
+): Promise<AuditEvent[]> {
   let query = db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(opts.limit ?? 50);
   if (opts.domain !== undefined) query = query.where('domain', '=', opts.domain);
+  if (opts.actor !== undefined) query = query.where('actor', '=', opts.actor);
   return query.execute();
 }

@@ -3,7 +3,7 @@
  * kysely handle (or a transaction) so callers decide the transaction bounds.
  */
 import type { Kysely, Transaction } from 'kysely';
-import type { Database, DomainRow, NewDomain, NewStageChange, StageChange } from './schema.js';
+import type { Database, DomainRow, DomainUpdate, NewDomain, NewStageChange, StageChange } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -44,4 +44,8 @@ export async function appendStageChange(db: Db, change: NewStageChange): Promise
 /** A domain's stage changes, oldest first. */
 export async function stageHistory(db: Db, domain: string): Promise<StageChange[]> {
   return db.selectFrom('stage_history').selectAll().where('domain', '=', domain).orderBy('id').execute();
+}
+
+export async function updateDomain(db: Db, domain: string, patch: DomainUpdate): Promise<void> {
+  await db.updateTable('domains').set(patch).where('domain', '=', domain).execute();
 }

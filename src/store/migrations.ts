@@ -115,10 +115,54 @@ function initial(dialect: Dialect): Migration {
   };
 }
 
+function engine(dialect: Dialect): Migration {
+  const id = idColumn(dialect);
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('domains').addColumn('window_start', 'text').execute();
+      await db.schema.alterTable('domains').addColumn('approved_stage_index', 'integer').execute();
+
+      await db.schema
+        .createTable('intents')
+        .addColumn('domain', 'text', (c) => c.primaryKey().references('domains.domain'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('from_index', 'integer', (c) => c.notNull())
+        .addColumn('to_index', 'integer', (c) => c.notNull())
+        .addColumn('record', 'text')
+        .addColumn('previous_record', 'text')
+        .addColumn('previous_ttl', 'integer')
+        .addColumn('ttl', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('decision', 'text')
+        .execute();
+
+      await db.schema
+        .createTable('source_rules')
+        .addColumn('id', id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('domain', 'text')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('verdict', 'text', (c) => c.notNull())
+        .addColumn('added_by', 'text', (c) => c.notNull())
+        .addColumn('added_at', 'text', (c) => c.notNull())
+        .addColumn('note', 'text')
+        .execute();
+      await db.schema.createIndex('source_rules_domain').on('source_rules').column('domain').execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
+    '0003_engine': engine(dialect),
   };
 }
 

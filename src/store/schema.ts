@@ -25,6 +25,10 @@ export interface DomainsTable {
   stage_since: string | null;
   /** The exact record text this program last verified at _dmarc, for compare-and-set. */
   last_record: string | null;
+  /** Start of the current stage's judged window (verified change + old TTL, rounded up to a UTC midnight). */
+  window_start: string | null;
+  /** A person approved the move into the stage at this index (a gated stage). */
+  approved_stage_index: number | null;
   enrolled_at: string;
   updated_at: string;
 }
@@ -119,6 +123,54 @@ export interface RejectedInputsTable {
   kept_at: string | null;
 }
 
+/**
+ * A stage change being applied: written before the provider is called, so a
+ * crash at any point is resumed from here on the next tick instead of being
+ * repeated blindly or forgotten. One per domain at most.
+ */
+export interface IntentsTable {
+  domain: string;
+  created_at: string;
+  /** advance, rollback, establish, force, ... */
+  action: string;
+  from_index: number;
+  to_index: number;
+  /** The exact record to be published; null while only requested (computed from the live record when applied). */
+  record: string | null;
+  /** The record live before the change (null when there was none): what a resumed intent may still find. */
+  previous_record: string | null;
+  /** TTL of the record before the change: caches may hold it that long, so the new window starts after it. */
+  previous_ttl: number | null;
+  ttl: number;
+  /**
+   * requested: a person asked for the change, nothing read or written yet;
+   * pending: record computed, provider not yet called or not yet acknowledged;
+   * written: the provider accepted it, verification pending.
+   */
+  status: 'requested' | 'pending' | 'written';
+  attempts: number;
+  /** Backoff: not retried before this time. */
+  next_attempt_at: string;
+  last_error: string | null;
+  actor: string;
+  reason: string;
+  /** JSON of the decision (checks and measurements) behind the change. */
+  decision: string | null;
+}
+
+/** An operator's verdict on a sending source: allowlisted (authorised) or marked as abuse. */
+export interface SourceRulesTable {
+  id: Generated<number>;
+  /** The enrolled domain the rule is for, or null for all domains. */
+  domain: string | null;
+  kind: 'ip' | 'dkim' | 'spf';
+  value: string;
+  verdict: 'authorised' | 'abuse';
+  added_by: string;
+  added_at: string;
+  note: string | null;
+}
+
 export interface Database {
   domains: DomainsTable;
   stage_history: StageHistoryTable;
@@ -126,6 +178,8 @@ export interface Database {
   reports: ReportsTable;
   report_rows: ReportRowsTable;
   rejected_inputs: RejectedInputsTable;
+  intents: IntentsTable;
+  source_rules: SourceRulesTable;
 }
 
 export type DomainRow = Selectable<DomainsTable>;
@@ -138,4 +192,7 @@ export type NewStageChange = Insertable<StageHistoryTable>;
 export type ReportRow = Selectable<ReportsTable>;
 export type NewReport = Insertable<ReportsTable>;
 export type NewReportRecord = Insertable<ReportRowsTable>;
+export type Intent = Selectable<IntentsTable>;
+export type NewIntent = Insertable<IntentsTable>;
+export type SourceRuleRow = Selectable<SourceRulesTable>;
 export type NewRejectedInput = Insertable<RejectedInputsTable>;

@@ -1,0 +1,212 @@
+/**
+ * Applying a stage change to DNS, the only place the engine touches a zone.
+ * The intent is written first; then the live record set is read and checked
+ * (a CNAME, several DMARC records, or a record that is not what we last
+ * verified stop the domain: compare-and-set); then the provider writes; then
+ * the change is verified by reading it back. Only a verified change moves the
+ * stage and opens its window. A crash anywhere leaves the intent, and the next
+ * tick resumes it from what the zone shows, never repeating a write blindly.
+ */
+import type { DnsProvider } from '../../providers/types.js';
+import type { Plan } from '../plans/index.js';
+import { editRecordForStage, type Policy } from '../record/index.js';
+import { appendAudit } from '../store/audit.js';
+import { appendStageChange, updateDomain } from '../store/domains.js';
+import { deleteIntent, updateIntent } from '../store/intents.js';
+import type { Store } from '../store/open.js';
+import type { DomainRow, Intent } from '../store/schema.js';
+import { stageWindowStart } from './window.js';
+
+/** Reads back what resolvers will see; true when exactly `expected` is the DMARC record at `fqdn`. */
+export type Verifier = (fqdn: string, expected: string) => Promise<boolean>;
+
+export interface ApplyContext {
+  store: Store;
+  provider: DnsProvider;
+  verify: Verifier;
+  plan: Plan;
+  now: Date;
+}
+
+export type ApplyOutcome =
+  | { status: 'verified'; record: string; toIndex: number; windowStart: string }
+  | { status: 'retrying'; reason: string; nextAttemptAt: string }
+  | { status: 'waiting'; nextAttemptAt: string }
+  | { status: 'stopped'; reason: string };
+
+/** Retries back off from one minute to an hour, spread per domain so a fleet does not retry in step. */
+export function backoffMs(attempts: number, domain: string): number {
+  const base = Math.min(60_000 * 2 ** Math.max(0, attempts - 1), 3_600_000);
+  let hash = 0;
+  for (const ch of domain) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return Math.round(base * (0.75 + (hash % 1000) / 2000));
+}
+
+export const dmarcName = (domain: string) => `_dmarc.${domain}`;
+const isDmarcRecord = (txt: string) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(txt.trim());
+
+/** Verifies through the provider's own read (the in-memory zone, or a provider without DNS access). */
+export function providerVerifier(provider: DnsProvider): Verifier {
+  return async (fqdn, expected) => (await provider.readTxt(fqdn)).filter(isDmarcRecord).map((t) => t.trim()).join('\n') === expected;
+}
+
+/** Moves `intent` as far as it can go now. */
+export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: Intent): Promise<ApplyOutcome> {
+  const { store, provider, plan, now } = ctx;
+  if (Date.parse(intent.next_attempt_at) > now.getTime()) return { status: 'waiting', nextAttemptAt: intent.next_attempt_at };
+  const fqdn = dmarcName(domain.domain);
+
+  let view;
+  try {
+    view = await provider.inspect(fqdn);
+  } catch (error) {
+    return retry(ctx, domain, intent, `reading ${fqdn} from ${provider.name} failed: ${message(error)}`);
+  }
+  if (view.cname) {
+    return stop(ctx, domain, intent, `${fqdn} is a CNAME to ${view.cname}${hostedHint(view.cname)}; refusing to write over it`);
+  }
+  const dmarc = view.txt.filter(isDmarcRecord).map((t) => t.trim());
+  if (dmarc.length > 1) {
+    return stop(ctx, domain, intent, `${fqdn} has ${dmarc.length} v=DMARC1 records (receivers then apply none); fix the zone by hand`);
+  }
+  const live = dmarc[0] ?? null;
+
+  if (intent.status === 'requested') {
+    // Compare-and-set: the zone must still hold what this program last
+    // verified. Before the first write, whatever the owner published is the
+    // record we edit.
+    if (domain.last_record !== null && live !== domain.last_record) {
+      return stop(ctx, domain, intent, driftReason(fqdn, domain.last_record, live));
+    }
+    const target = plan.stages[intent.to_index];
+    if (!target) return stop(ctx, domain, intent, `plan ${plan.name} has no stage ${intent.to_index + 1}`);
+    const manage: { sp?: Policy; np?: Policy } = {};
+    if (plan.manage.sp) manage.sp = target.policy;
+    if (plan.manage.np) manage.np = target.policy;
+    const edit = editRecordForStage(live, target, { manage });
+    if (!edit.ok) {
+      return stop(ctx, domain, intent, `the record for ${target.policy}:${target.pct} would be invalid: ${edit.problems.map((p) => `${p.tag ?? 'record'}: ${p.reason}`).join('; ')}`);
+    }
+    const planned = { status: 'pending' as const, record: edit.record, previous_record: live, previous_ttl: view.ttl };
+    await updateIntent(store.db, domain.domain, planned);
+    intent = { ...intent, ...planned };
+  }
+
+  const record = intent.record!;
+  if (live !== record) {
+    if (live !== intent.previous_record) {
+      // Neither what we found before nor what we meant to write: someone else changed it meanwhile.
+      return stop(ctx, domain, intent, driftReason(fqdn, intent.previous_record, live));
+    }
+    const others = view.txt.filter((t) => !isDmarcRecord(t));
+    try {
+      await provider.writeTxt(fqdn, [...others, record], { ttl: plan.record_ttl });
+    } catch (error) {
+      return retry(ctx, domain, intent, `writing ${fqdn} through ${provider.name} failed: ${message(error)}`);
+    }
+    await updateIntent(store.db, domain.domain, { status: 'written' });
+  }
+
+  let verified = false;
+  try {
+    verified = await ctx.verify(fqdn, record);
+  } catch (error) {
+    return retry(ctx, domain, intent, `verifying ${fqdn} failed: ${message(error)}`);
+  }
+  if (!verified) return retry(ctx, domain, intent, `${fqdn} does not show the new record yet`);
+
+  const windowStart = stageWindowStart(now, intent.previous_ttl ?? plan.record_ttl).toISOString();
+  const from = plan.stages[intent.from_index];
+  const to = plan.stages[intent.to_index]!;
+  await store.db.transaction().execute(async (trx) => {
+    await updateDomain(trx, domain.domain, {
+      stage_index: intent.to_index,
+      stage_since: now.toISOString(),
+      window_start: windowStart,
+      last_record: record,
+      // An approval is for one step; it is used up once that step is verified.
+      approved_stage_index: domain.approved_stage_index === intent.to_index ? null : domain.approved_stage_index,
+      updated_at: now.toISOString(),
+    });
+    await appendStageChange(trx, {
+      domain: domain.domain,
+      at: now.toISOString(),
+      from_stage: intent.action === 'establish' || !from ? null : `${from.policy}:${from.pct}`,
+      to_stage: `${to.policy}:${to.pct}`,
+      action: intent.action,
+      actor: intent.actor,
+      reason: intent.reason,
+      record,
+    });
+    await appendAudit(trx, {
+      at: now,
+      actor: 'engine',
+      domain: domain.domain,
+      action: 'verified',
+      reason: `${to.policy}:${to.pct} verified in DNS (${intent.action}); judged on mail from ${windowStart}`,
+      details: { record, previous_record: intent.previous_record, previous_ttl: intent.previous_ttl, attempts: intent.attempts + 1 },
+    });
+    await deleteIntent(trx, domain.domain);
+  });
+  return { status: 'verified', record, toIndex: intent.to_index, windowStart };
+}
+
+async function retry(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason: string): Promise<ApplyOutcome> {
+  const attempts = intent.attempts + 1;
+  const nextAttemptAt = new Date(ctx.now.getTime() + backoffMs(attempts, domain.domain)).toISOString();
+  await ctx.store.db.transaction().execute(async (trx) => {
+    await updateIntent(trx, domain.domain, { attempts, next_attempt_at: nextAttemptAt, last_error: reason });
+    // One audit line per distinct failure, not one per retry.
+    if (intent.last_error !== reason) {
+      await appendAudit(trx, {
+        at: ctx.now,
+        actor: 'engine',
+        domain: domain.domain,
+        action: 'apply-retry',
+        reason: `${reason}; the stage does not move, retrying from ${nextAttemptAt}`,
+        details: { attempts, intent: intent.action, to_index: intent.to_index },
+      });
+    }
+  });
+  return { status: 'retrying', reason, nextAttemptAt };
+}
+
+async function stop(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason: string): Promise<ApplyOutcome> {
+  await ctx.store.db.transaction().execute(async (trx) => {
+    await updateDomain(trx, domain.domain, { state: 'halted', state_reason: reason, updated_at: ctx.now.toISOString() });
+    await appendAudit(trx, {
+      at: ctx.now,
+      actor: 'engine',
+      domain: domain.domain,
+      action: 'halt',
+      reason,
+      details: { abandoned_intent: { action: intent.action, to_index: intent.to_index, record: intent.record } },
+    });
+    await deleteIntent(trx, domain.domain);
+  });
+  return { status: 'stopped', reason };
+}
+
+function driftReason(fqdn: string, expected: string | null, live: string | null): string {
+  return `drift: ${fqdn} is ${live === null ? 'missing' : `"${live}"`}, not what this program last wrote (${expected === null ? 'nothing' : `"${expected}"`}); stopped until a person resumes it`;
+}
+
+/** Names the hosted-DMARC services whose CNAME targets are well known, so the operator knows whom to ask. */
+function hostedHint(target: string): string {
+  const known: Array<[RegExp, string]> = [
+    [/ondmarc\.com\.?$/i, 'Red Sift OnDMARC'],
+    [/dmarcian\.(com|eu)\.?$/i, 'dmarcian'],
+    [/valimail\.com\.?$/i, 'Valimail'],
+    [/easydmarc\.(com|us|eu)\.?$/i, 'EasyDMARC'],
+    [/agari\.com\.?$/i, 'Agari'],
+    [/proofpoint\.com\.?$/i, 'Proofpoint'],
+    [/uriports\.com\.?$/i, 'URIports'],
+    [/powerdmarc\.com\.?$/i, 'PowerDMARC'],
+  ];
+  const hit = known.find(([pattern]) => pattern.test(target));
+  return hit ? ` (${hit[1]} manages this record)` : ' (often a hosted DMARC service)';
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,197 @@
+/**
+ * One tick of the rollout: for each domain, resume a change in flight, or
+ * measure its stage, decide, and apply the decision through its DNS provider.
+ * Every decision is audited once (a tick that decides the same thing again
+ * writes nothing), so two ticks at the same instant change nothing the second
+ * time. The daemon schedules this; the CLI and simulate call it directly.
+ */
+import type { DnsProvider } from '../../providers/types.js';
+import { loadPlan, type Plan } from '../plans/index.js';
+import { parseRecord, tagValue } from '../record/index.js';
+import { appendAudit, recentAudit } from '../store/audit.js';
+import { getDomain, listDomains, updateDomain } from '../store/domains.js';
+import { getIntent, insertIntent } from '../store/intents.js';
+import { loadObservedRows } from '../store/observations.js';
+import type { Store } from '../store/open.js';
+import type { DomainRow } from '../store/schema.js';
+import { sourceRulesFor } from '../store/source-rules.js';
+import { applyIntent, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
+import { decide } from './decide.js';
+import { LOOKBACK_DAYS, measureStage } from './metrics.js';
+import { SourceRules } from './sources.js';
+import type { Decision, DomainSnapshot, StageMetrics } from './types.js';
+import { DAY_SECONDS } from './window.js';
+
+export interface TickOptions {
+  store: Store;
+  now: Date;
+  /** The provider that hosts a domain's zone; throws with a reason when there is none. */
+  providerFor(domain: DomainRow): DnsProvider;
+  /** How a written change is verified; defaults to reading it back through the provider. */
+  verifierFor?(provider: DnsProvider): Verifier;
+  loadPlan?(name: string): Plan;
+  /** Only these domains (A-labels); all when absent. */
+  domains?: string[];
+  /** Decide and report, but write nothing: no intents, no DNS, no audit. */
+  dryRun?: boolean;
+}
+
+export interface DomainTickResult {
+  domain: string;
+  decision?: Decision;
+  apply?: ApplyOutcome;
+  /** Why the domain could not be handled this tick (bad plan, no provider). */
+  error?: string;
+}
+
+/** What the engine knows about a domain at `now`: its plan, stage metrics and snapshot. */
+export interface DomainAssessment {
+  row: DomainRow;
+  plan: Plan;
+  metrics: StageMetrics;
+  snapshot: DomainSnapshot;
+}
+
+export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
+  const plans = planCache(opts.loadPlan ?? loadPlan);
+  const rows = await listDomains(opts.store.db);
+  const enrolled = new Set(rows.map((r) => r.domain));
+  const wanted = opts.domains ? new Set(opts.domains) : null;
+  const results: DomainTickResult[] = [];
+  for (const row of rows) {
+    if (wanted && !wanted.has(row.domain)) continue;
+    try {
+      results.push(await tickDomain(opts, row, plans(row.plan), enrolled));
+    } catch (error) {
+      // One broken domain (bad plan, unknown provider) must not stop the fleet.
+      results.push({ domain: row.domain, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return results;
+}
+
+async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolled: ReadonlySet<string>): Promise<DomainTickResult> {
+  const { store, now } = opts;
+  const intent = await getIntent(store.db, row.domain);
+  if (intent) {
+    if (opts.dryRun) return { domain: row.domain };
+    const provider = opts.providerFor(row);
+    const verify = (opts.verifierFor ?? providerVerifier)(provider);
+    return { domain: row.domain, apply: await applyIntent({ store, provider, verify, plan, now }, row, intent) };
+  }
+  if (row.state !== 'active') return { domain: row.domain };
+
+  const assessment = await assessDomain(store, row, plan, now, enrolled);
+  const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
+  if (opts.dryRun) return { domain: row.domain, decision };
+
+  const moves = decision.action === 'establish' || decision.action === 'advance' || decision.action === 'rollback';
+  await store.db.transaction().execute(async (trx) => {
+    const last = (await recentAudit(trx, { domain: row.domain, limit: 1, actor: 'engine' }))[0];
+    const repeat = last !== undefined && last.action === decision.action && last.reason === decision.summary;
+    if (!repeat || moves) {
+      await appendAudit(trx, {
+        at: now,
+        actor: 'engine',
+        domain: row.domain,
+        action: decision.action,
+        reason: decision.summary,
+        details: { checks: decision.checks, metrics: metricsDigest(assessment.metrics) },
+      });
+    }
+    if (moves) {
+      await insertIntent(trx, {
+        domain: row.domain,
+        created_at: now.toISOString(),
+        action: decision.action,
+        from_index: row.stage_index,
+        to_index: decision.toIndex!,
+        record: null,
+        previous_record: null,
+        previous_ttl: null,
+        ttl: plan.record_ttl,
+        status: 'requested',
+        attempts: 0,
+        next_attempt_at: now.toISOString(),
+        last_error: null,
+        actor: 'engine',
+        reason: decision.summary,
+        decision: JSON.stringify(decision),
+      });
+    } else if (decision.action === 'halt') {
+      await updateDomain(trx, row.domain, { state: 'halted', state_reason: decision.summary, updated_at: now.toISOString() });
+    } else if (decision.action === 'complete') {
+      await updateDomain(trx, row.domain, { state: 'completed', state_reason: decision.summary, updated_at: now.toISOString() });
+    }
+  });
+  if (!moves) return { domain: row.domain, decision };
+
+  const provider = opts.providerFor(row);
+  const verify = (opts.verifierFor ?? providerVerifier)(provider);
+  const fresh = (await getDomain(store.db, row.domain))!;
+  const newIntent = (await getIntent(store.db, row.domain))!;
+  return { domain: row.domain, decision, apply: await applyIntent({ store, provider, verify, plan, now }, fresh, newIntent) };
+}
+
+/** Measures a domain's current stage at `now`: the figures explain and decide() work from. */
+export async function assessDomain(
+  store: Store,
+  row: DomainRow,
+  plan: Plan,
+  now: Date,
+  enrolled?: ReadonlySet<string>,
+): Promise<DomainAssessment> {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  const windowStart = row.window_start === null ? null : new Date(row.window_start);
+  const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
+  const rows = await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds });
+  const rules = new SourceRules(await sourceRulesFor(store.db, row.domain));
+  const enrolledSet = enrolled ?? new Set((await listDomains(store.db)).map((d) => d.domain));
+  const metrics = measureStage({
+    domain: row.domain,
+    rows,
+    windowStart,
+    now,
+    enrolledDomains: enrolledSet,
+    subdomainsJudged: subdomainsFollowRecord(plan, row.last_record),
+    rules,
+    unalignedSourceMinMessages: plan.unaligned_source_min_messages,
+    quietReporterDays: plan.quiet_reporter_days,
+  });
+  const snapshot: DomainSnapshot = {
+    domain: row.domain,
+    state: row.state,
+    stageIndex: row.stage_index,
+    stageSince: row.stage_since,
+    approvedStageIndex: row.approved_stage_index,
+  };
+  return { row, plan, metrics, snapshot };
+}
+
+/** Subdomain mail moves with this record when the plan writes sp, or when the record has no sp (subdomains then follow p). */
+export function subdomainsFollowRecord(plan: Plan, record: string | null): boolean {
+  if (plan.manage.sp) return true;
+  if (record === null) return true;
+  return tagValue(parseRecord(record).tags, 'sp') === undefined;
+}
+
+function metricsDigest(m: StageMetrics) {
+  return {
+    window_start: m.windowStart,
+    days_observed: m.daysObserved,
+    authorised: m.authorised,
+    spoofing: m.spoofing,
+    all: m.all,
+    blocking_sources: m.sources.filter((s) => s.blocking).map((s) => s.key),
+    quiet_reporters: m.reporters.filter((r) => r.quiet).map((r) => r.reporter),
+  };
+}
+
+function planCache(load: (name: string) => Plan): (name: string) => Plan {
+  const cache = new Map<string, Plan>();
+  return (name) => {
+    let plan = cache.get(name);
+    if (!plan) cache.set(name, (plan = load(name)));
+    return plan;
+  };
+}

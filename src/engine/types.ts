@@ -1,0 +1,155 @@
+/**
+ * The engine's values: what it observes (report rows), what it measures for a
+ * stage, and what it decides. Every decision carries the checks that produced
+ * it, each with the measured value, the threshold and its outcome, so a person
+ * can see exactly why a domain moved or did not.
+ */
+import type { DomainState } from '../store/schema.js';
+
+/** One aggregate-report row as the engine sees it, with its report's context. */
+export interface ObservedRow {
+  /** Reporter organisation (report_metadata/org_name). */
+  reporter: string;
+  /** The report's date range, epoch seconds. */
+  begin: number;
+  end: number;
+  /** policy_published/domain: whose record the receiver applied. */
+  policyDomain: string;
+  sourceIp: string;
+  count: number;
+  headerFrom: string | null;
+  /** policy_evaluated dkim/spf, lowercase: `pass` means aligned and authenticated. */
+  dkim: string | null;
+  spf: string | null;
+  disposition: string | null;
+  /** auth_results: the domains that signed (DKIM d=) or were checked (SPF), with their results. */
+  authDkim: Array<{ domain: string | null; result: string | null }>;
+  authSpf: Array<{ domain: string | null; result: string | null }>;
+}
+
+/** An operator's verdict on a sending source. */
+export type SourceVerdict = 'authorised' | 'abuse';
+
+/** What an allowlist (or abuse) entry matches. */
+export type SourceMatchKind = 'ip' | 'dkim' | 'spf';
+
+export interface SourceRule {
+  /** The enrolled domain the rule is for, or null for every domain. */
+  domain: string | null;
+  kind: SourceMatchKind;
+  /** An IP, a CIDR (for kind ip), or a domain (for dkim and spf; subdomains match too). */
+  value: string;
+  verdict: SourceVerdict;
+}
+
+/**
+ * How a source is classed:
+ * - authorised: allowlisted, or passing DMARC most of the time;
+ * - unaligned: fails DMARC while authenticating as another domain (a forgotten ESP or SaaS sender);
+ * - unauthenticated: fails everything (spoofing), or marked as abuse by a person.
+ */
+export type SourceClass = 'authorised' | 'unaligned' | 'unauthenticated';
+
+export interface SourceSummary {
+  /** `ip` plus the authenticated DKIM d= and SPF domains, e.g. `192.0.2.1 dkim:esp.example spf:bounce.esp.example`. */
+  key: string;
+  ip: string;
+  dkimDomains: string[];
+  spfDomains: string[];
+  class: SourceClass;
+  /** Why the source is in its class, in plain words. */
+  classReason: string;
+  /** Messages in the stage window, and of those how many passed DMARC. */
+  messages: number;
+  passed: number;
+  /** Messages over the whole look-back (for classing), and distinct UTC days seen there. */
+  lookbackMessages: number;
+  lookbackPassed: number;
+  daysSeen: number;
+  /** True for an unaligned source sending enough to hold the domain until a person classifies it. */
+  blocking: boolean;
+}
+
+export interface ReporterSummary {
+  reporter: string;
+  /** End of its newest report for this domain, ISO. */
+  lastReportEnd: string;
+  /** Distinct UTC days its reports covered in the look-back. */
+  daysReported: number;
+  /** Sent (nearly) daily in the look-back before it went quiet. */
+  regular: boolean;
+  /** Regular, and silent longer than the plan's quiet_reporter_days. */
+  quiet: boolean;
+}
+
+export interface MailTotals {
+  messages: number;
+  passed: number;
+  failed: number;
+}
+
+/** Everything decide() needs to judge one domain's current stage. */
+export interface StageMetrics {
+  domain: string;
+  /** Start of the judged window (ISO, a UTC midnight), or null when the stage is not in effect yet. */
+  windowStart: string | null;
+  /** Whole UTC days from windowStart to the start of today. */
+  elapsedDays: number;
+  /** Distinct whole UTC days in the window with report data. */
+  daysObserved: number;
+  /** All mail governed by this domain's record in the window. */
+  all: MailTotals;
+  /** Mail from the domain itself, and from subdomains that follow its record. */
+  own: MailTotals;
+  subdomains: MailTotals;
+  /** Whether subdomain mail is judged with the domain (no sp: it follows p; or the plan manages sp). */
+  subdomainsJudged: boolean;
+  /** Authorised mail in the judged population; the plan's rates apply to this. */
+  authorised: MailTotals & { failRate: number | null };
+  /** Unauthenticated (spoofing) volume: shown, never blocking. */
+  spoofing: MailTotals;
+  sources: SourceSummary[];
+  reporters: ReporterSummary[];
+}
+
+export type CheckOutcome = 'passed' | 'failed' | 'inconclusive';
+
+/** One rule applied to one measurement. */
+export interface Check {
+  /** Stable rule id, e.g. `min-messages`, `rollback-rate`. */
+  rule: string;
+  outcome: CheckOutcome;
+  measured: number | string | null;
+  threshold: number | string | null;
+  /** The rule and its result in plain words. */
+  detail: string;
+}
+
+export type DecisionAction = 'establish' | 'advance' | 'hold' | 'await-approval' | 'halt' | 'rollback' | 'complete';
+
+export interface Decision {
+  domain: string;
+  action: DecisionAction;
+  /** Stage label in force when deciding. */
+  from: string;
+  /** Stage label to move to (advance, rollback) or to write (establish). */
+  to: string | null;
+  /** Index of `to` in the plan. */
+  toIndex: number | null;
+  /** The checks, in the order they were applied; the deciding ones are marked by the summary. */
+  checks: Check[];
+  /** One sentence a person can read. */
+  summary: string;
+  at: string;
+}
+
+/** The part of an enrolled domain decide() reads. */
+export interface DomainSnapshot {
+  domain: string;
+  state: DomainState;
+  stageIndex: number;
+  /** When the current stage took effect (verified), ISO; null when not written yet. */
+  stageSince: string | null;
+  /** A person approved the move into the stage at this index. */
+  approvedStageIndex: number | null;
+}

@@ -1,0 +1,58 @@
+/**
+ * Reading report rows back for the engine: the counted copy of each report,
+ * rows that a domain's record may govern (the receiver applied its record, or
+ * header_from is the domain), in a time range. Attribution to the domain
+ * itself or its subdomains is the engine's job; this only narrows the read.
+ */
+import type { Kysely } from 'kysely';
+import type { ObservedRow } from '../engine/types.js';
+import type { Database } from './schema.js';
+
+export async function loadObservedRows(
+  db: Kysely<Database>,
+  domain: string,
+  range: { fromEpoch: number; toEpoch: number },
+): Promise<ObservedRow[]> {
+  const rows = await db
+    .selectFrom('report_rows as rr')
+    .innerJoin('reports as r', 'r.id', 'rr.report')
+    .select([
+      'r.org',
+      'r.begin',
+      'r.end',
+      'r.domain as policy_domain',
+      'rr.source_ip',
+      'rr.count',
+      'rr.header_from',
+      'rr.dkim',
+      'rr.spf',
+      'rr.disposition',
+      'rr.auth_dkim',
+      'rr.auth_spf',
+    ])
+    .where('r.counted', '=', 1)
+    .where('r.end', '>=', range.fromEpoch)
+    .where('r.begin', '<=', range.toEpoch)
+    .where((eb) => eb.or([eb('r.domain', '=', domain), eb('rr.header_from', '=', domain)]))
+    .execute();
+  return rows.map((row) => ({
+    reporter: row.org,
+    begin: Number(row.begin),
+    end: Number(row.end),
+    policyDomain: row.policy_domain,
+    sourceIp: row.source_ip,
+    count: Number(row.count),
+    headerFrom: row.header_from,
+    dkim: row.dkim,
+    spf: row.spf,
+    disposition: row.disposition,
+    authDkim: authResults(row.auth_dkim),
+    authSpf: authResults(row.auth_spf),
+  }));
+}
+
+function authResults(json: string | null): ObservedRow['authDkim'] {
+  if (!json) return [];
+  const parsed = JSON.parse(json) as Array<{ domain?: string | null; result?: string | null }>;
+  return parsed.map((r) => ({ domain: r.domain ?? null, result: r.result ?? null }));
+}

@@ -1,0 +1,30 @@
+/** The operators' verdicts on sending sources (allowlist and abuse marks), per domain or global. */
+import type { Kysely } from 'kysely';
+import type { Database, SourceRuleRow } from './schema.js';
+
+/** Rules that apply to `domain`: its own and the global ones. */
+export async function sourceRulesFor(db: Kysely<Database>, domain: string): Promise<SourceRuleRow[]> {
+  return db
+    .selectFrom('source_rules')
+    .selectAll()
+    .where((eb) => eb.or([eb('domain', '=', domain), eb('domain', 'is', null)]))
+    .orderBy('id')
+    .execute();
+}
+
+export async function addSourceRule(
+  db: Kysely<Database>,
+  rule: Omit<SourceRuleRow, 'id'>,
+): Promise<{ added: boolean }> {
+  const existing = await db
+    .selectFrom('source_rules')
+    .select('id')
+    .where((eb) => (rule.domain === null ? eb('domain', 'is', null) : eb('domain', '=', rule.domain)))
+    .where('kind', '=', rule.kind)
+    .where('value', '=', rule.value)
+    .where('verdict', '=', rule.verdict)
+    .executeTakeFirst();
+  if (existing) return { added: false };
+  await db.insertInto('source_rules').values(rule).execute();
+  return { added: true };
+}
