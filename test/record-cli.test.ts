@@ -110,6 +110,9 @@ describe('record check', { concurrency: true }, () => {
     const run = await cli('record', 'check', '"v=DMARC1; p=reject; rua=mailto:a" "gg@example.com"');
     assert.equal(run.code, 0, run.stdout);
     assert.match(run.stdout, /^record: v=DMARC1; p=reject; rua=mailto:agg@example.com$/m);
+    const unterminated = await cli('record', 'check', '"v=DMARC1; p=reject');
+    assert.equal(unterminated.code, 1);
+    assert.match(unterminated.stderr, /unterminated quoted string/);
   });
 });
 

@@ -207,6 +207,7 @@ describe('editing for a stage', () => {
       record(editRecordForStage('v = DMARC1 ;p=none;\trua=mailto:a@example.com ;', { policy: 'reject', pct: 1 })),
       'v=DMARC1; p=reject; pct=1; t=y; rua=mailto:a@example.com',
     );
+    assert.equal(record(editRecordForStage(' v=DMARC1; p=none', { policy: 'none', pct: 100 })), 'v=DMARC1; p=none');
   });
 
   test('sp and np change only when the plan manages them', () => {
@@ -480,6 +481,8 @@ describe('interpretation', () => {
     const badNp = interpretRecord('v=DMARC1; p=reject; np=x; rua=mailto:a@example.com');
     assert.equal(badNp.rfc7489.domain!.applied, 'reject', 'RFC 7489 has no np and ignores it');
     assert.equal(badNp.rfc9989.domain!.applied, 'none');
+    const mixedRua = interpretRecord('v=DMARC1; rua=https://example.com/x, mailto:a@example.com!5m');
+    assert.equal(mixedRua.rfc7489.usesRecord, true, 'one usable URI among others is enough');
     const noRua = interpretRecord('v=DMARC1; rua=https://example.com/x');
     for (const view of [noRua.rfc7489, noRua.rfc9989]) {
       assert.equal(view.usesRecord, false);

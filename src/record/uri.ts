@@ -4,7 +4,7 @@
  * is judged on the aggregate reports that come back and receivers deliver
  * reports by mail only; any other scheme silently means no reports.
  */
-import { error, warning, type RecordProblem } from './problem.js';
+import { error, hasErrors, warning, type RecordProblem } from './problem.js';
 
 // RFC 7489 §6.4: `dmarc-uri = URI [ "!" 1*DIGIT [ "k" / "m" / "g" / "t" ] ]`,
 // and a literal `!` or `,` inside the URI must be percent-encoded, so the last
@@ -16,7 +16,7 @@ const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
 const HOSTNAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})+$`);
 const QUERY = /^(?:[A-Za-z0-9\-._~$&'()*+=:@/?]|%[0-9A-Fa-f]{2})*$/;
 
-/** The problems of one `rua`/`ruf` value; [] when every URI in it is a usable `mailto:`. */
+/** The problems of one `rua`/`ruf` value; no errors when every URI in it is a usable `mailto:`. */
 export function uriListProblems(tag: string, value: string): RecordProblem[] {
   const problems: RecordProblem[] = [];
   const entries = value.split(',').map((entry) => entry.replace(/^[ \t]+|[ \t]+$/g, ''));
@@ -48,14 +48,7 @@ export function uriListProblems(tag: string, value: string): RecordProblem[] {
 
 /** True when `value` holds at least one URI a receiver could send reports to. */
 export function hasUsableUri(value: string): boolean {
-  return value
-    .split(',')
-    .map((entry) => entry.replace(/^[ \t]+|[ \t]+$/g, ''))
-    .some((entry) => {
-      const bang = entry.lastIndexOf('!');
-      const uri = bang < 0 ? entry : entry.slice(0, bang);
-      return entry !== '' && (bang < 0 || SIZE.test(entry.slice(bang + 1))) && mailtoProblem(uri) === null;
-    });
+  return value.split(',').some((entry) => !hasErrors(uriListProblems('rua', entry)));
 }
 
 function mailtoProblem(uri: string): { code: 'bad-uri' | 'non-mailto-uri'; text: string } | null {

@@ -80,7 +80,7 @@ export function registerRecordCommands(program: Command, ctx: CliContext): void 
         .makeOptionMandatory(),
     )
     .option('--from <record>', 'the current record to edit (plain or quoted presentation format)')
-    .option('--rua <uri>', 'report URI(s) replacing rua, e.g. mailto:dmarc@example.com; repeat or separate with commas', collect, [])
+    .option('--rua <uri>', 'report URI(s) replacing rua, e.g. mailto:dmarc@example.com; repeat or separate with commas', collect)
     .addOption(new Option('--manage-sp <policy>', 'also set sp to this policy').choices(POLICIES))
     .addOption(new Option('--manage-np <policy>', 'also set np to this policy').choices(POLICIES))
     .option('--quoted', 'print the record as quoted 255-octet strings, as zone files and provider APIs take it')
@@ -89,7 +89,7 @@ export function registerRecordCommands(program: Command, ctx: CliContext): void 
       (opts: {
         stage: StageTarget;
         from?: string;
-        rua: string[];
+        rua?: string[];
         manageSp?: Policy;
         manageNp?: Policy;
         quoted?: boolean;
@@ -99,7 +99,7 @@ export function registerRecordCommands(program: Command, ctx: CliContext): void 
         if (opts.manageSp) manage.sp = opts.manageSp;
         if (opts.manageNp) manage.np = opts.manageNp;
         const result = editRecordForStage(opts.from === undefined ? null : readRecordArgument(opts.from), opts.stage, {
-          ...(opts.rua.length > 0 ? { rua: opts.rua } : {}),
+          ...(opts.rua === undefined ? {} : { rua: opts.rua }),
           manage,
         });
         ctx.exitCode = result.ok ? 0 : 1;
@@ -138,8 +138,8 @@ function stageArgument(value: string): StageTarget {
   }
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((uri) => uri.trim()).filter((uri) => uri !== '')];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((uri) => uri.trim()).filter((uri) => uri !== '')];
 }
 
 function plural(n: number, word: string): string {
