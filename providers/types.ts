@@ -30,4 +30,6 @@ export interface DnsProvider {
   inspect(fqdn: string): Promise<RecordSetView>;
   /** Replace the TXT set at `fqdn` with exactly `records` (each a whole record, unsplit). */
   writeTxt(fqdn: string, records: string[], opts: { ttl: number }): Promise<void>;
+  /** Releases the adapter's connections (SDK sockets); the adapter is unusable after. */
+  close?(): void;
 }
