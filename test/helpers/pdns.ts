@@ -86,7 +86,7 @@ async function freePort(): Promise<number> {
 async function waitForApi(apiUrl: string, apiKey: string, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`pdns_server exited with code ${child.exitCode}:\n${log()}`);
+    if (child.exitCode !== null) throw new Error(`pdns_server exited with code ${child.exitCode} (if a backend is missing: ${INSTALL_HINT}):\n${log()}`);
     try {
       const res = await fetch(`${apiUrl}/api/v1/servers/localhost`, { headers: { 'X-API-Key': apiKey } });
       if (res.ok) return;
