@@ -76,6 +76,26 @@ function countChar(s: string, ch: string): number {
   return n;
 }
 
+/**
+ * A record as hash input: every field in a fixed order, each ended by U+0000,
+ * which cannot occur in XML text, so the encoding is unambiguous; `s` marks a
+ * string, `n` a null. Part of the stored content hashes: do not change it.
+ */
+function field(v: string | null): string {
+  return v === null ? 'n\u0000' : `s${v}\u0000`;
+}
+function canonicalRecord(r: ReportRecord): string {
+  let out = `R${field(r.source_ip)}${r.count}\u0000${field(r.disposition)}${field(r.dkim)}${field(r.spf)}${field(r.header_from)}${field(
+    r.envelope_from,
+  )}${field(r.envelope_to)}${r.reasons.length}\u0000`;
+  for (const x of r.reasons) out += field(x.type) + field(x.comment);
+  out += `${r.auth_dkim.length}\u0000`;
+  for (const x of r.auth_dkim) out += field(x.domain) + field(x.selector) + field(x.result) + field(x.human_result);
+  out += `${r.auth_spf.length}\u0000`;
+  for (const x of r.auth_spf) out += field(x.domain) + field(x.scope) + field(x.result) + field(x.human_result);
+  return out;
+}
+
 function orNull(s: string): string | null {
   return s === '' ? null : s;
 }
@@ -88,6 +108,14 @@ function epoch(value: string, field: string): number {
   const m = /^(\d{1,15})(?:\.0*)?$/.exec(value);
   if (!m) throw new ReportError('schema', `${value === '' ? 'empty' : `"${value.slice(0, 40)}" is not a`} date (epoch seconds expected)`, field);
   return Number(m[1]);
+}
+
+/** One distinct element path inside <feedback>, built once, with what its text is for. */
+interface PathNode {
+  key: string;
+  children: Map<string, PathNode>;
+  record?: ((r: ReportRecord, v: string) => void) | undefined;
+  header?: ((v: string, key: string) => void) | undefined;
 }
 
 interface SaxesInternals {
@@ -163,7 +191,20 @@ export async function parseReportXml(
   let feedbackDone = false;
   let feedbackDepth = 0;
   let feedbackNs = '';
+  // Element path inside <feedback> ('record/row/count'); the joined keys are memoised so each
+  // distinct path is built once, not per element.
   let path: string[] = [];
+  const nodeStack: PathNode[] = [];
+  const rootNode: PathNode = { key: '', children: new Map() };
+  const childNode = (parent: PathNode, seg: string): PathNode => {
+    let n = parent.children.get(seg);
+    if (n === undefined) {
+      const key = parent.key === '' ? seg : `${parent.key}/${seg}`;
+      n = { key, children: new Map(), record: recordLeaves[key], header: headerLeaves[key] };
+      parent.children.set(seg, n);
+    }
+    return n;
+  };
   let text = '';
   let headerReady = false;
   let headerSent = false;
@@ -174,6 +215,8 @@ export async function parseReportXml(
   let spf: SpfAuthResult | null = null;
   let reason: PolicyOverrideReason | null = null;
   let pending: ReportRecord[] = [];
+  /** Canonical record text not yet fed to the hash (fed in big pieces: one update per record is slow). */
+  let hashBuf = '';
 
   const where = () => (path.length ? path.join('/') : 'feedback');
   const recField = (leaf: string) => `record[${figures.records + 1}]/${leaf}`;
@@ -214,7 +257,9 @@ export async function parseReportXml(
   parser.on('opentag', (tag: SaxesTagNS) => {
     depth++;
     if (depth > limits.maxElementDepth) fail('limit', `elements nested more than ${limits.maxElementDepth} deep`, where());
-    if (Object.keys(tag.attributes).length > limits.maxAttributes) {
+    let attributes = 0;
+    for (const _ in tag.attributes) attributes++;
+    if (attributes > limits.maxAttributes) {
       fail('limit', `an element has more than ${limits.maxAttributes} attributes`, inFeedback ? `${where()}/${tag.local}` : tag.local);
     }
     if (!inFeedback) {
@@ -226,6 +271,7 @@ export async function parseReportXml(
         feedbackDepth = depth;
         feedbackNs = tag.uri;
         path = [];
+        nodeStack.length = 0;
         return;
       }
       if (feedbackDone && tag.local === 'feedback') fail('schema', 'more than one <feedback> in the document', 'feedback');
@@ -233,6 +279,7 @@ export async function parseReportXml(
     }
     const foreign = tag.uri !== '' && tag.uri !== feedbackNs;
     const seg = foreign ? `{${tag.uri}}${tag.local}` : tag.local;
+    nodeStack.push(childNode(nodeStack.length ? nodeStack[nodeStack.length - 1]! : rootNode, seg));
     path.push(seg);
     text = '';
     if (path.length === 1) {
@@ -274,177 +321,117 @@ export async function parseReportXml(
       depth--;
       return;
     }
-    const key = path.join('/');
-    const v = text.trim();
+    const node = nodeStack.pop()!;
+    const v = text.length ? text.trim() : '';
     text = '';
     depth--;
     path.pop();
-    assign(key, v);
+    assign(node, v);
   });
 
-  function assign(key: string, v: string): void {
-    const m = header.metadata;
-    const p = header.policy;
-    if (rec && key.startsWith('record/')) {
-      const r = rec;
-      switch (key) {
-        case 'record/row/source_ip':
-          r.source_ip = v;
-          return;
-        case 'record/row/count':
-          if (!/^\d{1,16}$/.test(v) || Number(v) > Number.MAX_SAFE_INTEGER) {
-            fail('schema', v === '' ? 'empty (a message count is required)' : `"${v.slice(0, 40)}" is not a message count`, recField('row/count'));
-          }
-          r.count = Number(v);
-          return;
-        case 'record/row/policy_evaluated/disposition':
-          r.disposition = lowerOrNull(v);
-          return;
-        case 'record/row/policy_evaluated/dkim':
-          r.dkim = lowerOrNull(v);
-          return;
-        case 'record/row/policy_evaluated/spf':
-          r.spf = lowerOrNull(v);
-          return;
-        case 'record/row/policy_evaluated/reason/type':
-          if (reason) reason.type = lowerOrNull(v);
-          return;
-        case 'record/row/policy_evaluated/reason/comment':
-          if (reason) reason.comment = orNull(v);
-          return;
-        case 'record/row/policy_evaluated/reason':
-          if (reason) r.reasons.push(reason);
-          reason = null;
-          return;
-        case 'record/identifiers/header_from':
-          r.header_from = lowerOrNull(v);
-          return;
-        case 'record/identifiers/envelope_from':
-          r.envelope_from = lowerOrNull(v);
-          return;
-        case 'record/identifiers/envelope_to':
-          r.envelope_to = lowerOrNull(v);
-          return;
-        case 'record/auth_results/dkim/domain':
-          if (dkim) dkim.domain = lowerOrNull(v);
-          return;
-        case 'record/auth_results/dkim/selector':
-          if (dkim) dkim.selector = orNull(v);
-          return;
-        case 'record/auth_results/dkim/result':
-          if (dkim) dkim.result = lowerOrNull(v);
-          return;
-        case 'record/auth_results/dkim/human_result':
-          if (dkim) dkim.human_result = orNull(v);
-          return;
-        case 'record/auth_results/dkim':
-          if (dkim) r.auth_dkim.push(dkim);
-          dkim = null;
-          return;
-        case 'record/auth_results/spf/domain':
-          if (spf) spf.domain = lowerOrNull(v);
-          return;
-        case 'record/auth_results/spf/scope':
-          if (spf) spf.scope = lowerOrNull(v);
-          return;
-        case 'record/auth_results/spf/result':
-          if (spf) spf.result = lowerOrNull(v);
-          return;
-        case 'record/auth_results/spf/human_result':
-          if (spf) spf.human_result = orNull(v);
-          return;
-        case 'record/auth_results/spf':
-          if (spf) r.auth_spf.push(spf);
-          spf = null;
-          return;
-        default:
-          return;
+  const m = header.metadata;
+  const p = header.policy;
+  /** What to do with the text of each element we read, by path inside <feedback>. */
+  const recordLeaves: Record<string, (r: ReportRecord, v: string) => void> = {
+    'record/row/source_ip': (r, v) => void (r.source_ip = v),
+    'record/row/count': (r, v) => {
+      if (!/^\d{1,16}$/.test(v) || Number(v) > Number.MAX_SAFE_INTEGER) {
+        fail('schema', v === '' ? 'empty (a message count is required)' : `"${v.slice(0, 40)}" is not a message count`, recField('row/count'));
       }
-    }
-    if (key === 'record') {
-      const r = rec!;
+      r.count = Number(v);
+    },
+    'record/row/policy_evaluated/disposition': (r, v) => void (r.disposition = lowerOrNull(v)),
+    'record/row/policy_evaluated/dkim': (r, v) => void (r.dkim = lowerOrNull(v)),
+    'record/row/policy_evaluated/spf': (r, v) => void (r.spf = lowerOrNull(v)),
+    'record/row/policy_evaluated/reason/type': (_r, v) => void (reason && (reason.type = lowerOrNull(v))),
+    'record/row/policy_evaluated/reason/comment': (_r, v) => void (reason && (reason.comment = orNull(v))),
+    'record/row/policy_evaluated/reason': (r) => {
+      if (reason) r.reasons.push(reason);
+      reason = null;
+    },
+    'record/identifiers/header_from': (r, v) => void (r.header_from = lowerOrNull(v)),
+    'record/identifiers/envelope_from': (r, v) => void (r.envelope_from = lowerOrNull(v)),
+    'record/identifiers/envelope_to': (r, v) => void (r.envelope_to = lowerOrNull(v)),
+    'record/auth_results/dkim/domain': (_r, v) => void (dkim && (dkim.domain = lowerOrNull(v))),
+    'record/auth_results/dkim/selector': (_r, v) => void (dkim && (dkim.selector = orNull(v))),
+    'record/auth_results/dkim/result': (_r, v) => void (dkim && (dkim.result = lowerOrNull(v))),
+    'record/auth_results/dkim/human_result': (_r, v) => void (dkim && (dkim.human_result = orNull(v))),
+    'record/auth_results/dkim': (r) => {
+      if (dkim) r.auth_dkim.push(dkim);
+      dkim = null;
+    },
+    'record/auth_results/spf/domain': (_r, v) => void (spf && (spf.domain = lowerOrNull(v))),
+    'record/auth_results/spf/scope': (_r, v) => void (spf && (spf.scope = lowerOrNull(v))),
+    'record/auth_results/spf/result': (_r, v) => void (spf && (spf.result = lowerOrNull(v))),
+    'record/auth_results/spf/human_result': (_r, v) => void (spf && (spf.human_result = orNull(v))),
+    'record/auth_results/spf': (r) => {
+      if (spf) r.auth_spf.push(spf);
+      spf = null;
+    },
+    record: (r) => {
       if (r.count < 0) fail('schema', 'missing (a message count is required)', recField('row/count'));
       figures.records++;
       figures.messages += r.count;
       if (r.dkim === 'pass' || r.spf === 'pass') figures.dmarc_pass += r.count;
       else figures.dmarc_fail += r.count;
-      hash.update(JSON.stringify(r));
-      hash.update('\n');
+      hashBuf += canonicalRecord(r);
+      if (hashBuf.length > 65536) {
+        hash.update(hashBuf);
+        hashBuf = '';
+      }
       pending.push(r);
       rec = null;
+    },
+  };
+  const headerLeaves: Record<string, (v: string, key: string) => void> = {
+    version: (v) => void (m.version = orNull(v)),
+    'report_metadata/org_name': (v) => {
+      seen.add('org_name');
+      m.org = v;
+    },
+    'report_metadata/email': (v) => void (m.email = orNull(v)),
+    'report_metadata/extra_contact_info': (v) => void (m.extra_contact_info = orNull(v)),
+    'report_metadata/report_id': (v) => {
+      seen.add('report_id');
+      m.report_id = v;
+    },
+    'report_metadata/date_range/begin': (v, key) => {
+      seen.add('begin');
+      m.begin = epoch(v, key);
+    },
+    'report_metadata/date_range/end': (v, key) => {
+      seen.add('end');
+      m.end = epoch(v, key);
+    },
+    'report_metadata/error': (v) => void (v !== '' && m.errors.push(v)),
+    'report_metadata/generator': (v) => void (m.generator = orNull(v)),
+    'policy_published/domain': (v, key) => {
+      seen.add(key);
+      p.domain = v.toLowerCase().replace(/\.$/, '');
+    },
+    'policy_published/p': (v) => void (p.p = lowerOrNull(v)),
+    'policy_published/sp': (v) => void (p.sp = lowerOrNull(v)),
+    'policy_published/np': (v) => void (p.np = lowerOrNull(v)),
+    'policy_published/pct': (v) => {
+      const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
+      p.pct = n >= 0 && n <= 100 ? n : null;
+    },
+    'policy_published/testing': (v) => void (p.t = lowerOrNull(v)),
+    'policy_published/t': (v) => void (p.t = lowerOrNull(v)),
+    'policy_published/adkim': (v) => void (p.adkim = lowerOrNull(v)),
+    'policy_published/aspf': (v) => void (p.aspf = lowerOrNull(v)),
+    'policy_published/fo': (v) => void (p.fo = orNull(v)),
+    'policy_published/discovery_method': (v) => void (p.discovery_method = lowerOrNull(v)),
+  };
+
+  function assign(node: PathNode, v: string): void {
+    if (node.record) {
+      if (rec) node.record(rec, v);
       return;
     }
-    if (headerReady && (key.startsWith('report_metadata') || key.startsWith('policy_published') || key === 'version')) {
-      fail('schema', 'report metadata after the first <record> is not supported', key);
-    }
-    switch (key) {
-      case 'version':
-        m.version = orNull(v);
-        return;
-      case 'report_metadata/org_name':
-        seen.add('org_name');
-        m.org = v;
-        return;
-      case 'report_metadata/email':
-        m.email = orNull(v);
-        return;
-      case 'report_metadata/extra_contact_info':
-        m.extra_contact_info = orNull(v);
-        return;
-      case 'report_metadata/report_id':
-        seen.add('report_id');
-        m.report_id = v;
-        return;
-      case 'report_metadata/date_range/begin':
-        seen.add('begin');
-        m.begin = epoch(v, key);
-        return;
-      case 'report_metadata/date_range/end':
-        seen.add('end');
-        m.end = epoch(v, key);
-        return;
-      case 'report_metadata/error':
-        if (v !== '') m.errors.push(v);
-        return;
-      case 'report_metadata/generator':
-        m.generator = orNull(v);
-        return;
-      case 'policy_published/domain':
-        seen.add(key);
-        p.domain = v.toLowerCase().replace(/\.$/, '');
-        return;
-      case 'policy_published/p':
-        p.p = lowerOrNull(v);
-        return;
-      case 'policy_published/sp':
-        p.sp = lowerOrNull(v);
-        return;
-      case 'policy_published/np':
-        p.np = lowerOrNull(v);
-        return;
-      case 'policy_published/pct': {
-        const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
-        p.pct = n >= 0 && n <= 100 ? n : null;
-        return;
-      }
-      case 'policy_published/testing':
-      case 'policy_published/t':
-        p.t = lowerOrNull(v);
-        return;
-      case 'policy_published/adkim':
-        p.adkim = lowerOrNull(v);
-        return;
-      case 'policy_published/aspf':
-        p.aspf = lowerOrNull(v);
-        return;
-      case 'policy_published/fo':
-        p.fo = orNull(v);
-        return;
-      case 'policy_published/discovery_method':
-        p.discovery_method = lowerOrNull(v);
-        return;
-      default:
-        return;
+    if (node.header) {
+      if (headerReady) fail('schema', 'report metadata after the first <record> is not supported', node.key);
+      node.header(v, node.key);
     }
   }
 
@@ -530,5 +517,6 @@ export async function parseReportXml(
   if (replaced > 0) repairs.push(`replaced ${replaced} invalid UTF-8 byte sequence${replaced === 1 ? '' : 's'} with U+FFFD`);
   completeHeader();
   await flush(true);
+  hash.update(hashBuf);
   return { header, figures, repairs, contentHash: hash.digest('hex') };
 }
