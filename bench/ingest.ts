@@ -131,10 +131,10 @@ async function corpusBench(): Promise<void> {
   await store.close();
 
   console.log(`\ncorpus: ${sources.length} readable aggregate files replicated to ${COPIES} distinct reports (${stored} stored)`);
-  console.log(`  input ${fmt(inputBytes / MB)} MB on disk, ${fmt(xmlBytes / MB)} MB of XML after unpacking`);
-  console.log(`  bare saxes pass (same XML, in memory):   ${fmt(bare, 2)} s  ${fmt(COPIES / bare, 0)} reports/s  ${fmt(xmlBytes / MB / bare)} MB/s`);
-  console.log(`  read (unpack + parse + normalise):       ${fmt(parseOnly, 2)} s  ${fmt(COPIES / parseOnly, 0)} reports/s  ${fmt(xmlBytes / MB / parseOnly)} MB/s  = ${fmt(parseOnly / bare, 2)} x bare`);
-  console.log(`  ingest (read + store, SQLite, from disk): ${fmt(full, 2)} s  ${fmt(COPIES / full, 0)} reports/s  ${fmt(xmlBytes / MB / full)} MB/s  = ${fmt(full / bare, 2)} x bare`);
+  console.log(`  input ${fmt(inputBytes / MB)} MiB on disk, ${fmt(xmlBytes / MB)} MiB of XML after unpacking`);
+  console.log(`  bare saxes pass (same XML, in memory):   ${fmt(bare, 2)} s  ${fmt(COPIES / bare, 0)} reports/s  ${fmt(xmlBytes / MB / bare)} MiB/s`);
+  console.log(`  read (unpack + parse + normalise):       ${fmt(parseOnly, 2)} s  ${fmt(COPIES / parseOnly, 0)} reports/s  ${fmt(xmlBytes / MB / parseOnly)} MiB/s  = ${fmt(parseOnly / bare, 2)} x bare`);
+  console.log(`  ingest (read + store, SQLite, from disk): ${fmt(full, 2)} s  ${fmt(COPIES / full, 0)} reports/s  ${fmt(xmlBytes / MB / full)} MiB/s  = ${fmt(full / bare, 2)} x bare`);
 }
 
 /** Writes a synthetic report of about `mb` MB, streaming (it is never held in memory). */
@@ -190,11 +190,11 @@ async function bigBench(mb: number): Promise<void> {
   await store.close();
   if (run.value.status !== 'stored' || run.value.records !== records) throw new Error(`big report not stored whole: ${JSON.stringify(run.value)}`);
   const q = (f: number) => run.samples[Math.min(run.samples.length - 1, Math.floor(run.samples.length * f))] ?? run.peak;
-  console.log(`\nsynthetic report: ${fmt(bytes / MB)} MB, ${records.toLocaleString('en-US')} records, one report, plain XML from disk`);
-  console.log(`  bare saxes pass (same file, streamed):    ${fmt(bare, 2)} s  ${fmt(bytes / MB / bare)} MB/s`);
-  console.log(`  ingest (read + store, SQLite):            ${fmt(full, 2)} s  ${fmt(bytes / MB / full)} MB/s  ${fmt(records / full, 0)} records/s  = ${fmt(full / bare, 2)} x bare`);
+  console.log(`\nsynthetic report: ${fmt(bytes / MB)} MiB, ${records.toLocaleString('en-US')} records, one report, plain XML from disk`);
+  console.log(`  bare saxes pass (same file, streamed):    ${fmt(bare, 2)} s  ${fmt(bytes / MB / bare)} MiB/s`);
+  console.log(`  ingest (read + store, SQLite):            ${fmt(full, 2)} s  ${fmt(bytes / MB / full)} MiB/s  ${fmt(records / full, 0)} records/s  = ${fmt(full / bare, 2)} x bare`);
   console.log(
-    `  RSS: ${fmt(run.start / MB, 0)} MB before, ${fmt(q(0.25) / MB, 0)} / ${fmt(q(0.5) / MB, 0)} / ${fmt(q(0.75) / MB, 0)} MB at 25/50/75% of the run, peak ${fmt(run.peak / MB, 0)} MB (+${fmt((run.peak - run.start) / MB, 0)} MB)`,
+    `  RSS: ${fmt(run.start / MB, 0)} MiB before, ${fmt(q(0.25) / MB, 0)} / ${fmt(q(0.5) / MB, 0)} / ${fmt(q(0.75) / MB, 0)} MiB at 25/50/75% of the run, peak ${fmt(run.peak / MB, 0)} MiB (+${fmt((run.peak - run.start) / MB, 0)} MiB)`,
   );
   rmSync(path);
   rmSync(join(work, `big-${mb}.sqlite`), { force: true });
