@@ -159,7 +159,7 @@ test('a folder ingest killed half way and run again: nothing lost, nothing twice
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   // Kill it once part of the folder is stored, whatever it is doing at that moment.
   let stored = 0;
-  for (let i = 0; i < 600 && stored < N / 4; i++) {
+  for (let i = 0; i < 2400 && stored < N / 4; i++) {
     await new Promise((r) => setTimeout(r, 25));
     if (!existsSync(db)) continue;
     try {
