@@ -49,7 +49,9 @@ function printSummary(ctx: CliContext, s: IngestSummary, rejectedDir: string): v
 export function registerReportCommands(program: Command, ctx: CliContext): void {
   program
     .command('ingest')
-    .description('Store aggregate reports from files and folders (recursive): xml, gz, zip, zlib or whole mails')
+    .description(
+      'Store aggregate reports from files and folders (recursive): xml, gz, zip, zlib or whole mails. Each input ends stored, duplicate, or rejected and kept with its reason; exit 1 only when an input could not be read or kept.',
+    )
     .argument('<paths...>', 'files and folders to ingest')
     .option('--json', 'print the summary and every result as one JSON object')
     .option('--rejected-dir <dir>', 'where rejected inputs are kept (default: rejected/ in the data folder)')
@@ -89,7 +91,7 @@ export function registerReportCommands(program: Command, ctx: CliContext): void 
   const report = program.command('report').description('Aggregate reports');
   report
     .command('parse')
-    .description('Read reports and print their figures; stores nothing')
+    .description('Read reports and print their figures; stores nothing. Exit 0 when every file was read, 1 otherwise.')
     .argument('<files...>', 'report files (xml, gz, zip, zlib or a whole mail)')
     .option('--json', 'one JSON object per file, one per line, in the order given')
     .action(async (files: string[], opts: { json?: boolean }) => {
