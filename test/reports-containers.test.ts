@@ -246,3 +246,48 @@ test('schema errors name the field: missing report_id, bad count, missing domain
   await refused(Buffer.from('%PDF-1.4 not a report'), /not XML, gzip, zip, zlib or a mail/);
   await refused(Buffer.from('  \n\t '), /empty file \(only whitespace\)/);
 });
+
+test('every truncation of a gzip, zip and mail report is refused with a ReportError, never an internal error', async () => {
+  const small = Buffer.from(reportXml({ records: 1 }));
+  const packed = {
+    gzip: gzipSync(small),
+    zip: makeZip([{ name: 'r.xml', data: small }]),
+    mail: makeMail(gzipSync(small), 'r.xml.gz', 'application/gzip', 'attachment-last'),
+  };
+  for (const [kind, whole] of Object.entries(packed)) {
+    assert.equal((await read(whole)).figures.records, 1, `${kind} whole`);
+    const step = kind === 'mail' ? 7 : 1;
+    for (let cut = 1; cut < whole.length - (kind === 'mail' ? 40 : 0); cut += step) {
+      let outcome: unknown = 'read';
+      try {
+        await read(whole.subarray(0, cut));
+      } catch (e) {
+        outcome = e;
+      }
+      assert.ok(outcome instanceof ReportError, `${kind} cut at ${cut}/${whole.length}: ${String(outcome)}`);
+    }
+  }
+});
+
+test('corrupted bytes anywhere in xml, gzip, zip or mail input end read or refused with a ReportError', async () => {
+  const fc = await import('fast-check');
+  const small = Buffer.from(reportXml({ records: 2 }));
+  const bases = [small, gzipSync(small), makeZip([{ name: 'r.xml', data: small }]), makeMail(makeZip([{ name: 'r.xml', data: small }]), 'r.zip', 'application/zip', 'attachment-first')];
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: bases.length - 1 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+      async (which, flips) => {
+        const b = Buffer.from(bases[which]!);
+        for (const [at, byte] of flips) b[at % b.length] = byte;
+        try {
+          const r = await read(b);
+          assert.equal(r.figures.dmarc_pass + r.figures.dmarc_fail, r.figures.messages);
+        } catch (e) {
+          assert.ok(e instanceof ReportError, `internal error on corrupted input: ${String(e)}`);
+        }
+      },
+    ),
+    { numRuns: 400, seed: 20261123 },
+  );
+});

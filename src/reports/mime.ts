@@ -31,7 +31,7 @@ const RUF_TEXT = /\b(forensic report|failure report|feedback-type:\s*auth-failur
 function isFailureReport(mail: ParsedMail, ct: { value: string; params: Record<string, string> }): boolean {
   const reportType = (ct.params['report-type'] ?? '').toLowerCase();
   if (ct.value === 'multipart/report' && reportType === 'feedback-report') return true;
-  if (mail.attachments.some((a) => a.contentType.toLowerCase() === 'message/feedback-report')) return true;
+  if (mail.attachments.some((a) => typeOf(a) === 'message/feedback-report')) return true;
   return false;
 }
 
@@ -42,7 +42,13 @@ function looksLikeFailureReport(mail: ParsedMail, ct: { value: string; params: R
   return RUF_TEXT.test(mail.subject ?? '') || RUF_TEXT.test(mail.text ?? '');
 }
 
+/** An attachment's content type, lowercase; '' when a broken mail gave none. */
+function typeOf(a: Attachment): string {
+  return typeof a.contentType === 'string' ? a.contentType.toLowerCase() : '';
+}
+
 function isReportPayload(a: Attachment): boolean {
+  if (!Buffer.isBuffer(a.content)) return false;
   const kind = sniff(a.content.subarray(0, 512));
   return kind === 'xml' || kind === 'gzip' || kind === 'zip' || kind === 'zlib';
 }
@@ -63,14 +69,14 @@ export async function extractMailReport(raw: Buffer): Promise<MailReport> {
   }
   // Attachments in mail order; the report is the first one whose content is a report container.
   const payload = mail.attachments.find(
-    (a) => a.contentType.toLowerCase() !== 'message/rfc822' && isReportPayload(a),
+    (a) => typeOf(a) !== 'message/rfc822' && isReportPayload(a),
   );
   if (payload) return { bytes: payload.content, filename: payload.filename ?? null };
   // Some reporters put the XML inline as the text body.
   const text = mail.text?.trimStart() ?? '';
   if (text.startsWith('<?xml') || text.startsWith('<feedback')) return { bytes: Buffer.from(text, 'utf8'), filename: null };
   if (looksLikeFailureReport(mail, ct)) throw new ReportError('failure-report', FAILURE_REPORT_REASON, null);
-  const names = mail.attachments.map((a) => `${a.filename ?? '(unnamed)'} (${a.contentType})`);
+  const names = mail.attachments.map((a) => `${a.filename ?? '(unnamed)'} (${typeOf(a) || 'no content type'})`);
   throw new ReportError(
     'not-a-report',
     names.length

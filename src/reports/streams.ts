@@ -149,9 +149,24 @@ export async function* capBytes(source: AsyncIterable<Buffer>, max: number, what
 /** Input pieces fed to the inflater are this small, so one piece of a bomb expands to a few MB at most. */
 const INFLATE_PIECE = 8 * 1024;
 
+/**
+ * Writes one piece and waits until zlib has processed it. zlib does not call
+ * the write callback when the data is corrupt (it emits 'error' and closes),
+ * so those settle the wait too: never a promise left hanging.
+ */
 function write(z: zlib.InflateRaw | zlib.Inflate, piece: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
-    z.write(piece, (err) => (err ? reject(err) : resolve()));
+    const onError = (e: Error) => done(e);
+    const onClose = () => done(null);
+    const done = (e: Error | null) => {
+      z.off('error', onError);
+      z.off('close', onClose);
+      if (e) reject(e);
+      else resolve();
+    };
+    z.once('error', onError);
+    z.once('close', onClose);
+    z.write(piece, (err) => done(err ?? null));
   });
 }
 
@@ -181,6 +196,7 @@ async function* inflateOne(
         // Input ended: finish the inflater; zlib says whether the stream was complete.
         await new Promise<void>((resolve) => {
           z.once('end', resolve);
+          z.once('close', resolve);
           z.once('error', (e: Error) => {
             failure ??= e;
             resolve();
