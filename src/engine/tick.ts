@@ -34,6 +34,11 @@ export interface TickOptions {
   domains?: string[];
   /** Decide and report, but write nothing: no intents, no DNS, no audit. */
   dryRun?: boolean;
+  /**
+   * Replays only: a report counts once its end is this many seconds past.
+   * Live ticks leave it 0, since a stored report has by definition arrived.
+   */
+  reportDelaySeconds?: number;
 }
 
 export interface DomainTickResult {
@@ -81,7 +86,7 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
   }
   if (row.state !== 'active') return { domain: row.domain };
 
-  const assessment = await assessDomain(store, row, plan, now, enrolled);
+  const assessment = await assessDomain(store, row, plan, now, enrolled, opts.reportDelaySeconds);
   const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
   if (opts.dryRun) return { domain: row.domain, decision };
 
@@ -140,11 +145,14 @@ export async function assessDomain(
   plan: Plan,
   now: Date,
   enrolled?: ReadonlySet<string>,
+  reportDelaySeconds = 0,
 ): Promise<DomainAssessment> {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const windowStart = row.window_start === null ? null : new Date(row.window_start);
   const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
-  const rows = await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds });
+  const rows = (await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds })).filter(
+    (r) => r.end + reportDelaySeconds <= nowSeconds,
+  );
   const rules = new SourceRules(await sourceRulesFor(store.db, row.domain));
   const enrolledSet = enrolled ?? new Set((await listDomains(store.db)).map((d) => d.domain));
   const metrics = measureStage({

@@ -93,6 +93,8 @@ export async function enrollDomains(store: Store, request: EnrollRequest): Promi
         state_reason: null,
         stage_since: null,
         last_record: null,
+        window_start: null,
+        approved_stage_index: null,
         enrolled_at: at,
         updated_at: at,
       });

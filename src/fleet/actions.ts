@@ -1,0 +1,206 @@
+/**
+ * What a person can do to a domain: approve a gated step, pause, resume, roll
+ * back, force a stage, and classify a sending source. Each is audited with who
+ * did it and why. Changes of stage are queued as intents that the next tick
+ * applies through the same verified path as the engine's own moves.
+ */
+import { BlockList } from 'node:net';
+import { addAddressOrSubnet } from '../engine/sources.js';
+import type { Plan } from '../plans/index.js';
+import { parseStageLabel, stageLabel } from '../record/index.js';
+import { appendAudit } from '../store/audit.js';
+import { getDomain, updateDomain } from '../store/domains.js';
+import { getIntent, insertIntent } from '../store/intents.js';
+import type { Store } from '../store/open.js';
+import type { DomainRow } from '../store/schema.js';
+import { addSourceRule } from '../store/source-rules.js';
+import { normalizeDomainName } from './domain-name.js';
+
+export interface Actor {
+  actor: string;
+  now: Date;
+}
+
+/** An action a person asked for that cannot be done, with the reason. */
+export class ActionError extends Error {
+  override name = 'ActionError';
+}
+
+async function enrolledDomain(store: Store, input: string): Promise<DomainRow> {
+  const name = normalizeDomainName(input);
+  if (!name.ok) throw new ActionError(`"${input}": ${name.reason}`);
+  const row = await getDomain(store.db, name.domain);
+  if (!row) throw new ActionError(`${name.domain} is not enrolled`);
+  return row;
+}
+
+const labelAt = (plan: Plan, index: number) => {
+  const s = plan.stages[index];
+  return s ? stageLabel(s) : `stage ${index + 1}`;
+};
+
+/** Approves the move into the next stage (the gated one). */
+export async function approve(store: Store, input: string, plan: (name: string) => Plan, who: Actor, reason = 'approved'): Promise<string> {
+  const row = await enrolledDomain(store, input);
+  const p = plan(row.plan);
+  const next = row.stage_index + 1;
+  if (!p.stages[next]) throw new ActionError(`${row.domain} is at the last stage of plan ${p.name}; there is nothing to approve`);
+  await store.db.transaction().execute(async (trx) => {
+    await updateDomain(trx, row.domain, { approved_stage_index: next, updated_at: who.now.toISOString() });
+    await appendAudit(trx, { at: who.now, actor: who.actor, domain: row.domain, action: 'approve', reason: `${labelAt(p, next)} approved: ${reason}` });
+  });
+  return `${row.domain}: ${labelAt(p, next)} approved; the next tick advances once ${labelAt(p, row.stage_index)} is clean`;
+}
+
+export async function pause(store: Store, input: string, who: Actor, reason: string): Promise<string> {
+  const row = await enrolledDomain(store, input);
+  if (row.state === 'paused') return `${row.domain} is already paused`;
+  await setState(store, row, 'paused', reason, who, 'pause');
+  return `${row.domain} paused: nothing moves until resume`;
+}
+
+/** Resumes a paused or halted domain. A halted domain's record is re-read by the next tick before any write. */
+export async function resume(store: Store, input: string, who: Actor, reason: string): Promise<string> {
+  const row = await enrolledDomain(store, input);
+  if (row.state === 'active') return `${row.domain} is already active`;
+  if (row.state === 'completed') throw new ActionError(`${row.domain} completed its plan; force a stage to restart it`);
+  await setState(store, row, 'active', null, who, 'resume', reason);
+  return `${row.domain} resumed (was ${row.state})`;
+}
+
+/** After a drift stop, the person who fixed the zone says which record is now ours to track. */
+export async function adoptLiveRecord(store: Store, input: string, record: string | null, who: Actor): Promise<void> {
+  const row = await enrolledDomain(store, input);
+  await store.db.transaction().execute(async (trx) => {
+    await updateDomain(trx, row.domain, { last_record: record, updated_at: who.now.toISOString() });
+    await appendAudit(trx, { at: who.now, actor: who.actor, domain: row.domain, action: 'adopt-record', reason: `now tracking ${record ?? 'no record'}` });
+  });
+}
+
+async function setState(store: Store, row: DomainRow, state: DomainRow['state'], stateReason: string | null, who: Actor, action: string, reason = stateReason ?? '') {
+  await store.db.transaction().execute(async (trx) => {
+    await updateDomain(trx, row.domain, { state, state_reason: stateReason, updated_at: who.now.toISOString() });
+    await appendAudit(trx, { at: who.now, actor: who.actor, domain: row.domain, action, reason: reason || action });
+  });
+}
+
+/** Queues a move back: one stage, or to a named earlier stage of the plan. */
+export async function rollback(store: Store, input: string, plan: (name: string) => Plan, who: Actor, opts: { to?: string; reason: string }): Promise<string> {
+  const row = await enrolledDomain(store, input);
+  const p = plan(row.plan);
+  const toIndex = opts.to === undefined ? row.stage_index - 1 : stageIndexOf(p, opts.to);
+  if (toIndex < 0) throw new ActionError(`${row.domain} is at the first stage; there is nothing to roll back to`);
+  if (toIndex >= row.stage_index) throw new ActionError(`${labelAt(p, toIndex)} is not before the current stage ${labelAt(p, row.stage_index)}; use force`);
+  await queueMove(store, row, p, toIndex, 'rollback', who, opts.reason);
+  return `${row.domain}: rollback to ${labelAt(p, toIndex)} queued; the next tick writes and verifies it`;
+}
+
+/** Queues a move to any stage of the plan, forwards or back; a reason is required. */
+export async function force(store: Store, input: string, plan: (name: string) => Plan, who: Actor, opts: { to: string; reason: string }): Promise<string> {
+  if (opts.reason.trim() === '') throw new ActionError('force needs a reason (--reason)');
+  const row = await enrolledDomain(store, input);
+  const p = plan(row.plan);
+  const toIndex = stageIndexOf(p, opts.to);
+  await queueMove(store, row, p, toIndex, 'force', who, opts.reason);
+  return `${row.domain}: force to ${labelAt(p, toIndex)} queued; the next tick writes and verifies it`;
+}
+
+function stageIndexOf(plan: Plan, label: string): number {
+  let target;
+  try {
+    target = parseStageLabel(label);
+  } catch (error) {
+    throw new ActionError((error as Error).message);
+  }
+  const index = plan.stages.findIndex((s) => s.policy === target.policy && s.pct === target.pct);
+  if (index < 0) throw new ActionError(`${stageLabel(target)} is not a stage of plan ${plan.name} (${plan.stages.map(stageLabel).join(', ')})`);
+  return index;
+}
+
+async function queueMove(store: Store, row: DomainRow, plan: Plan, toIndex: number, action: string, who: Actor, reason: string) {
+  const existing = await getIntent(store.db, row.domain);
+  if (existing && existing.status !== 'requested') {
+    throw new ActionError(`${row.domain} has a change to ${labelAt(plan, existing.to_index)} in flight (${existing.status}); wait for it to verify or fail`);
+  }
+  await store.db.transaction().execute(async (trx) => {
+    if (existing) await trx.deleteFrom('intents').where('domain', '=', row.domain).execute();
+    await insertIntent(trx, {
+      domain: row.domain,
+      created_at: who.now.toISOString(),
+      action,
+      from_index: row.stage_index,
+      to_index: toIndex,
+      record: null,
+      previous_record: null,
+      previous_ttl: null,
+      ttl: plan.record_ttl,
+      status: 'requested',
+      attempts: 0,
+      next_attempt_at: who.now.toISOString(),
+      last_error: null,
+      actor: who.actor,
+      reason,
+      decision: null,
+    });
+    // A person's move also ends a halt or pause: they have looked.
+    await updateDomain(trx, row.domain, { state: 'active', state_reason: null, updated_at: who.now.toISOString() });
+    await appendAudit(trx, {
+      at: who.now,
+      actor: who.actor,
+      domain: row.domain,
+      action,
+      reason: `${labelAt(plan, row.stage_index)} -> ${labelAt(plan, toIndex)}: ${reason}`,
+    });
+  });
+}
+
+export type SourceSpec = { kind: 'ip' | 'dkim' | 'spf'; value: string };
+
+/** Reads `192.0.2.0/24`, `2001:db8::1`, `dkim:esp.example` or `spf:bounce.esp.example`. */
+export function parseSourceSpec(text: string): SourceSpec {
+  const match = /^(dkim|spf):(.+)$/i.exec(text.trim());
+  if (match) {
+    const name = normalizeDomainName(match[2]!);
+    if (!name.ok) throw new ActionError(`"${text}": ${name.reason}`);
+    return { kind: match[1]!.toLowerCase() as 'dkim' | 'spf', value: name.domain };
+  }
+  try {
+    addAddressOrSubnet(new BlockList(), text.trim());
+  } catch (error) {
+    throw new ActionError(`"${text}": not an IP, CIDR, dkim:<domain> or spf:<domain>`);
+  }
+  return { kind: 'ip', value: text.trim() };
+}
+
+/** Allowlists a source (authorised) or marks it as abuse, for one domain or (domain null) all. */
+export async function classifySource(
+  store: Store,
+  domainInput: string | null,
+  spec: string,
+  verdict: 'authorised' | 'abuse',
+  who: Actor,
+  note: string | null = null,
+): Promise<string> {
+  const domain = domainInput === null ? null : (await enrolledDomain(store, domainInput)).domain;
+  const source = parseSourceSpec(spec);
+  const { added } = await addSourceRule(store.db, {
+    domain,
+    kind: source.kind,
+    value: source.value,
+    verdict,
+    added_by: who.actor,
+    added_at: who.now.toISOString(),
+    note,
+  });
+  const scope = domain ?? 'every domain';
+  const what = `${source.kind === 'ip' ? '' : `${source.kind}:`}${source.value}`;
+  if (!added) return `${what} is already ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}`;
+  await appendAudit(store.db, {
+    at: who.now,
+    actor: who.actor,
+    domain,
+    action: verdict === 'authorised' ? 'allow' : 'mark-abuse',
+    reason: `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}${note ? `: ${note}` : ''}`,
+  });
+  return `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}`;
+}
