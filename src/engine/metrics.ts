@@ -70,14 +70,15 @@ export function measureStage(input: MeasureInput): StageMetrics {
   const lookbackStart = nowSeconds - LOOKBACK_DAYS * DAY_SECONDS;
   const windowSeconds = windowStart === null ? null : Math.floor(windowStart.getTime() / 1000);
 
+  // A report that straddles the window start was partly judged under the old record: it does not count.
+  const inWindow = (row: ObservedRow) => windowSeconds !== null && row.begin >= windowSeconds;
   const attributed: Array<{ row: ObservedRow; part: 'own' | 'subdomain' }> = [];
   for (const row of input.rows) {
-    if (row.end > nowSeconds || row.end < lookbackStart) continue;
+    // A stage longer than the look-back is still judged on its whole window.
+    if (row.end > nowSeconds || (row.end < lookbackStart && !inWindow(row))) continue;
     const part = attributeRow(row, domain, input.enrolledDomains);
     if (part) attributed.push({ row, part });
   }
-  // A report that straddles the window start was partly judged under the old record: it does not count.
-  const inWindow = (row: ObservedRow) => windowSeconds !== null && row.begin >= windowSeconds;
   const judged = (part: 'own' | 'subdomain') => part === 'own' || input.subdomainsJudged;
 
   const sources = classifySources(
