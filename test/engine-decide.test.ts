@@ -1,0 +1,636 @@
+/**
+ * The pure core of the engine: decide() on hand-built metrics against the
+ * real default plan, measureStage() on hand-made report rows, and the stage
+ * window arithmetic. No store, no DNS, the clock passed in.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decide, HALT_EVIDENCE_MIN_MESSAGES } from '../src/engine/decide.js';
+import { measureStage, type MeasureInput } from '../src/engine/metrics.js';
+import { SourceRules, UNALIGNED_MIN_DAYS } from '../src/engine/sources.js';
+import type { Check, DomainSnapshot, ObservedRow, ReporterSummary, SourceRule, SourceSummary, StageMetrics } from '../src/engine/types.js';
+import { stageWindowStart } from '../src/engine/window.js';
+import { loadPlan, parsePlan, type Plan } from '../src/plans/index.js';
+
+const plan: Plan = loadPlan('default');
+const NOW = new Date('2026-03-20T12:00:00Z');
+const WINDOW = '2026-03-01T00:00:00.000Z';
+
+// Default plan indexes used below.
+const NONE = 0;
+const Q1 = 1;
+const Q100 = 6;
+const R1 = 7;
+const R100 = 12;
+
+interface MetricsSpec {
+  messages?: number;
+  failed?: number;
+  days?: number;
+  reporters?: ReporterSummary[];
+  sources?: SourceSummary[];
+}
+
+/** Stage metrics as measureStage() would produce them: `messages` authorised, `failed` of them failing. */
+function metrics(spec: MetricsSpec = {}): StageMetrics {
+  const messages = spec.messages ?? 0;
+  const failed = spec.failed ?? 0;
+  const totals = { messages, passed: messages - failed, failed };
+  return {
+    domain: 'example.com',
+    windowStart: WINDOW,
+    elapsedDays: spec.days ?? 0,
+    daysObserved: spec.days ?? 0,
+    all: { ...totals },
+    own: { ...totals },
+    subdomains: { messages: 0, passed: 0, failed: 0 },
+    subdomainsJudged: true,
+    authorised: { ...totals, failRate: messages === 0 ? null : failed / messages },
+    spoofing: { messages: 0, passed: 0, failed: 0 },
+    sources: spec.sources ?? [],
+    reporters: spec.reporters ?? [],
+  };
+}
+
+function snap(stageIndex: number, over: Partial<DomainSnapshot> = {}): DomainSnapshot {
+  return { domain: 'example.com', state: 'active', stageIndex, stageSince: '2026-02-28T10:00:00.000Z', approvedStageIndex: null, ...over };
+}
+
+function check(checks: Check[], rule: string): Check {
+  const found = checks.find((c) => c.rule === rule);
+  assert.ok(found, `no ${rule} check among ${checks.map((c) => c.rule).join(', ')}`);
+  return found;
+}
+
+function assertCheck(checks: Check[], rule: string, outcome: Check['outcome'], measured: Check['measured'], threshold: Check['threshold']) {
+  const c = check(checks, rule);
+  assert.deepEqual(
+    { rule: c.rule, outcome: c.outcome, measured: c.measured, threshold: c.threshold },
+    { rule, outcome, measured, threshold },
+  );
+  assert.ok(c.detail.length > 0, `${rule} has no detail`);
+}
+
+/** Metrics that pass every check of the default plan's stage `index`. */
+function cleanFor(index: number, over: MetricsSpec = {}): StageMetrics {
+  const stage = plan.stages[index]!;
+  return metrics({ messages: stage.min_messages, failed: 0, days: stage.min_days, ...over });
+}
+
+const smallPlan = (stage0: string) =>
+  parsePlan(
+    `quiet_reporter_days: 3
+stages:
+  - ${stage0}
+  - { policy: reject, pct: 100, min_days: 1, min_messages: 10, advance_max_fail_rate: 0.01, halt_fail_rate: 0.03, rollback_fail_rate: 0.05 }
+`,
+    'x.yaml',
+  );
+
+describe('decide(): actions', () => {
+  it('establishes a stage that is not in effect yet, without judging mail', () => {
+    const d = decide(snap(NONE, { stageSince: null }), plan, metrics({ messages: 1000, failed: 900, days: 30 }), NOW);
+    assert.equal(d.action, 'establish');
+    assert.equal(d.from, 'none:100');
+    assert.equal(d.to, 'none:100');
+    assert.equal(d.toIndex, 0);
+    assert.equal(d.at, NOW.toISOString());
+    assert.equal(d.checks.length, 1);
+    assertCheck(d.checks, 'in-effect', 'inconclusive', null, null);
+  });
+
+  it('advances a clean stage one step, every check passed and in order', () => {
+    const d = decide(snap(Q1), plan, cleanFor(Q1), NOW);
+    assert.equal(d.action, 'advance');
+    assert.equal(d.from, 'quarantine:1');
+    assert.equal(d.to, 'quarantine:5');
+    assert.equal(d.toIndex, 2);
+    assert.deepEqual(
+      d.checks.map((c) => [c.rule, c.outcome]),
+      [
+        ['rollback-rate', 'passed'],
+        ['halt-rate', 'passed'],
+        ['quiet-reporter', 'passed'],
+        ['unaligned-sender', 'passed'],
+        ['min-days', 'passed'],
+        ['min-messages', 'passed'],
+        ['advance-rate', 'passed'],
+      ],
+    );
+    assertCheck(d.checks, 'rollback-rate', 'passed', 0, 0.1);
+    assertCheck(d.checks, 'halt-rate', 'passed', 0, 0.05);
+    assertCheck(d.checks, 'quiet-reporter', 'passed', 'none', '3 days');
+    assertCheck(d.checks, 'unaligned-sender', 'passed', 0, '50 messages');
+    assertCheck(d.checks, 'min-days', 'passed', 3, 3);
+    assertCheck(d.checks, 'min-messages', 'passed', 300, 300);
+    assertCheck(d.checks, 'advance-rate', 'passed', 0, 0.02);
+  });
+
+  it('advances from p=none, which has no halt or rollback rate, on the p=none evidence', () => {
+    const d = decide(snap(NONE), plan, cleanFor(NONE, { failed: 10 }), NOW);
+    assert.equal(d.action, 'advance');
+    assert.equal(d.to, 'quarantine:1');
+    assert.equal(d.checks.some((c) => c.rule === 'rollback-rate' || c.rule === 'halt-rate'), false);
+    assertCheck(d.checks, 'min-days', 'passed', 14, 14);
+    assertCheck(d.checks, 'min-messages', 'passed', 500, 500);
+    assertCheck(d.checks, 'advance-rate', 'passed', 10 / 500, 0.02);
+  });
+
+  it('holds a stage with too few days, naming the check that holds it', () => {
+    const d = decide(snap(Q1), plan, cleanFor(Q1, { days: 2 }), NOW);
+    assert.equal(d.action, 'hold');
+    assert.equal(d.to, null);
+    assert.equal(d.toIndex, null);
+    assertCheck(d.checks, 'min-days', 'inconclusive', 2, 3);
+    assert.match(d.summary, /holding at quarantine:1/);
+  });
+
+  it('awaits approval for a gated next stage (quarantine:100 -> reject:1)', () => {
+    const d = decide(snap(Q100), plan, cleanFor(Q100), NOW);
+    assert.equal(d.action, 'await-approval');
+    assert.equal(d.from, 'quarantine:100');
+    assert.equal(d.to, 'reject:1');
+    assert.equal(d.toIndex, R1);
+    assertCheck(d.checks, 'approval', 'inconclusive', 'not approved', 'approved');
+    assert.match(d.summary, /approve example\.com/);
+  });
+
+  it('an approval for another stage does not open the gate', () => {
+    const d = decide(snap(Q100, { approvedStageIndex: R1 + 1 }), plan, cleanFor(Q100), NOW);
+    assert.equal(d.action, 'await-approval');
+  });
+
+  it('advances through the gate once that next stage is approved', () => {
+    const d = decide(snap(Q100, { approvedStageIndex: R1 }), plan, cleanFor(Q100), NOW);
+    assert.equal(d.action, 'advance');
+    assert.equal(d.to, 'reject:1');
+    assert.equal(d.toIndex, R1);
+    assertCheck(d.checks, 'approval', 'passed', 'approved', 'approved');
+  });
+
+  it('an approval does not override a failing check', () => {
+    const d = decide(snap(Q100, { approvedStageIndex: R1 }), plan, cleanFor(Q100, { days: 6 }), NOW);
+    assert.equal(d.action, 'hold');
+    assert.equal(d.checks.some((c) => c.rule === 'approval'), false);
+  });
+
+  it('halts above the halt rate, before dwell or approval are looked at', () => {
+    // 16 of 300 = 5.33 % > 5 %, below the 10 % rollback rate; only one day in.
+    const d = decide(snap(Q1), plan, metrics({ messages: 300, failed: 16, days: 1 }), NOW);
+    assert.equal(d.action, 'halt');
+    assert.equal(d.to, null);
+    assertCheck(d.checks, 'rollback-rate', 'passed', 16 / 300, 0.1);
+    assertCheck(d.checks, 'halt-rate', 'failed', 16 / 300, 0.05);
+    assert.equal(d.checks.length, 2, 'nothing after the deciding check');
+  });
+
+  it('rolls back one stage above the rollback rate', () => {
+    const d = decide(snap(4), plan, metrics({ messages: 300, failed: 31, days: 1 }), NOW);
+    assert.equal(d.action, 'rollback');
+    assert.equal(d.from, 'quarantine:25');
+    assert.equal(d.to, 'quarantine:10');
+    assert.equal(d.toIndex, 3);
+    assertCheck(d.checks, 'rollback-rate', 'failed', 31 / 300, 0.1);
+    assert.equal(d.checks.length, 1);
+  });
+
+  it('rolls back reject:1 to quarantine:100 on the reject rates', () => {
+    // 16 of 300 = 5.33 % > the reject stages' 5 % rollback rate.
+    const d = decide(snap(R1), plan, metrics({ messages: 300, failed: 16, days: 1 }), NOW);
+    assert.equal(d.action, 'rollback');
+    assert.equal(d.toIndex, Q100);
+    assert.equal(d.to, 'quarantine:100');
+    assertCheck(d.checks, 'rollback-rate', 'failed', 16 / 300, 0.05);
+  });
+
+  it('halts instead of rolling back at stage 0 of a plan with a rollback rate there', () => {
+    const p = smallPlan('{ policy: quarantine, pct: 1, min_days: 1, min_messages: 10, advance_max_fail_rate: 0.02, halt_fail_rate: 0.05, rollback_fail_rate: 0.10 }');
+    const d = decide(snap(0), p, metrics({ messages: 100, failed: 30, days: 5 }), NOW);
+    assert.equal(d.action, 'halt');
+    assert.equal(d.toIndex, null);
+    assertCheck(d.checks, 'rollback-rate', 'failed', 0.3, 0.1);
+    assert.match(d.summary, /no earlier stage/);
+  });
+
+  it('completes when the last stage held cleanly', () => {
+    const d = decide(snap(R100), plan, cleanFor(R100, { failed: 3 }), NOW);
+    assert.equal(d.action, 'complete');
+    assert.equal(d.from, 'reject:100');
+    assert.equal(d.to, null);
+    assert.equal(d.toIndex, null);
+    assertCheck(d.checks, 'advance-rate', 'passed', 0.01, 0.01);
+  });
+
+  for (const state of ['paused', 'halted', 'completed'] as const) {
+    it(`holds a ${state} domain whatever its mail says`, () => {
+      const d = decide(snap(Q1, { state }), plan, metrics({ messages: 300, failed: 300, days: 30 }), NOW);
+      assert.equal(d.action, 'hold');
+      assert.equal(d.checks.length, 1);
+      assertCheck(d.checks, 'state', 'failed', state, 'active');
+    });
+  }
+
+  it('a paused domain whose stage is not in effect is still held, not established', () => {
+    const d = decide(snap(NONE, { state: 'paused', stageSince: null }), plan, metrics(), NOW);
+    assert.equal(d.action, 'hold');
+  });
+
+  it('refuses a stage index outside the plan', () => {
+    assert.throws(() => decide(snap(plan.stages.length), plan, metrics(), NOW), /outside plan default/);
+  });
+});
+
+describe('decide(): reasons that hold', () => {
+  it('a quiet reporter is inconclusive and holds', () => {
+    const quiet: ReporterSummary = { reporter: 'big-isp.example', lastReportEnd: '2026-03-15T23:59:59.000Z', daysReported: 20, regular: true, quiet: true };
+    const fine: ReporterSummary = { reporter: 'other.example', lastReportEnd: '2026-03-19T23:59:59.000Z', daysReported: 20, regular: true, quiet: false };
+    const d = decide(snap(Q1), plan, cleanFor(Q1, { reporters: [quiet, fine] }), NOW);
+    assert.equal(d.action, 'hold');
+    assertCheck(d.checks, 'quiet-reporter', 'inconclusive', 'big-isp.example', '3 days');
+    assert.match(check(d.checks, 'quiet-reporter').detail, /big-isp\.example/);
+  });
+
+  it('a blocking unaligned sender fails and holds; a non-blocking one does not', () => {
+    const esp: SourceSummary = {
+      key: '198.51.100.7 dkim:esp.example',
+      ip: '198.51.100.7',
+      dkimDomains: ['esp.example'],
+      spfDomains: [],
+      class: 'unaligned',
+      classReason: 'unaligned',
+      messages: 80,
+      passed: 0,
+      lookbackMessages: 120,
+      lookbackPassed: 0,
+      daysSeen: 5,
+      blocking: true,
+    };
+    const held = decide(snap(Q1), plan, cleanFor(Q1, { sources: [esp] }), NOW);
+    assert.equal(held.action, 'hold');
+    assertCheck(held.checks, 'unaligned-sender', 'failed', 1, '50 messages');
+    assert.match(check(held.checks, 'unaligned-sender').detail, /198\.51\.100\.7 dkim:esp\.example/);
+
+    const moved = decide(snap(Q1), plan, cleanFor(Q1, { sources: [{ ...esp, blocking: false }] }), NOW);
+    assert.equal(moved.action, 'advance');
+  });
+
+  it('too few authorised messages is inconclusive', () => {
+    const d = decide(snap(Q1), plan, cleanFor(Q1, { messages: 299 }), NOW);
+    assert.equal(d.action, 'hold');
+    assertCheck(d.checks, 'min-messages', 'inconclusive', 299, 300);
+  });
+
+  it('a failure rate above the advance rate fails the advance-rate check and holds', () => {
+    const d = decide(snap(Q1), plan, cleanFor(Q1, { failed: 7 }), NOW);
+    assert.equal(d.action, 'hold');
+    assertCheck(d.checks, 'advance-rate', 'failed', 7 / 300, 0.02);
+    assertCheck(d.checks, 'halt-rate', 'passed', 7 / 300, 0.05);
+  });
+});
+
+describe('decide(): boundaries', () => {
+  it('6 of 300 at advance_max_fail_rate 0.02 advances; 7 of 300 holds', () => {
+    assert.equal(decide(snap(Q1), plan, cleanFor(Q1, { failed: 6 }), NOW).action, 'advance');
+    assert.equal(decide(snap(Q1), plan, cleanFor(Q1, { failed: 7 }), NOW).action, 'hold');
+  });
+
+  it('exactly at the halt rate does not halt; one message more does', () => {
+    const at = decide(snap(Q1), plan, cleanFor(Q1, { failed: 15 }), NOW); // 5.00 %
+    assert.equal(at.action, 'hold');
+    assertCheck(at.checks, 'halt-rate', 'passed', 0.05, 0.05);
+    const over = decide(snap(Q1), plan, cleanFor(Q1, { failed: 16 }), NOW);
+    assert.equal(over.action, 'halt');
+  });
+
+  it('exactly at the rollback rate does not roll back (it halts: above the halt rate); one more rolls back', () => {
+    const at = decide(snap(Q1), plan, cleanFor(Q1, { failed: 30 }), NOW); // 10.00 %
+    assert.equal(at.action, 'halt');
+    assertCheck(at.checks, 'rollback-rate', 'passed', 0.1, 0.1);
+    const over = decide(snap(Q1), plan, cleanFor(Q1, { failed: 31 }), NOW);
+    assert.equal(over.action, 'rollback');
+    assert.equal(over.toIndex, NONE);
+  });
+
+  it(`fewer than ${HALT_EVIDENCE_MIN_MESSAGES} authorised messages never halts or rolls back, even all failing`, () => {
+    const n = HALT_EVIDENCE_MIN_MESSAGES - 1;
+    const d = decide(snap(Q1), plan, metrics({ messages: n, failed: n, days: 10 }), NOW);
+    assert.equal(d.action, 'hold');
+    assert.equal(d.checks.some((c) => c.rule === 'rollback-rate' || c.rule === 'halt-rate'), false);
+    assertCheck(d.checks, 'advance-rate', 'failed', 1, 0.02);
+    // At the evidence minimum the same failure rolls back.
+    const m = HALT_EVIDENCE_MIN_MESSAGES;
+    assert.equal(decide(snap(Q1), plan, metrics({ messages: m, failed: m, days: 10 }), NOW).action, 'rollback');
+  });
+
+  it('min_days exactly met passes; one day short holds', () => {
+    assert.equal(decide(snap(3), plan, cleanFor(3, { days: 4 }), NOW).action, 'advance');
+    const short = decide(snap(3), plan, cleanFor(3, { days: 3 }), NOW);
+    assert.equal(short.action, 'hold');
+    assertCheck(short.checks, 'min-days', 'inconclusive', 3, 4);
+  });
+
+  it('min_messages exactly met passes', () => {
+    const d = decide(snap(NONE), plan, cleanFor(NONE, { messages: 500 }), NOW);
+    assert.equal(d.action, 'advance');
+    assertCheck(d.checks, 'min-messages', 'passed', 500, 500);
+  });
+
+  it('no authorised mail at all holds as inconclusive, even when the plan asks for no days and no messages', () => {
+    const p = smallPlan('{ policy: none, pct: 100, min_days: 0, min_messages: 0, advance_max_fail_rate: 0.02 }');
+    const d = decide(snap(0), p, metrics({ messages: 0, days: 0 }), NOW);
+    assert.equal(d.action, 'hold');
+    assertCheck(d.checks, 'min-days', 'passed', 0, 0);
+    assertCheck(d.checks, 'min-messages', 'passed', 0, 0);
+    assertCheck(d.checks, 'advance-rate', 'inconclusive', null, 0.02);
+    assert.match(check(d.checks, 'advance-rate').detail, /no authorised mail/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+const DAY = 86_400;
+const dayStart = (day: string) => Date.parse(`${day}T00:00:00Z`) / 1000;
+
+interface RowSpec extends Partial<ObservedRow> {
+  day?: string;
+}
+
+/** One row of a daily report; passes DMARC aligned as example.com unless told otherwise. */
+function row(spec: RowSpec = {}): ObservedRow {
+  const { day = '2026-03-12', ...rest } = spec;
+  const from = rest.headerFrom ?? 'example.com';
+  return {
+    reporter: 'isp.example',
+    begin: dayStart(day),
+    end: dayStart(day) + DAY - 1,
+    policyDomain: 'example.com',
+    sourceIp: '192.0.2.10',
+    count: 10,
+    headerFrom: from,
+    dkim: 'pass',
+    spf: 'pass',
+    disposition: 'none',
+    authDkim: [{ domain: from, result: 'pass' }],
+    authSpf: [{ domain: from, result: 'pass' }],
+    ...rest,
+  };
+}
+
+/** Fails everything: spoofing. */
+const spoof = (spec: RowSpec = {}) =>
+  row({ sourceIp: '203.0.113.66', dkim: 'fail', spf: 'fail', authDkim: [], authSpf: [{ domain: 'example.com', result: 'fail' }], ...spec });
+/** Authenticates as an ESP, unaligned. */
+const esp = (spec: RowSpec = {}) =>
+  row({
+    sourceIp: '198.51.100.7',
+    dkim: 'fail',
+    spf: 'fail',
+    authDkim: [{ domain: 'esp.example', result: 'pass' }],
+    authSpf: [{ domain: 'bounce.esp.example', result: 'pass' }],
+    ...spec,
+  });
+
+function measure(rows: ObservedRow[], over: Partial<MeasureInput> = {}): StageMetrics {
+  return measureStage({
+    domain: 'example.com',
+    rows,
+    windowStart: new Date('2026-03-10T00:00:00Z'),
+    now: NOW,
+    enrolledDomains: new Set(['example.com']),
+    subdomainsJudged: true,
+    rules: new SourceRules([]),
+    unalignedSourceMinMessages: 50,
+    quietReporterDays: 3,
+    ...over,
+  });
+}
+
+const sourceAt = (m: StageMetrics, key: string) => {
+  const s = m.sources.find((x) => x.key === key);
+  assert.ok(s, `no source ${key} among ${m.sources.map((x) => x.key).join(' | ')}`);
+  return s;
+};
+
+describe('measureStage(): the window', () => {
+  it('counts reports inside the window only, and whole UTC days before today', () => {
+    const m = measure([
+      row({ day: '2026-03-09', count: 1000 }), // before the window
+      row({ begin: dayStart('2026-03-09') + 12 * 3600, end: dayStart('2026-03-10') + 12 * 3600, count: 100 }), // straddles its start
+      row({ day: '2026-03-10', count: 1 }),
+      row({ day: '2026-03-12', count: 2 }),
+      row({ day: '2026-03-19', count: 4 }), // yesterday, ended before now
+      row({ begin: dayStart('2026-03-20'), end: dayStart('2026-03-20') + 6 * 3600, count: 8 }), // today, ended: counts, but today is not a whole day
+      row({ day: '2026-03-20', count: 10_000 }), // ends after now: not yet
+    ]);
+    assert.equal(m.windowStart, '2026-03-10T00:00:00.000Z');
+    assert.equal(m.elapsedDays, 10);
+    assert.equal(m.all.messages, 1 + 2 + 4 + 8);
+    assert.equal(m.authorised.messages, 15);
+    assert.equal(m.authorised.failRate, 0);
+    assert.equal(m.daysObserved, 3);
+  });
+
+  it('a stage not in effect has no window: nothing counts, days are 0', () => {
+    const m = measure([row({ day: '2026-03-12', count: 50 })], { windowStart: null });
+    assert.equal(m.windowStart, null);
+    assert.equal(m.elapsedDays, 0);
+    assert.equal(m.all.messages, 0);
+    assert.equal(m.daysObserved, 0);
+    assert.equal(m.authorised.failRate, null);
+  });
+
+  it('a late report for an earlier day counts once it has arrived, when its range is inside the window', () => {
+    const early = [row({ day: '2026-03-12', count: 5 })];
+    const late = row({ day: '2026-03-11', count: 7, reporter: 'slow.example' });
+    const before = measure(early);
+    const after = measure([...early, late]);
+    assert.equal(before.all.messages, 5);
+    assert.equal(after.all.messages, 12);
+    assert.equal(after.daysObserved, before.daysObserved + 1);
+  });
+});
+
+describe('measureStage(): attribution', () => {
+  const enrolled = new Set(['example.com', 'shop.example.com']);
+  const rows = [
+    row({ count: 1 }),
+    row({ headerFrom: 'mail.example.com', count: 2 }),
+    row({ headerFrom: 'Deep.Mail.Example.com.', count: 4 }),
+    row({ headerFrom: 'shop.example.com', count: 8 }), // enrolled on its own
+    row({ headerFrom: 'x.shop.example.com', count: 16 }), // follows shop.example.com
+    row({ headerFrom: 'news.example.com', policyDomain: 'news.example.com', count: 32 }), // has its own record
+    row({ headerFrom: 'example.org', policyDomain: 'example.org', count: 64 }),
+    row({ headerFrom: 'notexample.com', count: 128 }),
+  ];
+
+  it('counts own mail and subdomains that follow the record; not enrolled or self-governed subdomains', () => {
+    const m = measure(rows, { enrolledDomains: enrolled });
+    assert.equal(m.own.messages, 1);
+    assert.equal(m.subdomains.messages, 6);
+    assert.equal(m.all.messages, 7);
+    assert.equal(m.authorised.messages, 7);
+  });
+
+  it('does not judge subdomain mail when subdomains do not follow the record', () => {
+    const m = measure(
+      [row({ count: 10 }), row({ headerFrom: 'mail.example.com', sourceIp: '192.0.2.99', count: 90, dkim: 'fail', spf: 'fail', authDkim: [], authSpf: [] })],
+      { subdomainsJudged: false },
+    );
+    assert.equal(m.subdomainsJudged, false);
+    assert.equal(m.subdomains.messages, 90, 'shown');
+    assert.equal(m.all.messages, 100);
+    assert.equal(m.authorised.messages, 10, 'not judged');
+    assert.equal(m.spoofing.messages, 0);
+    assert.equal(m.sources.some((s) => s.ip === '192.0.2.99'), false);
+  });
+
+  it('judges subdomain mail with the domain when subdomains follow it', () => {
+    const m = measure([row({ count: 10 }), row({ headerFrom: 'mail.example.com', count: 90 })], { subdomainsJudged: true });
+    assert.equal(m.authorised.messages, 100);
+  });
+});
+
+describe('measureStage(): sources', () => {
+  const rule = (kind: SourceRule['kind'], value: string, verdict: SourceRule['verdict'] = 'authorised'): SourceRule => ({ domain: 'example.com', kind, value, verdict });
+  const failing = (ip: string, spec: RowSpec = {}) =>
+    row({ sourceIp: ip, dkim: 'fail', spf: 'fail', authDkim: [], authSpf: [{ domain: 'example.com', result: 'fail' }], count: 10, ...spec });
+
+  it('allowlisted IPs and CIDRs (v4 and v6) are authorised even while failing; others failing everything are spoofing', () => {
+    const rules = new SourceRules([rule('ip', '192.0.2.50'), rule('ip', '198.51.100.0/24'), rule('ip', '2001:db8:1::/48')]);
+    const m = measure(
+      [failing('192.0.2.50'), failing('198.51.100.200'), failing('2001:db8:1::25'), failing('2001:db8:2::25'), failing('192.0.2.51')],
+      { rules },
+    );
+    assert.equal(sourceAt(m, '192.0.2.50').class, 'authorised');
+    assert.equal(sourceAt(m, '198.51.100.200').class, 'authorised');
+    assert.equal(sourceAt(m, '2001:db8:1::25').class, 'authorised');
+    assert.equal(sourceAt(m, '2001:db8:2::25').class, 'unauthenticated');
+    assert.equal(sourceAt(m, '192.0.2.51').class, 'unauthenticated');
+    assert.deepEqual(m.authorised, { messages: 30, passed: 0, failed: 30, failRate: 1 });
+    assert.deepEqual(m.spoofing, { messages: 20, passed: 0, failed: 20 });
+  });
+
+  it('an allowlisted DKIM domain matches its subdomains, signed pass or fail, and not look-alikes', () => {
+    const rules = new SourceRules([rule('dkim', 'ESP.example')]);
+    const m = measure(
+      [
+        failing('203.0.113.1', { authDkim: [{ domain: 'mail.esp.example', result: 'fail' }] }),
+        failing('203.0.113.2', { authDkim: [{ domain: 'notesp.example', result: 'pass' }] }),
+      ],
+      { rules },
+    );
+    assert.equal(sourceAt(m, '203.0.113.1').class, 'authorised');
+    assert.match(sourceAt(m, '203.0.113.1').classReason, /dkim:mail\.esp\.example/);
+    assert.equal(sourceAt(m, '203.0.113.2 dkim:notesp.example').class, 'unaligned');
+  });
+
+  it('an abuse verdict wins over the allowlist and over a passing history', () => {
+    const rules = new SourceRules([rule('ip', '192.0.2.0/24'), rule('ip', '192.0.2.10', 'abuse')]);
+    const m = measure([row({ count: 100 })], { rules });
+    const s = sourceAt(m, '192.0.2.10 dkim:example.com spf:example.com');
+    assert.equal(s.class, 'unauthenticated');
+    assert.match(s.classReason, /abuse/);
+    assert.equal(m.authorised.messages, 0);
+    assert.equal(m.spoofing.messages, 100);
+  });
+
+  it('a source passing DMARC on more than half its mail is authorised, its failures in the rate; half is not enough', () => {
+    const m = measure([
+      row({ count: 6 }),
+      failing('192.0.2.10', { count: 4 }),
+      row({ sourceIp: '192.0.2.20', count: 5 }),
+      failing('192.0.2.20', { count: 5 }),
+    ]);
+    assert.equal(sourceAt(m, '192.0.2.10 dkim:example.com spf:example.com').class, 'authorised');
+    assert.equal(sourceAt(m, '192.0.2.10').class, 'authorised');
+    assert.notEqual(sourceAt(m, '192.0.2.20 dkim:example.com spf:example.com').class, 'authorised');
+    assert.notEqual(sourceAt(m, '192.0.2.20').class, 'authorised');
+    assert.deepEqual(m.authorised, { messages: 10, passed: 6, failed: 4, failRate: 0.4 });
+  });
+
+  it('an authorised IP whose DKIM broke stays authorised through its IP history', () => {
+    const m = measure([
+      row({ day: '2026-03-01', count: 100 }), // history before the window
+      failing('192.0.2.10', { day: '2026-03-12', count: 30, authDkim: [{ domain: 'example.com', result: 'fail' }] }),
+    ]);
+    const broken = sourceAt(m, '192.0.2.10');
+    assert.equal(broken.class, 'authorised');
+    assert.match(broken.classReason, /passes DMARC/);
+    assert.deepEqual(m.authorised, { messages: 30, passed: 0, failed: 30, failRate: 1 });
+    assert.equal(m.spoofing.messages, 0);
+  });
+
+  it(`an unaligned ESP blocks only when seen on >= ${UNALIGNED_MIN_DAYS} days with >= the plan volume`, () => {
+    const days = ['2026-03-11', '2026-03-12', '2026-03-13'];
+    const key = '198.51.100.7 dkim:esp.example spf:bounce.esp.example';
+    const steady = measure(days.map((day) => esp({ day, count: 17 }))); // 51 over 3 days
+    assert.equal(sourceAt(steady, key).class, 'unaligned');
+    assert.equal(sourceAt(steady, key).daysSeen, 3);
+    assert.equal(sourceAt(steady, key).blocking, true);
+    assert.equal(steady.authorised.messages, 0, 'unaligned is not authorised');
+    assert.equal(steady.spoofing.messages, 0, 'nor spoofing');
+
+    const exactly = measure([esp({ day: days[0], count: 16 }), esp({ day: days[1], count: 17 }), esp({ day: days[2], count: 17 })]); // 50
+    assert.equal(sourceAt(exactly, key).blocking, true);
+    const tooFewMessages = measure([esp({ day: days[0], count: 16 }), esp({ day: days[1], count: 16 }), esp({ day: days[2], count: 17 })]); // 49
+    assert.equal(sourceAt(tooFewMessages, key).blocking, false);
+    const tooFewDays = measure(days.slice(0, 2).map((day) => esp({ day, count: 500 })));
+    assert.equal(sourceAt(tooFewDays, key).blocking, false);
+    assert.equal(sourceAt(tooFewDays, key).class, 'unaligned');
+  });
+
+  it('spoofing is unauthenticated, counted as spoofing, and not in the authorised rate', () => {
+    const m = measure([row({ count: 300 }), spoof({ count: 5000 })]);
+    assert.equal(sourceAt(m, '203.0.113.66').class, 'unauthenticated');
+    assert.equal(sourceAt(m, '203.0.113.66').blocking, false);
+    assert.deepEqual(m.spoofing, { messages: 5000, passed: 0, failed: 5000 });
+    assert.deepEqual(m.authorised, { messages: 300, passed: 300, failed: 0, failRate: 0 });
+    assert.equal(m.all.failed, 5000);
+  });
+});
+
+describe('measureStage(): reporters', () => {
+  const daily = (reporter: string, first: string, n: number, step = 1) =>
+    Array.from({ length: n }, (_, i) => row({ reporter, day: new Date((dayStart(first) + i * step * DAY) * 1000).toISOString().slice(0, 10), count: 1 }));
+
+  it('a daily reporter silent longer than quiet_reporter_days is quiet; one silent less is not', () => {
+    // now is 03-20 12:00; last report ends 03-16 23:59:59: 3.5 days ago.
+    const m = measure([...daily('gone.example', '2026-03-05', 12), ...daily('fresh.example', '2026-03-07', 12)]);
+    const gone = m.reporters.find((r) => r.reporter === 'gone.example')!;
+    const fresh = m.reporters.find((r) => r.reporter === 'fresh.example')!;
+    assert.equal(gone.regular, true);
+    assert.equal(gone.quiet, true);
+    assert.equal(gone.lastReportEnd, '2026-03-16T23:59:59.000Z');
+    assert.equal(gone.daysReported, 12);
+    assert.equal(fresh.regular, true);
+    assert.equal(fresh.quiet, false);
+    // And it holds the domain in decide().
+    const d = decide(snap(Q1), plan, { ...m, daysObserved: 10, authorised: { messages: 300, passed: 300, failed: 0, failRate: 0 } }, NOW);
+    assert.equal(d.action, 'hold');
+    assertCheck(d.checks, 'quiet-reporter', 'inconclusive', 'gone.example', '3 days');
+  });
+
+  it('an occasional reporter silent just as long is not quiet', () => {
+    const m = measure(daily('weekly.example', '2026-02-24', 8, 3)); // every third day, last 03-15
+    const r = m.reporters[0]!;
+    assert.equal(r.reporter, 'weekly.example');
+    assert.equal(r.regular, false);
+    assert.equal(r.quiet, false);
+  });
+});
+
+describe('stageWindowStart()', () => {
+  it('verified at 10:00 with TTL 3600 opens the next midnight', () => {
+    assert.equal(stageWindowStart(new Date('2026-03-10T10:00:00Z'), 3600).toISOString(), '2026-03-11T00:00:00.000Z');
+  });
+  it('verified at 23:30 with TTL 3600 opens the midnight after next', () => {
+    assert.equal(stageWindowStart(new Date('2026-03-10T23:30:00Z'), 3600).toISOString(), '2026-03-12T00:00:00.000Z');
+  });
+  it('a change effective exactly at midnight opens that midnight', () => {
+    assert.equal(stageWindowStart(new Date('2026-03-10T23:00:00Z'), 3600).toISOString(), '2026-03-11T00:00:00.000Z');
+    assert.equal(stageWindowStart(new Date('2026-03-11T00:00:00Z'), 0).toISOString(), '2026-03-11T00:00:00.000Z');
+  });
+  it('a negative TTL counts as none', () => {
+    assert.equal(stageWindowStart(new Date('2026-03-11T00:00:00Z'), -5).toISOString(), '2026-03-11T00:00:00.000Z');
+  });
+});
