@@ -9,6 +9,7 @@ import { registerRecordCommands } from './commands/record.js';
 import { registerPlanCommands } from './commands/plans.js';
 import { registerDomainCommands } from './commands/domains.js';
 import { registerReportCommands } from './commands/reports.js';
+import { registerEngineCommands } from './commands/engine.js';
 
 export function buildProgram(ctx: ReturnType<typeof createContext>): Command {
   const program = new Command('dmarc-rollout')
@@ -20,6 +21,7 @@ export function buildProgram(ctx: ReturnType<typeof createContext>): Command {
   registerPlanCommands(program, ctx);
   registerDomainCommands(program, ctx);
   registerReportCommands(program, ctx);
+  registerEngineCommands(program, ctx);
   return program;
 }
 

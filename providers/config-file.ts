@@ -1,0 +1,50 @@
+/**
+ * The named providers an operator configured, from a YAML or JSON file:
+ *
+ *   route53-main: { type: route53, region: eu-west-1 }
+ *   pdns:         { type: powerdns, api_url: http://127.0.0.1:8081, api_key_env: PDNS_API_KEY }
+ *
+ * A domain's `provider` (set at enrolment) names one of these. Adapters are
+ * built on first use, so a broken block only stops the domains that use it.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { createProvider } from './index.js';
+import type { ProviderDeps } from './shared/deps.js';
+import type { DnsProvider } from './types.js';
+
+export interface ProviderSet {
+  /** The adapter for `name`. @throws Error naming the file and the provider when it is missing or broken. */
+  get(name: string | null): DnsProvider;
+  readonly names: string[];
+}
+
+export function loadProviderSet(file: string, deps: ProviderDeps = {}): ProviderSet {
+  let raw: unknown;
+  try {
+    raw = parse(readFileSync(file, 'utf8'), { uniqueKeys: true });
+  } catch (error) {
+    throw new Error(`${file}: cannot be read as YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new Error(`${file}: expected a map of provider names to settings`);
+  }
+  const blocks = raw as Record<string, unknown>;
+  const built = new Map<string, DnsProvider>();
+  return {
+    names: Object.keys(blocks),
+    get(name) {
+      if (name === null) throw new Error('the domain has no provider; enroll it with --provider <name>');
+      let provider = built.get(name);
+      if (provider) return provider;
+      if (!(name in blocks)) throw new Error(`no provider named "${name}" in ${file} (have: ${Object.keys(blocks).join(', ') || 'none'})`);
+      try {
+        provider = createProvider(blocks[name], deps);
+      } catch (error) {
+        throw new Error(`${file}: provider "${name}": ${(error as Error).message}`);
+      }
+      built.set(name, provider);
+      return provider;
+    },
+  };
+}

@@ -1,0 +1,261 @@
+/**
+ * The rollout commands: tick, explain, history, simulate, and what a person
+ * does to a domain (approve, pause, resume, rollback, force, allow, abuse).
+ * Thin doors onto src/engine and src/fleet.
+ */
+import type { Command } from 'commander';
+import { loadProviderSet } from '../../../providers/config-file.js';
+import { decide } from '../../engine/decide.js';
+import { explainText } from '../../engine/explain.js';
+import { simulate } from '../../engine/simulate.js';
+import { assessDomain, runTick } from '../../engine/tick.js';
+import { ActionError, approve, classifySource, force, pause, resume, rollback } from '../../fleet/actions.js';
+import { normalizeDomainName } from '../../fleet/domain-name.js';
+import { loadPlan, PlanError } from '../../plans/index.js';
+import { recentAudit } from '../../store/audit.js';
+import { getDomain, stageHistory } from '../../store/domains.js';
+import { sourceRulesFor } from '../../store/source-rules.js';
+import type { CliContext } from '../context.js';
+
+/** Runs an operator action; a refusal (ActionError, PlanError) is printed with exit 1, anything else is a crash. */
+async function act(ctx: CliContext, fn: () => Promise<string>): Promise<void> {
+  try {
+    ctx.out(await fn());
+  } catch (error) {
+    if (!(error instanceof ActionError) && !(error instanceof PlanError)) throw error;
+    ctx.err(error.message);
+    ctx.exitCode = 1;
+  }
+}
+
+async function domainName(ctx: CliContext, input: string): Promise<string | null> {
+  const name = normalizeDomainName(input);
+  if (!name.ok) {
+    ctx.err(`"${input}": ${name.reason}`);
+    ctx.exitCode = 1;
+    return null;
+  }
+  return name.domain;
+}
+
+export function registerEngineCommands(program: Command, ctx: CliContext): void {
+  const who = () => ({ actor: ctx.actor, now: ctx.now() });
+
+  program
+    .command('tick')
+    .description('measure, decide and apply once for every active domain (or the ones named)')
+    .argument('[domain...]', 'only these domains')
+    .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
+    .option('--dry-run', 'decide and print, change nothing')
+    .option('--json', 'one JSON object per domain')
+    .action(async (domains: string[], opts: { providers?: string; dryRun?: boolean; json?: boolean }) => {
+      const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+      const providers = file ? loadProviderSet(file) : null;
+      const names: string[] = [];
+      for (const d of domains) {
+        const n = await domainName(ctx, d);
+        if (n === null) return;
+        names.push(n);
+      }
+      const results = await runTick({
+        store: await ctx.store(),
+        now: ctx.now(),
+        providerFor: (row) => {
+          if (!providers) throw new Error('no provider settings: pass --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
+          return providers.get(row.provider);
+        },
+        ...(names.length > 0 ? { domains: names } : {}),
+        ...(opts.dryRun ? { dryRun: true } : {}),
+      });
+      for (const r of results) {
+        if (opts.json) {
+          ctx.out(JSON.stringify(r));
+          continue;
+        }
+        const what = r.error
+          ? `error: ${r.error}`
+          : r.decision
+            ? `${r.decision.action}${r.decision.to ? ` -> ${r.decision.to}` : ''}: ${r.decision.summary}`
+            : r.apply
+              ? 'change in flight'
+              : 'not active';
+        const applied = r.apply ? ` [${r.apply.status}${'reason' in r.apply ? `: ${r.apply.reason}` : ''}]` : '';
+        ctx.out(`${r.domain}: ${what}${applied}`);
+      }
+      if (results.some((r) => r.error)) ctx.exitCode = 1;
+    });
+
+  program
+    .command('explain')
+    .description('the current figures, sources by class, and the decision the next tick would make, in plain words')
+    .argument('<domain>')
+    .option('--json', 'the assessment and decision as JSON')
+    .action(async (input: string, opts: { json?: boolean }) => {
+      const name = await domainName(ctx, input);
+      if (name === null) return;
+      const store = await ctx.store();
+      const row = await getDomain(store.db, name);
+      if (!row) {
+        ctx.err(`${name} is not enrolled`);
+        ctx.exitCode = 1;
+        return;
+      }
+      const now = ctx.now();
+      const assessment = await assessDomain(store, row, loadPlan(row.plan), now);
+      const decision = decide(assessment.snapshot, assessment.plan, assessment.metrics, now);
+      if (opts.json) ctx.out(JSON.stringify({ domain: name, metrics: assessment.metrics, decision }));
+      else ctx.out(explainText(assessment, decision));
+    });
+
+  program
+    .command('history')
+    .description('a domain’s stage changes and audit events, oldest first')
+    .argument('<domain>')
+    .option('--json', 'JSON')
+    .action(async (input: string, opts: { json?: boolean }) => {
+      const name = await domainName(ctx, input);
+      if (name === null) return;
+      const store = await ctx.store();
+      if (!(await getDomain(store.db, name))) {
+        ctx.err(`${name} is not enrolled`);
+        ctx.exitCode = 1;
+        return;
+      }
+      const stages = await stageHistory(store.db, name);
+      const events = (await recentAudit(store.db, { domain: name, limit: 1000 })).reverse();
+      if (opts.json) {
+        ctx.out(JSON.stringify({ domain: name, stages, events: events.map((e) => ({ ...e, details: e.details ? JSON.parse(e.details) : null })) }));
+        return;
+      }
+      ctx.out('Stage changes:');
+      for (const s of stages) ctx.out(`  ${s.at}  ${s.action.padEnd(9)} ${s.from_stage ?? '-'} -> ${s.to_stage}  by ${s.actor}${s.record ? `\n      ${s.record}` : ''}`);
+      ctx.out('Audit log:');
+      for (const e of events) ctx.out(`  ${e.at}  ${e.actor.padEnd(14)} ${e.action.padEnd(15)} ${e.reason}`);
+    });
+
+  program
+    .command('approve')
+    .description('approve the gated next stage of a domain')
+    .argument('<domain>')
+    .option('--reason <text>', 'why', 'approved')
+    .action((d: string, o: { reason: string }) => act(ctx, async () => approve(await ctx.store(), d, loadPlan, who(), o.reason)));
+
+  program
+    .command('pause')
+    .description('stop a domain where it is until resume')
+    .argument('<domain>')
+    .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .action((d: string, o: { reason: string }) => act(ctx, async () => pause(await ctx.store(), d, who(), o.reason)));
+
+  program
+    .command('resume')
+    .description('let a paused or halted domain move again')
+    .argument('<domain>')
+    .option('--reason <text>', 'why', 'resumed')
+    .action((d: string, o: { reason: string }) => act(ctx, async () => resume(await ctx.store(), d, who(), o.reason)));
+
+  program
+    .command('rollback')
+    .description('go back one stage, or to a named earlier stage; applied and verified by the next tick')
+    .argument('<domain>')
+    .option('--to <policy:pct>', 'the earlier stage to go back to')
+    .option('--reason <text>', 'why', 'rolled back by an operator')
+    .action((d: string, o: { to?: string; reason: string }) =>
+      act(ctx, async () => rollback(await ctx.store(), d, loadPlan, who(), { reason: o.reason, ...(o.to ? { to: o.to } : {}) })),
+    );
+
+  program
+    .command('force')
+    .description('move a domain to any stage of its plan (audited; a reason is required)')
+    .argument('<domain>')
+    .requiredOption('--to <policy:pct>', 'the stage')
+    .requiredOption('--reason <text>', 'why')
+    .action((d: string, o: { to: string; reason: string }) => act(ctx, async () => force(await ctx.store(), d, loadPlan, who(), o)));
+
+  for (const [name, verdict, description] of [
+    ['allow', 'authorised', 'allowlist a sending source (its mail counts as authorised)'],
+    ['abuse', 'abuse', 'mark a sending source as abuse (shown as spoofing, never blocking)'],
+  ] as const) {
+    program
+      .command(name)
+      .description(`${description}: <domain> <source...>, or --global <source...>; a source is an IP, a CIDR, dkim:<domain> or spf:<domain>`)
+      .argument('<args...>')
+      .option('--global', 'for every domain')
+      .option('--note <text>', 'why, kept with the entry')
+      .action((args: string[], o: { global?: boolean; note?: string }) =>
+        act(ctx, async () => {
+          const [domain, sources] = o.global ? [null, args] : [args[0]!, args.slice(1)];
+          if (sources.length === 0) throw new ActionError(`${name}: give at least one source after the domain (or use --global)`);
+          const lines: string[] = [];
+          for (const source of sources) lines.push(await classifySource(await ctx.store(), domain, source, verdict, who(), o.note ?? null));
+          return lines.join('\n');
+        }),
+      );
+  }
+
+  program
+    .command('simulate')
+    .description('replay reports through the real engine with a simulated clock and DNS: when would this domain have reached reject, and what stopped it?')
+    .requiredOption('--domain <domain>', 'the domain to replay')
+    .option('--reports <dir...>', 'report files or folders (default: the reports in the store)')
+    .option('--plan <name|file>', 'plan name or file', 'default')
+    .option('--start <YYYY-MM-DD>', 'first simulated day (default: the first day with reports)')
+    .option('--days <n>', 'days to simulate (default: until three days after the last report)')
+    .option('--from <record>', 'the record the domain starts from (its rua, fo, ... are kept)')
+    .option('--approve-all', 'approve every gated step when asked')
+    .option('--json', 'one JSON object per decision')
+    .action(
+      async (o: { domain: string; reports?: string[]; plan: string; start?: string; days?: string; from?: string; approveAll?: boolean; json?: boolean }) => {
+        const name = await domainName(ctx, o.domain);
+        if (name === null) return;
+        if (o.start !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(o.start)) {
+          ctx.err(`--start "${o.start}": expected YYYY-MM-DD`);
+          ctx.exitCode = 1;
+          return;
+        }
+        if (o.days !== undefined && !/^[1-9]\d{0,4}$/.test(o.days)) {
+          ctx.err(`--days "${o.days}": expected a whole number of days`);
+          ctx.exitCode = 1;
+          return;
+        }
+        let plan;
+        try {
+          plan = loadPlan(o.plan);
+        } catch (error) {
+          if (!(error instanceof PlanError)) throw error;
+          ctx.err(error.message);
+          ctx.exitCode = 1;
+          return;
+        }
+        const store = await ctx.store();
+        const rules = (await sourceRulesFor(store.db, name)).map(({ id: _id, ...rule }) => rule);
+        const result = await simulate({
+          domain: name,
+          plan,
+          sourceRules: rules,
+          ...(o.reports ? { reportPaths: o.reports } : { fromStore: store }),
+          ...(o.start ? { start: new Date(`${o.start}T00:00:00Z`) } : {}),
+          ...(o.days ? { days: Number(o.days) } : {}),
+          ...(o.from ? { initialRecord: o.from } : {}),
+          ...(o.approveAll ? { approveAll: true } : {}),
+        });
+        if (o.json) {
+          for (const step of result.steps) ctx.out(JSON.stringify(step));
+          return;
+        }
+        let lastHold = '';
+        for (const step of result.steps) {
+          const line = `${step.day}  ${step.stage.padEnd(14)} ${step.action}${step.to ? ` -> ${step.to}` : ''}: ${step.reasons.join('; ')}`;
+          // Consecutive identical holds say nothing new: print the first of a run.
+          const key = `${step.stage}|${step.action}|${step.reasons.map((r) => r.split(':')[0]).join()}`;
+          if (step.action === 'hold' && key === lastHold) continue;
+          lastHold = step.action === 'hold' ? key : '';
+          ctx.out(line);
+        }
+        ctx.out(
+          `\n${result.reportsIngested} report(s) replayed${result.reportsRejected ? `, ${result.reportsRejected} refused` : ''}; ended at ${result.finalStage} (${result.finalState})` +
+            (result.reachedRejectOn ? `; reached ${plan.stages[plan.stages.length - 1]!.policy}:${plan.stages[plan.stages.length - 1]!.pct} on ${result.reachedRejectOn}` : ''),
+        );
+      },
+    );
+}

@@ -1,0 +1,60 @@
+/**
+ * `explain`: a domain's current figures, its sources by class, and the
+ * decision the next tick would make, in plain words. Formatting only: the
+ * figures come from assessDomain() and the decision from decide().
+ */
+import { percent } from './sources.js';
+import type { DomainAssessment } from './tick.js';
+import type { Decision, SourceClass } from './types.js';
+
+const CLASS_TITLES: Record<SourceClass, string> = {
+  authorised: 'Authorised sources (the plan’s rates apply to these)',
+  unaligned: 'Legitimate-looking but unaligned sources (enforcement would break these)',
+  unauthenticated: 'Unauthenticated sources (spoofing: shown, never blocking)',
+};
+
+export function explainText(a: DomainAssessment, decision: Decision): string {
+  const m = a.metrics;
+  const stage = a.plan.stages[a.row.stage_index]!;
+  const lines: string[] = [];
+  lines.push(`${a.row.domain}: plan ${a.plan.name}, stage ${stage.policy}:${stage.pct} (${a.row.stage_index + 1} of ${a.plan.stages.length}), ${a.row.state}${a.row.state_reason ? ` (${a.row.state_reason})` : ''}`);
+  lines.push(`record: ${a.row.last_record ?? '(not written by this program yet)'}`);
+  if (m.windowStart === null) {
+    lines.push('window: the stage is not in effect yet; the next tick writes and verifies it.');
+  } else {
+    lines.push(`window: mail from ${m.windowStart.slice(0, 10)} on; ${m.daysObserved} whole day(s) with reports of ${stage.min_days} needed.`);
+  }
+  lines.push(
+    `mail: ${m.all.messages} message(s) in the window, ${m.own.messages} from ${a.row.domain} itself and ${m.subdomains.messages} from subdomains that follow its record.`,
+  );
+  lines.push(
+    m.subdomainsJudged
+      ? `subdomains: they have no sp of their own here, so their mail moves with p and is judged with the domain${a.plan.manage.sp ? ' (the plan writes sp)' : ''}.`
+      : 'subdomains: the record sets sp, which this plan does not manage, so subdomain mail is shown but not judged.',
+  );
+  const rate = m.authorised.failRate;
+  lines.push(
+    `authorised mail: ${m.authorised.messages} message(s), ${m.authorised.failed} failed DMARC (${rate === null ? 'no rate: nothing observed' : percent(rate)}); advance at or below ${percent(stage.advance_max_fail_rate)}${stage.halt_fail_rate !== null ? `, halt above ${percent(stage.halt_fail_rate)}` : ''}${stage.rollback_fail_rate !== null ? `, roll back above ${percent(stage.rollback_fail_rate)}` : ''}.`,
+  );
+  lines.push(`spoofing: ${m.spoofing.messages} unauthenticated message(s) in the window.`);
+  for (const cls of ['authorised', 'unaligned', 'unauthenticated'] as const) {
+    const sources = m.sources.filter((s) => s.class === cls);
+    if (sources.length === 0) continue;
+    lines.push('', `${CLASS_TITLES[cls]}:`);
+    for (const s of sources.slice(0, 15)) {
+      lines.push(
+        `  ${s.key}: ${s.messages} in window (${s.passed} passed), ${s.lookbackMessages} over ${s.daysSeen} day(s)${s.blocking ? ' — HOLDS the domain: allowlist it or mark it as abuse' : ''}; ${s.classReason}`,
+      );
+    }
+    if (sources.length > 15) lines.push(`  … and ${sources.length - 15} more`);
+  }
+  if (m.reporters.length > 0) {
+    lines.push('', 'Reporters:');
+    for (const r of m.reporters) {
+      lines.push(`  ${r.reporter || '(no org name)'}: ${r.daysReported} day(s), last report ended ${r.lastReportEnd}${r.quiet ? ' — QUIET: it used to report daily' : ''}`);
+    }
+  }
+  lines.push('', `Next tick: ${decision.action}${decision.to ? ` -> ${decision.to}` : ''}. ${decision.summary}`);
+  for (const c of decision.checks) lines.push(`  [${c.outcome}] ${c.rule}: ${c.detail}`);
+  return lines.join('\n');
+}

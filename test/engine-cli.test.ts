@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { runCli, tempStore } from './helpers/cli.js';
+import { aggregateReportXml, cleanRow, spoofRow, unalignedEspRow } from './helpers/reports.js';
+
+const isoDay = (start: string, d: number) => new Date(Date.parse(`${start}T00:00:00Z`) + d * 86_400_000).toISOString().slice(0, 10);
+
+describe('simulate: replaying a quarter of reports through the real engine', () => {
+  let dir: string;
+  let db: string;
+  before(() => {
+    ({ dir, db } = tempStore());
+    mkdirSync(join(dir, 'reports'));
+    for (let d = 0; d < 100; d++) {
+      const day = isoDay('2026-03-01', d);
+      const rows = [cleanRow('sim.example', '192.0.2.1', 400), spoofRow('sim.example', '203.0.113.9', 50)];
+      writeFileSync(join(dir, 'reports', `google-${day}.xml`), aggregateReportXml({ reporter: 'google.com', domain: 'sim.example', day, rows }));
+    }
+  });
+
+  it('says on which day each stage would have moved, and stops at the gated step without --approve-all', async () => {
+    const res = await runCli(['simulate', '--reports', join(dir, 'reports'), '--domain', 'sim.example', '--json'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(res.code, 0, res.stderr);
+    const steps = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(Object.keys(steps[0]).sort(), ['action', 'day', 'reasons', 'stage', 'to']);
+    assert.deepEqual([steps[0].day, steps[0].stage, steps[0].action, steps[0].to], ['2026-03-01', 'none:100', 'establish', 'none:100']);
+    const advances = steps.filter((s: { action: string }) => s.action === 'advance');
+    // none:100 opens its window on 03-02; 14 whole days of reports (03-02..03-15), each visible a day after it ends.
+    assert.deepEqual([advances[0].day, advances[0].stage, advances[0].to], ['2026-03-17', 'none:100', 'quarantine:1']);
+    assert.deepEqual(
+      advances.map((s: { to: string }) => s.to),
+      ['quarantine:1', 'quarantine:5', 'quarantine:10', 'quarantine:25', 'quarantine:50', 'quarantine:100'],
+    );
+    const last = steps[steps.length - 1];
+    assert.equal(last.action, 'await-approval');
+    assert.match(last.reasons.join(' '), /reject:1 needs a person's approval/);
+  });
+
+  it('goes on to reject with --approve-all, and the operator store is untouched', async () => {
+    const res = await runCli(['simulate', '--reports', join(dir, 'reports'), '--domain', 'sim.example', '--approve-all'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /100 report\(s\) replayed; ended at reject:\d+ \(active\)/);
+    assert.match(res.stdout, /advance -> reject:1:/);
+    const status = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
+    assert.deepEqual(JSON.parse(status.stdout).domains, []);
+  });
+
+  it('refuses a bad --start and an unknown plan', async () => {
+    const bad = await runCli(['simulate', '--domain', 'sim.example', '--start', '03/01/2026'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--start "03\/01\/2026": expected YYYY-MM-DD/);
+    const plan = await runCli(['simulate', '--domain', 'sim.example', '--plan', 'nope'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(plan.code, 1);
+    assert.match(plan.stderr, /no plan of that name/);
+  });
+});
+
+describe('operator commands on a real store', () => {
+  it('explain shows the sources by class; allow, pause, resume, force and history are audited', async () => {
+    const { dir, db } = tempStore();
+    const env = { DMARC_ROLLOUT_DB: db };
+    mkdirSync(join(dir, 'in'));
+    for (let d = 0; d < 5; d++) {
+      const day = isoDay('2026-11-10', d);
+      const rows = [cleanRow('ops.example', '192.0.2.1', 300), unalignedEspRow('ops.example', '198.51.100.7', 40, 'esp.example'), spoofRow('ops.example', '203.0.113.9', 25)];
+      writeFileSync(join(dir, 'in', `r-${day}.xml`), aggregateReportXml({ reporter: 'google.com', domain: 'ops.example', day, rows }));
+    }
+    assert.equal((await runCli(['enroll', 'ops.example', '--provider', 'pdns'], env)).code, 0);
+    const ingest = await runCli(['ingest', join(dir, 'in'), '--json'], env);
+    assert.equal(ingest.code, 0, ingest.stderr);
+
+    const explain = await runCli(['explain', 'ops.example'], env);
+    assert.equal(explain.code, 0, explain.stderr);
+    assert.match(explain.stdout, /Authorised sources[^\n]*:\n {2}192\.0\.2\.1 dkim:ops\.example spf:ops\.example/);
+    assert.match(explain.stdout, /unaligned sources[^\n]*:\n {2}198\.51\.100\.7 dkim:esp\.example spf:bounce\.esp\.example: .*HOLDS the domain/);
+    assert.match(explain.stdout, /Unauthenticated sources[^\n]*:\n {2}203\.0\.113\.9:/);
+    assert.match(explain.stdout, /Next tick: establish -> none:100/);
+
+    const allow = await runCli(['allow', 'ops.example', 'dkim:esp.example', '10.0.0.0/8', '--note', 'newsletter ESP'], env);
+    assert.equal(allow.code, 0, allow.stderr);
+    assert.match(allow.stdout, /dkim:esp\.example allowlisted for ops\.example\n10\.0\.0\.0\/8 allowlisted for ops\.example/);
+    const explained = JSON.parse((await runCli(['explain', 'ops.example', '--json'], env)).stdout);
+    const esp = explained.metrics.sources.find((s: { ip: string }) => s.ip === '198.51.100.7');
+    assert.deepEqual([esp.class, esp.blocking], ['authorised', false]);
+
+    const badSource = await runCli(['abuse', '--global', 'not-an-ip'], env);
+    assert.equal(badSource.code, 1);
+    assert.match(badSource.stderr, /"not-an-ip": not an IP, CIDR, dkim:<domain> or spf:<domain>/);
+
+    assert.equal((await runCli(['pause', 'ops.example', '--reason', 'merger freeze'], env)).code, 0);
+    const paused = JSON.parse((await runCli(['explain', 'ops.example', '--json'], env)).stdout);
+    assert.deepEqual([paused.decision.action, paused.decision.checks[0].rule], ['hold', 'state']);
+    assert.equal((await runCli(['resume', 'ops.example'], env)).code, 0);
+
+    const forceBad = await runCli(['force', 'ops.example', '--to', 'quarantine:7', '--reason', 'test'], env);
+    assert.equal(forceBad.code, 1);
+    assert.match(forceBad.stderr, /quarantine:7 is not a stage of plan default/);
+    const forced = await runCli(['force', 'ops.example', '--to', 'quarantine:5', '--reason', 'owner asked'], env);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /force to quarantine:5 queued/);
+
+    const tick = await runCli(['tick'], env);
+    assert.equal(tick.code, 1, 'a tick with no provider settings fails for the domain');
+    assert.match(tick.stdout, /ops\.example: error: no provider settings/);
+
+    const history = await runCli(['history', 'ops.example', '--json'], env);
+    const actions = JSON.parse(history.stdout).events.map((e: { action: string }) => e.action);
+    assert.deepEqual(actions, ['enroll', 'allow', 'allow', 'pause', 'resume', 'force']);
+  });
+});
