@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
 const INSTALL_HINT =
-  'install the Debian packages pdns-server and pdns-backend-sqlite3 (bash test/helpers/pdns-install.sh)';
+  'install the Debian packages pdns-server and pdns-backend-sqlite3 (bash test/setup.sh installs them)';
 
 /** A running pdns_server and what a test needs to reach it. */
 export interface PdnsServer {
