@@ -65,6 +65,9 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
   if (view.cname) {
     return stop(ctx, domain, intent, `${fqdn} is a CNAME to ${view.cname}${hostedHint(view.cname)}; refusing to write over it`);
   }
+  if (view.delegation && view.delegation.length > 0) {
+    return stop(ctx, domain, intent, `${fqdn} is delegated to ${view.delegation.join(', ')}${hostedHint(view.delegation[0]!)}; refusing to write in the parent zone`);
+  }
   const dmarc = view.txt.filter(isDmarcRecord).map((t) => t.trim());
   if (dmarc.length > 1) {
     return stop(ctx, domain, intent, `${fqdn} has ${dmarc.length} v=DMARC1 records (receivers then apply none); fix the zone by hand`);
