@@ -6,16 +6,29 @@
  *
  * A domain's `provider` (set at enrolment) names one of these. Adapters are
  * built on first use, so a broken block only stops the domains that use it.
+ * An optional `verify` block in each says which name servers confirm a change
+ * (`verify: { nameservers: [192.0.2.53], port: 53 }`); without it, the zone's
+ * NS records are followed.
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { z } from 'zod';
 import { createProvider } from './index.js';
 import type { ProviderDeps } from './shared/deps.js';
 import type { DnsProvider } from './types.js';
 
+/** Where a provider's changes are confirmed over DNS. */
+export interface VerifySettings {
+  nameservers?: string[];
+  resolvers?: string[];
+  port?: number;
+}
+
 export interface ProviderSet {
   /** The adapter for `name`. @throws Error naming the file and the provider when it is missing or broken. */
   get(name: string | null): DnsProvider;
+  /** The `verify` settings of the provider that `get` returned. */
+  verifySettings(provider: DnsProvider): VerifySettings;
   readonly names: string[];
 }
 
@@ -31,15 +44,19 @@ export function loadProviderSet(file: string, deps: ProviderDeps = {}): Provider
   }
   const blocks = raw as Record<string, unknown>;
   const built = new Map<string, DnsProvider>();
+  const verify = new WeakMap<DnsProvider, VerifySettings>();
   return {
     names: Object.keys(blocks),
+    verifySettings: (provider) => verify.get(provider) ?? {},
     get(name) {
       if (name === null) throw new Error('the domain has no provider; enroll it with --provider <name>');
       let provider = built.get(name);
       if (provider) return provider;
       if (!(name in blocks)) throw new Error(`no provider named "${name}" in ${file} (have: ${Object.keys(blocks).join(', ') || 'none'})`);
+      const { verify: verifyBlock, ...settings } = (blocks[name] ?? {}) as { verify?: unknown };
       try {
-        provider = createProvider(blocks[name], deps);
+        provider = createProvider(settings, deps);
+        verify.set(provider, parseVerify(verifyBlock));
       } catch (error) {
         throw new Error(`${file}: provider "${name}": ${(error as Error).message}`);
       }
@@ -48,3 +65,20 @@ export function loadProviderSet(file: string, deps: ProviderDeps = {}): Provider
     },
   };
 }
+
+function parseVerify(raw: unknown): VerifySettings {
+  if (raw === undefined) return {};
+  const result = verifySchema.safeParse(raw);
+  if (!result.success) {
+    throw new Error(`verify: ${result.error.issues.map((i) => `${i.path.join('.') || '(block)'}: ${i.message}`).join('; ')}`);
+  }
+  return result.data;
+}
+
+const verifySchema = z
+  .object({
+    nameservers: z.array(z.string().min(1)).optional(),
+    resolvers: z.array(z.string().min(1)).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+  })
+  .strict();

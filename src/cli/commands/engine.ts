@@ -8,6 +8,7 @@ import { loadProviderSet } from '../../../providers/config-file.js';
 import { decide } from '../../engine/decide.js';
 import { explainText } from '../../engine/explain.js';
 import { simulate } from '../../engine/simulate.js';
+import { dnsVerifier } from '../../engine/verify.js';
 import { assessDomain, runTick } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../fleet/domain-name.js';
@@ -64,6 +65,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
           if (!providers) throw new Error('no provider settings: pass --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
           return providers.get(row.provider);
         },
+        verifierFor: (provider) => dnsVerifier(providers?.verifySettings(provider) ?? {}),
         ...(names.length > 0 ? { domains: names } : {}),
         ...(opts.dryRun ? { dryRun: true } : {}),
       });
