@@ -1,0 +1,101 @@
+/**
+ * End to end on a real PowerDNS: domains enrolled, reports generated and
+ * ingested day by day, ticks through simulated months, every change written
+ * through the PowerDNS API and verified over real DNS queries to the server.
+ * Mid-way a record is changed by hand (drift): that domain stops with the
+ * reason while the others go on to p=reject.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createProvider } from '../providers/index.js';
+import { queryTxt } from '../src/dns/index.js';
+import { runTick } from '../src/engine/tick.js';
+import { dnsVerifier } from '../src/engine/verify.js';
+import { approve } from '../src/fleet/actions.js';
+import { enrollDomains } from '../src/fleet/index.js';
+import { loadPlan } from '../src/plans/index.js';
+import { ingestInput } from '../src/reports/index.js';
+import { openSqliteStore, type Store } from '../src/store/open.js';
+import { tempStore } from './helpers/cli.js';
+import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
+
+const DAY_MS = 86_400_000;
+const START = Date.parse('2026-02-02T00:00:00Z');
+const DRIFT_DAY = 30;
+const DOMAINS = ['alpha.example', 'beta.example', 'drift.example'];
+const OWNER_RECORD = 'v=DMARC1; p=none; rua=mailto:dmarc-reports@alpha.example; fo=1; adkim=r';
+
+describe('a fleet on real PowerDNS, from p=none to p=reject', () => {
+  let pdns: PdnsServer;
+  let store: Store;
+  const dmarcOnDns = async (domain: string) => (await queryTxt(`_dmarc.${domain}`, [pdns.dnsServer])).txt;
+  const outcomes: Record<string, string[]> = {};
+  let driftState: { state: string; state_reason: string | null } | undefined;
+  let stageAtDrift = -1;
+
+  before(async () => {
+    pdns = await startPdns();
+    for (const domain of DOMAINS) {
+      const rrsets = domain === 'alpha.example' ? [{ name: `_dmarc.${domain}.`, type: 'TXT', ttl: 3600, records: [{ content: `"${OWNER_RECORD}"` }] }] : [];
+      await pdns.createZone(domain, rrsets);
+    }
+    const { dir, db } = tempStore();
+    store = await openSqliteStore(db);
+    const plan = loadPlan('default');
+    const provider = createProvider({ type: 'powerdns', api_url: pdns.apiUrl, api_key_env: 'PDNS_TEST_KEY' }, { env: { PDNS_TEST_KEY: pdns.apiKey } });
+    const verify = dnsVerifier({ nameservers: [pdns.dnsServer], timeoutMs: 2000 });
+    await enrollDomains(store, { inputs: DOMAINS.map((text) => ({ text, origin: 'test' })), plan, provider: 'pdns', actor: 'test', now: new Date(START) });
+
+    for (let d = 0; d < 125; d++) {
+      const now = new Date(START + d * DAY_MS + 12 * 3600_000);
+      if (d > 0) {
+        const day = new Date(START + (d - 1) * DAY_MS).toISOString().slice(0, 10);
+        for (const domain of DOMAINS) {
+          const xml = aggregateReportXml({ reporter: 'google.com', domain, day, rows: [cleanRow(domain, '192.0.2.25', 450), spoofRow(domain, '203.0.113.5', 40)] });
+          const stored = await ingestInput(store.db, { bytes: Buffer.from(xml) }, `gen:${domain}:${day}`, { rejectedDir: join(dir, 'rejected') });
+          assert.equal(stored.status, 'stored');
+        }
+      }
+      if (d === DRIFT_DAY) {
+        stageAtDrift = (await store.db.selectFrom('domains').select('stage_index').where('domain', '=', 'drift.example').executeTakeFirstOrThrow()).stage_index;
+        // Someone edits the record by hand in the zone, behind the program's back.
+        await pdns.patchZone('drift.example', [
+          { name: '_dmarc.drift.example.', type: 'TXT', ttl: 300, changetype: 'REPLACE', records: [{ content: '"v=DMARC1; p=reject; rua=mailto:someone-else@drift.example"' }] },
+        ]);
+      }
+      for (const result of await runTick({ store, now, providerFor: () => provider, verifierFor: () => verify })) {
+        assert.equal(result.error, undefined, `${result.domain} day ${d}: ${result.error}`);
+        if (result.apply) (outcomes[result.domain] ??= []).push(`${d}:${result.apply.status}`);
+        if (result.decision?.action === 'await-approval') await approve(store, result.domain, () => plan, { actor: 'test:operator', now });
+      }
+    }
+    driftState = await store.db.selectFrom('domains').select(['state', 'state_reason']).where('domain', '=', 'drift.example').executeTakeFirst();
+  });
+
+  after(async () => {
+    await store?.close();
+    await pdns?.stop();
+  });
+
+  it('reaches p=reject on the domains left alone, read back over real DNS, keeping the owner’s tags in order', async () => {
+    assert.deepEqual(await dmarcOnDns('alpha.example'), ['v=DMARC1; p=reject; rua=mailto:dmarc-reports@alpha.example; fo=1; adkim=r']);
+    assert.deepEqual(await dmarcOnDns('beta.example'), ['v=DMARC1; p=reject']);
+    const rows = await store.db.selectFrom('domains').select(['domain', 'stage_index', 'last_record']).where('domain', 'in', ['alpha.example', 'beta.example']).execute();
+    for (const row of rows) assert.equal(row.stage_index, 12, `${row.domain} is at stage ${row.stage_index + 1}`);
+    // Every change was verified once: 13 writes each (the first stage, then 12 steps).
+    for (const domain of ['alpha.example', 'beta.example']) {
+      assert.equal(outcomes[domain]!.filter((o) => o.endsWith(':verified')).length, 13, outcomes[domain]!.join(' '));
+    }
+  });
+
+  it('stops the domain whose record was changed by hand, names the drift, and does not overwrite it', async () => {
+    assert.equal(driftState?.state, 'halted');
+    assert.match(driftState?.state_reason ?? '', /^drift: _dmarc\.drift\.example is "v=DMARC1; p=reject; rua=mailto:someone-else@drift\.example", not what this program last wrote/);
+    assert.deepEqual(await dmarcOnDns('drift.example'), ['v=DMARC1; p=reject; rua=mailto:someone-else@drift.example']);
+    const stage = await store.db.selectFrom('domains').select('stage_index').where('domain', '=', 'drift.example').executeTakeFirstOrThrow();
+    assert.equal(stage.stage_index, stageAtDrift, 'the stage moved after the drift');
+    assert.ok(stageAtDrift >= 1, 'drift.example should have advanced before the drift');
+  });
+});
