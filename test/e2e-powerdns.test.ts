@@ -99,3 +99,59 @@ describe('a fleet on real PowerDNS, from p=none to p=reject', () => {
     assert.ok(stageAtDrift >= 1, 'drift.example should have advanced before the drift');
   });
 });
+
+describe('plan and tick through the CLI against real PowerDNS', () => {
+  it('plan shows the record diff and changes nothing; tick writes it and verifies over DNS', async () => {
+    const pdns = await startPdns();
+    try {
+      await pdns.createZone('gamma.example', [
+        { name: '_dmarc.gamma.example.', type: 'TXT', ttl: 3600, records: [{ content: '"v=DMARC1; p=quarantine; rua=mailto:d@gamma.example"' }] },
+      ]);
+      await pdns.createZone('delta.example');
+      const { dir, db } = tempStore();
+      const providersFile = join(dir, 'providers.yaml');
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(
+        providersFile,
+        `pdns:\n  type: powerdns\n  api_url: ${pdns.apiUrl}\n  api_key_env: PDNS_CLI_KEY\n  verify:\n    nameservers: ["${pdns.dnsServer}"]\n`,
+      );
+      const env = { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PROVIDERS: providersFile, PDNS_CLI_KEY: pdns.apiKey };
+      const { runCli } = await import('./helpers/cli.js');
+      assert.equal((await runCli(['enroll', 'gamma.example', 'delta.example', '--provider', 'pdns'], env)).code, 0);
+
+      const plan = await runCli(['plan'], env);
+      assert.equal(plan.code, 0, plan.stderr + plan.stdout);
+      assert.equal(
+        plan.stdout,
+        [
+          'delta.example: establish -> none:100',
+          '  - (no record)',
+          '  + v=DMARC1; p=none',
+          'gamma.example: establish -> none:100',
+          '  - v=DMARC1; p=quarantine; rua=mailto:d@gamma.example',
+          '  + v=DMARC1; p=none; rua=mailto:d@gamma.example',
+          '',
+        ].join('\n'),
+      );
+      const dry = await runCli(['tick', '--dry-run'], env);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.deepEqual((await queryTxt('_dmarc.gamma.example', [pdns.dnsServer])).txt, ['v=DMARC1; p=quarantine; rua=mailto:d@gamma.example']);
+      assert.deepEqual((await queryTxt('_dmarc.delta.example', [pdns.dnsServer])).txt, []);
+
+      const tick = await runCli(['tick', '--json'], env);
+      assert.equal(tick.code, 0, tick.stderr + tick.stdout);
+      const applied = tick.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(applied.map((r: { domain: string; apply: { status: string } }) => [r.domain, r.apply.status]), [
+        ['delta.example', 'verified'],
+        ['gamma.example', 'verified'],
+      ]);
+      assert.deepEqual((await queryTxt('_dmarc.gamma.example', [pdns.dnsServer])).txt, ['v=DMARC1; p=none; rua=mailto:d@gamma.example']);
+
+      const broken = await runCli(['plan'], { ...env, PDNS_CLI_KEY: '' });
+      assert.equal(broken.code, 0, 'nothing to write, so no provider is needed');
+      assert.match(broken.stdout, /gamma\.example: hold/);
+    } finally {
+      await pdns.stop();
+    }
+  });
+});

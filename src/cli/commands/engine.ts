@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { loadProviderSet } from '../../../providers/config-file.js';
 import { decide } from '../../engine/decide.js';
+import { planChanges } from '../../engine/dry-run.js';
 import { explainText } from '../../engine/explain.js';
 import { simulate } from '../../engine/simulate.js';
 import { dnsVerifier } from '../../engine/verify.js';
@@ -85,6 +86,44 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         ctx.out(`${r.domain}: ${what}${applied}`);
       }
       if (results.some((r) => r.error)) ctx.exitCode = 1;
+    });
+
+  program
+    .command('plan')
+    .description('show, for every domain, the record change the next tick would make (old -> new); changes nothing')
+    .argument('[domain...]', 'only these domains')
+    .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
+    .option('--json', 'one JSON object per domain')
+    .action(async (domains: string[], opts: { providers?: string; json?: boolean }) => {
+      const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+      const providers = file ? loadProviderSet(file) : null;
+      const names: string[] = [];
+      for (const d of domains) {
+        const n = await domainName(ctx, d);
+        if (n === null) return;
+        names.push(n);
+      }
+      const changes = await planChanges({
+        store: await ctx.store(),
+        now: ctx.now(),
+        loadPlan,
+        providerFor: (row) => {
+          if (!providers) throw new Error('no provider settings: pass --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
+          return providers.get(row.provider);
+        },
+        ...(names.length > 0 ? { domains: names } : {}),
+      });
+      for (const c of changes) {
+        if (opts.json) {
+          ctx.out(JSON.stringify(c));
+          continue;
+        }
+        const head = c.decision ? `${c.decision.action}${c.decision.to ? ` -> ${c.decision.to}` : ''}` : 'change in flight';
+        if (c.problem) ctx.out(`${c.domain}: ${head}: cannot plan: ${c.problem}`);
+        else if (c.next === null) ctx.out(`${c.domain}: ${head}: no change${c.decision ? ` (${c.decision.summary})` : ''}`);
+        else ctx.out(`${c.domain}: ${head}\n  - ${c.live ?? '(no record)'}\n  + ${c.next}`);
+      }
+      if (changes.some((c) => c.problem)) ctx.exitCode = 1;
     });
 
   program
