@@ -473,14 +473,20 @@ describe('measureStage(): attribution', () => {
 
   it('does not judge subdomain mail when subdomains do not follow the record', () => {
     const m = measure(
-      [row({ count: 10 }), row({ headerFrom: 'mail.example.com', sourceIp: '192.0.2.99', count: 90, dkim: 'fail', spf: 'fail', authDkim: [], authSpf: [] })],
+      [
+        row({ count: 10 }),
+        // The same sender (same source key), failing for the subdomain, on another day.
+        row({ day: '2026-03-13', headerFrom: 'mail.example.com', count: 90, dkim: 'fail', spf: 'fail', authDkim: [{ domain: 'example.com', result: 'pass' }], authSpf: [{ domain: 'example.com', result: 'pass' }] }),
+        row({ day: '2026-03-14', headerFrom: 'mail.example.com', sourceIp: '192.0.2.99', count: 5, dkim: 'fail', spf: 'fail', authDkim: [], authSpf: [] }),
+      ],
       { subdomainsJudged: false },
     );
     assert.equal(m.subdomainsJudged, false);
-    assert.equal(m.subdomains.messages, 90, 'shown');
-    assert.equal(m.all.messages, 100);
-    assert.equal(m.authorised.messages, 10, 'not judged');
+    assert.equal(m.subdomains.messages, 95, 'shown');
+    assert.equal(m.all.messages, 105);
+    assert.deepEqual(m.authorised, { messages: 10, passed: 10, failed: 0, failRate: 0 }, 'not judged');
     assert.equal(m.spoofing.messages, 0);
+    assert.equal(m.daysObserved, 1);
     assert.equal(m.sources.some((s) => s.ip === '192.0.2.99'), false);
   });
 
