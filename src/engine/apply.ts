@@ -127,8 +127,9 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
       stage_since: now.toISOString(),
       window_start: windowStart,
       last_record: record,
-      // An approval is for one step; it is used up once that step is verified.
-      approved_stage_index: domain.approved_stage_index === intent.to_index ? null : domain.approved_stage_index,
+      // An approval is for one step from one place: used up by that step, and
+      // void after any other move (a rollback must not leave the gate open).
+      approved_stage_index: null,
       updated_at: now.toISOString(),
     });
     await appendStageChange(trx, {
@@ -190,7 +191,7 @@ async function stop(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason
   return { status: 'stopped', reason };
 }
 
-function driftReason(fqdn: string, expected: string | null, live: string | null): string {
+export function driftReason(fqdn: string, expected: string | null, live: string | null): string {
   return `drift: ${fqdn} is ${live === null ? 'missing' : `"${live}"`}, not what this program last wrote (${expected === null ? 'nothing' : `"${expected}"`}); stopped until a person resumes it`;
 }
 

@@ -15,7 +15,7 @@ import { loadObservedRows } from '../store/observations.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
 import { sourceRulesFor } from '../store/source-rules.js';
-import { applyIntent, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
+import { applyIntent, dmarcName, driftReason, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
 import { decide } from './decide.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';
 import { SourceRules } from './sources.js';
@@ -78,13 +78,25 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
 async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolled: ReadonlySet<string>): Promise<DomainTickResult> {
   const { store, now } = opts;
   const intent = await getIntent(store.db, row.domain);
-  if (intent) {
+  // A paused or halted domain keeps a queued change queued; only a change
+  // already written to DNS is still verified, so the store matches the zone.
+  if (intent && (row.state === 'active' || intent.status === 'written')) {
     if (opts.dryRun) return { domain: row.domain };
     const provider = opts.providerFor(row);
     const verify = (opts.verifierFor ?? providerVerifier)(provider);
     return { domain: row.domain, apply: await applyIntent({ store, provider, verify, plan, now }, row, intent) };
   }
-  if (row.state !== 'active') return { domain: row.domain };
+  if (row.state !== 'active' || intent) return { domain: row.domain };
+  if (!opts.dryRun) {
+    const drift = await driftOf(opts, row);
+    if (drift) {
+      await store.db.transaction().execute(async (trx) => {
+        await updateDomain(trx, row.domain, { state: 'halted', state_reason: drift, updated_at: now.toISOString() });
+        await appendAudit(trx, { at: now, actor: 'engine', domain: row.domain, action: 'halt', reason: drift });
+      });
+      return { domain: row.domain, error: drift };
+    }
+  }
 
   const assessment = await assessDomain(store, row, plan, now, enrolled, opts.reportDelaySeconds);
   const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
@@ -136,6 +148,31 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
   const fresh = (await getDomain(store.db, row.domain))!;
   const newIntent = (await getIntent(store.db, row.domain))!;
   return { domain: row.domain, decision, apply: await applyIntent({ store, provider, verify, plan, now }, fresh, newIntent) };
+}
+
+/**
+ * Compare-and-set between moves too: a record changed by hand while the
+ * domain holds would otherwise be judged as the stage we think is live. The
+ * check asks DNS (the verifier), which costs no provider API quota; when DNS
+ * cannot answer, the tick goes on and the next one asks again.
+ */
+async function driftOf(opts: TickOptions, row: DomainRow): Promise<string | null> {
+  if (row.last_record === null) return null;
+  let provider: DnsProvider;
+  try {
+    provider = opts.providerFor(row);
+  } catch {
+    return null;
+  }
+  const fqdn = dmarcName(row.domain);
+  try {
+    if (await (opts.verifierFor ?? providerVerifier)(provider)(fqdn, row.last_record)) return null;
+    const live = (await provider.readTxt(fqdn)).filter((t) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(t.trim()));
+    if (live.length === 1 && live[0]!.trim() === row.last_record) return null;
+    return driftReason(fqdn, row.last_record, live.length === 0 ? null : live.join(' | '));
+  } catch {
+    return null;
+  }
 }
 
 /** Measures a domain's current stage at `now`: the figures explain and decide() work from. */
