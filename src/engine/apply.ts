@@ -9,7 +9,7 @@
  */
 import type { DnsProvider } from '../../providers/types.js';
 import type { Plan } from '../plans/index.js';
-import { editRecordForStage, type Policy } from '../record/index.js';
+import { dmarcRecordsOf, editRecordForStage, isDmarcRecord, type EditResult, type Policy } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { appendStageChange, updateDomain } from '../store/domains.js';
 import { deleteIntent, updateIntent } from '../store/intents.js';
@@ -43,11 +43,19 @@ export function backoffMs(attempts: number, domain: string): number {
 }
 
 export const dmarcName = (domain: string) => `_dmarc.${domain}`;
-const isDmarcRecord = (txt: string) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(txt.trim());
 
 /** Verifies through the provider's own read (the in-memory zone, or a provider without DNS access). */
 export function providerVerifier(provider: DnsProvider): Verifier {
-  return async (fqdn, expected) => (await provider.readTxt(fqdn)).filter(isDmarcRecord).map((t) => t.trim()).join('\n') === expected;
+  return async (fqdn, expected) => dmarcRecordsOf(await provider.readTxt(fqdn)).join('\n') === expected;
+}
+
+/** The record for stage `index` of `plan`, edited from `live`: sp/np follow p where the plan manages them. */
+export function recordForPlanStage(plan: Plan, index: number, live: string | null): EditResult {
+  const target = plan.stages[index]!;
+  const manage: { sp?: Policy; np?: Policy } = {};
+  if (plan.manage.sp) manage.sp = target.policy;
+  if (plan.manage.np) manage.np = target.policy;
+  return editRecordForStage(live, target, { manage });
 }
 
 /** Moves `intent` as far as it can go now. */
@@ -68,7 +76,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
   if (view.delegation && view.delegation.length > 0) {
     return stop(ctx, domain, intent, `${fqdn} is delegated to ${view.delegation.join(', ')}${hostedHint(view.delegation[0]!)}; refusing to write in the parent zone`);
   }
-  const dmarc = view.txt.filter(isDmarcRecord).map((t) => t.trim());
+  const dmarc = dmarcRecordsOf(view.txt);
   if (dmarc.length > 1) {
     return stop(ctx, domain, intent, `${fqdn} has ${dmarc.length} v=DMARC1 records (receivers then apply none); fix the zone by hand`);
   }
@@ -83,10 +91,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
     }
     const target = plan.stages[intent.to_index];
     if (!target) return stop(ctx, domain, intent, `plan ${plan.name} has no stage ${intent.to_index + 1}`);
-    const manage: { sp?: Policy; np?: Policy } = {};
-    if (plan.manage.sp) manage.sp = target.policy;
-    if (plan.manage.np) manage.np = target.policy;
-    const edit = editRecordForStage(live, target, { manage });
+    const edit = recordForPlanStage(plan, intent.to_index, live);
     if (!edit.ok) {
       return stop(ctx, domain, intent, `the record for ${target.policy}:${target.pct} would be invalid: ${edit.problems.map((p) => `${p.tag ?? 'record'}: ${p.reason}`).join('; ')}`);
     }

@@ -4,9 +4,9 @@
  * provider and edits it exactly as a real apply would, and writes nothing.
  */
 import type { Plan } from '../plans/index.js';
-import { editRecordForStage, type Policy } from '../record/index.js';
+import { dmarcRecordsOf } from '../record/index.js';
 import { getIntent } from '../store/intents.js';
-import { dmarcName } from './apply.js';
+import { dmarcName, recordForPlanStage } from './apply.js';
 import { runTick, type TickOptions } from './tick.js';
 import type { Decision } from './types.js';
 
@@ -21,8 +21,6 @@ export interface PlannedChange {
   /** Why the change could not be planned (no provider, an invalid result, ...). */
   problem?: string;
 }
-
-const isDmarc = (txt: string) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(txt.trim());
 
 export async function planChanges(opts: Omit<TickOptions, 'dryRun'> & { loadPlan(name: string): Plan }): Promise<PlannedChange[]> {
   const results = await runTick({ ...opts, dryRun: true });
@@ -41,18 +39,13 @@ export async function planChanges(opts: Omit<TickOptions, 'dryRun'> & { loadPlan
     }
     try {
       const provider = opts.providerFor(row);
-      const dmarc = (await provider.readTxt(dmarcName(row.domain))).filter(isDmarc).map((t) => t.trim());
+      const dmarc = dmarcRecordsOf(await provider.readTxt(dmarcName(row.domain)));
       change.live = dmarc[0] ?? null;
       if (dmarc.length > 1) throw new Error(`${dmarc.length} v=DMARC1 records at _dmarc.${row.domain}`);
       if (intent?.record) {
         change.next = intent.record;
       } else {
-        const plan = opts.loadPlan(row.plan);
-        const target = plan.stages[toIndex]!;
-        const manage: { sp?: Policy; np?: Policy } = {};
-        if (plan.manage.sp) manage.sp = target.policy;
-        if (plan.manage.np) manage.np = target.policy;
-        const edit = editRecordForStage(change.live, target, { manage });
+        const edit = recordForPlanStage(opts.loadPlan(row.plan), toIndex, change.live);
         if (edit.ok) change.next = edit.record;
         else change.problem = `the record would be invalid: ${edit.problems.map((p) => p.reason).join('; ')}`;
       }

@@ -7,7 +7,7 @@
  */
 import type { DnsProvider } from '../../providers/types.js';
 import { loadPlan, type Plan } from '../plans/index.js';
-import { parseRecord, tagValue } from '../record/index.js';
+import { dmarcRecordsOf, parseRecord, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent } from '../store/intents.js';
@@ -167,8 +167,8 @@ async function driftOf(opts: TickOptions, row: DomainRow): Promise<string | null
   const fqdn = dmarcName(row.domain);
   try {
     if (await (opts.verifierFor ?? providerVerifier)(provider)(fqdn, row.last_record)) return null;
-    const live = (await provider.readTxt(fqdn)).filter((t) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(t.trim()));
-    if (live.length === 1 && live[0]!.trim() === row.last_record) return null;
+    const live = dmarcRecordsOf(await provider.readTxt(fqdn));
+    if (live.length === 1 && live[0] === row.last_record) return null;
     return driftReason(fqdn, row.last_record, live.length === 0 ? null : live.join(' | '));
   } catch {
     return null;

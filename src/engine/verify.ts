@@ -6,6 +6,7 @@
  * told counts.
  */
 import { authoritativeServers, queryTxtEach, type QueryOptions } from '../dns/index.js';
+import { dmarcRecordsOf } from '../record/index.js';
 import type { Verifier } from './apply.js';
 
 export interface DnsVerifierOptions extends QueryOptions {
@@ -16,8 +17,6 @@ export interface DnsVerifierOptions extends QueryOptions {
   /** Port of the authoritative servers found from NS (53 when absent). */
   port?: number;
 }
-
-const isDmarc = (txt: string) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(txt.trim());
 
 export function dnsVerifier(options: DnsVerifierOptions = {}): Verifier {
   return async (fqdn, expected) => {
@@ -32,7 +31,7 @@ export function dnsVerifier(options: DnsVerifierOptions = {}): Verifier {
       throw new Error(`no answer from ${failed.map((a) => `${a.server} (${a.error})`).join(', ')}`);
     }
     return answers.every((a) => {
-      const dmarc = (a.answer?.txt ?? []).filter(isDmarc).map((t) => t.trim());
+      const dmarc = dmarcRecordsOf(a.answer?.txt ?? []);
       return dmarc.length === 1 && dmarc[0] === expected;
     });
   };

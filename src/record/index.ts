@@ -7,7 +7,7 @@
 export { POLICIES, isPolicy, oneLevelBelow, policyFromTagValue, type Policy } from './policy.js';
 export { parseStageLabel, stageLabel, stageProblem, type StageTarget } from './stage.js';
 export { hasErrors, type ProblemCode, type ProblemSeverity, type RecordProblem } from './problem.js';
-export { parseRecord, tagValue, type ParsedRecord, type RecordTag } from './parse.js';
+export { dmarcRecordsOf, isDmarcRecord, parseRecord, tagValue, type ParsedRecord, type RecordTag } from './parse.js';
 export { serializeRecord } from './serialize.js';
 export { validateParsed, validateRecord } from './validate.js';
 export { HISTORIC_TAGS, RFC9989_TAGS } from './tags.js';

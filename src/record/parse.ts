@@ -83,3 +83,17 @@ export function parseRecord(text: string): ParsedRecord {
 export function tagValue(tags: readonly RecordTag[], name: string): string | undefined {
   return tags.find((tag) => tag.name === name)?.value;
 }
+
+/**
+ * Whether a TXT string is a DMARC record at all: it starts with `v=DMARC1`
+ * (RFC 7489 §6.6.3: other TXT records at `_dmarc` are ignored by receivers,
+ * and must be left alone by us).
+ */
+export function isDmarcRecord(txt: string): boolean {
+  return /^v\s*=\s*DMARC1\s*(;|$)/i.test(txt.trim());
+}
+
+/** The DMARC records among a name's TXT strings, trimmed. */
+export function dmarcRecordsOf(txt: readonly string[]): string[] {
+  return txt.filter(isDmarcRecord).map((t) => t.trim());
+}
