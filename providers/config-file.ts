@@ -42,7 +42,11 @@ export function loadProviderSet(file: string, deps: ProviderDeps = {}): Provider
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new Error(`${file}: expected a map of provider names to settings`);
   }
-  const blocks = raw as Record<string, unknown>;
+  return providerSetFrom(raw as Record<string, unknown>, file, deps);
+}
+
+/** The same from settings already read (the daemon's config file); `origin` names them in errors. */
+export function providerSetFrom(blocks: Record<string, unknown>, origin: string, deps: ProviderDeps = {}): ProviderSet {
   const built = new Map<string, DnsProvider>();
   const verify = new WeakMap<DnsProvider, VerifySettings>();
   return {
@@ -52,13 +56,13 @@ export function loadProviderSet(file: string, deps: ProviderDeps = {}): Provider
       if (name === null) throw new Error('the domain has no provider; enroll it with --provider <name>');
       let provider = built.get(name);
       if (provider) return provider;
-      if (!(name in blocks)) throw new Error(`no provider named "${name}" in ${file} (have: ${Object.keys(blocks).join(', ') || 'none'})`);
+      if (!(name in blocks)) throw new Error(`no provider named "${name}" in ${origin} (have: ${Object.keys(blocks).join(', ') || 'none'})`);
       const { verify: verifyBlock, ...settings } = (blocks[name] ?? {}) as { verify?: unknown };
       try {
         provider = createProvider(settings, deps);
         verify.set(provider, parseVerify(verifyBlock));
       } catch (error) {
-        throw new Error(`${file}: provider "${name}": ${(error as Error).message}`);
+        throw new Error(`${origin}: provider "${name}": ${(error as Error).message}`);
       }
       built.set(name, provider);
       return provider;

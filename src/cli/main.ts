@@ -10,6 +10,7 @@ import { registerPlanCommands } from './commands/plans.js';
 import { registerDomainCommands } from './commands/domains.js';
 import { registerReportCommands } from './commands/reports.js';
 import { registerEngineCommands } from './commands/engine.js';
+import { registerDaemonCommands } from './commands/daemon.js';
 
 export function buildProgram(ctx: ReturnType<typeof createContext>): Command {
   const program = new Command('dmarc-rollout')
@@ -22,6 +23,7 @@ export function buildProgram(ctx: ReturnType<typeof createContext>): Command {
   registerDomainCommands(program, ctx);
   registerReportCommands(program, ctx);
   registerEngineCommands(program, ctx);
+  registerDaemonCommands(program, ctx);
   return program;
 }
 

@@ -1,0 +1,53 @@
+/** `daemon`: a thin door that loads the config, starts src/daemon and stops it on SIGTERM/SIGINT. */
+import type { Command } from 'commander';
+import { ConfigError, loadDaemonConfig } from '../../daemon/config.js';
+import { startDaemon } from '../../daemon/daemon.js';
+import { LockHeldError } from '../../daemon/lock.js';
+import { createLogger } from '../../daemon/logger.js';
+import type { CliContext } from '../context.js';
+
+export function registerDaemonCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('daemon')
+    .description('run the schedules (ingest, tick) until SIGTERM or SIGINT; refuses to start on a bad config')
+    .requiredOption('-c, --config <file>', 'the daemon config (YAML)')
+    .option('--once', 'run one ingest and one tick, then exit')
+    .action(async (opts: { config: string; once?: boolean }) => {
+      let config;
+      try {
+        config = loadDaemonConfig(opts.config, ctx.env);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        ctx.err(`refusing to start:\n${error.message}`);
+        ctx.exitCode = 1;
+        return;
+      }
+      const logger = createLogger(config.log.level);
+      let daemon;
+      try {
+        daemon = await startDaemon(config, { logger });
+      } catch (error) {
+        if (!(error instanceof LockHeldError)) throw error;
+        ctx.err(`refusing to start: ${error.message}`);
+        ctx.exitCode = 1;
+        return;
+      }
+      if (opts.once) {
+        await daemon.ingest();
+        await daemon.tick();
+        await daemon.stop();
+        return;
+      }
+      await new Promise<void>((resolveStopped) => {
+        const stop = (signal: string) => {
+          logger.info({ signal }, 'stopping');
+          daemon.stop().then(resolveStopped, (error: unknown) => {
+            logger.error({ err: error }, 'stop failed');
+            resolveStopped();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}

@@ -1,0 +1,90 @@
+/**
+ * The daemon's one config file (YAML), validated with zod: a bad file names
+ * the file, the path of each wrong field and the reason, and the daemon does
+ * not start. Secrets are never in it: provider blocks name an environment
+ * variable or a file.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { validate as validCron } from 'node-cron';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { parseProviderConfig } from '../../providers/index.js';
+import { defaultDatabasePath } from '../store/open.js';
+import { folderSourceConfigSchema } from './sources/folder.js';
+
+const cron = (fallback: string) =>
+  z
+    .string()
+    .refine((expr) => validCron(expr), { message: 'not a valid cron expression (minute hour day month weekday)' })
+    .default(fallback);
+
+export const daemonConfigSchema = z
+  .object({
+    /** The SQLite file; relative paths are from the config file's folder. Default: DMARC_ROLLOUT_DB or data/dmarc-rollout.sqlite. */
+    store: z.object({ sqlite: z.string().min(1) }).strict().optional(),
+    schedule: z
+      .object({
+        /** How often sources are polled. */
+        ingest: cron('*/10 * * * *'),
+        /** How often domains are judged and moved; hourly is plenty for daily reports. */
+        tick: cron('17 * * * *'),
+      })
+      .strict()
+      .default({ ingest: '*/10 * * * *', tick: '17 * * * *' }),
+    /** Named DNS providers, as in providers/README.md; a domain's `provider` names one. */
+    providers: z.record(z.string(), z.unknown()).default({}),
+    sources: z.array(z.discriminatedUnion('type', [folderSourceConfigSchema])).default([]),
+    /** Where rejected inputs are kept; default `rejected/` beside the store. */
+    rejected_dir: z.string().min(1).optional(),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type DaemonConfig = z.infer<typeof daemonConfigSchema> & {
+  /** The config file, for messages. */
+  file: string;
+  /** The store path, resolved. */
+  storePath: string;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates the config file. @throws ConfigError naming file, field path and reason for every problem. */
+export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${file}: cannot be read: ${(error as Error).message}`);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `${file}: not valid YAML: ${e.message.split('\n')[0]}`).join('\n'));
+  const result = daemonConfigSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues
+        .map((i) => `${file}: ${i.path.length > 0 ? i.path.join('.') : '(config)'}: ${i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}` : i.message}`)
+        .join('\n'),
+    );
+  }
+  const problems: string[] = [];
+  for (const [name, block] of Object.entries(result.data.providers)) {
+    const { verify: _verify, ...settings } = (block ?? {}) as { verify?: unknown };
+    try {
+      parseProviderConfig(settings);
+    } catch (error) {
+      problems.push(`${file}: providers.${name}: ${(error as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems.join('\n'));
+  const base = dirname(resolve(file));
+  const storePath = result.data.store ? resolve(base, result.data.store.sqlite) : defaultDatabasePath(env);
+  const sources = result.data.sources.map((s) => ({ ...s, path: resolve(base, s.path) }));
+  return { ...result.data, sources, file, storePath };
+}

@@ -1,0 +1,114 @@
+/**
+ * The daemon: one store (locked to this process), the configured report
+ * sources and DNS providers, and two schedules, ingest and tick. A job never
+ * overlaps itself; stopping waits for the job in flight, so a change being
+ * applied is finished or left as a stored intent, never cut in half.
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import { providerSetFrom } from '../../providers/config-file.js';
+import { runTick } from '../engine/tick.js';
+import { dnsVerifier } from '../engine/verify.js';
+import { defaultRejectedDir, ingestInput } from '../reports/index.js';
+import { openSqliteStore, type Store } from '../store/open.js';
+import type { DaemonConfig } from './config.js';
+import { acquireInstanceLock } from './lock.js';
+import { createFolderSource } from './sources/folder.js';
+import type { Deliver, ReportSource } from './sources/types.js';
+
+export interface DaemonDeps {
+  logger: Logger;
+  /** The clock; a test may run the daemon in its own time. */
+  now?: () => Date;
+}
+
+export interface RunningDaemon {
+  readonly store: Store;
+  /** Runs one ingest now (unless one is running); resolves when done. */
+  ingest(): Promise<void>;
+  /** Runs one tick now (unless one is running); resolves when done. */
+  tick(): Promise<void>;
+  /** Stops taking work, waits for the job in flight, closes everything. */
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promise<RunningDaemon> {
+  const { logger } = deps;
+  const now = deps.now ?? (() => new Date());
+  const lock = acquireInstanceLock(config.storePath);
+  let store: Store;
+  try {
+    store = await openSqliteStore(config.storePath);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+  const rejectedDir = config.rejected_dir ?? defaultRejectedDir({ DMARC_ROLLOUT_DB: config.storePath });
+  const providers = providerSetFrom(config.providers, config.file, { logger });
+  const sources: ReportSource[] = config.sources.map((s) => createFolderSource(s));
+  const deliver: Deliver = (input, source) => ingestInput(store.db, input, source, { rejectedDir, now });
+
+  let stopping = false;
+  const inFlight = new Map<string, Promise<void>>();
+  // One job of a kind at a time: a slow tick is not joined by the next one.
+  const guarded = (name: string, job: () => Promise<void>) => (): Promise<void> => {
+    if (stopping) return Promise.resolve();
+    const running = inFlight.get(name);
+    if (running) {
+      logger.warn({ job: name }, 'previous run still going; this one is skipped');
+      return running;
+    }
+    const started = Date.now();
+    const promise = job()
+      .catch((error: unknown) => logger.error({ job: name, err: error }, 'job failed'))
+      .finally(() => {
+        inFlight.delete(name);
+        logger.info({ job: name, ms: Date.now() - started }, 'job done');
+      });
+    inFlight.set(name, promise);
+    return promise;
+  };
+
+  const ingest = guarded('ingest', async () => {
+    for (const source of sources) {
+      if (stopping || source.kind !== 'poll') continue;
+      const summary = await source.poll(deliver);
+      logger.info({ source: source.name, delivered: summary.delivered, acknowledged: summary.acknowledged, failed: summary.failed }, 'source polled');
+    }
+  });
+  const tick = guarded('tick', async () => {
+    const results = await runTick({
+      store,
+      now: now(),
+      providerFor: (row) => providers.get(row.provider),
+      verifierFor: (provider) => dnsVerifier(providers.verifySettings(provider)),
+    });
+    for (const r of results) {
+      if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');
+      else if (r.decision && r.decision.action !== 'hold') logger.info({ domain: r.domain, action: r.decision.action, to: r.decision.to, summary: r.decision.summary, apply: r.apply?.status }, 'decision');
+    }
+  });
+
+  for (const source of sources) if (source.kind === 'listen') await source.start(deliver);
+  const tasks: ScheduledTask[] = [
+    cron.schedule(config.schedule.ingest, ingest, { name: 'ingest', timezone: 'UTC' }),
+    cron.schedule(config.schedule.tick, tick, { name: 'tick', timezone: 'UTC' }),
+  ];
+  logger.info({ store: config.storePath, sources: sources.map((s) => s.name), providers: providers.names, schedule: config.schedule }, 'daemon started');
+
+  return {
+    store,
+    ingest,
+    tick,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      for (const task of tasks) await task.destroy();
+      await Promise.all(inFlight.values());
+      for (const source of sources) await (source.kind === 'listen' ? source.stop() : source.close());
+      await store.close();
+      lock.release();
+      logger.info('daemon stopped');
+    },
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * The real daemon process: config validation at start, the instance lock,
+ * reports delivered through a folder, ticks on a fast schedule against a real
+ * PowerDNS, and SIGTERM then restart with nothing lost or done twice.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
+import { queryTxt } from '../src/dns/index.js';
+import { BIN, REPO_ROOT, runCli, tempStore } from './helpers/cli.js';
+import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { aggregateReportXml, cleanRow } from './helpers/reports.js';
+
+function startDaemonProcess(config: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, 'daemon', '--config', config], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+  let text = '';
+  child.stdout!.on('data', (b) => (text += b));
+  child.stderr!.on('data', (b) => (text += b));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => text, exited };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('the daemon', () => {
+  it('refuses to start on a bad config, naming the file, the field and the reason', async () => {
+    const { dir } = tempStore();
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, 'schedule:\n  tick: every hour\nsources:\n  - { type: folder }\nproviders:\n  pdns: { type: powerdns }\n');
+    const res = await runCli(['daemon', '--config', config]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, new RegExp(`refusing to start:\\n${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: schedule\\.tick: not a valid cron expression`));
+    assert.match(res.stderr, /sources\.0\.path: /);
+  });
+
+  describe('with a folder source and real PowerDNS', () => {
+    let pdns: PdnsServer;
+    let dir: string;
+    let db: string;
+    let config: string;
+    let env: Record<string, string>;
+    before(async () => {
+      pdns = await startPdns();
+      await pdns.createZone('daemon.example');
+      ({ dir, db } = tempStore());
+      mkdirSync(join(dir, 'inbox'));
+      config = join(dir, 'config.yaml');
+      writeFileSync(
+        config,
+        [
+          'store: { sqlite: store.sqlite }',
+          "schedule: { ingest: '* * * * * *', tick: '*/2 * * * * *' }",
+          'sources:',
+          '  - { type: folder, path: inbox }',
+          'providers:',
+          `  pdns: { type: powerdns, api_url: "${pdns.apiUrl}", api_key_env: PDNS_DAEMON_KEY, verify: { nameservers: ["${pdns.dnsServer}"] } }`,
+          '',
+        ].join('\n'),
+      );
+      env = { PDNS_DAEMON_KEY: pdns.apiKey, DMARC_ROLLOUT_DB: db };
+      assert.equal((await runCli(['enroll', 'daemon.example', '--provider', 'pdns'], env)).code, 0);
+    });
+    after(async () => pdns?.stop());
+
+    it('ingests, ticks, stops cleanly on SIGTERM, keeps a second daemon out, and goes on after a restart', async () => {
+      // Twenty days of clean reports, ending yesterday.
+      const today = Math.floor(Date.now() / 86_400_000);
+      for (let d = 20; d >= 1; d--) {
+        const day = new Date((today - d) * 86_400_000).toISOString().slice(0, 10);
+        writeFileSync(join(dir, 'inbox', `r-${day}.xml`), aggregateReportXml({ reporter: 'google.com', domain: 'daemon.example', day, rows: [cleanRow('daemon.example', '192.0.2.1', 600)] }));
+      }
+      const first = startDaemonProcess(config, env);
+      await waitFor('the first stage in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none');
+      await waitFor('the inbox to empty', () => readdirSync(join(dir, 'inbox')).filter((f) => f.endsWith('.xml')).length === 0);
+
+      const second = await runCli(['daemon', '--config', config], env);
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /refusing to start: another daemon holds .*store\.sqlite\.lock/);
+
+      first.child.kill('SIGTERM');
+      assert.equal(await first.exited, 0, first.output());
+      assert.equal(existsSync(join(dir, 'store.sqlite.lock')), false, 'the lock is released');
+      assert.match(first.output(), /"msg":"daemon stopped"/);
+      assert.doesNotMatch(first.output(), new RegExp(pdns.apiKey), 'the API key never reaches the log');
+
+      // The stage took effect long enough ago for the reports to judge it (as if 20 days had passed).
+      const sqlite = new SqliteDatabase(join(dir, 'store.sqlite'));
+      const windowStart = new Date((today - 20) * 86_400_000).toISOString();
+      sqlite.prepare('update domains set window_start = ?, stage_since = ?').run(windowStart, windowStart);
+      const stored = sqlite.prepare('select count(*) n from reports').get() as { n: number };
+      sqlite.close();
+      assert.equal(stored.n, 20, 'every report stored exactly once');
+
+      const restarted = startDaemonProcess(config, env);
+      await waitFor('quarantine:1 in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=quarantine; pct=1; t=y');
+      restarted.child.kill('SIGTERM');
+      assert.equal(await restarted.exited, 0, restarted.output());
+
+      const after = new SqliteDatabase(join(dir, 'store.sqlite'), { readonly: true });
+      const history = after.prepare('select action, to_stage from stage_history order by id').all();
+      const reports = after.prepare('select count(*) n from reports').get() as { n: number };
+      after.close();
+      assert.deepEqual(history, [
+        { action: 'enroll', to_stage: 'none:100' },
+        { action: 'establish', to_stage: 'none:100' },
+        { action: 'advance', to_stage: 'quarantine:1' },
+      ]);
+      assert.equal(reports.n, 20);
+    });
+  });
+});
