@@ -21,8 +21,13 @@ export const manualConfigSchema = z
     authoritative_port: z.number().int().min(1).max(65535).default(53),
     /** How often to look for the record while waiting. */
     poll_seconds: z.number().positive().default(30),
-    /** How long to wait for a person to publish before the write fails. */
-    timeout_seconds: z.number().positive().default(24 * 3600),
+    /**
+     * How long to wait for a person to publish before the write fails. 0 means
+     * print and return at once: the daemon then leaves the change as a written
+     * intent and verifies it on later ticks, so one domain waiting for a person
+     * does not hold up the whole tick.
+     */
+    timeout_seconds: z.number().min(0).default(24 * 3600),
     /** Where the instructions are printed. */
     output: z.enum(['stdout', 'stderr']).default('stderr'),
   })

@@ -51,6 +51,7 @@ export class ManualProvider implements DnsProvider {
   async writeTxt(fqdn: string, records: string[], opts: { ttl: number }): Promise<void> {
     const servers = await this.#servers(fqdn);
     this.#output.write(this.instructions(fqdn, records, opts.ttl, servers));
+    if (this.#config.timeout_seconds === 0) return;
     const deadline = this.#clock.now() + this.#config.timeout_seconds * 1000;
     for (;;) {
       const answers = await queryTxtEach(fqdn, servers);
@@ -81,7 +82,9 @@ export class ManualProvider implements DnsProvider {
     return [
       `dmarc-rollout: manual DNS change for ${normalizeName(fqdn)}`,
       ...lines,
-      `Waiting up to ${this.#config.timeout_seconds} s for ${servers.join(', ')} to serve it (checking every ${this.#config.poll_seconds} s).`,
+      this.#config.timeout_seconds === 0
+        ? `It counts once ${servers.join(', ')} serve it; later runs check.`
+        : `Waiting up to ${this.#config.timeout_seconds} s for ${servers.join(', ')} to serve it (checking every ${this.#config.poll_seconds} s).`,
       '',
     ].join('\n');
   }

@@ -85,7 +85,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     });
     for (const r of results) {
       if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');
-      else if (r.decision && r.decision.action !== 'hold') logger.info({ domain: r.domain, action: r.decision.action, to: r.decision.to, summary: r.decision.summary, apply: r.apply?.status }, 'decision');
+      else if (r.decision && r.decision.action !== 'hold') {
+        logger.info({ domain: r.domain, action: r.decision.action, to: r.decision.to, summary: r.decision.summary, apply: r.apply }, 'decision');
+      } else if (r.apply) logger.info({ domain: r.domain, apply: r.apply }, 'change in flight');
     }
   });
 
