@@ -159,3 +159,40 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
     }
   });
 });
+
+describe('the manual provider in a tick', () => {
+  it('prints the change once and returns; a later tick verifies it when a person has published it', async () => {
+    const pdns = await startPdns();
+    const { db } = tempStore();
+    const store = await openSqliteStore(db);
+    try {
+      await pdns.createZone('manual.example');
+      const printed: string[] = [];
+      const provider = createProvider(
+        { type: 'manual', nameservers: [pdns.dnsServer], timeout_seconds: 0 },
+        { output: { write: (text: string) => printed.push(text) } as never },
+      );
+      const verify = dnsVerifier({ nameservers: [pdns.dnsServer], timeoutMs: 2000 });
+      const plan = loadPlan('default');
+      await enrollDomains(store, { inputs: [{ text: 'manual.example', origin: 'test' }], plan, provider: 'manual', actor: 'test', now: new Date(START) });
+      const tick = (at: number) => runTick({ store, now: new Date(at), providerFor: () => provider, verifierFor: () => verify });
+
+      const [first] = await tick(START);
+      assert.equal(first!.apply?.status, 'retrying', JSON.stringify(first));
+      assert.match(printed.join(''), /_dmarc\.manual\.example\. 300 IN TXT "v=DMARC1; p=none"/);
+      const intent = await store.db.selectFrom('intents').selectAll().executeTakeFirstOrThrow();
+      assert.equal(intent.status, 'written', 'printing the instructions counts as the write: it is not repeated');
+
+      // The person publishes it.
+      await pdns.patchZone('manual.example', [
+        { name: '_dmarc.manual.example.', type: 'TXT', ttl: 300, changetype: 'REPLACE', records: [{ content: '"v=DMARC1; p=none"' }] },
+      ]);
+      const [second] = await tick(START + 3 * 3600_000);
+      assert.equal(second!.apply?.status, 'verified', JSON.stringify(second));
+      assert.equal(printed.filter((t) => t.includes('IN TXT')).length, 1, 'the instructions were printed once');
+    } finally {
+      await store.close();
+      await pdns.stop();
+    }
+  });
+});
