@@ -5,10 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
+import nodemailer from 'nodemailer';
 import { queryTxt } from '../src/dns/index.js';
 import { BIN, REPO_ROOT, runCli, tempStore } from './helpers/cli.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
@@ -21,6 +23,17 @@ function startDaemonProcess(config: string, env: Record<string, string>): { chil
   child.stderr!.on('data', (b) => (text += b));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => text, exited };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
@@ -50,7 +63,9 @@ describe('the daemon', () => {
     let db: string;
     let config: string;
     let env: Record<string, string>;
+    let smtpPort: number;
     before(async () => {
+      smtpPort = await freePort();
       pdns = await startPdns();
       await pdns.createZone('daemon.example');
       ({ dir, db } = tempStore());
@@ -63,6 +78,7 @@ describe('the daemon', () => {
           "schedule: { ingest: '* * * * * *', tick: '*/2 * * * * *' }",
           'sources:',
           '  - { type: folder, path: inbox }',
+          `  - { type: smtp, host: 127.0.0.1, port: ${smtpPort}, recipients: ['dmarc-reports@daemon.example'] }`,
           'providers:',
           `  pdns: { type: powerdns, api_url: "${pdns.apiUrl}", api_key_env: PDNS_DAEMON_KEY, verify: { nameservers: ["${pdns.dnsServer}"] } }`,
           '',
@@ -84,6 +100,18 @@ describe('the daemon', () => {
       await waitFor('the first stage in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none');
       await waitFor('the inbox to empty', () => readdirSync(join(dir, 'inbox')).filter((f) => f.endsWith('.xml')).length === 0);
 
+      // The daemon is also the rua mailbox: a real report mail over SMTP.
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true });
+      await transport.sendMail({
+        envelope: { from: 'noreply-dmarc-support@google.com', to: ['dmarc-reports@daemon.example'] },
+        raw: readFileSync(join(REPO_ROOT, '../shared/corpus/aggregate/parsedmarc/twilight.eml')),
+      });
+      await assert.rejects(
+        transport.sendMail({ envelope: { from: 'x@example.net', to: ['someone-else@daemon.example'] }, raw: 'Subject: hi\r\n\r\nhi\r\n' }),
+        /550/,
+      );
+      transport.close();
+
       const second = await runCli(['daemon', '--config', config], env);
       assert.equal(second.code, 1);
       assert.match(second.stderr, /refusing to start: another daemon holds .*store\.sqlite\.lock/);
@@ -100,7 +128,7 @@ describe('the daemon', () => {
       sqlite.prepare('update domains set window_start = ?, stage_since = ?').run(windowStart, windowStart);
       const stored = sqlite.prepare('select count(*) n from reports').get() as { n: number };
       sqlite.close();
-      assert.equal(stored.n, 20, 'every report stored exactly once');
+      assert.equal(stored.n, 21, 'every report stored exactly once: 20 from the folder, 1 by SMTP');
 
       const restarted = startDaemonProcess(config, env);
       await waitFor('quarantine:1 in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=quarantine; pct=1; t=y');
@@ -116,7 +144,7 @@ describe('the daemon', () => {
         { action: 'establish', to_stage: 'none:100' },
         { action: 'advance', to_stage: 'quarantine:1' },
       ]);
-      assert.equal(reports.n, 20);
+      assert.equal(reports.n, 21);
     });
   });
 });

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { parseProviderConfig } from '../../providers/index.js';
 import { defaultDatabasePath } from '../store/open.js';
 import { folderSourceConfigSchema } from './sources/folder.js';
+import { smtpSourceConfigSchema } from './sources/smtp.js';
 
 const cron = (fallback: string) =>
   z
@@ -34,7 +35,7 @@ export const daemonConfigSchema = z
       .default({ ingest: '*/10 * * * *', tick: '17 * * * *' }),
     /** Named DNS providers, as in providers/README.md; a domain's `provider` names one. */
     providers: z.record(z.string(), z.unknown()).default({}),
-    sources: z.array(z.discriminatedUnion('type', [folderSourceConfigSchema])).default([]),
+    sources: z.array(z.discriminatedUnion('type', [folderSourceConfigSchema, smtpSourceConfigSchema])).default([]),
     /** Where rejected inputs are kept; default `rejected/` beside the store. */
     rejected_dir: z.string().min(1).optional(),
     log: z
@@ -85,6 +86,6 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   const base = dirname(resolve(file));
   const storePath = result.data.store ? resolve(base, result.data.store.sqlite) : defaultDatabasePath(env);
-  const sources = result.data.sources.map((s) => ({ ...s, path: resolve(base, s.path) }));
+  const sources = result.data.sources.map((s) => (s.type === 'folder' ? { ...s, path: resolve(base, s.path) } : s));
   return { ...result.data, sources, file, storePath };
 }
