@@ -151,6 +151,11 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
       throw new Error(`imap source ${where}: cannot open mailbox ${cfg.mailbox}: ${reasonOf(e, null)}`);
     }
     try {
+      // The mailbox may still be selected from the last poll; the server only
+      // lets SEARCH see mail it has announced, so sync (NOOP) to see what
+      // arrived since. CLOSE/re-SELECT would do too, but CLOSE expunges
+      // \Deleted mail that other clients flagged, which is not ours to remove.
+      await c.noop();
       const box = c.mailbox;
       if (!box) throw new Error(`imap source ${where}: mailbox ${cfg.mailbox} is not open`);
       const uidValidity = box.uidValidity.toString();
