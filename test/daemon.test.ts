@@ -148,3 +148,51 @@ describe('the daemon', () => {
     });
   });
 });
+
+describe('doctor', () => {
+  it('names what is wrong and how to fix it: a missing secret, a rua on another domain without its authorisation record', async () => {
+    const pdns = await startPdns();
+    try {
+      await pdns.createZone('doc.example', [
+        { name: '_dmarc.doc.example.', type: 'TXT', ttl: 300, records: [{ content: '"v=DMARC1; p=none; rua=mailto:agg@reports.example"' }] },
+      ]);
+      await pdns.createZone('reports.example');
+      const { dir, db } = tempStore();
+      const config = join(dir, 'config.yaml');
+      writeFileSync(
+        config,
+        [
+          'store: { sqlite: store.sqlite }',
+          'report_addresses: [agg@reports.example]',
+          `dns: { resolvers: ["${pdns.dnsServer}"] }`,
+          'providers:',
+          `  pdns: { type: powerdns, api_url: "${pdns.apiUrl}", api_key_env: PDNS_DOCTOR_KEY }`,
+          `  cf: { type: cloudflare, api_token_env: CF_TOKEN_NOT_SET }`,
+          '',
+        ].join('\n'),
+      );
+      const env = { PDNS_DOCTOR_KEY: pdns.apiKey, DMARC_ROLLOUT_DB: join(dir, 'store.sqlite') };
+      assert.equal((await runCli(['enroll', 'doc.example', '--provider', 'pdns'], env)).code, 0);
+
+      const before = await runCli(['doctor', '--config', config, '--json'], env);
+      assert.equal(before.code, 1, before.stderr);
+      const checks = before.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const bySubject = (s: string) => checks.filter((c: { subject: string }) => c.subject === s);
+      assert.equal(bySubject('provider pdns')[0].status, 'ok');
+      assert.equal(bySubject('provider cf')[0].status, 'fail');
+      assert.match(bySubject('provider cf')[0].detail, /CF_TOKEN_NOT_SET/);
+      const rua = bySubject('rua doc.example');
+      assert.deepEqual(rua.map((c: { status: string }) => c.status), ['ok', 'fail']);
+      assert.match(rua[1].fix, /publish doc\.example\._report\._dmarc\.reports\.example TXT "v=DMARC1" in the reports\.example zone/);
+
+      await pdns.patchZone('reports.example', [
+        { name: 'doc.example._report._dmarc.reports.example.', type: 'TXT', ttl: 300, changetype: 'REPLACE', records: [{ content: '"v=DMARC1"' }] },
+      ]);
+      const after = await runCli(['doctor', '--config', config, '--json'], env);
+      const ruaAfter = after.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((c: { subject: string }) => c.subject === 'rua doc.example');
+      assert.deepEqual(ruaAfter.map((c: { status: string }) => c.status), ['ok', 'ok']);
+    } finally {
+      await pdns.stop();
+    }
+  });
+});

@@ -36,6 +36,14 @@ export const daemonConfigSchema = z
     /** Named DNS providers, as in providers/README.md; a domain's `provider` names one. */
     providers: z.record(z.string(), z.unknown()).default({}),
     sources: z.array(z.discriminatedUnion('type', [folderSourceConfigSchema, smtpSourceConfigSchema])).default([]),
+    /**
+     * Report addresses that reach this daemon's sources besides the SMTP
+     * recipients (the IMAP mailbox's address, the address whose mail lands in
+     * the folder); `doctor` checks each domain's rua against them.
+     */
+    report_addresses: z.array(z.string().email('not an email address')).default([]),
+    /** Resolvers for doctor's DNS checks; the system's when absent. */
+    dns: z.object({ resolvers: z.array(z.string().min(1)).min(1) }).strict().optional(),
     /** Where rejected inputs are kept; default `rejected/` beside the store. */
     rejected_dir: z.string().min(1).optional(),
     log: z

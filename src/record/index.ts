@@ -25,4 +25,5 @@ export {
   type RecordInterpretation,
 } from './interpret.js';
 export { editRecordForStage, recordForStage, type EditOptions, type EditResult } from './edit.js';
+export { hasUsableUri, mailtoAddresses, uriListProblems } from './uri.js';
 export { joinTxtStrings, quoteTxt, splitTxtStrings, unquoteTxt } from './txt.js';

@@ -70,3 +70,17 @@ function mailtoProblem(uri: string): { code: 'bad-uri' | 'non-mailto-uri'; text:
   if (!QUERY.test(query)) return { code: 'bad-uri', text: `"${uri}" has invalid characters after "?"` };
   return null;
 }
+
+/** The addresses of the usable `mailto:` URIs in a `rua`/`ruf` value, lowercased, size suffixes and queries dropped. */
+export function mailtoAddresses(value: string): string[] {
+  const addresses: string[] = [];
+  for (const raw of value.split(',')) {
+    const entry = raw.trim();
+    if (entry === '' || hasErrors(uriListProblems('rua', entry))) continue;
+    const bang = entry.lastIndexOf('!');
+    const uri = bang < 0 ? entry : entry.slice(0, bang);
+    const address = decodeURIComponent(uri.replace(SCHEME, '').split('?')[0]!);
+    addresses.push(address.toLowerCase());
+  }
+  return addresses;
+}

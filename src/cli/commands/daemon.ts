@@ -2,11 +2,35 @@
 import type { Command } from 'commander';
 import { ConfigError, loadDaemonConfig } from '../../daemon/config.js';
 import { startDaemon } from '../../daemon/daemon.js';
+import { runDoctor } from '../../daemon/doctor.js';
 import { LockHeldError } from '../../daemon/lock.js';
 import { createLogger } from '../../daemon/logger.js';
 import type { CliContext } from '../context.js';
 
 export function registerDaemonCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('doctor')
+    .description('check the config, store, providers, sources and that every domain\'s rua reaches this daemon; prints how to fix what is wrong')
+    .requiredOption('-c, --config <file>', 'the daemon config (YAML)')
+    .option('--json', 'one JSON object per check')
+    .action(async (opts: { config: string; json?: boolean }) => {
+      let config;
+      try {
+        config = loadDaemonConfig(opts.config, ctx.env);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        ctx.out(opts.json ? JSON.stringify({ subject: 'config', status: 'fail', detail: error.message }) : `FAIL config\n${error.message}`);
+        ctx.exitCode = 1;
+        return;
+      }
+      const checks = await runDoctor(config);
+      for (const c of checks) {
+        if (opts.json) ctx.out(JSON.stringify(c));
+        else ctx.out(`${c.status.toUpperCase().padEnd(4)} ${c.subject}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
+      }
+      if (checks.some((c) => c.status === 'fail')) ctx.exitCode = 1;
+    });
+
   program
     .command('daemon')
     .description('run the schedules (ingest, tick) until SIGTERM or SIGINT; refuses to start on a bad config')

@@ -1,0 +1,131 @@
+/**
+ * `doctor`: what is wrong with this installation and how to fix it. It reads
+ * and never writes: the config, the store and its lock, each provider's
+ * credentials (by reading a record), each source, and for every enrolled
+ * domain whether its `rua` reaches a source this daemon reads, including the
+ * external-destination authorisation (RFC 7489 §7.1) a rua on another domain
+ * needs.
+ */
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { providerSetFrom } from '../../providers/config-file.js';
+import { queryTxt } from '../dns/index.js';
+import { dmarcName } from '../engine/apply.js';
+import { dmarcRecordsOf, mailtoAddresses, parseRecord, tagValue } from '../record/index.js';
+import { listDomains } from '../store/domains.js';
+import { openSqliteStore } from '../store/open.js';
+import type { DaemonConfig } from './config.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface DoctorCheck {
+  /** What was checked, e.g. `provider pdns`, `rua example.com`. */
+  subject: string;
+  status: CheckStatus;
+  detail: string;
+  /** How to fix it, when it is not ok. */
+  fix?: string;
+}
+
+export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [{ subject: 'config', status: 'ok', detail: `${config.file} is valid` }];
+
+  const lockPath = `${config.storePath}.lock`;
+  if (existsSync(lockPath)) {
+    checks.push({ subject: 'daemon', status: 'ok', detail: `a daemon holds the store: ${readFileSync(lockPath, 'utf8')}` });
+  } else {
+    checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon is running on this store', fix: `dmarc-rollout daemon --config ${config.file}` });
+  }
+
+  let store;
+  try {
+    store = await openSqliteStore(config.storePath);
+    checks.push({ subject: 'store', status: 'ok', detail: `${config.storePath} opens and is migrated` });
+  } catch (error) {
+    checks.push({ subject: 'store', status: 'fail', detail: `${config.storePath}: ${(error as Error).message}`, fix: 'check the path and its permissions (store.sqlite in the config, or DMARC_ROLLOUT_DB)' });
+    return checks;
+  }
+  try {
+    const domains = await listDomains(store.db);
+    const providers = providerSetFrom(config.providers, config.file);
+    const liveRecords = new Map<string, string | null>();
+    for (const name of providers.names) {
+      const users = domains.filter((d) => d.provider === name);
+      try {
+        const provider = providers.get(name);
+        if (users.length === 0) {
+          checks.push({ subject: `provider ${name}`, status: 'warn', detail: 'configured, and its secret is readable, but no enrolled domain uses it' });
+          continue;
+        }
+        for (const d of users) liveRecords.set(d.domain, dmarcRecordsOf(await provider.readTxt(dmarcName(d.domain)))[0] ?? null);
+        checks.push({ subject: `provider ${name}`, status: 'ok', detail: `read _dmarc of ${users.length} domain(s)` });
+      } catch (error) {
+        checks.push({ subject: `provider ${name}`, status: 'fail', detail: (error as Error).message, fix: 'see providers/README.md for its settings, secret and permissions' });
+      }
+    }
+    for (const d of domains) {
+      if (d.provider !== null && !providers.names.includes(d.provider)) {
+        checks.push({ subject: `domain ${d.domain}`, status: 'fail', detail: `enrolled with provider "${d.provider}", which the config does not define`, fix: `add providers.${d.provider} to ${config.file}` });
+      }
+    }
+
+    for (const source of config.sources) {
+      if (source.type === 'folder') {
+        try {
+          accessSync(source.path, constants.R_OK | constants.W_OK);
+          checks.push({ subject: `source folder ${source.path}`, status: 'ok', detail: 'readable and writable' });
+        } catch (error) {
+          checks.push({ subject: `source folder ${source.path}`, status: existsSync(source.path) ? 'fail' : 'warn', detail: (error as Error).message, fix: existsSync(source.path) ? 'give the daemon read and write access' : 'it is created on the first poll' });
+        }
+      } else {
+        checks.push({ subject: `source smtp ${source.host}:${source.port}`, status: 'ok', detail: `accepts mail for ${source.recipients.join(', ')} while the daemon runs` });
+      }
+    }
+
+    const reached = reportDestinations(config);
+    for (const d of domains) {
+      if (!liveRecords.has(d.domain)) continue;
+      const record = liveRecords.get(d.domain) ?? null;
+      const rua = record === null ? undefined : tagValue(parseRecord(record).tags, 'rua');
+      const addresses = rua === undefined ? [] : mailtoAddresses(rua);
+      if (addresses.length === 0) {
+        checks.push({ subject: `rua ${d.domain}`, status: 'fail', detail: record === null ? 'no DMARC record yet' : 'the record has no usable rua: no reports will come back', fix: `add rua=mailto:<an address this daemon reads> to _dmarc.${d.domain}` });
+        continue;
+      }
+      const ours = addresses.filter((a) => matches(a, reached));
+      checks.push(
+        ours.length > 0
+          ? { subject: `rua ${d.domain}`, status: 'ok', detail: `${ours.join(', ')} reaches this daemon` }
+          : { subject: `rua ${d.domain}`, status: reached.length === 0 ? 'warn' : 'fail', detail: `${addresses.join(', ')}: none of them is an address this daemon reads (${reached.join(', ') || 'none configured'})`, fix: 'add the address to report_addresses or an SMTP source, or point rua at one of them' },
+      );
+      for (const address of addresses) {
+        const host = address.split('@')[1] ?? '';
+        if (host === d.domain || host.endsWith(`.${d.domain}`) || d.domain.endsWith(`.${host}`)) continue;
+        const name = `${d.domain}._report._dmarc.${host}`;
+        try {
+          const answer = await queryTxt(name, config.dns?.resolvers ?? []);
+          const authorised = answer.txt.some((t) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(t.trim()));
+          checks.push(
+            authorised
+              ? { subject: `rua ${d.domain}`, status: 'ok', detail: `${host} authorises reports for ${d.domain} (${name})` }
+              : { subject: `rua ${d.domain}`, status: 'fail', detail: `${host} is another domain and ${name} has no v=DMARC1 record, so receivers will not send reports there`, fix: `publish ${name} TXT "v=DMARC1" in the ${host} zone` },
+          );
+        } catch (error) {
+          checks.push({ subject: `rua ${d.domain}`, status: 'warn', detail: `could not look up ${name}: ${(error as Error).message}` });
+        }
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  return checks;
+}
+
+/** Addresses (or `@domain` for a whole domain) that reach one of this daemon's sources. */
+function reportDestinations(config: DaemonConfig): string[] {
+  const smtp = config.sources.flatMap((s) => (s.type === 'smtp' ? s.recipients : []));
+  return [...config.report_addresses, ...smtp].map((a) => a.toLowerCase());
+}
+
+function matches(address: string, destinations: string[]): boolean {
+  return destinations.some((d) => (d.startsWith('@') ? address.endsWith(d) : address === d));
+}
