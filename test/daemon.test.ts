@@ -10,9 +10,11 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
+import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { queryTxt } from '../src/dns/index.js';
 import { BIN, REPO_ROOT, runCli, tempStore } from './helpers/cli.js';
+import { startDovecot, type DovecotServer } from './helpers/dovecot.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 
@@ -64,9 +66,16 @@ describe('the daemon', () => {
     let config: string;
     let env: Record<string, string>;
     let smtpPort: number;
+    let dovecot: DovecotServer;
     before(async () => {
       smtpPort = await freePort();
       pdns = await startPdns();
+      dovecot = await startDovecot();
+      // A real report mail waiting in the mailbox the daemon reads.
+      const imap = new ImapFlow({ host: dovecot.host, port: dovecot.port, secure: false, auth: { user: dovecot.user, pass: dovecot.password }, logger: false });
+      await imap.connect();
+      await imap.append('INBOX', readFileSync(join(REPO_ROOT, '../shared/corpus/aggregate/parsedmarc/Report domain- borschow.com Submitter- google.com Report-ID- 949348866075514174.eml')));
+      await imap.logout();
       await pdns.createZone('daemon.example');
       ({ dir, db } = tempStore());
       mkdirSync(join(dir, 'inbox'));
@@ -79,15 +88,19 @@ describe('the daemon', () => {
           'sources:',
           '  - { type: folder, path: inbox }',
           `  - { type: smtp, host: 127.0.0.1, port: ${smtpPort}, recipients: ['dmarc-reports@daemon.example'] }`,
+          `  - { type: imap, host: ${dovecot.host}, port: ${dovecot.port}, secure: false, user: ${dovecot.user}, password_env: IMAP_DAEMON_PASSWORD }`,
           'providers:',
           `  pdns: { type: powerdns, api_url: "${pdns.apiUrl}", api_key_env: PDNS_DAEMON_KEY, verify: { nameservers: ["${pdns.dnsServer}"] } }`,
           '',
         ].join('\n'),
       );
-      env = { PDNS_DAEMON_KEY: pdns.apiKey, DMARC_ROLLOUT_DB: db };
+      env = { PDNS_DAEMON_KEY: pdns.apiKey, IMAP_DAEMON_PASSWORD: dovecot.password, DMARC_ROLLOUT_DB: db };
       assert.equal((await runCli(['enroll', 'daemon.example', '--provider', 'pdns'], env)).code, 0);
     });
-    after(async () => pdns?.stop());
+    after(async () => {
+      await pdns?.stop();
+      await dovecot?.stop();
+    });
 
     it('ingests, ticks, stops cleanly on SIGTERM, keeps a second daemon out, and goes on after a restart', async () => {
       // Twenty days of clean reports, ending yesterday.
@@ -99,6 +112,12 @@ describe('the daemon', () => {
       const first = startDaemonProcess(config, env);
       await waitFor('the first stage in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none');
       await waitFor('the inbox to empty', () => readdirSync(join(dir, 'inbox')).filter((f) => f.endsWith('.xml')).length === 0);
+      await waitFor('the IMAP report to be stored', () => {
+        const peek = new SqliteDatabase(join(dir, 'store.sqlite'), { readonly: true });
+        const row = peek.prepare(`select count(*) n from reports where source like 'imap:%'`).get() as { n: number };
+        peek.close();
+        return row.n === 1;
+      });
 
       // The daemon is also the rua mailbox: a real report mail over SMTP.
       const transport = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true });
@@ -128,7 +147,7 @@ describe('the daemon', () => {
       sqlite.prepare('update domains set window_start = ?, stage_since = ?').run(windowStart, windowStart);
       const stored = sqlite.prepare('select count(*) n from reports').get() as { n: number };
       sqlite.close();
-      assert.equal(stored.n, 21, 'every report stored exactly once: 20 from the folder, 1 by SMTP');
+      assert.equal(stored.n, 22, 'every report stored exactly once: 20 from the folder, 1 by SMTP, 1 from IMAP');
 
       const restarted = startDaemonProcess(config, env);
       await waitFor('quarantine:1 in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=quarantine; pct=1; t=y');
@@ -144,7 +163,7 @@ describe('the daemon', () => {
         { action: 'establish', to_stage: 'none:100' },
         { action: 'advance', to_stage: 'quarantine:1' },
       ]);
-      assert.equal(reports.n, 21);
+      assert.equal(reports.n, 22);
     });
   });
 });

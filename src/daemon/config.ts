@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { parseProviderConfig } from '../../providers/index.js';
 import { defaultDatabasePath } from '../store/open.js';
 import { folderSourceConfigSchema } from './sources/folder.js';
+import { imapSourceConfigSchema } from './sources/imap.js';
 import { smtpSourceConfigSchema } from './sources/smtp.js';
 
 const cron = (fallback: string) =>
@@ -35,7 +36,7 @@ export const daemonConfigSchema = z
       .default({ ingest: '*/10 * * * *', tick: '17 * * * *' }),
     /** Named DNS providers, as in providers/README.md; a domain's `provider` names one. */
     providers: z.record(z.string(), z.unknown()).default({}),
-    sources: z.array(z.discriminatedUnion('type', [folderSourceConfigSchema, smtpSourceConfigSchema])).default([]),
+    sources: z.array(z.discriminatedUnion('type', [folderSourceConfigSchema, imapSourceConfigSchema, smtpSourceConfigSchema])).default([]),
     /**
      * Report addresses that reach this daemon's sources besides the SMTP
      * recipients (the IMAP mailbox's address, the address whose mail lands in

@@ -14,6 +14,7 @@ import { openSqliteStore, type Store } from '../store/open.js';
 import type { DaemonConfig } from './config.js';
 import { acquireInstanceLock } from './lock.js';
 import { createFolderSource } from './sources/folder.js';
+import { createImapSource } from './sources/imap.js';
 import { createSmtpSource } from './sources/smtp.js';
 import type { Deliver, ReportSource } from './sources/types.js';
 
@@ -46,7 +47,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   }
   const rejectedDir = config.rejected_dir ?? defaultRejectedDir({ DMARC_ROLLOUT_DB: config.storePath });
   const providers = providerSetFrom(config.providers, config.file, { logger });
-  const sources: ReportSource[] = config.sources.map((s) => (s.type === 'folder' ? createFolderSource(s) : createSmtpSource(s, { logger })));
+  const sources: ReportSource[] = config.sources.map((s) => {
+    if (s.type === 'folder') return createFolderSource(s);
+    if (s.type === 'imap') return createImapSource(s, { logger });
+    return createSmtpSource(s, { logger });
+  });
   const deliver: Deliver = (input, source) => ingestInput(store.db, input, source, { rejectedDir, now });
 
   let stopping = false;

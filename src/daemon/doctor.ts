@@ -76,6 +76,8 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
         } catch (error) {
           checks.push({ subject: `source folder ${source.path}`, status: existsSync(source.path) ? 'fail' : 'warn', detail: (error as Error).message, fix: existsSync(source.path) ? 'give the daemon read and write access' : 'it is created on the first poll' });
         }
+      } else if (source.type === 'imap') {
+        checks.push({ subject: `source imap ${source.user}@${source.host}`, status: 'ok', detail: `polls ${source.mailbox} while the daemon runs; add its address to report_addresses` });
       } else {
         checks.push({ subject: `source smtp ${source.host}:${source.port}`, status: 'ok', detail: `accepts mail for ${source.recipients.join(', ')} while the daemon runs` });
       }
