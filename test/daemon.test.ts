@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
@@ -165,6 +166,67 @@ describe('the daemon', () => {
       ]);
       assert.equal(reports.n, 22);
     });
+  });
+});
+
+describe('SIGTERM in the middle of a tick', () => {
+  it('finishes the job in flight, leaves the change as an intent, and the restarted daemon completes it without writing again', async () => {
+    const pdns = await startPdns();
+    // A name server that never answers keeps the tick in its verification step.
+    const blackhole = createSocket('udp4');
+    await new Promise<void>((resolve) => blackhole.bind(0, '127.0.0.1', resolve));
+    const silentServer = `127.0.0.1:${blackhole.address().port}`;
+    try {
+      await pdns.createZone('sigterm.example');
+      const { dir } = tempStore();
+      const config = (verifyAt: string) => {
+        const file = join(dir, 'config.yaml');
+        writeFileSync(
+          file,
+          [
+            'store: { sqlite: store.sqlite }',
+            "schedule: { ingest: '0 0 1 1 *', tick: '* * * * * *' }",
+            'providers:',
+            `  pdns: { type: powerdns, api_url: "${pdns.apiUrl}", api_key_env: PDNS_SIGTERM_KEY, verify: { nameservers: ["${verifyAt}"] } }`,
+            '',
+          ].join('\n'),
+        );
+        return file;
+      };
+      const env = { PDNS_SIGTERM_KEY: pdns.apiKey, DMARC_ROLLOUT_DB: join(dir, 'store.sqlite') };
+      assert.equal((await runCli(['enroll', 'sigterm.example', '--provider', 'pdns'], env)).code, 0);
+
+      const first = startDaemonProcess(config(silentServer), env);
+      // The record is written; the tick now waits on the silent server.
+      await waitFor('the write', async () => (await queryTxt('_dmarc.sigterm.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none');
+      first.child.kill('SIGTERM');
+      assert.equal(await first.exited, 0, first.output());
+      const mid = new SqliteDatabase(join(dir, 'store.sqlite'), { readonly: true });
+      const intent = mid.prepare('select status, record from intents').get() as { status: string; record: string } | undefined;
+      const stage = mid.prepare('select stage_since from domains').get() as { stage_since: string | null };
+      mid.close();
+      assert.deepEqual(intent, { status: 'written', record: 'v=DMARC1; p=none' }, 'the change is kept as an intent');
+      assert.equal(stage.stage_since, null, 'an unverified change does not move the stage');
+
+      const second = startDaemonProcess(config(pdns.dnsServer), env);
+      await waitFor('the change to be verified', () => {
+        const peek = new SqliteDatabase(join(dir, 'store.sqlite'), { readonly: true });
+        const row = peek.prepare('select stage_since from domains').get() as { stage_since: string | null };
+        peek.close();
+        return row.stage_since !== null;
+      }, 180_000);
+      second.child.kill('SIGTERM');
+      assert.equal(await second.exited, 0, second.output());
+      const done = new SqliteDatabase(join(dir, 'store.sqlite'), { readonly: true });
+      const history = done.prepare(`select action from stage_history where action != 'enroll'`).all();
+      const writes = done.prepare(`select details from audit_events where action = 'verified'`).all() as Array<{ details: string }>;
+      done.close();
+      assert.deepEqual(history, [{ action: 'establish' }], 'made once');
+      assert.equal(writes.length, 1);
+    } finally {
+      blackhole.close();
+      await pdns.stop();
+    }
   });
 });
 

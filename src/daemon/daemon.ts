@@ -45,6 +45,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     lock.release();
     throw error;
   }
+  // A restart is a person's (or systemd's) "try now": changes left in flight
+  // by the previous run get one immediate attempt instead of waiting out a backoff
+  // the previous process chose.
+  await store.db.updateTable('intents').set({ next_attempt_at: now().toISOString() }).execute();
   const rejectedDir = config.rejected_dir ?? defaultRejectedDir({ DMARC_ROLLOUT_DB: config.storePath });
   const providers = providerSetFrom(config.providers, config.file, { logger });
   const sources: ReportSource[] = config.sources.map((s) => {
