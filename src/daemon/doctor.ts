@@ -6,7 +6,7 @@
  * external-destination authorisation (RFC 7489 §7.1) a rua on another domain
  * needs.
  */
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { providerSetFrom } from '../../providers/config-file.js';
 import { queryTxt } from '../dns/index.js';
 import { dmarcName } from '../engine/apply.js';
@@ -14,6 +14,7 @@ import { dmarcRecordsOf, mailtoAddresses, parseRecord, tagValue } from '../recor
 import { listDomains } from '../store/domains.js';
 import { openSqliteStore } from '../store/open.js';
 import type { DaemonConfig } from './config.js';
+import { acquireInstanceLock, LockHeldError } from './lock.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -29,11 +30,12 @@ export interface DoctorCheck {
 export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [{ subject: 'config', status: 'ok', detail: `${config.file} is valid` }];
 
-  const lockPath = `${config.storePath}.lock`;
-  if (existsSync(lockPath)) {
-    checks.push({ subject: 'daemon', status: 'ok', detail: `a daemon holds the store: ${readFileSync(lockPath, 'utf8')}` });
-  } else {
+  try {
+    acquireInstanceLock(config.storePath).release();
     checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon is running on this store', fix: `dmarc-rollout daemon --config ${config.file}` });
+  } catch (error) {
+    if (!(error instanceof LockHeldError)) throw error;
+    checks.push({ subject: 'daemon', status: 'ok', detail: error.message.replace(/; one daemon per store$/, '') });
   }
 
   let store;

@@ -1,11 +1,14 @@
 /**
  * The instance lock: one daemon per store. Two daemons on one SQLite file
- * would both tick and both write DNS. The lock is a file beside the store,
- * created exclusively, holding the owner's pid and host; a lock left by a
- * process that no longer runs on this host is taken over.
+ * would both tick and both write DNS. The lock is an exclusive SQLite
+ * transaction on a small file beside the store, held for the daemon's life:
+ * SQLite's file locks belong to the process, so the kernel drops them when it
+ * dies, however it dies (SIGKILL, out of memory, a container replaced on
+ * another host name). Nothing stale is ever left to clean up by hand.
  */
 import { hostname } from 'node:os';
-import { openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import SqliteDatabase from 'better-sqlite3';
 
 export interface InstanceLock {
   readonly path: string;
@@ -18,40 +21,30 @@ export class LockHeldError extends Error {
 
 export function acquireInstanceLock(storePath: string): InstanceLock {
   const path = `${storePath}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
-      closeSync(fd);
-      return { path, release: () => rmSync(path, { force: true }) };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = readHolder(path);
-      if (holder && holder.host === hostname() && !isAlive(holder.pid)) {
-        rmSync(path, { force: true });
-        continue;
-      }
-      throw new LockHeldError(
-        `another daemon holds ${path}${holder ? ` (pid ${holder.pid} on ${holder.host} since ${holder.since})` : ''}; one daemon per store`,
-      );
-    }
-  }
-  throw new LockHeldError(`could not take ${path}`);
-}
-
-function readHolder(path: string): { pid: number; host: string; since: string } | null {
+  const infoPath = `${path}.holder`;
+  const db = new SqliteDatabase(path);
+  db.pragma('busy_timeout = 0');
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch {
-    return null;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
+    db.exec('BEGIN EXCLUSIVE');
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    db.close();
+    if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+    let holder = '';
+    try {
+      holder = ` (${readFileSync(infoPath, 'utf8').trim()})`;
+    } catch {
+      // The holder writes its note just after locking; a race leaves it absent, which is fine.
+    }
+    throw new LockHeldError(`another daemon holds ${path}${holder}; one daemon per store`);
   }
+  // Informational only, for the message a second daemon prints; the lock is the transaction.
+  writeFileSync(infoPath, `pid ${process.pid} on ${hostname()} since ${new Date().toISOString()}\n`);
+  return {
+    path,
+    release() {
+      if (!db.open) return;
+      db.exec('ROLLBACK');
+      db.close();
+    },
+  };
 }

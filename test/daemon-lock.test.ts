@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { it } from 'node:test';
+import { acquireInstanceLock, LockHeldError } from '../src/daemon/lock.js';
+import { REPO_ROOT, tempStore } from './helpers/cli.js';
+
+it('one daemon per store, and a holder killed with SIGKILL leaves nothing to clean up', async () => {
+  const { db } = tempStore();
+  const holder = spawn(
+    process.execPath,
+    ['--import', 'tsx', '-e', `import('./src/daemon/lock.ts').then((m) => { m.acquireInstanceLock(${JSON.stringify(db)}); console.log('locked'); setInterval(() => {}, 1000); })`],
+    { cwd: REPO_ROOT },
+  );
+  let output = '';
+  holder.stdout.on('data', (b) => (output += b));
+  holder.stderr.on('data', (b) => (output += b));
+  for (let i = 0; i < 100 && !output.includes('locked'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(output, /locked/);
+
+  assert.throws(() => acquireInstanceLock(db), (error: unknown) => {
+    assert.ok(error instanceof LockHeldError);
+    assert.match(error.message, new RegExp(`another daemon holds .*store\\.sqlite\\.lock \\(pid ${holder.pid} on `));
+    return true;
+  });
+
+  holder.kill('SIGKILL');
+  await once(holder, 'exit');
+  const lock = acquireInstanceLock(db);
+  assert.throws(() => acquireInstanceLock(db), LockHeldError, 'a second taker in the same process is refused too');
+  lock.release();
+  acquireInstanceLock(db).release();
+});
