@@ -10,7 +10,7 @@ import { loadPlan, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, parseRecord, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, updateDomain } from '../store/domains.js';
-import { getIntent, insertIntent } from '../store/intents.js';
+import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadObservedRows } from '../store/observations.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
@@ -117,24 +117,20 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
       });
     }
     if (moves) {
-      await insertIntent(trx, {
-        domain: row.domain,
-        created_at: now.toISOString(),
-        action: decision.action,
-        from_index: row.stage_index,
-        to_index: decision.toIndex!,
-        record: null,
-        previous_record: null,
-        previous_ttl: null,
-        ttl: plan.record_ttl,
-        status: 'requested',
-        attempts: 0,
-        next_attempt_at: now.toISOString(),
-        last_error: null,
-        actor: 'engine',
-        reason: decision.summary,
-        decision: JSON.stringify(decision),
-      });
+      await insertIntent(
+        trx,
+        requestedIntent({
+          domain: row.domain,
+          action: decision.action,
+          fromIndex: row.stage_index,
+          toIndex: decision.toIndex!,
+          ttl: plan.record_ttl,
+          actor: 'engine',
+          reason: decision.summary,
+          at: now,
+          decision,
+        }),
+      );
     } else if (decision.action === 'halt') {
       await updateDomain(trx, row.domain, { state: 'halted', state_reason: decision.summary, updated_at: now.toISOString() });
     } else if (decision.action === 'complete') {

@@ -10,7 +10,7 @@ import type { Plan } from '../plans/index.js';
 import { parseStageLabel, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { getDomain, updateDomain } from '../store/domains.js';
-import { getIntent, insertIntent } from '../store/intents.js';
+import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
 import { addSourceRule } from '../store/source-rules.js';
@@ -124,24 +124,10 @@ async function queueMove(store: Store, row: DomainRow, plan: Plan, toIndex: numb
   }
   await store.db.transaction().execute(async (trx) => {
     if (existing) await trx.deleteFrom('intents').where('domain', '=', row.domain).execute();
-    await insertIntent(trx, {
-      domain: row.domain,
-      created_at: who.now.toISOString(),
-      action,
-      from_index: row.stage_index,
-      to_index: toIndex,
-      record: null,
-      previous_record: null,
-      previous_ttl: null,
-      ttl: plan.record_ttl,
-      status: 'requested',
-      attempts: 0,
-      next_attempt_at: who.now.toISOString(),
-      last_error: null,
-      actor: who.actor,
-      reason,
-      decision: null,
-    });
+    await insertIntent(
+      trx,
+      requestedIntent({ domain: row.domain, action, fromIndex: row.stage_index, toIndex, ttl: plan.record_ttl, actor: who.actor, reason, at: who.now }),
+    );
     // A person's move also ends a halt or pause: they have looked.
     await updateDomain(trx, row.domain, { state: 'active', state_reason: null, updated_at: who.now.toISOString() });
     await appendAudit(trx, {

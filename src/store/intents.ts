@@ -24,3 +24,35 @@ export async function deleteIntent(db: Db, domain: string): Promise<void> {
 export async function listIntents(db: Db): Promise<Intent[]> {
   return db.selectFrom('intents').selectAll().orderBy('domain').execute();
 }
+
+/** A stage change as first recorded: only its target is known; the record is computed from the live one when applied. */
+export function requestedIntent(fields: {
+  domain: string;
+  action: string;
+  fromIndex: number;
+  toIndex: number;
+  ttl: number;
+  actor: string;
+  reason: string;
+  at: Date;
+  decision?: unknown;
+}): NewIntent {
+  return {
+    domain: fields.domain,
+    created_at: fields.at.toISOString(),
+    action: fields.action,
+    from_index: fields.fromIndex,
+    to_index: fields.toIndex,
+    record: null,
+    previous_record: null,
+    previous_ttl: null,
+    ttl: fields.ttl,
+    status: 'requested',
+    attempts: 0,
+    next_attempt_at: fields.at.toISOString(),
+    last_error: null,
+    actor: fields.actor,
+    reason: fields.reason,
+    decision: fields.decision === undefined ? null : JSON.stringify(fields.decision),
+  };
+}

@@ -17,6 +17,8 @@ import { loadPlan, PlanError } from '../../plans/index.js';
 import { recentAudit } from '../../store/audit.js';
 import { getDomain, stageHistory } from '../../store/domains.js';
 import { sourceRulesFor } from '../../store/source-rules.js';
+import type { DnsProvider } from '../../../providers/types.js';
+import type { DomainRow } from '../../store/schema.js';
 import type { CliContext } from '../context.js';
 
 /** Runs an operator action; a refusal (ActionError, PlanError) is printed with exit 1, anything else is a crash. */
@@ -40,6 +42,30 @@ async function domainName(ctx: CliContext, input: string): Promise<string | null
   return name.domain;
 }
 
+/**
+ * What tick and plan share: the provider settings (--providers or
+ * DMARC_ROLLOUT_PROVIDERS) and the domains named on the command line.
+ * Resolves to null (after printing why) when a domain name is invalid.
+ */
+async function tickScope(ctx: CliContext, domains: string[], providersFile: string | undefined) {
+  const file = providersFile ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+  const providers = file ? loadProviderSet(file) : null;
+  const names: string[] = [];
+  for (const d of domains) {
+    const n = await domainName(ctx, d);
+    if (n === null) return null;
+    names.push(n);
+  }
+  return {
+    providerFor: (row: DomainRow) => {
+      if (!providers) throw new Error('no provider settings: pass --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
+      return providers.get(row.provider);
+    },
+    verifierFor: (provider: DnsProvider) => dnsVerifier(providers?.verifySettings(provider) ?? {}),
+    ...(names.length > 0 ? { domains: names } : {}),
+  };
+}
+
 export function registerEngineCommands(program: Command, ctx: CliContext): void {
   const who = () => ({ actor: ctx.actor, now: ctx.now() });
 
@@ -51,25 +77,9 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .option('--dry-run', 'decide and print, change nothing')
     .option('--json', 'one JSON object per domain')
     .action(async (domains: string[], opts: { providers?: string; dryRun?: boolean; json?: boolean }) => {
-      const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
-      const providers = file ? loadProviderSet(file) : null;
-      const names: string[] = [];
-      for (const d of domains) {
-        const n = await domainName(ctx, d);
-        if (n === null) return;
-        names.push(n);
-      }
-      const results = await runTick({
-        store: await ctx.store(),
-        now: ctx.now(),
-        providerFor: (row) => {
-          if (!providers) throw new Error('no provider settings: pass --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
-          return providers.get(row.provider);
-        },
-        verifierFor: (provider) => dnsVerifier(providers?.verifySettings(provider) ?? {}),
-        ...(names.length > 0 ? { domains: names } : {}),
-        ...(opts.dryRun ? { dryRun: true } : {}),
-      });
+      const scope = await tickScope(ctx, domains, opts.providers);
+      if (scope === null) return;
+      const results = await runTick({ store: await ctx.store(), now: ctx.now(), ...scope, ...(opts.dryRun ? { dryRun: true } : {}) });
       for (const r of results) {
         if (opts.json) {
           ctx.out(JSON.stringify(r));
@@ -95,24 +105,9 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
     .option('--json', 'one JSON object per domain')
     .action(async (domains: string[], opts: { providers?: string; json?: boolean }) => {
-      const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
-      const providers = file ? loadProviderSet(file) : null;
-      const names: string[] = [];
-      for (const d of domains) {
-        const n = await domainName(ctx, d);
-        if (n === null) return;
-        names.push(n);
-      }
-      const changes = await planChanges({
-        store: await ctx.store(),
-        now: ctx.now(),
-        loadPlan,
-        providerFor: (row) => {
-          if (!providers) throw new Error('no provider settings: pass --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
-          return providers.get(row.provider);
-        },
-        ...(names.length > 0 ? { domains: names } : {}),
-      });
+      const scope = await tickScope(ctx, domains, opts.providers);
+      if (scope === null) return;
+      const changes = await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope });
       for (const c of changes) {
         if (opts.json) {
           ctx.out(JSON.stringify(c));
