@@ -11,6 +11,9 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseProviderConfig } from '../../providers/index.js';
 import { defaultDatabasePath } from '../store/open.js';
+import { parseSourceSpec } from '../fleet/actions.js';
+import { normalizeDomainName } from '../fleet/domain-name.js';
+import type { SourceRule } from '../engine/types.js';
 import { folderSourceConfigSchema } from './sources/folder.js';
 import { imapSourceConfigSchema } from './sources/imap.js';
 import { smtpSourceConfigSchema } from './sources/smtp.js';
@@ -45,6 +48,22 @@ export const daemonConfigSchema = z
     report_addresses: z.array(z.string().email('not an email address')).default([]),
     /** Resolvers for doctor's DNS checks; the system's when absent. */
     dns: z.object({ resolvers: z.array(z.string().min(1)).min(1) }).strict().optional(),
+    /**
+     * Sending sources the operator vouches for (or marks as abuse), for one
+     * domain or all: `{ source: 'dkim:esp.example' }`, `{ domain: example.com,
+     * source: 192.0.2.0/24 }`, `{ source: 203.0.113.9, verdict: abuse }`.
+     */
+    allowlist: z
+      .array(
+        z
+          .object({
+            domain: z.string().min(1).optional(),
+            source: z.string().refine(isSourceSpec, { message: 'not an IP, CIDR, dkim:<domain> or spf:<domain>' }),
+            verdict: z.enum(['authorised', 'abuse']).default('authorised'),
+          })
+          .strict(),
+      )
+      .default([]),
     /** Where rejected inputs are kept; default `rejected/` beside the store. */
     rejected_dir: z.string().min(1).optional(),
     log: z
@@ -53,6 +72,25 @@ export const daemonConfigSchema = z
       .default({ level: 'info' }),
   })
   .strict();
+
+function isSourceSpec(text: string): boolean {
+  try {
+    parseSourceSpec(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The config's allowlist as engine rules; domains normalised like enrolment does. */
+export function configSourceRules(config: DaemonConfig): SourceRule[] {
+  return config.allowlist.map((entry) => {
+    const spec = parseSourceSpec(entry.source);
+    const domain = entry.domain === undefined ? null : normalizeDomainName(entry.domain);
+    if (domain !== null && !domain.ok) throw new ConfigError(`${config.file}: allowlist: "${entry.domain}": ${domain.reason}`);
+    return { domain: domain === null ? null : domain.domain, kind: spec.kind, value: spec.value, verdict: entry.verdict };
+  });
+}
 
 export type DaemonConfig = z.infer<typeof daemonConfigSchema> & {
   /** The config file, for messages. */
@@ -96,5 +134,7 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
   const base = dirname(resolve(file));
   const storePath = result.data.store ? resolve(base, result.data.store.sqlite) : defaultDatabasePath(env);
   const sources = result.data.sources.map((s) => (s.type === 'folder' ? { ...s, path: resolve(base, s.path) } : s));
-  return { ...result.data, sources, file, storePath };
+  const config = { ...result.data, sources, file, storePath };
+  configSourceRules(config); // a bad allowlist domain refuses the start, like any other field
+  return config;
 }

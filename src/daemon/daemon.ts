@@ -11,7 +11,7 @@ import { runTick } from '../engine/tick.js';
 import { dnsVerifier } from '../engine/verify.js';
 import { defaultRejectedDir, ingestInput } from '../reports/index.js';
 import { openSqliteStore, type Store } from '../store/open.js';
-import type { DaemonConfig } from './config.js';
+import { configSourceRules, type DaemonConfig } from './config.js';
 import { acquireInstanceLock } from './lock.js';
 import { createFolderSource } from './sources/folder.js';
 import { createImapSource } from './sources/imap.js';
@@ -51,6 +51,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   await store.db.updateTable('intents').set({ next_attempt_at: now().toISOString() }).execute();
   const rejectedDir = config.rejected_dir ?? defaultRejectedDir({ DMARC_ROLLOUT_DB: config.storePath });
   const providers = providerSetFrom(config.providers, config.file, { logger });
+  const sourceRules = configSourceRules(config);
   const sources: ReportSource[] = config.sources.map((s) => {
     if (s.type === 'folder') return createFolderSource(s);
     if (s.type === 'imap') return createImapSource(s, { logger });
@@ -92,6 +93,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       now: now(),
       providerFor: (row) => providers.get(row.provider),
       verifierFor: (provider) => dnsVerifier(providers.verifySettings(provider)),
+      sourceRules,
     });
     for (const r of results) {
       if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');

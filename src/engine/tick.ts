@@ -19,7 +19,7 @@ import { applyIntent, dmarcName, driftReason, providerVerifier, type ApplyOutcom
 import { decide } from './decide.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';
 import { SourceRules } from './sources.js';
-import type { Decision, DomainSnapshot, StageMetrics } from './types.js';
+import type { Decision, DomainSnapshot, SourceRule, StageMetrics } from './types.js';
 import { DAY_SECONDS } from './window.js';
 
 export interface TickOptions {
@@ -39,6 +39,8 @@ export interface TickOptions {
    * Live ticks leave it 0, since a stored report has by definition arrived.
    */
   reportDelaySeconds?: number;
+  /** Allowlist and abuse rules from the config (the store's own rules always apply). */
+  sourceRules?: readonly SourceRule[];
 }
 
 export interface DomainTickResult {
@@ -98,7 +100,11 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
     }
   }
 
-  const assessment = await assessDomain(store, row, plan, now, enrolled, opts.reportDelaySeconds);
+  const assessment = await assessDomain(store, row, plan, now, {
+    enrolled,
+    ...(opts.reportDelaySeconds !== undefined ? { reportDelaySeconds: opts.reportDelaySeconds } : {}),
+    ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}),
+  });
   const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
   if (opts.dryRun) return { domain: row.domain, decision };
 
@@ -172,21 +178,25 @@ async function driftOf(opts: TickOptions, row: DomainRow): Promise<string | null
 }
 
 /** Measures a domain's current stage at `now`: the figures explain and decide() work from. */
-export async function assessDomain(
-  store: Store,
-  row: DomainRow,
-  plan: Plan,
-  now: Date,
-  enrolled?: ReadonlySet<string>,
-  reportDelaySeconds = 0,
-): Promise<DomainAssessment> {
+export interface AssessOptions {
+  /** Every enrolled domain; read from the store when absent. */
+  enrolled?: ReadonlySet<string>;
+  /** See TickOptions.reportDelaySeconds. */
+  reportDelaySeconds?: number;
+  /** Allowlist and abuse rules from the config, added to the store's. */
+  configRules?: readonly SourceRule[];
+}
+
+export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now: Date, opts: AssessOptions = {}): Promise<DomainAssessment> {
+  const { enrolled, reportDelaySeconds = 0 } = opts;
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const windowStart = row.window_start === null ? null : new Date(row.window_start);
   const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
   const rows = (await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds })).filter(
     (r) => r.end + reportDelaySeconds <= nowSeconds,
   );
-  const rules = new SourceRules(await sourceRulesFor(store.db, row.domain));
+  const configRules = (opts.configRules ?? []).filter((r) => r.domain === null || r.domain === row.domain);
+  const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
   const enrolledSet = enrolled ?? new Set((await listDomains(store.db)).map((d) => d.domain));
   const metrics = measureStage({
     domain: row.domain,
