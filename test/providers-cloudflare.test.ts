@@ -13,24 +13,10 @@ import { CloudflareProvider, cloudflareConfigSchema } from '../providers/cloudfl
 import { ProviderError } from '../providers/shared/errors.js';
 import type { Clock } from '../providers/shared/clock.js';
 import { CloudflareServer, type FakeZone } from './helpers/cloudflare-server.js';
+import { fakeClock } from './helpers/fake-clock.js';
 
 const TOKEN_ENV = 'TEST_CF_API_TOKEN';
 const TOKEN = 'cf-token-5ecr3t-0123456789abcdefABCDEF';
-
-function fakeClock(): Clock & { sleeps: number[]; elapsed(): number } {
-  const start = 1_700_000_000_000;
-  let now = start;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    elapsed: () => now - start,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-    },
-  };
-}
 
 function longRecord(): string {
   const uris = Array.from({ length: 14 }, (_, i) => `mailto:dmarc-reports-${i}@reports.example.com`);

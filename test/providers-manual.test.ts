@@ -10,26 +10,14 @@ import { ManualProvider, manualConfigSchema } from '../providers/manual/index.js
 import { ProviderError } from '../providers/shared/errors.js';
 import type { Clock } from '../providers/shared/clock.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { fakeClock } from './helpers/fake-clock.js';
 
 let pdns: PdnsServer;
 /** Why pdns_server could not start: every test then fails with it (never skips). */
 let startError: unknown = null;
 
 /** Virtual time that still lets real I/O (DNS queries, the "person") run between polls. */
-function clock(): Clock & { sleeps: number[] } {
-  let now = 1_700_000_000_000;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    },
-  };
-}
-
+const clock = () => fakeClock({ realPauseMs: 5 });
 /** Collects what the provider prints and, like a person, publishes the TXT lines it shows. */
 function person(zone: string): { output: Writable; text(): string } {
   let text = '';

@@ -15,21 +15,9 @@ import { ProviderError } from '../providers/shared/errors.js';
 import type { Clock } from '../providers/shared/clock.js';
 import { authoritativeServers, queryTxt } from '../src/dns/index.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { fakeClock } from './helpers/fake-clock.js';
 
 const KEY_ENV = 'TEST_PDNS_API_KEY';
-
-function fakeClock(): Clock & { sleeps: number[] } {
-  let now = 1_700_000_000_000;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-    },
-  };
-}
 
 /** A DMARC record well over 255 octets: many report URIs. */
 function longRecord(): string {

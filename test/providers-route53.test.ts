@@ -10,25 +10,11 @@ import { Route53Provider, route53ConfigSchema } from '../providers/route53/index
 import { ProviderError } from '../providers/shared/errors.js';
 import type { Clock } from '../providers/shared/clock.js';
 import { Route53Server, type FakeHostedZone } from './helpers/route53-server.js';
+import { fakeClock } from './helpers/fake-clock.js';
 
 const ACCESS_KEY = 'AKIDROUTE53TEST';
 const SECRET_KEY = 'r53-secret-Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5';
 const ENV = { AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY };
-
-function fakeClock(): Clock & { sleeps: number[]; elapsed(): number } {
-  const start = 1_700_000_000_000;
-  let now = start;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    elapsed: () => now - start,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-    },
-  };
-}
 
 function longRecord(): string {
   const uris = Array.from({ length: 14 }, (_, i) => `mailto:dmarc-reports-${i}@reports.example.com`);

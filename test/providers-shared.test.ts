@@ -20,19 +20,7 @@ import { readSecret } from '../providers/shared/secret.js';
 import { TokenBucket } from '../providers/shared/token-bucket.js';
 import { sameRecords, zoneCandidates } from '../providers/shared/names.js';
 import { fromPresentation, toPresentation } from '../providers/shared/txt.js';
-
-function fakeClock(): Clock & { sleeps: number[] } {
-  let now = 0;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-    },
-  };
-}
+import { fakeClock } from './helpers/fake-clock.js';
 
 describe('retry', () => {
   test('full jitter stays under a doubling ceiling capped at the maximum', () => {
@@ -51,7 +39,7 @@ describe('retry', () => {
   });
 
   test('retries what classify allows, waits at least Retry-After, rethrows the rest', async () => {
-    const clock = fakeClock();
+    const clock = fakeClock({ start: 0 });
     let calls = 0;
     const result = await withRetry(
       async () => {
@@ -84,7 +72,7 @@ describe('retry', () => {
 
 describe('token bucket', () => {
   test('forWindow never lets more than the limit through in any window', async () => {
-    const clock = fakeClock();
+    const clock = fakeClock({ start: 0 });
     const bucket = TokenBucket.forWindow(120, 300, 20, clock);
     const times: number[] = [];
     for (let i = 0; i < 400; i += 1) {
@@ -102,7 +90,7 @@ describe('token bucket', () => {
   });
 
   test('waiters are served in order', async () => {
-    const clock = fakeClock();
+    const clock = fakeClock({ start: 0 });
     const bucket = new TokenBucket({ capacity: 1, refillPerSecond: 1, clock });
     const order: number[] = [];
     await Promise.all([1, 2, 3].map((n) => bucket.take().then(() => order.push(n))));
