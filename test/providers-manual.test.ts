@@ -8,7 +8,6 @@ import { Writable } from 'node:stream';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { ManualProvider, manualConfigSchema } from '../providers/manual/index.js';
 import { ProviderError } from '../providers/shared/errors.js';
-import type { Clock } from '../providers/shared/clock.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 import { fakeClock } from './helpers/fake-clock.js';
 

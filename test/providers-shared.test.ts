@@ -13,7 +13,6 @@ import {
   ProviderError,
   createProvider,
   parseProviderConfig,
-  type Clock,
 } from '../providers/index.js';
 import { backoffDelayMs, parseRetryAfter, withRetry } from '../providers/shared/retry.js';
 import { readSecret } from '../providers/shared/secret.js';
