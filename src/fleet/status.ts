@@ -36,9 +36,9 @@ export interface DomainDetail extends DomainStatus {
 
 /** Status of every enrolled domain at `now`. */
 export async function fleetStatus(store: Store, now: Date, planLoader: (name: string) => Plan = loadPlan): Promise<DomainStatus[]> {
-  const plans = new PlanCache(planLoader);
+  const plans = cachedPlanLoader(planLoader);
   const rows = await listDomains(store.db);
-  return rows.map((row) => statusOf(row, plans, now));
+  return rows.map((row) => statusOf(row, plans(row.plan), now));
 }
 
 /** Status of one domain with its stage history and recent audit events, or undefined if not enrolled. */
@@ -50,7 +50,7 @@ export async function domainDetail(
 ): Promise<DomainDetail | undefined> {
   const row = await getDomain(store.db, domain);
   if (!row) return undefined;
-  const status = statusOf(row, new PlanCache(planLoader), now);
+  const status = statusOf(row, cachedPlanLoader(planLoader)(row.plan), now);
   return {
     ...status,
     record: row.last_record,
@@ -61,8 +61,14 @@ export async function domainDetail(
 
 const DAY_MS = 86_400_000;
 
-function statusOf(row: DomainRow, plans: PlanCache, now: Date): DomainStatus {
-  const loaded = plans.get(row.plan);
+/** A plan, or why it could not be loaded. */
+export interface LoadedPlan {
+  plan?: Plan;
+  problem?: string;
+}
+
+/** A domain's status at `now`, given its plan as loaded. */
+export function statusOf(row: DomainRow, loaded: LoadedPlan, now: Date): DomainStatus {
   const stage = loaded.plan?.stages[row.stage_index];
   const status: DomainStatus = {
     domain: row.domain,
@@ -82,21 +88,20 @@ function statusOf(row: DomainRow, plans: PlanCache, now: Date): DomainStatus {
   return status;
 }
 
-/** Loads each plan once per call, remembering failures so one bad plan is reported, not thrown. */
-class PlanCache {
-  private readonly cache = new Map<string, { plan?: Plan; problem?: string }>();
-  constructor(private readonly load: (name: string) => Plan) {}
-  get(name: string): { plan?: Plan; problem?: string } {
-    let entry = this.cache.get(name);
+/** Loads each plan once per call, keeping a plan's problem instead of throwing it, so one bad plan is reported, not fatal. */
+export function cachedPlanLoader(load: (name: string) => Plan): (name: string) => LoadedPlan {
+  const cache = new Map<string, LoadedPlan>();
+  return (name) => {
+    let entry = cache.get(name);
     if (!entry) {
       try {
-        entry = { plan: this.load(name) };
+        entry = { plan: load(name) };
       } catch (error) {
         if (!(error instanceof PlanError)) throw error;
         entry = { problem: error.message };
       }
-      this.cache.set(name, entry);
+      cache.set(name, entry);
     }
     return entry;
-  }
+  };
 }

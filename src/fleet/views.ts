@@ -1,0 +1,290 @@
+/**
+ * What a person looks at: the fleet with each domain's figures and next
+ * decision, one domain in depth (sources, records now and next, a daily
+ * series for the chart), the approvals queue and the audit log. Read-only
+ * and computed with the engine's own functions (assessDomain, decide), so the
+ * page, the API and `explain` can never disagree with what a tick would do.
+ */
+import { decide } from '../engine/decide.js';
+import { recordForPlanStage } from '../engine/apply.js';
+import { attributeRow } from '../engine/metrics.js';
+import { classifySources, dmarcPassed, SourceRules, sourceKey } from '../engine/sources.js';
+import { assessDomain, subdomainsFollowRecord } from '../engine/tick.js';
+import type { Check, Decision, DecisionAction, ReporterSummary, SourceRule, SourceSummary, StageMetrics } from '../engine/types.js';
+import { DAY_SECONDS } from '../engine/window.js';
+import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
+import { stageLabel } from '../record/index.js';
+import { getDomain, listDomains, stageHistory } from '../store/domains.js';
+import { getIntent } from '../store/intents.js';
+import { loadObservedRows } from '../store/observations.js';
+import type { Store } from '../store/open.js';
+import type { AuditEvent, DomainRow, StageChange } from '../store/schema.js';
+import { sourceRulesFor } from '../store/source-rules.js';
+import { cachedPlanLoader, statusOf, type DomainStatus, type LoadedPlan } from './status.js';
+
+/** What every view needs besides the store and the clock. */
+export interface ViewContext {
+  loadPlan?: (name: string) => Plan;
+  /** Allowlist and abuse rules from the daemon config (the store's always apply). */
+  sourceRules?: readonly SourceRule[];
+}
+
+/** A change written or queued but not yet verified in DNS. */
+export interface ChangeInFlight {
+  action: string;
+  to: string;
+  status: 'requested' | 'pending' | 'written';
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  actor: string;
+  reason: string;
+}
+
+/** One row of the fleet table. */
+export interface DomainOverview extends DomainStatus {
+  /** Authorised mail's DMARC fail rate in the stage window (0..1), null with no authorised mail. */
+  authorised_fail_rate: number | null;
+  authorised_messages: number;
+  /** Unauthenticated (spoofing) messages in the stage window. */
+  spoofing_messages: number;
+  /** Unaligned sources that hold the domain until a person classifies them. */
+  blocking_sources: number;
+  /** What the next tick would decide now; null when it would not judge the domain (not active, change in flight, plan unloadable). */
+  next_decision: { action: DecisionAction; to: string | null; summary: string } | null;
+  change_in_flight: ChangeInFlight | null;
+  /** The next stage needs approval and everything else says go. */
+  awaiting_approval: boolean;
+  /** The stage a person approved and the tick has not moved into yet. */
+  approved_stage: string | null;
+}
+
+/** One UTC day of a domain's mail, for the chart. */
+export interface DailyPoint {
+  /** YYYY-MM-DD (UTC), the day the reports' ranges begin. */
+  day: string;
+  messages: number;
+  authorised: number;
+  authorised_failed: number;
+  /** authorised_failed / authorised, null when no authorised mail. */
+  authorised_fail_rate: number | null;
+  spoofing: number;
+  /** The stage in force at the end of the day, null before the first verified write. */
+  stage: string | null;
+}
+
+/** Everything the domain page and `GET /domains/{domain}` show. */
+export interface DomainView extends DomainOverview {
+  record_now: string | null;
+  /** The record the next stage would publish (the live record edited), null at the last stage. */
+  record_next: string | null;
+  next_stage: string | null;
+  /** The plan's stages in order, for choosing where to roll back to. */
+  plan_stages: Array<{ label: string; requires_approval: boolean }>;
+  /** Why record_next could not be computed, when it could not. */
+  record_next_problem: string | null;
+  /** The stage window's figures; null when the plan cannot be loaded. */
+  metrics: Omit<StageMetrics, 'sources' | 'reporters'> | null;
+  checks: Check[];
+  sources: SourceSummary[];
+  reporters: ReporterSummary[];
+  daily: DailyPoint[];
+  history: StageChange[];
+  audit: AuditEntryView[];
+}
+
+/** An audit event with its details parsed. */
+export type AuditEntryView = Omit<AuditEvent, 'details'> & { details: unknown };
+
+interface Judged {
+  plan: Plan;
+  metrics: StageMetrics;
+  decision: Decision;
+}
+
+/** The fleet table: every domain with its figures and next decision. */
+export async function fleetOverview(store: Store, now: Date, ctx: ViewContext = {}): Promise<DomainOverview[]> {
+  const load = planLoader(ctx);
+  const rows = await listDomains(store.db);
+  const enrolled = new Set(rows.map((r) => r.domain));
+  const out: DomainOverview[] = [];
+  for (const row of rows) out.push((await overviewOf(store, row, now, ctx, load, enrolled)).overview);
+  return out;
+}
+
+/** Domains waiting for a person: the next stage is gated and everything else says go, or approved and not yet moved. */
+export async function approvalsQueue(store: Store, now: Date, ctx: ViewContext = {}): Promise<DomainOverview[]> {
+  return (await fleetOverview(store, now, ctx)).filter((d) => d.awaiting_approval || d.approved_stage !== null);
+}
+
+/** One domain in depth, or undefined when it is not enrolled. `days` is how far back the daily series goes. */
+export async function domainView(
+  store: Store,
+  domain: string,
+  now: Date,
+  ctx: ViewContext = {},
+  opts: { days?: number; auditLimit?: number } = {},
+): Promise<DomainView | undefined> {
+  const row = await getDomain(store.db, domain);
+  if (!row) return undefined;
+  const load = planLoader(ctx);
+  const { overview, judged, plan } = await overviewOf(store, row, now, ctx, load);
+  const history = await stageHistory(store.db, domain);
+  const audit = await store.db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where('domain', '=', domain)
+    .orderBy('id', 'desc')
+    .limit(opts.auditLimit ?? 50)
+    .execute();
+  const nextIndex = row.stage_index + 1;
+  const nextStage = plan?.stages[nextIndex];
+  let recordNext: string | null = null;
+  let recordNextProblem: string | null = null;
+  if (plan && nextStage) {
+    const edit = recordForPlanStage(plan, nextIndex, row.last_record);
+    if (edit.ok) recordNext = edit.record;
+    else recordNextProblem = edit.problems.map((p) => p.reason).join('; ');
+  }
+  const { sources = [], reporters = [], ...metrics } = judged?.metrics ?? {};
+  return {
+    ...overview,
+    record_now: row.last_record,
+    record_next: recordNext,
+    next_stage: nextStage ? stageLabel(nextStage) : null,
+    plan_stages: plan?.stages.map((s) => ({ label: stageLabel(s), requires_approval: s.requires_approval })) ?? [],
+    record_next_problem: recordNextProblem,
+    metrics: judged ? (metrics as DomainView['metrics']) : null,
+    checks: judged?.decision.checks ?? [],
+    sources,
+    reporters,
+    daily: plan ? await dailySeries(store, row, plan, now, history, ctx, opts.days ?? 90) : [],
+    history,
+    audit: audit.map(parseAuditDetails),
+  };
+}
+
+export function parseAuditDetails(event: AuditEvent): AuditEntryView {
+  let details: unknown = null;
+  if (event.details !== null) {
+    try {
+      details = JSON.parse(event.details);
+    } catch {
+      details = event.details;
+    }
+  }
+  return { ...event, details };
+}
+
+async function overviewOf(
+  store: Store,
+  row: DomainRow,
+  now: Date,
+  ctx: ViewContext,
+  load: (name: string) => LoadedPlan,
+  enrolled?: ReadonlySet<string>,
+): Promise<{ overview: DomainOverview; judged: Judged | null; plan: Plan | undefined }> {
+  const loaded = load(row.plan);
+  const status = statusOf(row, loaded, now);
+  const intent = await getIntent(store.db, row.domain);
+  const plan = loaded.plan;
+  let judged: Judged | null = null;
+  if (plan && plan.stages[row.stage_index]) {
+    const assessment = await assessDomain(store, row, plan, now, {
+      ...(enrolled ? { enrolled } : {}),
+      ...(ctx.sourceRules ? { configRules: ctx.sourceRules } : {}),
+    });
+    judged = { plan, metrics: assessment.metrics, decision: decide(assessment.snapshot, plan, assessment.metrics, now) };
+  }
+  const label = (index: number) => {
+    const s = plan?.stages[index];
+    return s ? stageLabel(s) : `stage ${index + 1}`;
+  };
+  // decide() judges any state; only an active domain with nothing in flight acts on it.
+  const acts = row.state === 'active' && intent === undefined && judged !== null;
+  const overview: DomainOverview = {
+    ...status,
+    authorised_fail_rate: judged?.metrics.authorised.failRate ?? null,
+    authorised_messages: judged?.metrics.authorised.messages ?? 0,
+    spoofing_messages: judged?.metrics.spoofing.messages ?? 0,
+    blocking_sources: judged?.metrics.sources.filter((s) => s.blocking).length ?? 0,
+    next_decision: acts ? { action: judged!.decision.action, to: judged!.decision.to, summary: judged!.decision.summary } : null,
+    change_in_flight: intent
+      ? {
+          action: intent.action,
+          to: label(intent.to_index),
+          status: intent.status,
+          attempts: intent.attempts,
+          next_attempt_at: intent.next_attempt_at,
+          last_error: intent.last_error,
+          actor: intent.actor,
+          reason: intent.reason,
+        }
+      : null,
+    awaiting_approval: acts && judged!.decision.action === 'await-approval',
+    approved_stage: row.approved_stage_index !== null && row.approved_stage_index > row.stage_index ? label(row.approved_stage_index) : null,
+  };
+  return { overview, judged, plan };
+}
+
+/**
+ * The domain's mail day by day over the last `days` days. Sources are classed
+ * once over the whole span with the same rules as the engine, so a day's
+ * "authorised" is the sources the engine would call authorised today.
+ */
+async function dailySeries(
+  store: Store,
+  row: DomainRow,
+  plan: Plan,
+  now: Date,
+  history: StageChange[],
+  ctx: ViewContext,
+  days: number,
+): Promise<DailyPoint[]> {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  const todayStart = nowSeconds - (nowSeconds % DAY_SECONDS);
+  const fromEpoch = todayStart - days * DAY_SECONDS;
+  const enrolled = new Set((await listDomains(store.db)).map((d) => d.domain));
+  const judgedSubdomains = subdomainsFollowRecord(plan, row.last_record);
+  const rows = (await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds })).filter((r) => {
+    const part = attributeRow(r, row.domain, enrolled);
+    return r.begin >= fromEpoch && (part === 'own' || (part === 'subdomain' && judgedSubdomains));
+  });
+  const configRules = (ctx.sourceRules ?? []).filter((r) => r.domain === null || r.domain === row.domain);
+  const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
+  const classOf = new Map(classifySources(rows, () => true, rules, plan.unaligned_source_min_messages).map((s) => [s.key, s.class]));
+
+  const byDay = new Map<number, DailyPoint>();
+  for (const r of rows) {
+    const day = Math.floor(r.begin / DAY_SECONDS);
+    let point = byDay.get(day);
+    if (!point) {
+      point = { day: isoDay(day), messages: 0, authorised: 0, authorised_failed: 0, authorised_fail_rate: null, spoofing: 0, stage: null };
+      byDay.set(day, point);
+    }
+    point.messages += r.count;
+    const cls = classOf.get(sourceKey(r));
+    if (cls === 'authorised') {
+      point.authorised += r.count;
+      if (!dmarcPassed(r)) point.authorised_failed += r.count;
+    } else if (cls === 'unauthenticated') point.spoofing += r.count;
+  }
+  const verified = history.filter((h) => h.record !== null || h.action !== 'enroll');
+  return [...byDay.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([day, point]) => {
+      const dayEnd = new Date((day + 1) * DAY_SECONDS * 1000).toISOString();
+      const inForce = verified.filter((h) => h.at < dayEnd).at(-1);
+      return {
+        ...point,
+        authorised_fail_rate: point.authorised > 0 ? point.authorised_failed / point.authorised : null,
+        stage: inForce ? inForce.to_stage : null,
+      };
+    });
+}
+
+const isoDay = (day: number) => new Date(day * DAY_SECONDS * 1000).toISOString().slice(0, 10);
+
+function planLoader(ctx: ViewContext): (name: string) => LoadedPlan {
+  return cachedPlanLoader(ctx.loadPlan ?? defaultLoadPlan);
+}
