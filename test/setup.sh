@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages of the servers the tests run for real (never as system services).
-packages=(pdns-server pdns-backend-sqlite3 dovecot-imapd)
+# Debian packages of the servers the tests run for real (never as system services),
+# and the browser the web page tests drive.
+packages=(pdns-server pdns-backend-sqlite3 dovecot-imapd chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -11,6 +11,7 @@ import { registerDomainCommands } from './commands/domains.js';
 import { registerReportCommands } from './commands/reports.js';
 import { registerEngineCommands } from './commands/engine.js';
 import { registerDaemonCommands } from './commands/daemon.js';
+import { registerTokenCommands } from './commands/tokens.js';
 
 export function buildProgram(ctx: ReturnType<typeof createContext>): Command {
   const program = new Command('dmarc-rollout')
@@ -24,6 +25,7 @@ export function buildProgram(ctx: ReturnType<typeof createContext>): Command {
   registerReportCommands(program, ctx);
   registerEngineCommands(program, ctx);
   registerDaemonCommands(program, ctx);
+  registerTokenCommands(program, ctx);
   return program;
 }
 

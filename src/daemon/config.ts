@@ -10,6 +10,8 @@ import { validate as validCron } from 'node-cron';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseProviderConfig } from '../../providers/index.js';
+import { apiConfigSchema, type ApiTokenEntry } from '../api/config.js';
+import { readTokenFile } from '../api/tokens.js';
 import { defaultDatabasePath } from '../store/open.js';
 import { parseSourceSpec } from '../fleet/actions.js';
 import { normalizeDomainName } from '../fleet/domain-name.js';
@@ -64,6 +66,8 @@ export const daemonConfigSchema = z
           .strict(),
       )
       .default([]),
+    /** The HTTP API and web page; no listener when absent. */
+    api: apiConfigSchema.optional(),
     /** Where rejected inputs are kept; default `rejected/` beside the store. */
     rejected_dir: z.string().min(1).optional(),
     log: z
@@ -97,6 +101,8 @@ export type DaemonConfig = z.infer<typeof daemonConfigSchema> & {
   file: string;
   /** The store path, resolved. */
   storePath: string;
+  /** Every API token (the config's and the token file's), hashes only. */
+  apiTokens: ApiTokenEntry[];
 };
 
 export class ConfigError extends Error {
@@ -134,7 +140,31 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
   const base = dirname(resolve(file));
   const storePath = result.data.store ? resolve(base, result.data.store.sqlite) : defaultDatabasePath(env);
   const sources = result.data.sources.map((s) => (s.type === 'folder' ? { ...s, path: resolve(base, s.path) } : s));
-  const config = { ...result.data, sources, file, storePath };
+  const api = result.data.api
+    ? {
+        ...result.data.api,
+        ...(result.data.api.tokens_file ? { tokens_file: resolve(base, result.data.api.tokens_file) } : {}),
+        session: {
+          ...result.data.api.session,
+          ...(result.data.api.session.secret_file ? { secret_file: resolve(base, result.data.api.session.secret_file) } : {}),
+        },
+      }
+    : undefined;
+  const apiTokens = api ? [...api.tokens, ...(api.tokens_file ? readTokensOrThrow(file, api.tokens_file) : [])] : [];
+  const names = new Set<string>();
+  for (const t of apiTokens) {
+    if (names.has(t.name)) throw new ConfigError(`${file}: api.tokens: the name "${t.name}" is used twice; each holder needs a name of their own`);
+    names.add(t.name);
+  }
+  const config = { ...result.data, ...(api ? { api } : {}), sources, file, storePath, apiTokens };
   configSourceRules(config); // a bad allowlist domain refuses the start, like any other field
   return config;
+}
+
+function readTokensOrThrow(file: string, tokensFile: string): ApiTokenEntry[] {
+  try {
+    return readTokenFile(tokensFile);
+  } catch (error) {
+    throw new ConfigError(`${file}: api.tokens_file: ${(error as Error).message}`);
+  }
 }

@@ -7,12 +7,16 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { providerSetFrom } from '../../providers/config-file.js';
+import { startApiServer, type RunningApiServer } from '../api/server.js';
+import { TokenSet } from '../api/tokens.js';
 import { runTick } from '../engine/tick.js';
 import { dnsVerifier } from '../engine/verify.js';
 import { defaultRejectedDir, ingestInput } from '../reports/index.js';
 import { openSqliteStore, type Store } from '../store/open.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
+import { loadPlan } from '../plans/index.js';
 import { acquireInstanceLock } from './lock.js';
+import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { createFolderSource } from './sources/folder.js';
 import { createImapSource } from './sources/imap.js';
 import { createSmtpSource } from './sources/smtp.js';
@@ -22,10 +26,15 @@ export interface DaemonDeps {
   logger: Logger;
   /** The clock; a test may run the daemon in its own time. */
   now?: () => Date;
+  /** Start the HTTP API when the config has an `api` block (default true; `--once` runs without it). */
+  serve?: boolean;
 }
 
 export interface RunningDaemon {
   readonly store: Store;
+  readonly metrics: DaemonMetrics;
+  /** Where the HTTP API listens, when it runs. */
+  readonly apiUrl: string | null;
   /** Runs one ingest now (unless one is running); resolves when done. */
   ingest(): Promise<void>;
   /** Runs one tick now (unless one is running); resolves when done. */
@@ -57,7 +66,14 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     if (s.type === 'imap') return createImapSource(s, { logger });
     return createSmtpSource(s, { logger });
   });
-  const deliver: Deliver = (input, source) => ingestInput(store.db, input, source, { rejectedDir, now });
+  const metrics = createDaemonMetrics({ store });
+  const deliverFor =
+    (sourceName: string): Deliver =>
+    async (input, source) => {
+      const result = await ingestInput(store.db, input, source, { rejectedDir, now });
+      metrics.recordIngest(sourceName, result);
+      return result;
+    };
 
   let stopping = false;
   const inFlight = new Map<string, Promise<void>>();
@@ -83,11 +99,12 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const ingest = guarded('ingest', async () => {
     for (const source of sources) {
       if (stopping || source.kind !== 'poll') continue;
-      const summary = await source.poll(deliver);
+      const summary = await source.poll(deliverFor(source.name));
       logger.info({ source: source.name, delivered: summary.delivered, acknowledged: summary.acknowledged, failed: summary.failed }, 'source polled');
     }
   });
   const tick = guarded('tick', async () => {
+    const started = process.hrtime.bigint();
     const results = await runTick({
       store,
       now: now(),
@@ -95,6 +112,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       verifierFor: (provider) => dnsVerifier(providers.verifySettings(provider)),
       sourceRules,
     });
+    const providerOf = new Map((await store.db.selectFrom('domains').select(['domain', 'provider']).execute()).map((d) => [d.domain, d.provider]));
+    metrics.recordTick(
+      results.map((r) => ({ ...r, provider: providerOf.get(r.domain) ?? null })),
+      Number(process.hrtime.bigint() - started) / 1e9,
+    );
     for (const r of results) {
       if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');
       else if (r.decision && r.decision.action !== 'hold') {
@@ -103,21 +125,53 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     }
   });
 
-  for (const source of sources) if (source.kind === 'listen') await source.start(deliver);
+  let api: RunningApiServer | null = null;
+  if (config.api && deps.serve !== false) {
+    try {
+      api = await startApiServer({
+        config: config.api,
+        tokens: new TokenSet(config.apiTokens),
+        logger,
+        context: {
+          store,
+          now,
+          loadPlan,
+          sourceRules,
+          metrics,
+          ingest: (bytes, source) => ingestInput(store.db, { bytes }, source, { rejectedDir, now }),
+        },
+      });
+    } catch (error) {
+      // A port in use (or a bad session secret) refuses the start and leaves nothing behind.
+      await store.close();
+      lock.release();
+      throw error;
+    }
+    if (config.apiTokens.length === 0) logger.warn('the API has no tokens: every request will be refused (see dmarc-rollout token create)');
+  }
+  for (const source of sources) if (source.kind === 'listen') await source.start(deliverFor(source.name));
+
   const tasks: ScheduledTask[] = [
     cron.schedule(config.schedule.ingest, ingest, { name: 'ingest', timezone: 'UTC' }),
     cron.schedule(config.schedule.tick, tick, { name: 'tick', timezone: 'UTC' }),
   ];
-  logger.info({ store: config.storePath, sources: sources.map((s) => s.name), providers: providers.names, schedule: config.schedule }, 'daemon started');
+  logger.info(
+    { store: config.storePath, sources: sources.map((s) => s.name), providers: providers.names, schedule: config.schedule, api: api?.url ?? null },
+    'daemon started',
+  );
 
   return {
     store,
+    metrics,
+    apiUrl: api?.url ?? null,
     ingest,
     tick,
     async stop() {
       if (stopping) return;
       stopping = true;
       for (const task of tasks) await task.destroy();
+      // The API stops taking requests first, so no action lands after the last tick.
+      await api?.close();
       await Promise.all(inFlight.values());
       for (const source of sources) await (source.kind === 'listen' ? source.stop() : source.close());
       await store.close();

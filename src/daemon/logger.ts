@@ -24,6 +24,9 @@ export const REDACTED_PATHS = [
   '*.*.secret',
   'headers.authorization',
   'req.headers.authorization',
+  'headers.cookie',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

@@ -13,7 +13,7 @@ import { getDomain, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
-import { addSourceRule } from '../store/source-rules.js';
+import { addSourceRule, deleteSourceRule, getSourceRule } from '../store/source-rules.js';
 import { normalizeDomainName } from './domain-name.js';
 
 export interface Actor {
@@ -166,7 +166,7 @@ export async function classifySource(
   verdict: 'authorised' | 'abuse',
   who: Actor,
   note: string | null = null,
-): Promise<string> {
+): Promise<{ message: string; added: boolean }> {
   const domain = domainInput === null ? null : (await enrolledDomain(store, domainInput)).domain;
   const source = parseSourceSpec(spec);
   const { added } = await addSourceRule(store.db, {
@@ -180,7 +180,7 @@ export async function classifySource(
   });
   const scope = domain ?? 'every domain';
   const what = `${source.kind === 'ip' ? '' : `${source.kind}:`}${source.value}`;
-  if (!added) return `${what} is already ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}`;
+  if (!added) return { added, message: `${what} is already ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}` };
   await appendAudit(store.db, {
     at: who.now,
     actor: who.actor,
@@ -188,5 +188,19 @@ export async function classifySource(
     action: verdict === 'authorised' ? 'allow' : 'mark-abuse',
     reason: `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}${note ? `: ${note}` : ''}`,
   });
-  return `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}`;
+  return { added, message: `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}` };
+}
+
+/** Removes an allowlist or abuse entry made with classifySource (config entries live in the config file). */
+export async function removeSourceRule(store: Store, id: number, who: Actor, reason: string): Promise<string> {
+  const rule = await getSourceRule(store.db, id);
+  if (!rule) throw new ActionError(`there is no allowlist entry ${id}`);
+  const what = `${rule.kind === 'ip' ? '' : `${rule.kind}:`}${rule.value}`;
+  const scope = rule.domain ?? 'every domain';
+  const text = `${what} is no longer ${rule.verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}`;
+  await store.db.transaction().execute(async (trx) => {
+    await deleteSourceRule(trx, id);
+    await appendAudit(trx, { at: who.now, actor: who.actor, domain: rule.domain, action: 'remove-source-rule', reason: `${text}: ${reason}` });
+  });
+  return text;
 }

@@ -288,3 +288,18 @@ const isoDay = (day: number) => new Date(day * DAY_SECONDS * 1000).toISOString()
 function planLoader(ctx: ViewContext): (name: string) => LoadedPlan {
   return cachedPlanLoader(ctx.loadPlan ?? defaultLoadPlan);
 }
+
+/** A page of the audit log, newest first; `next_before` continues it. */
+export async function auditLogPage(
+  store: Store,
+  q: { domain?: string; actor?: string; action?: string; before?: number; limit: number },
+): Promise<{ events: AuditEntryView[]; next_before: number | null }> {
+  let query = store.db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(q.limit + 1);
+  if (q.domain !== undefined) query = query.where('domain', '=', q.domain);
+  if (q.actor !== undefined) query = query.where('actor', '=', q.actor);
+  if (q.action !== undefined) query = query.where('action', '=', q.action);
+  if (q.before !== undefined) query = query.where('id', '<', q.before);
+  const rows = await query.execute();
+  const page = rows.slice(0, q.limit);
+  return { events: page.map(parseAuditDetails), next_before: rows.length > q.limit ? page.at(-1)!.id : null };
+}

@@ -1,5 +1,5 @@
 /** The operators' verdicts on sending sources (allowlist and abuse marks), per domain or global. */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, SourceRuleRow } from './schema.js';
 
 /** Rules that apply to `domain`: its own and the global ones. */
@@ -27,4 +27,18 @@ export async function addSourceRule(
   if (existing) return { added: false };
   await db.insertInto('source_rules').values(rule).execute();
   return { added: true };
+}
+
+/** Every rule, or (with `domain`) the ones that apply to it, oldest first. */
+export async function listSourceRules(db: Kysely<Database>, domain?: string): Promise<SourceRuleRow[]> {
+  if (domain !== undefined) return sourceRulesFor(db, domain);
+  return db.selectFrom('source_rules').selectAll().orderBy('id').execute();
+}
+
+export async function getSourceRule(db: Kysely<Database>, id: number): Promise<SourceRuleRow | undefined> {
+  return db.selectFrom('source_rules').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function deleteSourceRule(db: Kysely<Database> | Transaction<Database>, id: number): Promise<void> {
+  await db.deleteFrom('source_rules').where('id', '=', id).execute();
 }

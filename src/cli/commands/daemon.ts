@@ -49,7 +49,7 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
       const logger = createLogger(config.log.level);
       let daemon;
       try {
-        daemon = await startDaemon(config, { logger });
+        daemon = await startDaemon(config, { logger, serve: !opts.once });
       } catch (error) {
         if (!(error instanceof LockHeldError)) throw error;
         ctx.err(`refusing to start: ${error.message}`);

@@ -223,7 +223,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
           const [domain, sources] = o.global ? [null, args] : [args[0]!, args.slice(1)];
           if (sources.length === 0) throw new ActionError(`${name}: give at least one source after the domain (or use --global)`);
           const lines: string[] = [];
-          for (const source of sources) lines.push(await classifySource(await ctx.store(), domain, source, verdict, who(), o.note ?? null));
+          for (const source of sources) lines.push((await classifySource(await ctx.store(), domain, source, verdict, who(), o.note ?? null)).message);
           return lines.join('\n');
         }),
       );

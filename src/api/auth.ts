@@ -1,0 +1,109 @@
+/**
+ * Who is asking, and may they: a bearer token (scripts, Prometheus) or a page
+ * session made by signing in with a token. Tokens carry a role; `viewer`
+ * reads, `operator` also acts. A session's state-changing requests must carry
+ * the CSRF token its page was rendered with; a bearer request needs none,
+ * since no browser attaches it on its own.
+ */
+import type {} from '@fastify/csrf-protection';
+import type {} from '@fastify/session';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiRole } from './config.js';
+import { ApiError } from './errors.js';
+import { hashToken, roleAllows, type Principal, type TokenSet } from './tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated holder, null when the request carries no valid credentials. */
+    principal: Principal | null;
+    /** How the principal was authenticated. */
+    authVia: 'token' | 'session' | null;
+  }
+  interface Session {
+    /** The signed-in token holder; the hash lets a revoked token end its sessions. */
+    principal?: { name: string; sha256: string };
+  }
+}
+
+/** Reads the credentials on every request; routes then ask for a role with requireRole(). */
+export function registerAuthentication(app: FastifyInstance, tokens: TokenSet): void {
+  app.decorateRequest('principal', null);
+  app.decorateRequest('authVia', null);
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      if (!match) throw new ApiError(401, 'unauthorized', 'the Authorization header must be "Bearer <token>"', [{ field: 'headers.authorization', reason: 'not a bearer token' }]);
+      const principal = tokens.lookup(match[1]!);
+      if (!principal) throw new ApiError(401, 'unauthorized', 'the bearer token is not known (revoked, mistyped or from another installation)', [{ field: 'headers.authorization', reason: 'unknown token' }]);
+      request.principal = principal;
+      request.authVia = 'token';
+      return;
+    }
+    const signedIn = request.session?.get('principal');
+    if (signedIn) {
+      const principal = tokens.holder(signedIn.name, signedIn.sha256);
+      if (principal) {
+        request.principal = principal;
+        request.authVia = 'session';
+      } else {
+        await request.session.destroy();
+      }
+    }
+  });
+}
+
+/** Signs the session in as the holder of `token`; false when the token is not known. */
+export async function signIn(request: FastifyRequest, tokens: TokenSet, token: string): Promise<Principal | undefined> {
+  const principal = tokens.lookup(token.trim());
+  if (!principal) return undefined;
+  // A new session id at sign-in: a session id planted before sign-in is worth nothing after it.
+  await request.session.regenerate();
+  request.session.set('principal', { name: principal.name, sha256: hashToken(token.trim()) });
+  return principal;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A preHandler that lets through only holders of `role` (or better). API
+ * routes answer 401/403 as JSON; session requests that change state must pass
+ * the CSRF check.
+ */
+export function requireRole(app: FastifyInstance, role: ApiRole) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const principal = request.principal;
+    if (!principal) {
+      reply.header('WWW-Authenticate', 'Bearer realm="dmarc-rollout"');
+      throw new ApiError(401, 'unauthorized', 'sign in or send "Authorization: Bearer <token>"', [{ field: 'headers.authorization', reason: 'missing' }]);
+    }
+    if (!roleAllows(principal.role, role)) {
+      throw new ApiError(403, 'forbidden', `"${principal.name}" holds a ${principal.role} token; this needs ${role}`);
+    }
+    if (request.authVia === 'session' && !SAFE_METHODS.has(request.method)) await checkCsrf(app, request, reply);
+  };
+}
+
+/** Runs @fastify/csrf-protection's check, turning its refusal into our JSON error. */
+export function checkCsrf(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sent = reply.send.bind(reply);
+    // The plugin reports a failure by calling reply.send(error); catch it instead.
+    reply.send = ((payload: unknown) => {
+      reply.send = sent;
+      reject(new ApiError(403, 'forbidden', 'the form is stale or was not sent by this page (CSRF check failed); reload and try again', [{ field: 'body._csrf', reason: 'missing or wrong' }]));
+      return reply;
+    }) as typeof reply.send;
+    app.csrfProtection(request, reply, () => {
+      reply.send = sent;
+      resolve();
+    });
+  });
+}
+
+/** The audit log's name for who acted: `api:<token>` for bearer calls, `web:<token>` for the page. */
+export function actorOf(request: FastifyRequest): string {
+  const p = request.principal;
+  if (!p) throw new ApiError(401, 'unauthorized', 'not signed in');
+  return `${request.authVia === 'session' ? 'web' : 'api'}:${p.name}`;
+}

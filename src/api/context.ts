@@ -1,0 +1,43 @@
+/**
+ * What every route gets: the store, the clock, plans, the config's allowlist,
+ * report ingest and metrics. Routes are thin doors onto src/fleet and
+ * src/reports; they hold no rules of their own.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { DaemonMetrics } from '../daemon/metrics.js';
+import type { SourceRule } from '../engine/types.js';
+import type { Actor } from '../fleet/actions.js';
+import { normalizeDomainName } from '../fleet/domain-name.js';
+import type { ViewContext } from '../fleet/views.js';
+import type { Plan } from '../plans/index.js';
+import type { IngestResult } from '../reports/index.js';
+import { getDomain } from '../store/domains.js';
+import type { Store } from '../store/open.js';
+import type { DomainRow } from '../store/schema.js';
+import { actorOf } from './auth.js';
+import { ApiError, badField } from './errors.js';
+
+export interface ApiContext {
+  store: Store;
+  now(): Date;
+  loadPlan(name: string): Plan;
+  /** Allowlist and abuse rules from the daemon config. */
+  sourceRules: readonly SourceRule[];
+  /** Ingests one uploaded input (the daemon's ingest, with its rejected/ folder). */
+  ingest(bytes: Buffer, source: string): Promise<IngestResult>;
+  metrics?: DaemonMetrics;
+}
+
+export const viewContext = (ctx: ApiContext): ViewContext => ({ loadPlan: ctx.loadPlan, sourceRules: ctx.sourceRules });
+
+/** Who acts, for the fleet actions and the audit log. */
+export const actor = (ctx: ApiContext, request: FastifyRequest): Actor => ({ actor: actorOf(request), now: ctx.now() });
+
+/** The enrolled domain a path names: 400 for a malformed name, 404 for one not enrolled. */
+export async function enrolledDomain(ctx: ApiContext, input: string, field = 'params.domain'): Promise<DomainRow> {
+  const name = normalizeDomainName(input);
+  if (!name.ok) throw badField(field, name.reason);
+  const row = await getDomain(ctx.store.db, name.domain);
+  if (!row) throw new ApiError(404, 'not-found', `${name.domain} is not enrolled`);
+  return row;
+}

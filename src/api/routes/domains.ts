@@ -1,0 +1,74 @@
+/** Reading the fleet: domains (filtered), one domain in depth, the approvals queue. */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { approvalsQueue, domainView, fleetOverview } from '../../fleet/views.js';
+import { requireRole } from '../auth.js';
+import { enrolledDomain, viewContext, type ApiContext } from '../context.js';
+import { domainListQuery, domainOverviewSchema, domainParams, domainViewSchema, errorSchema } from '../schemas.js';
+
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema };
+
+export function domainRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const viewer = requireRole(app, 'viewer');
+
+  r.get(
+    '/api/v1/domains',
+    {
+      preHandler: viewer,
+      schema: {
+        summary: 'Every enrolled domain with its stage, state, figures and next decision',
+        tags: ['domains'],
+        querystring: domainListQuery,
+        response: { 200: z.object({ domains: z.array(domainOverviewSchema) }), ...errors },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const all = await fleetOverview(ctx.store, ctx.now(), viewContext(ctx));
+      const needle = q.q?.toLowerCase();
+      const domains = all.filter(
+        (d) =>
+          (q.state === undefined || d.state === q.state) &&
+          (q.stage === undefined || d.stage === q.stage) &&
+          (q.plan === undefined || d.plan === q.plan) &&
+          (q.provider === undefined || d.provider === q.provider) &&
+          (needle === undefined || d.domain.includes(needle)) &&
+          (q.awaiting_approval === undefined || d.awaiting_approval === (q.awaiting_approval === 'true')),
+      );
+      return { domains };
+    },
+  );
+
+  r.get(
+    '/api/v1/domains/:domain',
+    {
+      preHandler: viewer,
+      schema: {
+        summary: 'One domain: stage, state, stage-window figures, the checks of the next decision, sources, records now and next, daily series, history and audit',
+        tags: ['domains'],
+        params: domainParams,
+        querystring: z.object({ days: z.coerce.number().int().min(1).max(400).default(90) }).strict(),
+        response: { 200: domainViewSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const row = await enrolledDomain(ctx, request.params.domain);
+      return (await domainView(ctx.store, row.domain, ctx.now(), viewContext(ctx), { days: request.query.days }))!;
+    },
+  );
+
+  r.get(
+    '/api/v1/approvals',
+    {
+      preHandler: viewer,
+      schema: {
+        summary: 'Domains waiting for a person: the next stage is gated and everything else says go, or approved and not yet moved',
+        tags: ['domains'],
+        response: { 200: z.object({ domains: z.array(domainOverviewSchema) }), 401: errorSchema, 403: errorSchema },
+      },
+    },
+    async () => ({ domains: await approvalsQueue(ctx.store, ctx.now(), viewContext(ctx)) }),
+  );
+}

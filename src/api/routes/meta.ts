@@ -1,0 +1,16 @@
+/** The daemon's own endpoints: liveness, Prometheus metrics and the OpenAPI document. */
+import type { FastifyInstance } from 'fastify';
+import { requireRole } from '../auth.js';
+import type { ApiContext } from '../context.js';
+
+export function metaRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+
+  app.get('/metrics', { preHandler: requireRole(app, 'viewer'), schema: { hide: true } }, async (_request, reply) => {
+    if (!ctx.metrics) return reply.code(404).send({ error: { status: 404, code: 'not-found', message: 'metrics are not collected in this process', issues: [] } });
+    const { contentType, body } = await ctx.metrics.render();
+    return reply.type(contentType).send(body);
+  });
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}

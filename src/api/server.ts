@@ -1,0 +1,135 @@
+/**
+ * The HTTP server the daemon runs: the JSON API under /api/v1 (with its
+ * OpenAPI document), the web page, and /metrics. Assembly only: plugins,
+ * authentication, the one error shape, and the routes registered in one place.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyFormbody from '@fastify/formbody';
+import fastifySession from '@fastify/session';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import { registerAuthentication } from './auth.js';
+import type { ApiConfig } from './config.js';
+import type { ApiContext } from './context.js';
+import { errorBody, sendError } from './errors.js';
+import { actionRoutes } from './routes/actions.js';
+import { allowlistRoutes } from './routes/allowlist.js';
+import { auditRoutes } from './routes/audit.js';
+import { domainRoutes } from './routes/domains.js';
+import { metaRoutes } from './routes/meta.js';
+import { planRoutes } from './routes/plans.js';
+import { reportRoutes } from './routes/reports.js';
+import { ExpiringSessionStore } from './session-store.js';
+import type { TokenSet } from './tokens.js';
+import { webRoutes } from './web.js';
+
+export const SESSION_COOKIE = 'dmarc_rollout_session';
+
+export interface ApiServerOptions {
+  config: ApiConfig;
+  tokens: TokenSet;
+  context: ApiContext;
+  logger: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** The package version, for the OpenAPI document. */
+  version?: string;
+}
+
+/** The secret that signs session cookies: from the environment or a file, else random for this process. */
+export function sessionSecret(config: ApiConfig, env: NodeJS.ProcessEnv = process.env): { secret: string; persistent: boolean } {
+  const { secret_env: envName, secret_file: file } = config.session;
+  let secret: string | undefined;
+  if (envName !== undefined) {
+    secret = env[envName];
+    if (!secret) throw new Error(`api.session.secret_env: the environment variable ${envName} is not set`);
+  } else if (file !== undefined) {
+    try {
+      secret = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new Error(`api.session.secret_file: ${file} cannot be read: ${(error as Error).message}`);
+    }
+  }
+  if (secret === undefined) return { secret: randomBytes(32).toString('base64url'), persistent: false };
+  if (secret.length < 32) throw new Error(`api.session: the session secret must be at least 32 characters (it is ${secret.length})`);
+  return { secret, persistent: true };
+}
+
+export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyInstance> {
+  const { config, tokens, context } = opts;
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    trustProxy: config.trust_proxy,
+    bodyLimit: 1024 * 1024,
+    // Tokens and cookies never reach the log: pino's redact covers headers, and URLs carry neither.
+    disableRequestLogging: false,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler((error, _request, reply) => sendError(reply, error));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(errorBody(404, 'not-found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('Referrer-Policy', 'same-origin');
+    reply.header('X-Frame-Options', 'DENY');
+    reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+    if (request.principal) reply.header('Cache-Control', 'no-store');
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'dmarc-rollout',
+        version: opts.version ?? '0',
+        description: 'Staged DMARC enforcement: the fleet, its decisions, and the actions an operator takes. Every error is `{ error: { status, code, message, issues: [{ field, reason }] } }`.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A token from `dmarc-rollout token create`; role viewer reads, operator also acts.' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifyCookie);
+  await app.register(fastifySession, {
+    secret: sessionSecret(config, opts.env).secret,
+    cookieName: SESSION_COOKIE,
+    saveUninitialized: false,
+    store: new ExpiringSessionStore(config.session.max_age_hours * 3_600_000),
+    cookie: { path: '/', httpOnly: true, sameSite: 'strict', secure: config.session.secure_cookie, maxAge: config.session.max_age_hours * 3_600_000 },
+  });
+  await app.register(fastifyCsrf, {
+    sessionPlugin: '@fastify/session',
+    getToken: (request) => (request.body as { _csrf?: string } | undefined)?._csrf ?? (request.headers['x-csrf-token'] as string | undefined),
+  });
+  await app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
+  registerAuthentication(app, tokens);
+
+  metaRoutes(app, context);
+  domainRoutes(app, context);
+  actionRoutes(app, context);
+  planRoutes(app, context);
+  allowlistRoutes(app, context);
+  auditRoutes(app, context);
+  reportRoutes(app, context, config.upload_max_bytes);
+  webRoutes(app, context, tokens);
+  return app;
+}
+
+export interface RunningApiServer {
+  /** Where it listens, e.g. http://127.0.0.1:8080. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(opts: ApiServerOptions): Promise<RunningApiServer> {
+  const app = await buildApiServer(opts);
+  const address = await app.listen({ host: opts.config.listen.host, port: opts.config.listen.port });
+  return { url: address, close: () => app.close() };
+}

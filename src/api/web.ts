@@ -1,0 +1,198 @@
+/**
+ * The web page's routes: sign-in with a token, the fleet, a domain, the
+ * approvals queue and the audit log, and the forms behind the buttons. Pages
+ * are rendered by src/web from the same views the API returns; the buttons
+ * call the same fleet actions as the API and the CLI, audited as
+ * `web:<token name>`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { approve, pause, resume, rollback } from '../fleet/actions.js';
+import { normalizeDomainName } from '../fleet/domain-name.js';
+import { approvalsQueue, auditLogPage, domainView, fleetOverview } from '../fleet/views.js';
+import { APP_CSS } from '../web/assets.js';
+import {
+  renderApprovalsPage,
+  renderAuditPage,
+  renderDomainPage,
+  renderErrorPage,
+  renderFleetPage,
+  renderLoginPage,
+  type PageContext,
+} from '../web/pages.js';
+import { checkCsrf, signIn } from './auth.js';
+import { actor, enrolledDomain, viewContext, type ApiContext } from './context.js';
+import { ApiError, toErrorResponse } from './errors.js';
+import type { TokenSet } from './tokens.js';
+
+declare module 'fastify' {
+  interface Session {
+    /** One message shown on the next page (after a form's redirect). */
+    flash?: { kind: 'ok' | 'error'; text: string };
+  }
+}
+
+const STATES = new Set(['active', 'paused', 'halted', 'completed']);
+
+/** Only a path on this site: an open redirect would let a link sign someone in and send them elsewhere. */
+function localPath(next: unknown): string {
+  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+}
+
+const firstString = (value: unknown): string | undefined => {
+  const v = Array.isArray(value) ? value[0] : value;
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+};
+
+export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSet): void {
+  const html = (reply: FastifyReply, body: string, status = 200) => reply.code(status).type('text/html; charset=utf-8').send(body);
+
+  function pageContext(request: FastifyRequest, reply: FastifyReply): PageContext {
+    const flash = request.session.get('flash');
+    if (flash) request.session.set('flash', undefined);
+    return {
+      user: { name: request.principal!.name, role: request.principal!.role },
+      csrfToken: reply.generateCsrf(),
+      ...(flash ? { flash } : {}),
+    };
+  }
+
+  /** A page for signed-in people: anyone else goes to the sign-in form and comes back after. */
+  const page =
+    (render: (request: FastifyRequest, reply: FastifyReply) => Promise<string>) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      if (!request.principal) return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
+      try {
+        return html(reply, await render(request, reply));
+      } catch (error) {
+        const { status, body } = toErrorResponse(error, request);
+        return html(reply, renderErrorPage(pageContext(request, reply), status, body.error.message), status);
+      }
+    };
+
+  app.get('/assets/app.css', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('Cache-Control', 'public, max-age=3600').send(APP_CSS),
+  );
+
+  app.get('/login', { schema: { hide: true } }, async (request, reply) => {
+    const next = localPath((request.query as { next?: unknown }).next);
+    if (request.principal) return reply.redirect(next, 303);
+    return html(reply, renderLoginPage({ csrfToken: reply.generateCsrf(), next }));
+  });
+
+  app.post('/ui/login', { schema: { hide: true } }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const next = localPath(body.next);
+    try {
+      await checkCsrf(app, request, reply);
+    } catch {
+      return html(reply, renderLoginPage({ csrfToken: reply.generateCsrf(), next, error: 'The form had expired. Please sign in again.' }), 403);
+    }
+    const token = firstString(body.token);
+    const principal = token ? await signIn(request, tokens, token) : undefined;
+    if (!principal) {
+      request.log.warn({ ip: request.ip }, 'sign-in with an unknown token');
+      return html(reply, renderLoginPage({ csrfToken: reply.generateCsrf(), next, error: 'That token is not known here.' }), 401);
+    }
+    request.log.info({ holder: principal.name, role: principal.role }, 'signed in');
+    return reply.redirect(next, 303);
+  });
+
+  app.post('/ui/logout', { schema: { hide: true } }, async (request, reply) => {
+    if (request.principal) {
+      try {
+        await checkCsrf(app, request, reply);
+      } catch {
+        return reply.redirect('/', 303);
+      }
+      await request.session.destroy();
+    }
+    return reply.redirect('/login', 303);
+  });
+
+  app.get(
+    '/',
+    { schema: { hide: true } },
+    page(async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      const state = firstString(query.state);
+      const q = firstString(query.q)?.toLowerCase();
+      const domains = (await fleetOverview(ctx.store, ctx.now(), viewContext(ctx))).filter(
+        (d) => (state === undefined || !STATES.has(state) || d.state === state) && (q === undefined || d.domain.includes(q)),
+      );
+      return renderFleetPage(pageContext(request, reply), { domains, filter: { ...(state ? { state } : {}), ...(q ? { q } : {}) } });
+    }),
+  );
+
+  app.get(
+    '/domains/:domain',
+    { schema: { hide: true } },
+    page(async (request, reply) => {
+      const row = await enrolledDomain(ctx, (request.params as { domain: string }).domain);
+      const view = (await domainView(ctx.store, row.domain, ctx.now(), viewContext(ctx)))!;
+      return renderDomainPage(pageContext(request, reply), view);
+    }),
+  );
+
+  app.get(
+    '/approvals',
+    { schema: { hide: true } },
+    page(async (request, reply) => renderApprovalsPage(pageContext(request, reply), { domains: await approvalsQueue(ctx.store, ctx.now(), viewContext(ctx)) })),
+  );
+
+  app.get(
+    '/audit',
+    { schema: { hide: true } },
+    page(async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      const domainInput = firstString(query.domain);
+      const domainName = domainInput === undefined ? undefined : normalizeDomainName(domainInput);
+      const domain = domainName?.ok ? domainName.domain : domainInput;
+      const actorName = firstString(query.actor);
+      const action = firstString(query.action);
+      const beforeText = firstString(query.before);
+      const before = beforeText !== undefined && /^\d+$/.test(beforeText) ? Number(beforeText) : undefined;
+      const filter = { ...(domain ? { domain } : {}), ...(actorName ? { actor: actorName } : {}), ...(action ? { action } : {}) };
+      const { events, next_before } = await auditLogPage(ctx.store, { ...filter, ...(before ? { before } : {}), limit: 100 });
+      return renderAuditPage(pageContext(request, reply), { events, filter, nextBefore: next_before });
+    }),
+  );
+
+  // The buttons. Each answers with a redirect to the domain page and a one-line message (post/redirect/get).
+  const actions: Record<string, (domain: string, request: FastifyRequest, reason: string | undefined, to: string | undefined) => Promise<string>> = {
+    approve: (d, request, reason) => approve(ctx.store, d, ctx.loadPlan, actor(ctx, request), reason ?? 'approved on the web page'),
+    pause: (d, request, reason) => {
+      if (!reason) throw new ApiError(400, 'bad-request', 'a pause needs a reason', [{ field: 'body.reason', reason: 'must not be empty' }]);
+      return pause(ctx.store, d, actor(ctx, request), reason);
+    },
+    resume: (d, request, reason) => resume(ctx.store, d, actor(ctx, request), reason ?? 'resumed on the web page'),
+    rollback: (d, request, reason, to) =>
+      rollback(ctx.store, d, ctx.loadPlan, actor(ctx, request), { reason: reason ?? 'rolled back on the web page', ...(to ? { to } : {}) }),
+  };
+
+  app.post('/ui/domains/:domain/:action', { schema: { hide: true } }, async (request, reply) => {
+    const { domain: input, action } = request.params as { domain: string; action: string };
+    if (!request.principal) return reply.redirect('/login', 303);
+    const back = `/domains/${encodeURIComponent(input)}`;
+    const run = actions[action];
+    if (!run) return html(reply, renderErrorPage(pageContext(request, reply), 404, `there is no action "${action}"`), 404);
+    if (request.principal.role !== 'operator') {
+      return html(reply, renderErrorPage(pageContext(request, reply), 403, `"${request.principal.name}" holds a viewer token; ${action} needs an operator`), 403);
+    }
+    try {
+      await checkCsrf(app, request, reply);
+    } catch (error) {
+      return html(reply, renderErrorPage(pageContext(request, reply), 403, (error as Error).message), 403);
+    }
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    try {
+      const row = await enrolledDomain(ctx, input);
+      const message = await run(row.domain, request, firstString(body.reason), firstString(body.to));
+      request.session.set('flash', { kind: 'ok', text: message });
+    } catch (error) {
+      const { status, body: errorBody } = toErrorResponse(error, request);
+      if (status >= 500) throw error;
+      request.session.set('flash', { kind: 'error', text: errorBody.error.message });
+    }
+    return reply.redirect(back, 303);
+  });
+}
