@@ -4,9 +4,7 @@
  * PowerDNS, and SIGTERM then restart with nothing lost or done twice.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,40 +12,11 @@ import SqliteDatabase from 'better-sqlite3';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { queryTxt } from '../src/dns/index.js';
-import { BIN, REPO_ROOT, runCli, tempStore } from './helpers/cli.js';
+import { REPO_ROOT, runCli, tempStore } from './helpers/cli.js';
+import { freePort, startDaemonProcess, waitFor } from './helpers/daemon-process.js';
 import { startDovecot, type DovecotServer } from './helpers/dovecot.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
-
-function startDaemonProcess(config: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, 'daemon', '--config', config], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
-  let text = '';
-  child.stdout!.on('data', (b) => (text += b));
-  child.stderr!.on('data', (b) => (text += b));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => text, exited };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('the daemon', () => {
   it('refuses to start on a bad config, naming the file, the field and the reason', async () => {
