@@ -1,0 +1,160 @@
+/**
+ * Prometheus metrics for the daemon: what it ingested, what its ticks decided
+ * and how long they took, which providers failed, and where the fleet stands.
+ * Counters live in memory and restart at zero with the process (Prometheus's
+ * rate() handles that); anything an operator reads as a total or a state
+ * (domains per stage, reports stored, changes in flight) is read from the
+ * store at scrape time, so it is right after a restart and matches `status`.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DomainTickResult } from '../engine/tick.js';
+import type { DecisionAction } from '../engine/types.js';
+import { loadPlan as loadPlanFromDisk, type Plan } from '../plans/index.js';
+import { stageLabel } from '../record/index.js';
+import type { IngestResult } from '../reports/ingest.js';
+import type { Store } from '../store/open.js';
+import type { DomainState } from '../store/schema.js';
+
+const PREFIX = 'dmarc_rollout_';
+const STATES: readonly DomainState[] = ['active', 'paused', 'halted', 'completed'];
+// Listed so that every action has a series from the start: an alert on
+// increase(...{action="halt"}) then sees the first halt, not a new series.
+const ACTIONS: readonly DecisionAction[] = ['establish', 'advance', 'hold', 'await-approval', 'halt', 'rollback', 'complete'];
+// A tick of a small fleet takes well under a second; one waiting on slow
+// provider APIs and DNS verification for many domains can take minutes.
+const TICK_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+export interface DaemonMetrics {
+  /** The per-instance prom-client Registry (never the global default registry: tests create many). */
+  readonly registry: Registry;
+  /** One ingested input from the configured source named `sourceName` (the config's source name, never a per-message id). */
+  recordIngest(sourceName: string, result: IngestResult): void;
+  /** One finished tick: its per-domain results, each with the domain's provider name (null when none), and how long it took. */
+  recordTick(results: ReadonlyArray<DomainTickResult & { provider: string | null }>, durationSeconds: number): void;
+  /** The text exposition and its content type, with the store-backed gauges read fresh at call time. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/**
+ * Metrics on a registry of their own, including the process metrics.
+ * `loadPlan` names a domain's stage in `dmarc_rollout_domains` (the plans on
+ * disk by default); a plan that cannot be loaded shows as stage `unknown`
+ * rather than failing the scrape.
+ */
+export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: string) => Plan }): DaemonMetrics {
+  const { db } = opts.store;
+  const loadPlan = opts.loadPlan ?? loadPlanFromDisk;
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  new Gauge({
+    name: `${PREFIX}domains`,
+    help: 'Enrolled domains by rollout stage (policy:pct of the record in force) and state (active, paused, halted, completed).',
+    labelNames: ['stage', 'state'] as const,
+    registers,
+    async collect() {
+      const rows = await db
+        .selectFrom('domains')
+        .select(['plan', 'stage_index', 'state', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy(['plan', 'stage_index', 'state'])
+        .execute();
+      const plans = new Map<string, Plan | null>();
+      const stageOf = (plan: string, index: number): string => {
+        if (!plans.has(plan)) {
+          try {
+            plans.set(plan, loadPlan(plan));
+          } catch {
+            plans.set(plan, null);
+          }
+        }
+        const stage = plans.get(plan)?.stages[index];
+        return stage ? stageLabel(stage) : 'unknown';
+      };
+      // Rebuilt from scratch: a stage no domain is at any more must drop out.
+      this.reset();
+      for (const r of rows) this.inc({ stage: stageOf(r.plan, r.stage_index), state: r.state }, Number(r.n));
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}domains_by_state`,
+    help: 'Enrolled domains in each state; halted means the rollout stopped itself and a person must look.',
+    labelNames: ['state'] as const,
+    registers,
+    async collect() {
+      const rows = await db.selectFrom('domains').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state').execute();
+      const counts = new Map(rows.map((r) => [r.state, Number(r.n)]));
+      for (const state of STATES) this.set({ state }, counts.get(state) ?? 0);
+    },
+  });
+
+  const countRows = (table: 'reports' | 'rejected_inputs' | 'intents') => async () =>
+    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  const storeGauge = (name: string, help: string, count: () => Promise<number>) =>
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      registers,
+      async collect() {
+        this.set(await count());
+      },
+    });
+  storeGauge('reports_stored', 'Aggregate reports in the store (changed copies included, duplicates not).', countRows('reports'));
+  storeGauge('rejected_inputs', 'Inputs kept as rejected because they were not a readable aggregate report.', countRows('rejected_inputs'));
+  storeGauge('changes_in_flight', 'DMARC record changes queued, written or awaiting verification in DNS.', countRows('intents'));
+
+  const decisions = new Counter({
+    name: `${PREFIX}decisions_total`,
+    help: 'Decisions made by ticks, by action (a domain that holds counts once per tick).',
+    labelNames: ['action'] as const,
+    registers,
+  });
+  for (const action of ACTIONS) decisions.inc({ action }, 0);
+
+  const ingests = new Counter({
+    name: `${PREFIX}ingest_total`,
+    help: 'Inputs ingested since start, by configured source and outcome (stored, changed copy, duplicate, rejected, error).',
+    labelNames: ['source', 'outcome'] as const,
+    registers,
+  });
+
+  const providerErrors = new Counter({
+    name: `${PREFIX}provider_errors_total`,
+    help: 'Tick results where a DNS change failed or was refused, or a domain with a provider could not be handled.',
+    labelNames: ['provider'] as const,
+    registers,
+  });
+
+  const tickDuration = new Histogram({
+    name: `${PREFIX}tick_duration_seconds`,
+    help: 'How long a tick over the whole fleet took.',
+    buckets: TICK_BUCKETS,
+    registers,
+  });
+  const lastTick = new Gauge({
+    name: `${PREFIX}last_tick_timestamp_seconds`,
+    help: 'When the last tick finished (Unix time); 0 before the first one.',
+    registers,
+  });
+
+  return {
+    registry,
+    recordIngest(sourceName, result) {
+      const outcome = result.status === 'stored' && !result.counted ? 'changed' : result.status;
+      ingests.inc({ source: sourceName, outcome });
+    },
+    recordTick(results, durationSeconds) {
+      for (const r of results) {
+        if (r.decision) decisions.inc({ action: r.decision.action });
+        const failed = r.apply?.status === 'retrying' || r.apply?.status === 'stopped' || (r.error !== undefined && r.provider !== null);
+        if (failed) providerErrors.inc({ provider: r.provider ?? 'none' });
+      }
+      tickDuration.observe(durationSeconds);
+      lastTick.setToCurrentTime();
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
