@@ -173,20 +173,23 @@ describe('ticks', () => {
     has(lines, 'dmarc_rollout_provider_errors_total{provider="memory"} 1', 'dmarc_rollout_changes_in_flight 0');
   });
 
-  it('counts a stopped change without a provider under provider="none", and an error only when a provider is named; a wait is no error', async () => {
+  it('keeps refused changes and unhandled domains apart from provider errors; a wait is neither', async () => {
     const w = await world([]);
     w.metrics.recordTick(
       [
         { domain: 'a.example', error: 'no provider assigned', provider: null },
         { domain: 'b.example', apply: { status: 'stopped', reason: '_dmarc.b.example is a CNAME' }, provider: null },
         { domain: 'c.example', apply: { status: 'waiting', nextAttemptAt: T0.toISOString() }, provider: 'route53' },
-        { domain: 'd.example', error: 'route53: throttled', provider: 'route53' },
+        { domain: 'd.example', error: 'drift: _dmarc.d.example was changed by hand', provider: 'route53' },
+        { domain: 'e.example', apply: { status: 'retrying', reason: 'route53: throttled', nextAttemptAt: T0.toISOString() }, provider: 'route53' },
       ],
       1,
     );
-    assert.deepEqual(samples(await w.scrape(), 'dmarc_rollout_provider_errors_total').sort(), [
-      'dmarc_rollout_provider_errors_total{provider="none"} 1',
-      'dmarc_rollout_provider_errors_total{provider="route53"} 1',
+    const lines = await w.scrape();
+    assert.deepEqual(samples(lines, 'dmarc_rollout_provider_errors_total'), ['dmarc_rollout_provider_errors_total{provider="route53"} 1']);
+    assert.deepEqual(samples(lines, 'dmarc_rollout_domain_problems_total').sort(), [
+      'dmarc_rollout_domain_problems_total{provider="none"} 2',
+      'dmarc_rollout_domain_problems_total{provider="route53"} 1',
     ]);
   });
 
@@ -251,7 +254,7 @@ describe('instances', () => {
     const w = await world(['a.example']);
     const other = createDaemonMetrics({ store: w.store });
     w.metrics.recordIngest('inbox', { source: 'x', status: 'error', reason: 'unreadable' });
-    w.metrics.recordTick([{ domain: 'a.example', provider: 'memory', error: 'down' }], 1);
+    w.metrics.recordTick([{ domain: 'a.example', provider: 'memory', apply: { status: 'retrying', reason: 'down', nextAttemptAt: T0.toISOString() } }], 1);
 
     const mine = await w.scrape();
     const theirs = await w.scrape(other);

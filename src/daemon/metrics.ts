@@ -121,7 +121,14 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
 
   const providerErrors = new Counter({
     name: `${PREFIX}provider_errors_total`,
-    help: 'Tick results where a DNS change failed or was refused, or a domain with a provider could not be handled.',
+    help: 'DNS changes whose read, write or verification through the provider failed and will be retried.',
+    labelNames: ['provider'] as const,
+    registers,
+  });
+  // Kept apart from provider errors: a hand-edited record, a CNAME or a broken plan is not the provider failing.
+  const domainProblems = new Counter({
+    name: `${PREFIX}domain_problems_total`,
+    help: 'Tick results that could not go ahead: a change refused (CNAME, delegation, drift) or a domain not handled (bad plan, no provider, drift halt).',
     labelNames: ['provider'] as const,
     registers,
   });
@@ -147,8 +154,8 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
     recordTick(results, durationSeconds) {
       for (const r of results) {
         if (r.decision) decisions.inc({ action: r.decision.action });
-        const failed = r.apply?.status === 'retrying' || r.apply?.status === 'stopped' || (r.error !== undefined && r.provider !== null);
-        if (failed) providerErrors.inc({ provider: r.provider ?? 'none' });
+        if (r.apply?.status === 'retrying') providerErrors.inc({ provider: r.provider ?? 'none' });
+        if (r.apply?.status === 'stopped' || r.error !== undefined) domainProblems.inc({ provider: r.provider ?? 'none' });
       }
       tickDuration.observe(durationSeconds);
       lastTick.setToCurrentTime();
