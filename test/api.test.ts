@@ -181,12 +181,22 @@ describe('the HTTP API', () => {
       assert.deepEqual(v.plan_stages.map((s: any) => s.label), ['none:100', 'quarantine:100', 'reject:100']);
       assert.ok(v.checks.some((c: any) => c.rule === 'approval' && c.outcome === 'inconclusive'));
       assert.deepEqual(v.sources.map((s: any) => [s.ip, s.class]), [['192.0.2.10', 'authorised']]);
-      assert.equal(v.daily.length, 5);
-      assert.deepEqual(v.daily.at(-1), { day: '2026-06-14', messages: 400, authorised: 400, authorised_failed: 0, authorised_fail_rate: 0, spoofing: 0, stage: 'none:100' });
+      // From the establishing write (six days ago) through today; days without reports are zeros.
+      assert.deepEqual(v.daily.map((d: any) => [d.day, d.messages]), [
+        ['2026-06-09', 0],
+        ['2026-06-10', 400],
+        ['2026-06-11', 400],
+        ['2026-06-12', 400],
+        ['2026-06-13', 400],
+        ['2026-06-14', 400],
+        ['2026-06-15', 0],
+      ]);
+      assert.deepEqual(v.daily.at(-2), { day: '2026-06-14', messages: 400, authorised: 400, authorised_failed: 0, authorised_fail_rate: 0, spoofing: 0, stage: 'none:100' });
+      assert.equal(v.daily.at(-1).authorised_fail_rate, null);
       assert.deepEqual(v.history.map((h: any) => h.to_stage), ['none:100', 'none:100']);
       assert.ok(v.audit.some((e: any) => e.action === 'establish'));
       const spoofed = await asViewer('GET', `/api/v1/domains/${fleet.spoofed}?days=3`);
-      assert.equal(spoofed.json.daily.length, 3);
+      assert.deepEqual(spoofed.json.daily.map((d: any) => d.day), ['2026-06-12', '2026-06-13', '2026-06-14', '2026-06-15']);
       assert.equal(spoofed.json.daily[0].spoofing, 75);
     });
 

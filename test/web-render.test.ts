@@ -269,6 +269,7 @@ describe('the daily chart', () => {
       change(3, '2026-03-03T12:00:00Z', 'quarantine:5'),
       change(4, '2026-03-05T23:00:00Z', 'quarantine:10'),
       change(5, '2026-03-06T01:00:00Z', 'quarantine:25'),
+      { ...change(6, '2026-03-02T09:00:00Z', 'none:100'), action: 'enroll', record: null },
     ];
     const svg = renderDailyChart(points, history).toString();
     const markers = [...svg.matchAll(/<g class="stage-marker" data-stage="([^"]+)"[\s\S]*?<\/g>/g)];
@@ -432,7 +433,7 @@ describe('pages from a real store', () => {
     assert.ok(daily.length >= DAYS - 2);
     const start = Date.parse(`${daily[0]!.day}T00:00:00Z`);
     const end = Date.parse(`${daily.at(-1)!.day}T00:00:00Z`) + DAY_MS;
-    const expected = history.filter((h) => Date.parse(h.at) >= start && Date.parse(h.at) < end).map((h) => h.to_stage);
+    const expected = history.filter((h) => h.record !== null && Date.parse(h.at) >= start && Date.parse(h.at) < end).map((h) => h.to_stage);
     assert.ok(expected.includes('quarantine:1'), `the domain advanced in the period: ${JSON.stringify(history)}`);
     const markers = [...pages.operator.matchAll(/<g class="stage-marker" data-stage="([^"]+)"/g)].map((m) => m[1]);
     assert.deepEqual(markers, expected);

@@ -61,7 +61,7 @@ export interface DomainOverview extends DomainStatus {
 
 /** One UTC day of a domain's mail, for the chart. */
 export interface DailyPoint {
-  /** YYYY-MM-DD (UTC), the day the reports' ranges begin. */
+  /** YYYY-MM-DD (UTC), the day the reports' ranges begin; days without reports are present with zeros. */
   day: string;
   messages: number;
   authorised: number;
@@ -270,17 +270,24 @@ async function dailySeries(
     } else if (cls === 'unauthenticated') point.spoofing += r.count;
   }
   const verified = history.filter((h) => h.record !== null || h.action !== 'enroll');
-  return [...byDay.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([day, point]) => {
-      const dayEnd = new Date((day + 1) * DAY_SECONDS * 1000).toISOString();
-      const inForce = verified.filter((h) => h.at < dayEnd).at(-1);
-      return {
-        ...point,
-        authorised_fail_rate: point.authorised > 0 ? point.authorised_failed / point.authorised : null,
-        stage: inForce ? inForce.to_stage : null,
-      };
+  // Every day from the first report or stage change in range through today, days without reports as
+  // zeros: the time axis stays true and a stage change after the last report still shows.
+  const firstChange = verified.map((h) => Math.floor(Date.parse(h.at) / 1000 / DAY_SECONDS)).find((d) => d >= fromEpoch / DAY_SECONDS);
+  const firstDay = Math.min(...byDay.keys(), firstChange ?? Infinity);
+  const lastDay = todayStart / DAY_SECONDS;
+  if (!Number.isFinite(firstDay)) return [];
+  const points: DailyPoint[] = [];
+  for (let day = firstDay; day <= lastDay; day++) {
+    const point = byDay.get(day) ?? { day: isoDay(day), messages: 0, authorised: 0, authorised_failed: 0, authorised_fail_rate: null, spoofing: 0, stage: null };
+    const dayEnd = new Date((day + 1) * DAY_SECONDS * 1000).toISOString();
+    const inForce = verified.filter((h) => h.at < dayEnd).at(-1);
+    points.push({
+      ...point,
+      authorised_fail_rate: point.authorised > 0 ? point.authorised_failed / point.authorised : null,
+      stage: inForce ? inForce.to_stage : null,
     });
+  }
+  return points;
 }
 
 const isoDay = (day: number) => new Date(day * DAY_SECONDS * 1000).toISOString().slice(0, 10);

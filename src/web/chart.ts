@@ -145,9 +145,10 @@ export function renderDailyChart(points: DailyPoint[], history: StageChange[]): 
 
   const rangeStart = firstMs;
   const rangeEnd = lastMs + DAY_MS;
+  // Only changes that took effect in DNS: enrolment names a stage but writes nothing.
   const inRange = history.filter((h) => {
     const at = Date.parse(h.at);
-    return !Number.isNaN(at) && at >= rangeStart && at < rangeEnd;
+    return h.record !== null && !Number.isNaN(at) && at >= rangeStart && at < rangeEnd;
   });
   const markers = inRange.map((h, k) => {
     // Placed at the time of day the change happened, so two changes on one day stay apart.
