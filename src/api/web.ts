@@ -31,8 +31,6 @@ declare module 'fastify' {
   }
 }
 
-const STATES = new Set(['active', 'paused', 'halted', 'completed']);
-
 /** Only a path on this site: an open redirect would let a link sign someone in and send them elsewhere. */
 function localPath(next: unknown): string {
   return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
@@ -115,10 +113,9 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     page(async (request, reply) => {
       const query = request.query as Record<string, unknown>;
       const state = firstString(query.state);
-      const q = firstString(query.q)?.toLowerCase();
-      const domains = (await fleetOverview(ctx.store, ctx.now(), viewContext(ctx))).filter(
-        (d) => (state === undefined || !STATES.has(state) || d.state === state) && (q === undefined || d.domain.includes(q)),
-      );
+      const q = firstString(query.q);
+      // The whole fleet: the page filters the table itself and counts every state from all of it.
+      const domains = await fleetOverview(ctx.store, ctx.now(), viewContext(ctx));
       return renderFleetPage(pageContext(request, reply), { domains, filter: { ...(state ? { state } : {}), ...(q ? { q } : {}) } });
     }),
   );

@@ -7,7 +7,8 @@ import { percent } from './sources.js';
 import type { DomainAssessment } from './tick.js';
 import type { Decision, SourceClass } from './types.js';
 
-const CLASS_TITLES: Record<SourceClass, string> = {
+/** How the CLI and the page title each class of source. */
+export const CLASS_TITLES: Record<SourceClass, string> = {
   authorised: 'Authorised sources (the plan’s rates apply to these)',
   unaligned: 'Legitimate-looking but unaligned sources (enforcement would break these)',
   unauthenticated: 'Unauthenticated sources (spoofing: shown, never blocking)',

@@ -5,6 +5,7 @@
  * operator also gets the forms (approve, pause, resume, roll back); a viewer
  * sees the same facts with no form that could change anything.
  */
+import { CLASS_TITLES } from '../engine/explain.js';
 import type { DomainView } from '../fleet/views.js';
 import type { SourceClass } from '../engine/types.js';
 import { renderDailyChart } from './chart.js';
@@ -12,16 +13,6 @@ import { domainActionPath, formatCount, formatMeasure, formatPercent, formatTime
 import { html, type SafeHtml } from './html.js';
 import { csrfField, renderLayout, type PageContext } from './layout.js';
 import { approveForm, cssToken, detailsBlock, nextDecisionText, stageText, stateBadge } from './parts.js';
-
-/**
- * The class headings, worded as `explain` words them (src/engine/explain.ts
- * keeps its copy private), so the CLI and the page name a class the same way.
- */
-const CLASS_TITLES: Record<SourceClass, string> = {
-  authorised: 'Authorised sources (the plan’s rates apply to these)',
-  unaligned: 'Legitimate-looking but unaligned sources (enforcement would break these)',
-  unauthenticated: 'Unauthenticated sources (spoofing: shown, never blocking)',
-};
 
 /** The domain page for `view`, with action forms only when `ctx.user.role` is operator. */
 export function renderDomainPage(ctx: PageContext, view: DomainView): string {
