@@ -7,7 +7,6 @@
  */
 import { CLASS_TITLES } from '../engine/explain.js';
 import type { DomainView } from '../fleet/views.js';
-import type { SourceClass } from '../engine/types.js';
 import { renderDailyChart } from './chart.js';
 import { domainActionPath, formatCount, formatMeasure, formatPercent, formatTime, queryString } from './format.js';
 import { html, type SafeHtml } from './html.js';
