@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import { generateToken } from '../src/api/tokens.js';
 import { ConfigError, configSourceRules, loadDaemonConfig } from '../src/daemon/config.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { runTick } from '../src/engine/tick.js';
@@ -9,7 +11,7 @@ import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { openSqliteStore } from '../src/store/open.js';
-import { tempStore } from './helpers/cli.js';
+import { runCli, tempStore } from './helpers/cli.js';
 import { aggregateReportXml, cleanRow, unalignedEspRow } from './helpers/reports.js';
 
 it('the config allowlist is validated at load and classes a source for the engine', async () => {
@@ -51,4 +53,66 @@ it('the config allowlist is validated at load and classes a source for the engin
   } finally {
     await store.close();
   }
+});
+
+it('the api block: tokens from the config and a token file, validated at load with the file, field and reason', () => {
+  const { dir } = tempStore();
+  const file = join(dir, 'config.yaml');
+  const alice = generateToken();
+  const bob = generateToken();
+  writeFileSync(join(dir, 'tokens.yaml'), `- { name: bob, role: viewer, sha256: ${bob.sha256} }\n`);
+  writeFileSync(file, `api:\n  tokens:\n    - { name: alice, role: operator, sha256: ${alice.sha256} }\n  tokens_file: tokens.yaml\n`);
+  const config = loadDaemonConfig(file);
+  assert.deepEqual(config.api!.listen, { host: '127.0.0.1', port: 8080 }, 'loopback by default');
+  assert.deepEqual(
+    config.apiTokens.map((t) => [t.name, t.role]),
+    [
+      ['alice', 'operator'],
+      ['bob', 'viewer'],
+    ],
+  );
+
+  const refusal = (text: string) => {
+    writeFileSync(file, text);
+    try {
+      loadDaemonConfig(file);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      return error.message;
+    }
+    assert.fail('the config was accepted');
+  };
+  assert.match(refusal(`api:\n  tokens:\n    - { name: alice, role: admin, sha256: ${alice.sha256} }\n`), /config\.yaml: api\.tokens\.0\.role: /);
+  assert.match(refusal(`api:\n  tokens:\n    - { name: alice, role: operator, sha256: ${alice.token} }\n`), /api\.tokens\.0\.sha256: expected the SHA-256 of the token/);
+  assert.match(refusal(`api:\n  tokens_file: missing.yaml\n`), /config\.yaml: api\.tokens_file: .*missing\.yaml: cannot be read/);
+  writeFileSync(join(dir, 'tokens.yaml'), `- { name: alice, role: viewer, sha256: ${bob.sha256} }\n`);
+  assert.match(
+    refusal(`api:\n  tokens:\n    - { name: alice, role: operator, sha256: ${alice.sha256} }\n  tokens_file: tokens.yaml\n`),
+    /api\.tokens: the name "alice" is used twice/,
+  );
+  writeFileSync(join(dir, 'tokens.yaml'), `- { name: carol, role: operator }\n`);
+  assert.match(refusal(`api:\n  tokens_file: tokens.yaml\n`), /tokens\.yaml: 0\.sha256: /);
+});
+
+it('a daemon whose API port is taken, or whose session secret is missing, refuses to start and says why', async () => {
+  const { dir } = tempStore();
+  const file = join(dir, 'config.yaml');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    writeFileSync(file, `store: { sqlite: store.sqlite }\napi:\n  listen: { host: 127.0.0.1, port: ${port} }\n`);
+    const taken = await runCli(['daemon', '--config', file]);
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, new RegExp(`refusing to start: .*config\\.yaml: api: 127\\.0\\.0\\.1:${port} is already in use`));
+  } finally {
+    blocker.close();
+  }
+  writeFileSync(file, `store: { sqlite: store.sqlite }\napi:\n  listen: { host: 127.0.0.1, port: 0 }\n  session: { secret_env: DMARC_TEST_NO_SUCH_SECRET }\n`);
+  const secret = await runCli(['daemon', '--config', file]);
+  assert.equal(secret.code, 1);
+  assert.match(secret.stderr, /api: session\.secret_env: the environment variable DMARC_TEST_NO_SUCH_SECRET is not set/);
+  // The refused starts left the store usable: a run without the API goes ahead on it.
+  writeFileSync(file, `store: { sqlite: store.sqlite }\n`);
+  assert.equal((await runCli(['daemon', '--config', file, '--once'])).code, 0);
 });

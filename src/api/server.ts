@@ -46,16 +46,16 @@ export function sessionSecret(config: ApiConfig, env: NodeJS.ProcessEnv = proces
   let secret: string | undefined;
   if (envName !== undefined) {
     secret = env[envName];
-    if (!secret) throw new Error(`api.session.secret_env: the environment variable ${envName} is not set`);
+    if (!secret) throw new Error(`session.secret_env: the environment variable ${envName} is not set`);
   } else if (file !== undefined) {
     try {
       secret = readFileSync(file, 'utf8').trim();
     } catch (error) {
-      throw new Error(`api.session.secret_file: ${file} cannot be read: ${(error as Error).message}`);
+      throw new Error(`session.secret_file: ${file} cannot be read: ${(error as Error).message}`);
     }
   }
   if (secret === undefined) return { secret: randomBytes(32).toString('base64url'), persistent: false };
-  if (secret.length < 32) throw new Error(`api.session: the session secret must be at least 32 characters (it is ${secret.length})`);
+  if (secret.length < 32) throw new Error(`session: the session secret must be at least 32 characters (it is ${secret.length})`);
   return { secret, persistent: true };
 }
 

@@ -22,6 +22,11 @@ import { createImapSource } from './sources/imap.js';
 import { createSmtpSource } from './sources/smtp.js';
 import type { Deliver, ReportSource } from './sources/types.js';
 
+/** The daemon could not start for a reason the operator must fix (a port in use, a missing secret). */
+export class StartError extends Error {
+  override name = 'StartError';
+}
+
 export interface DaemonDeps {
   logger: Logger;
   /** The clock; a test may run the daemon in its own time. */
@@ -145,7 +150,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       // A port in use (or a bad session secret) refuses the start and leaves nothing behind.
       await store.close();
       lock.release();
-      throw error;
+      const { host, port } = config.api.listen;
+      const reason = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `${host}:${port} is already in use` : (error as Error).message;
+      throw new StartError(`${config.file}: api: ${reason}`);
     }
     if (config.apiTokens.length === 0) logger.warn('the API has no tokens: every request will be refused (see dmarc-rollout token create)');
   }

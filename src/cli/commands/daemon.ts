@@ -1,7 +1,7 @@
 /** `daemon`: a thin door that loads the config, starts src/daemon and stops it on SIGTERM/SIGINT. */
 import type { Command } from 'commander';
 import { ConfigError, loadDaemonConfig } from '../../daemon/config.js';
-import { startDaemon } from '../../daemon/daemon.js';
+import { startDaemon, StartError } from '../../daemon/daemon.js';
 import { runDoctor } from '../../daemon/doctor.js';
 import { LockHeldError } from '../../daemon/lock.js';
 import { createLogger } from '../../daemon/logger.js';
@@ -51,7 +51,7 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
       try {
         daemon = await startDaemon(config, { logger, serve: !opts.once });
       } catch (error) {
-        if (!(error instanceof LockHeldError)) throw error;
+        if (!(error instanceof LockHeldError) && !(error instanceof StartError)) throw error;
         ctx.err(`refusing to start: ${error.message}`);
         ctx.exitCode = 1;
         return;
