@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { generateToken } from '../src/api/tokens.js';
 import { ConfigError, configSourceRules, loadDaemonConfig } from '../src/daemon/config.js';
+import { runDoctor } from '../src/daemon/doctor.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { runTick } from '../src/engine/tick.js';
 import { enrollDomains } from '../src/fleet/index.js';
@@ -115,4 +116,20 @@ it('a daemon whose API port is taken, or whose session secret is missing, refuse
   // The refused starts left the store usable: a run without the API goes ahead on it.
   writeFileSync(file, `store: { sqlite: store.sqlite }\n`);
   assert.equal((await runCli(['daemon', '--config', file, '--once'])).code, 0);
+});
+
+it('doctor says who can use the API, whether sessions survive a restart, and warns of plain HTTP off loopback', async () => {
+  const { dir } = tempStore();
+  const file = join(dir, 'config.yaml');
+  const apiChecks = async (text: string, env: NodeJS.ProcessEnv = {}) => {
+    writeFileSync(file, `store: { sqlite: store.sqlite }\n${text}`);
+    return (await runDoctor(loadDaemonConfig(file), env)).filter((c) => c.subject.startsWith('api')).map((c) => `${c.subject}: ${c.status}`);
+  };
+  assert.deepEqual(await apiChecks('api: {}\n'), ['api tokens: fail', 'api session secret: warn', 'api listen: ok']);
+  const viewerOnly = `api:\n  tokens: [{ name: vera, role: viewer, sha256: ${generateToken().sha256} }]\n`;
+  assert.deepEqual(await apiChecks(viewerOnly), ['api tokens: warn', 'api session secret: warn', 'api listen: ok']);
+  const exposed = `api:\n  listen: { host: 0.0.0.0, port: 8080 }\n  tokens: [{ name: otto, role: operator, sha256: ${generateToken().sha256} }]\n  session: { secret_env: SESSION_SECRET }\n`;
+  assert.deepEqual(await apiChecks(exposed, { SESSION_SECRET: 'x'.repeat(40) }), ['api tokens: ok', 'api session secret: ok', 'api listen: warn']);
+  assert.deepEqual(await apiChecks(exposed, { SESSION_SECRET: 'short' }), ['api tokens: ok', 'api session secret: fail', 'api listen: warn']);
+  assert.deepEqual(await apiChecks('schedule: { tick: "17 * * * *" }\n'), [], 'no api block, no api checks');
 });

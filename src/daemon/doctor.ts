@@ -8,6 +8,7 @@
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { providerSetFrom } from '../../providers/config-file.js';
+import { sessionSecret } from '../api/server.js';
 import { queryTxt } from '../dns/index.js';
 import { dmarcName } from '../engine/apply.js';
 import { dmarcRecordsOf, mailtoAddresses, parseRecord, tagValue } from '../record/index.js';
@@ -27,8 +28,9 @@ export interface DoctorCheck {
   fix?: string;
 }
 
-export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
+export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = process.env): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [{ subject: 'config', status: 'ok', detail: `${config.file} is valid` }];
+  checks.push(...apiChecks(config, env));
 
   try {
     acquireInstanceLock(config.storePath).release();
@@ -120,6 +122,46 @@ export async function runDoctor(config: DaemonConfig): Promise<DoctorCheck[]> {
     }
   } finally {
     await store.close();
+  }
+  return checks;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Who can use the API and page, whether sessions survive a restart, and whether tokens would cross a network in clear. */
+function apiChecks(config: DaemonConfig, env: NodeJS.ProcessEnv): DoctorCheck[] {
+  if (!config.api) return [];
+  const api = config.api;
+  const checks: DoctorCheck[] = [];
+  const create = 'dmarc-rollout token create <name> --role operator, and add the entry it prints to api.tokens or api.tokens_file';
+  const operators = config.apiTokens.filter((t) => t.role === 'operator').length;
+  if (config.apiTokens.length === 0) {
+    checks.push({ subject: 'api tokens', status: 'fail', detail: 'no tokens: the API and the page refuse every request', fix: create });
+  } else if (operators === 0) {
+    checks.push({ subject: 'api tokens', status: 'warn', detail: `${config.apiTokens.length} viewer token(s) and no operator: nobody can approve, pause or roll back from the page or API`, fix: create });
+  } else {
+    checks.push({ subject: 'api tokens', status: 'ok', detail: `${operators} operator and ${config.apiTokens.length - operators} viewer token(s)` });
+  }
+  try {
+    const { persistent } = sessionSecret(api, env);
+    checks.push(
+      persistent
+        ? { subject: 'api session secret', status: 'ok', detail: 'set; page sessions survive a restart' }
+        : { subject: 'api session secret', status: 'warn', detail: 'not set: a new one is made at each start, so a restart signs everyone out', fix: 'set api.session.secret_file (32 or more random characters, e.g. openssl rand -base64 48)' },
+    );
+  } catch (error) {
+    checks.push({ subject: 'api session secret', status: 'fail', detail: (error as Error).message, fix: 'set the variable or create the file, 32 or more random characters' });
+  }
+  const { host, port } = api.listen;
+  if (!LOOPBACK.has(host) && !api.session.secure_cookie) {
+    checks.push({
+      subject: 'api listen',
+      status: 'warn',
+      detail: `listens on ${host}:${port} over plain HTTP: tokens and session cookies would cross the network unencrypted`,
+      fix: 'listen on 127.0.0.1 behind a TLS reverse proxy and set api.session.secure_cookie: true (in a container, publish the port on loopback only)',
+    });
+  } else {
+    checks.push({ subject: 'api listen', status: 'ok', detail: `${host}:${port}${LOOPBACK.has(host) ? ' (loopback)' : ', cookies marked Secure for a TLS proxy in front'}` });
   }
   return checks;
 }

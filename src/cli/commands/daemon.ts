@@ -23,7 +23,7 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
         ctx.exitCode = 1;
         return;
       }
-      const checks = await runDoctor(config);
+      const checks = await runDoctor(config, ctx.env);
       for (const c of checks) {
         if (opts.json) ctx.out(JSON.stringify(c));
         else ctx.out(`${c.status.toUpperCase().padEnd(4)} ${c.subject}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
