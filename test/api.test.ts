@@ -419,6 +419,10 @@ describe('the HTTP API', () => {
       const res = await asViewer('GET', '/api/v1/nothing');
       assert.equal(res.status, 404);
       assert.equal(res.json.error.code, 'not-found');
+      const page = await call('GET', '/nope', { headers: { accept: 'text/html,application/xhtml+xml' } });
+      assert.equal(page.status, 404);
+      assert.match(page.headers.get('content-type')!, /^text\/html/);
+      assert.match(page.text, /no route GET \/nope/);
       assert.equal((await call('GET', '/healthz')).status, 200);
       assert.equal((await call('GET', '/metrics')).status, 401);
     });

@@ -26,6 +26,7 @@ import { planRoutes } from './routes/plans.js';
 import { reportRoutes } from './routes/reports.js';
 import { ExpiringSessionStore } from './session-store.js';
 import type { TokenSet } from './tokens.js';
+import { renderErrorPage } from '../web/pages.js';
 import { webRoutes } from './web.js';
 
 export const SESSION_COOKIE = 'dmarc_rollout_session';
@@ -71,9 +72,14 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(errorBody(404, 'not-found', `no route ${request.method} ${request.url.split('?')[0]}`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const message = `no route ${request.method} ${request.url.split('?')[0]}`;
+    // A person who mistyped a page address gets a page; a program gets the JSON error.
+    if (!request.url.startsWith('/api/') && (request.headers.accept ?? '').includes('text/html')) {
+      return reply.code(404).type('text/html; charset=utf-8').send(renderErrorPage(null, 404, message));
+    }
+    return reply.code(404).send(errorBody(404, 'not-found', message));
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('Referrer-Policy', 'same-origin');

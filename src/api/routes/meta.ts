@@ -4,9 +4,10 @@ import { requireRole } from '../auth.js';
 import type { ApiContext } from '../context.js';
 
 export function metaRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  // Probes and scrapes come every few seconds: their requests are not worth a log line each.
+  app.get('/healthz', { schema: { hide: true }, logLevel: 'warn' }, async () => ({ ok: true }));
 
-  app.get('/metrics', { preHandler: requireRole(app, 'viewer'), schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { preHandler: requireRole(app, 'viewer'), schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => {
     if (!ctx.metrics) return reply.code(404).send({ error: { status: 404, code: 'not-found', message: 'metrics are not collected in this process', issues: [] } });
     const { contentType, body } = await ctx.metrics.render();
     return reply.type(contentType).send(body);
