@@ -11,6 +11,7 @@ import { startApiServer, type RunningApiServer } from '../src/api/server.js';
 import { generateToken, TokenSet } from '../src/api/tokens.js';
 import { createDaemonMetrics } from '../src/daemon/metrics.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
+import { runTick } from '../src/engine/tick.js';
 import { listPlans, planDirectories } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { getDomain } from '../src/store/domains.js';
@@ -29,12 +30,13 @@ describe('the HTTP API', () => {
   const viewer = generateToken();
   const operator = generateToken();
   let dir: string;
+  const dns = new MemoryDns();
 
   before(async () => {
     const temp = tempStore();
     dir = temp.dir;
     store = await openSqliteStore(temp.db);
-    fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: new MemoryDns() });
+    fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: dns });
     const metrics = createDaemonMetrics({ store, loadPlan: fleet.loadPlan });
     server = await startApiServer({
       config: {
@@ -134,6 +136,40 @@ describe('the HTTP API', () => {
       assert.equal(forged.status, 403);
       assert.equal(forged.json.error.issues[0].field, 'body._csrf');
       assert.equal((await getDomain(store.db, fleet.steady))!.state, 'active');
+
+      const signOut = await fetch(`${server.url}/ui/logout`, {
+        method: 'POST',
+        headers: { cookie: session, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(await (await fetch(`${server.url}/`, { headers: { cookie: session } })).text())![1]! }).toString(),
+        redirect: 'manual',
+      });
+      assert.equal(signOut.status, 303);
+      assert.equal((await call('GET', '/api/v1/domains', { headers: { cookie: session } })).status, 401, 'the session is gone after logout');
+    });
+
+    it('refuses to sign in with an unknown token, and sends a visitor to the sign-in form', async () => {
+      const login = await fetch(`${server.url}/login`);
+      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
+      const wrong = await fetch(`${server.url}/ui/login`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: generateToken().token, _csrf: csrf, next: '/' }).toString(),
+        redirect: 'manual',
+      });
+      assert.equal(wrong.status, 401);
+      assert.match(await wrong.text(), /That token is not known here/);
+      const visitor = await fetch(`${server.url}/domains/${fleet.gated}`, { redirect: 'manual' });
+      assert.equal(visitor.status, 303);
+      assert.equal(visitor.headers.get('location'), `/login?next=${encodeURIComponent(`/domains/${fleet.gated}`)}`);
+      const offsite = await fetch(`${server.url}/ui/login`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: viewer.token, _csrf: csrf, next: '//evil.example/' }).toString(),
+        redirect: 'manual',
+      });
+      assert.equal(offsite.status, 303);
+      assert.equal(offsite.headers.get('location'), '/', 'never redirected off the site');
     });
   });
 
@@ -275,6 +311,18 @@ describe('the HTTP API', () => {
         { to: 'reject:100', status: 'requested', actor: 'api:otto' },
       );
       assert.equal((await getIntent(store.db, fleet.spoofed))!.to_index, 2);
+    });
+
+    it('rolls back to a named earlier stage once a tick has applied the forced one', async () => {
+      await runTick({ store, now: NOW, providerFor: () => dns, loadPlan: fleet.loadPlan, domains: [fleet.spoofed] });
+      assert.equal((await getDomain(store.db, fleet.spoofed))!.stage_index, 2, 'the forced reject:100 is verified');
+      const later = await asOperator('POST', `/api/v1/domains/${fleet.spoofed}/rollback`, { body: { to: 'reject:100' } });
+      assert.equal(later.status, 409, 'a stage of the plan, but not before the current one');
+      assert.match(later.json.error.message, /use force/);
+      const res = await asOperator('POST', `/api/v1/domains/${fleet.spoofed}/rollback`, { body: { to: 'none:100', reason: 'invoices bouncing' } });
+      assert.equal(res.status, 200);
+      assert.equal(res.json.status.change_in_flight.to, 'none:100');
+      assert.equal(res.json.status.change_in_flight.action, 'rollback');
     });
   });
 
