@@ -4,22 +4,36 @@
  * with Recreate on a PVC, non-root, read-only root), compose declares its
  * volume, the Dockerfile is multi-stage and non-root with the state on a
  * volume, and the systemd unit is hardened and passes `systemd-analyze
- * verify` where that tool exists. Docker cannot run here, so nothing is built.
+ * verify` where that tool exists. Each example config's `api` block loads
+ * with the tokens file its deployment mounts beside it, and the real HTTP
+ * server built from it answers /healthz (what the probes ask), signs a
+ * person in the way that deployment is reached (through a TLS proxy, or
+ * plain http on loopback) and serves /metrics to a viewer token. Docker
+ * cannot run here, so nothing is built.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, posix, relative, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
+import Fastify from 'fastify';
+import pino from 'pino';
+import { parseAllDocuments, stringify } from 'yaml';
+import { buildApiServer, sessionSecret } from '../src/api/server.js';
+import { generateToken, TokenSet } from '../src/api/tokens.js';
 import { ConfigError, loadDaemonConfig } from '../src/daemon/config.js';
 import type { DaemonConfig } from '../src/daemon/config.js';
+import { createDaemonMetrics } from '../src/daemon/metrics.js';
+import { loadPlan } from '../src/plans/index.js';
+import { openSqliteStore } from '../src/store/open.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEPLOY = join(ROOT, 'deploy');
 const STATE_DIR = '/var/lib/dmarc-rollout';
+/** Where every variant has config.yaml: `daemon --config /etc/dmarc-rollout/config.yaml`. */
+const CONFIG_DIR = '/etc/dmarc-rollout';
 
 type Obj = Record<string, unknown>;
 
@@ -81,13 +95,18 @@ function manifest(file: string): Obj {
   return obj(yamlFile(join(K8S, file)), `deploy/kubernetes/${file}`);
 }
 
+/** Every document of a manifest file (secret.example.yaml holds two). */
+function manifests(file: string): Obj[] {
+  return yamlDocuments(readFileSync(join(K8S, file), 'utf8'), `deploy/kubernetes/${file}`).map((doc, i) => obj(doc, `deploy/kubernetes/${file} document ${i + 1}`));
+}
+
 function metaName(doc: Obj, what: string): string {
   return str(obj(doc.metadata, `${what}.metadata`).name, `${what}.metadata.name`);
 }
 
-/** The environment variables a daemon config names for its secrets (`*_env` in providers and sources). */
+/** The environment variables a daemon config names for its secrets (`*_env` in providers, sources and the API session). */
 function secretVariables(config: DaemonConfig): string[] {
-  const blocks = [...Object.values(config.providers), ...config.sources];
+  const blocks = [...Object.values(config.providers), ...config.sources, ...(config.api ? [config.api.session] : [])];
   return blocks.flatMap((block) =>
     isObj(block)
       ? Object.entries(block)
@@ -99,10 +118,17 @@ function secretVariables(config: DaemonConfig): string[] {
 
 const DB_ENV = { DMARC_ROLLOUT_DB: `${STATE_DIR}/dmarc-rollout.sqlite` };
 
-/** A config example through the daemon's own loader (zod, strict keys, provider schemas); throws ConfigError naming each problem. */
-function loadExample(text: string, name: string): DaemonConfig {
+/**
+ * A config example through the daemon's own loader (zod, strict keys,
+ * provider schemas, the tokens file read); throws ConfigError naming each
+ * problem. `beside` are the files the deployment puts next to the config
+ * (tokens.yaml), written into the same temporary folder; the loader resolves
+ * relative paths from the config's folder, as it does in the deployment.
+ */
+function loadExample(text: string, name: string, beside: Record<string, string> = {}): DaemonConfig {
   const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-config-'));
   try {
+    for (const [file, content] of Object.entries(beside)) writeFileSync(join(dir, file), content);
     const file = join(dir, name);
     writeFileSync(file, text);
     return loadDaemonConfig(file, DB_ENV);
@@ -116,11 +142,74 @@ function configMapConfig(): string {
   return str(obj(manifest('configmap.yaml').data, 'ConfigMap data')['config.yaml'], 'ConfigMap config.yaml');
 }
 
-const CONFIG_EXAMPLES: Array<[string, () => string]> = [
-  ['deploy/config/config.yaml', () => readFileSync(join(DEPLOY, 'config/config.yaml'), 'utf8')],
-  ['deploy/compose/config.yaml', () => readFileSync(join(DEPLOY, 'compose/config.yaml'), 'utf8')],
-  ['deploy/kubernetes/configmap.yaml config.yaml', configMapConfig],
+/** The Secret of secret.example.yaml named `name`. */
+function exampleSecret(name: string): Obj {
+  const secret = manifests('secret.example.yaml').find((doc) => metaName(doc, 'secret.example.yaml') === name);
+  assert.ok(secret, `secret.example.yaml has no Secret named ${name}`);
+  assert.equal(secret.kind, 'Secret');
+  return secret;
+}
+
+/** The tokens.yaml the Kubernetes example mounts beside config.yaml (from its Secret). */
+function k8sTokensFile(): string {
+  return str(obj(exampleSecret('dmarc-rollout-api-tokens').stringData, 'api tokens stringData')['tokens.yaml'], 'tokens.yaml in the Secret');
+}
+
+interface ConfigExample {
+  what: string;
+  text(): string;
+  /** The tokens file that deployment starts with, mounted beside config.yaml. */
+  tokens(): string;
+  /**
+   * How a person's browser reaches the page in this deployment: the peer
+   * address the daemon sees, and whether the request came through TLS
+   * (a proxy in front that adds X-Forwarded-Proto: https).
+   */
+  reachedFrom: { remoteAddress: string; https: boolean };
+}
+
+const CONFIG_EXAMPLES: ConfigExample[] = [
+  {
+    what: 'deploy/config/config.yaml',
+    text: () => readFileSync(join(DEPLOY, 'config/config.yaml'), 'utf8'),
+    // deploy/systemd/README.md starts the file as an empty list.
+    tokens: () => '[]\n',
+    // nginx or Caddy on the same host, terminating TLS.
+    reachedFrom: { remoteAddress: '127.0.0.1', https: true },
+  },
+  {
+    what: 'deploy/compose/config.yaml',
+    text: () => readFileSync(join(DEPLOY, 'compose/config.yaml'), 'utf8'),
+    tokens: () => readFileSync(join(DEPLOY, 'compose/tokens.yaml.example'), 'utf8'),
+    // http://127.0.0.1:8080 on the host, through the published port: the container sees the compose network's gateway.
+    reachedFrom: { remoteAddress: '172.18.0.1', https: false },
+  },
+  {
+    what: 'deploy/kubernetes/configmap.yaml config.yaml',
+    text: configMapConfig,
+    tokens: k8sTokensFile,
+    // An Ingress controller pod terminating TLS.
+    reachedFrom: { remoteAddress: '10.244.3.17', https: true },
+  },
 ];
+
+/** An example loaded with the tokens file it ships with (or `tokens`, when given). */
+function loadConfigExample(example: ConfigExample, tokens: string = example.tokens()): DaemonConfig {
+  return loadExample(example.text(), 'config.yaml', { 'tokens.yaml': tokens });
+}
+
+/** The config's api block, which every example has. */
+function apiOf(config: DaemonConfig, what: string) {
+  assert.ok(config.api, `${what}: no api block`);
+  return config.api;
+}
+
+/** Where the daemon in the deployment reads the tokens file: api.tokens_file resolved against the deployment's config folder. */
+function deployedTokensPath(config: DaemonConfig, example: ConfigExample): string {
+  const tokensFile = apiOf(config, example.what).tokens_file;
+  assert.ok(tokensFile, `${example.what}: no api.tokens_file`);
+  return posix.join(CONFIG_DIR, relative(dirname(config.file), tokensFile));
+}
 
 function smtpSource(config: DaemonConfig, what: string) {
   const smtp = config.sources.filter((s) => s.type === 'smtp');
@@ -159,12 +248,13 @@ describe('deploy/: YAML', () => {
     assert.throws(() => yamlDocuments('%FOO bar\n---\na: 1\n', 'unknown directive'), /YAML (errors|warnings)/);
   });
 
-  test('every daemon config example passes the daemon\'s own loader (strict keys, sources, provider schemas)', () => {
-    for (const [what, text] of CONFIG_EXAMPLES) {
-      yamlDocuments(text(), what);
+  test('every daemon config example passes the daemon\'s own loader (strict keys, sources, provider schemas, the tokens file it ships)', () => {
+    for (const example of CONFIG_EXAMPLES) {
+      const { what } = example;
+      yamlDocuments(example.text(), what);
       let config: DaemonConfig | undefined;
       assert.doesNotThrow(() => {
-        config = loadExample(text(), 'config.yaml');
+        config = loadConfigExample(example);
       }, what);
       assert.ok(config);
       assert.ok(Object.keys(config.providers).length > 0, `${what}: no providers`);
@@ -176,22 +266,138 @@ describe('deploy/: YAML', () => {
       assert.equal(config.rejected_dir, undefined, `${what}: rejected inputs go beside the store`);
     }
     // The loader does refuse what it should: the check above can fail.
-    assert.throws(() => loadExample(`${CONFIG_EXAMPLES[0]![1]()}\nhttp:\n  listen: 0.0.0.0:8080\n`, 'extra.yaml'), ConfigError);
+    assert.throws(() => loadExample(`${CONFIG_EXAMPLES[0]!.text()}\nhttp:\n  listen: 0.0.0.0:8080\n`, 'extra.yaml', { 'tokens.yaml': '[]\n' }), ConfigError);
     assert.throws(() => loadExample('providers:\n  broken:\n    type: powerdns\n', 'broken.yaml'), /providers\.broken/);
   });
 
-  test('the config examples differ only in where the SMTP listener binds', () => {
-    const [host, compose, k8s] = CONFIG_EXAMPLES.map(([what, text]) => [what, loadExample(text(), 'config.yaml')] as const);
+  test('the config examples differ only in where the SMTP listener and the API bind, and in how the page is reached', () => {
+    const [host, compose, k8s] = CONFIG_EXAMPLES.map((example) => [example.what, loadConfigExample(example)] as const);
     assert.equal(smtpSource(host![1], host![0]).host, '127.0.0.1', 'on a host the listener stays on loopback');
+    assert.equal(apiOf(host![1], host![0]).listen.host, '127.0.0.1', 'on a host the API stays on loopback, behind a TLS proxy');
     // In a container, a loopback listener cannot be reached through a published port or a Service.
     for (const [what, config] of [compose!, k8s!]) {
       assert.equal(smtpSource(config, what).host, '0.0.0.0', what);
       assert.equal(smtpSource(config, what).port, smtpSource(host![1], host![0]).port, what);
+      assert.equal(apiOf(config, what).listen.host, '0.0.0.0', what);
+      assert.equal(apiOf(config, what).listen.port, apiOf(host![1], host![0]).listen.port, what);
+      assert.equal(apiOf(config, what).session.secret_env, apiOf(host![1], host![0]).session.secret_env, what);
       assert.deepEqual(config.sources.map((s) => s.type), host![1].sources.map((s) => s.type), what);
       assert.deepEqual(config.schedule, host![1].schedule, what);
       assert.deepEqual(config.report_addresses, host![1].report_addresses, what);
       for (const address of config.report_addresses) {
         assert.ok(smtpSource(config, what).recipients.includes(address), `${what}: ${address} does not reach the SMTP source`);
+      }
+    }
+  });
+});
+
+/** A `{ name, role, sha256 }` entry as `dmarc-rollout token create` prints it, and the token itself. */
+function tokenEntry(name: string, role: 'viewer' | 'operator') {
+  const { token, sha256 } = generateToken();
+  return { token, entry: { name, role, sha256 } };
+}
+
+describe('deploy/: the API in each example config', () => {
+  test('listens on port 8080; token hashes only in tokens.yaml beside the config, which must exist; the session secret from the environment', () => {
+    for (const example of CONFIG_EXAMPLES) {
+      const { what } = example;
+      const config = loadConfigExample(example);
+      const api = apiOf(config, what);
+      assert.equal(api.listen.port, 8080, what);
+      assert.deepEqual(api.tokens, [], `${what}: tokens belong in the tokens file, kept apart from the config`);
+      assert.equal(deployedTokensPath(config, example), `${CONFIG_DIR}/tokens.yaml`, what);
+      // The starting tokens file holds no token: every holder gets one of their own from token create.
+      assert.deepEqual(config.apiTokens, [], `${what}: the shipped tokens file must be empty`);
+      assert.ok(api.session.secret_env, `${what}: the session secret comes from the environment`);
+      assert.equal(api.session.secret_file, undefined, what);
+      // Secure cookies are only set on requests known to be https, which behind a proxy needs trust_proxy.
+      assert.equal(api.session.secure_cookie, example.reachedFrom.https, `${what}: secure_cookie must match how the page is reached`);
+      if (api.session.secure_cookie) assert.notEqual(api.trust_proxy, false, `${what}: secure_cookie without trust_proxy never sets a cookie behind a proxy`);
+      assert.notEqual(api.trust_proxy, true, `${what}: trust the proxy's addresses, not everyone's X-Forwarded-*`);
+
+      // The entries token create prints, put in the tokens file, are what the daemon accepts.
+      const alice = tokenEntry('alice', 'operator').entry;
+      const prometheus = tokenEntry('prometheus', 'viewer').entry;
+      assert.deepEqual(loadConfigExample(example, stringify([alice, prometheus])).apiTokens, [alice, prometheus], what);
+      // Without the tokens file the daemon does not start: the deployment must provide it.
+      assert.throws(() => loadExample(example.text(), 'config.yaml'), (error: Error) => error instanceof ConfigError && /api\.tokens_file/.test(error.message), what);
+      assert.throws(() => loadConfigExample(example, '- name: alice\n  role: admin\n  sha256: nope\n'), /api\.tokens_file/, `${what}: a bad tokens file refuses the start`);
+    }
+  });
+
+  test('the server each config builds: /healthz without a token, sign-in the way that deployment is reached, /metrics for a viewer token', async (t) => {
+    const store = await openSqliteStore(':memory:');
+    t.after(() => store.close());
+    const metrics = createDaemonMetrics({ store });
+
+    for (const example of CONFIG_EXAMPLES) {
+      const { what, reachedFrom } = example;
+      const operator = tokenEntry('alice', 'operator');
+      const viewer = tokenEntry('prometheus', 'viewer');
+      const config = loadConfigExample(example, stringify([operator.entry, viewer.entry]));
+      const api = apiOf(config, what);
+      const app = await buildApiServer({
+        config: api,
+        tokens: new TokenSet(config.apiTokens),
+        logger: pino({ level: 'silent' }),
+        env: { [api.session.secret_env!]: generateToken().token },
+        context: {
+          store,
+          now: () => new Date(),
+          loadPlan: (name) => loadPlan(name),
+          sourceRules: [],
+          metrics,
+          ingest: () => Promise.reject(new Error('no uploads here')),
+        },
+      });
+      try {
+        const from = (https: boolean, remoteAddress = reachedFrom.remoteAddress) => ({
+          remoteAddress,
+          headers: https ? { 'x-forwarded-proto': 'https', 'x-forwarded-for': '198.51.100.7' } : {},
+        });
+        const browser = from(reachedFrom.https);
+
+        // What the compose healthcheck and the Kubernetes probes ask.
+        const health = await app.inject({ method: 'GET', url: '/healthz', remoteAddress: '127.0.0.1' });
+        assert.equal(health.statusCode, 200, what);
+        assert.deepEqual(health.json(), { ok: true }, what);
+
+        // Sign in through the page's form, as a browser does through this deployment's front door.
+        const login = await app.inject({ method: 'GET', url: '/login', ...browser });
+        assert.equal(login.statusCode, 200, what);
+        const formCookie = login.cookies.find((c) => c.name === 'dmarc_rollout_session');
+        assert.ok(formCookie, `${what}: no session cookie on the sign-in page: sign-in would fail`);
+        assert.equal(Boolean(formCookie.secure), api.session.secure_cookie, what);
+        const csrf = /name="_csrf" value="([^"]+)"/.exec(login.body)?.[1];
+        assert.ok(csrf, `${what}: no CSRF field on the sign-in page`);
+        const signIn = await app.inject({
+          method: 'POST',
+          url: '/ui/login',
+          ...browser,
+          headers: { ...browser.headers, cookie: `${formCookie.name}=${formCookie.value}`, 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ token: operator.token, _csrf: csrf, next: '/' }).toString(),
+        });
+        assert.equal(signIn.statusCode, 303, `${what}: sign-in refused: ${signIn.body.slice(0, 200)}`);
+        const session = signIn.cookies.find((c) => c.name === 'dmarc_rollout_session');
+        assert.ok(session, `${what}: signed in but no session cookie`);
+        const read = await app.inject({ method: 'GET', url: '/api/v1/domains', ...browser, headers: { ...browser.headers, cookie: `${session.name}=${session.value}` } });
+        assert.equal(read.statusCode, 200, `${what}: the signed-in session cannot read`);
+
+        if (api.session.secure_cookie) {
+          // Why the config names trust_proxy: plain http, or a peer that is not the proxy claiming https, gets no Secure cookie.
+          const plain = await app.inject({ method: 'GET', url: '/login', ...from(false) });
+          assert.equal(plain.cookies.length, 0, `${what}: a Secure cookie over plain http`);
+          const stranger = await app.inject({ method: 'GET', url: '/login', ...from(true, '203.0.113.9') });
+          assert.equal(stranger.cookies.length, 0, `${what}: a peer outside trust_proxy was believed`);
+        }
+
+        // A Prometheus scrape: a viewer token on /metrics.
+        assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 401, what);
+        const scrape = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${viewer.token}` } });
+        assert.equal(scrape.statusCode, 200, what);
+        assert.match(scrape.body, /^dmarc_rollout_domains_by_state\{state="halted"\} 0$/m, what);
+      } finally {
+        await app.close();
       }
     }
   });
@@ -205,11 +411,12 @@ describe('deploy/kubernetes', () => {
     const onDisk = readdirSync(K8S).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
     assert.deepEqual([...resources].sort(), onDisk.sort(), 'kustomization.yaml resources and the manifests on disk differ');
     for (const file of resources) {
-      const doc = manifest(file);
-      str(doc.apiVersion, `${file} apiVersion`);
-      str(doc.kind, `${file} kind`);
-      assert.ok(metaName(doc, file).length > 0, `${file}: empty metadata.name`);
-      assert.equal(obj(doc.metadata, file).namespace, undefined, `${file}: manifests are namespace-less`);
+      for (const doc of manifests(file)) {
+        str(doc.apiVersion, `${file} apiVersion`);
+        str(doc.kind, `${file} kind`);
+        assert.ok(metaName(doc, file).length > 0, `${file}: empty metadata.name`);
+        assert.equal(obj(doc.metadata, file).namespace, undefined, `${file}: manifests are namespace-less`);
+      }
     }
   });
 
@@ -263,12 +470,16 @@ describe('deploy/kubernetes', () => {
     // A read-only root needs a writable /tmp: tsx keeps its compile cache there.
     assert.ok(isObj(mountAt('/tmp').volume.emptyDir), '/tmp is not an emptyDir');
 
-    // Settings from the ConfigMap that configmap.yaml declares, holding the files the container is pointed at.
-    const configMount = mountAt('/etc/dmarc-rollout');
+    // Settings from the ConfigMap that configmap.yaml declares, holding the files the container is pointed at,
+    // and beside them the API's tokens file from its Secret: one projected volume.
+    const configMount = mountAt(CONFIG_DIR);
     assert.equal(configMount.mount.readOnly, true);
     const configMap = manifest('configmap.yaml');
     assert.equal(configMap.kind, 'ConfigMap');
-    assert.equal(obj(configMount.volume.configMap, 'config volume').name, metaName(configMap, 'configmap.yaml'));
+    const projected = arr(obj(configMount.volume.projected, 'config volume projected').sources, 'projected sources').map((p, i) => obj(p, `projected source ${i}`));
+    const fromConfigMap = projected.filter((p) => p.configMap !== undefined).map((p) => obj(p.configMap, 'projected configMap'));
+    assert.deepEqual(fromConfigMap.map((c) => c.name), [metaName(configMap, 'configmap.yaml')]);
+    assert.equal(fromConfigMap[0]!.items, undefined, 'every key of the ConfigMap is a file');
     const configKeys = Object.keys(obj(configMap.data, 'ConfigMap data'));
     const args = arr(container.args, 'args').map((a) => str(a, 'arg'));
     assert.equal(args[0], 'daemon');
@@ -282,32 +493,55 @@ describe('deploy/kubernetes', () => {
     }));
     const db = str(env.get('DMARC_ROLLOUT_DB'), 'DMARC_ROLLOUT_DB');
     assert.equal(dirname(db), STATE_DIR, 'the SQLite file must be on the PVC');
-    const config = loadExample(configMapConfig(), 'config.yaml');
+    const k8sExample = CONFIG_EXAMPLES.find((e) => e.text === configMapConfig)!;
+    const config = loadConfigExample(k8sExample);
 
     // Secrets from the Secret that secret.example.yaml declares, holding every variable the ConfigMap's config names.
-    const secret = manifest('secret.example.yaml');
-    assert.equal(secret.kind, 'Secret');
     const secretRefs = arr(container.envFrom, 'envFrom').map((e, i) => str(obj(obj(e, `envFrom ${i}`).secretRef, 'secretRef').name, 'secretRef name'));
-    assert.deepEqual(secretRefs, [metaName(secret, 'secret.example.yaml')]);
-    const secretKeys = Object.keys(obj(secret.stringData, 'Secret stringData'));
+    assert.equal(secretRefs.length, 1);
+    const secret = exampleSecret(secretRefs[0]!);
+    const secretData = obj(secret.stringData, 'Secret stringData');
+    const secretKeys = Object.keys(secretData);
     const variables = secretVariables(config);
-    assert.ok(variables.length > 0);
+    assert.ok(variables.includes(apiOf(config, 'configmap').session.secret_env!), 'the session secret is one of the variables');
     for (const variable of variables) {
       assert.ok(secretKeys.includes(variable), `the ConfigMap's config names ${variable}, which the Secret does not hold`);
     }
+    // Every key becomes an environment variable, so it must be a name one can be.
+    for (const key of secretKeys) assert.match(key, /^[A-Z_][A-Z0-9_]*$/, `${key} in the envFrom Secret`);
+    // The shipped placeholder is too short to sign sessions with: the daemon refuses it until it is replaced.
+    assert.throws(() => sessionSecret(apiOf(config, 'configmap'), { DMARC_ROLLOUT_SESSION_SECRET: str(secretData.DMARC_ROLLOUT_SESSION_SECRET, 'session secret') }), /at least 32/);
+
+    // The tokens file the config names is the key of the tokens Secret projected at that path, and what it holds loads.
+    const tokensPath = deployedTokensPath(config, k8sExample);
+    const fromSecret = projected.filter((p) => p.secret !== undefined).map((p) => obj(p.secret, 'projected secret'));
+    assert.equal(fromSecret.length, 1, 'one Secret projected beside config.yaml');
+    const tokensSecret = exampleSecret(str(fromSecret[0]!.name, 'projected secret name'));
+    const items = arr(fromSecret[0]!.items, 'projected secret items').map((it, i) => obj(it, `item ${i}`));
+    const tokensItem = items.find((it) => posix.join(CONFIG_DIR, str(it.path, 'item path')) === tokensPath);
+    assert.ok(tokensItem, `nothing is projected at ${tokensPath}, which api.tokens_file names`);
+    assert.ok(str(tokensItem.key, 'item key') in obj(tokensSecret.stringData, 'tokens Secret stringData'), `the tokens Secret has no key ${String(tokensItem.key)}`);
+    assert.ok(!secretRefs.includes(metaName(tokensSecret, 'tokens Secret')), 'the tokens Secret is a file, not environment variables');
+    assert.ok(!configKeys.includes(basename(tokensPath)), 'the ConfigMap and the Secret would both write tokens.yaml');
 
     // The image's user is the pod's user.
     assert.equal(String(podSecurity.runAsUser), dockerfileUser().split(':')[0]);
-    // The container port (and so the probes and the Service) is the SMTP source's port.
+    // The container ports are the SMTP source's and the API's; the probes ask the API's /healthz.
     const ports = arr(container.ports, 'ports').map((p, i) => obj(p, `port ${i}`));
-    assert.deepEqual(ports.map((p) => [p.name, p.containerPort]), [['smtp', smtpSource(config, 'configmap').port]]);
+    assert.deepEqual(ports.map((p) => [p.name, p.containerPort]), [
+      ['smtp', smtpSource(config, 'configmap').port],
+      ['http', apiOf(config, 'configmap').listen.port],
+    ]);
     for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-      assert.equal(obj(obj(container[probe], probe).tcpSocket, `${probe}.tcpSocket`).port, 'smtp', probe);
+      const httpGet = obj(obj(container[probe], probe).httpGet, `${probe}.httpGet`);
+      assert.equal(httpGet.path, '/healthz', probe);
+      assert.equal(httpGet.port, 'http', probe);
+      assert.equal(httpGet.scheme ?? 'HTTP', 'HTTP', probe);
     }
     assert.equal(pod.terminationGracePeriodSeconds, 60);
   });
 
-  test('the service is a ClusterIP that selects the pod and targets its smtp port', () => {
+  test('the service is a ClusterIP that selects the pod and targets its smtp and http ports', () => {
     const service = manifest('service.yaml');
     assert.equal(service.kind, 'Service');
     const spec = obj(service.spec, 'service spec');
@@ -319,10 +553,14 @@ describe('deploy/kubernetes', () => {
       assert.equal(podLabels[key], value, `service selector ${key} does not match the pod`);
     }
     const container = obj(arr(obj(template.spec, 'pod').containers, 'containers')[0], 'container');
-    const portNames = arr(container.ports, 'ports').map((p) => obj(p, 'port').name);
-    for (const port of arr(spec.ports, 'service ports').map((p) => obj(p, 'service port'))) {
-      assert.ok(portNames.includes(port.targetPort), `service targetPort ${String(port.targetPort)} is not a container port`);
+    const containerPorts = arr(container.ports, 'ports').map((p) => obj(p, 'port'));
+    const servicePorts = arr(spec.ports, 'service ports').map((p) => obj(p, 'service port'));
+    for (const port of servicePorts) {
+      const target = containerPorts.find((p) => p.name === port.targetPort);
+      assert.ok(target, `service targetPort ${String(port.targetPort)} is not a container port`);
+      assert.equal(port.port, target.containerPort, `service port ${String(port.name)} is the container's port number`);
     }
+    assert.deepEqual(servicePorts.map((p) => p.targetPort).sort(), ['http', 'smtp']);
   });
 
   test('kubectl kustomize builds the set (where kubectl is installed)', (t) => {
@@ -334,12 +572,14 @@ describe('deploy/kubernetes', () => {
     const run = spawnSync('kubectl', ['kustomize', K8S], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(run.status, 0, `kubectl kustomize failed: ${run.stderr}`);
     const kinds = yamlDocuments(run.stdout, 'kustomize output').map((d) => obj(d, 'kustomize output').kind).sort();
-    assert.deepEqual(kinds, ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Secret', 'Service']);
+    assert.deepEqual(kinds, ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Secret', 'Secret', 'Service']);
   });
 });
 
 describe('deploy/compose', () => {
   const COMPOSE = join(DEPLOY, 'compose');
+
+  const composeExample = () => CONFIG_EXAMPLES.find((e) => e.what === 'deploy/compose/config.yaml')!;
 
   test('the service keeps its state on a declared volume, mounts settings read-only and publishes on loopback only', () => {
     const compose = obj(yamlFile(join(COMPOSE, 'compose.yaml')), 'compose.yaml');
@@ -353,18 +593,27 @@ describe('deploy/compose', () => {
     assert.ok(str(state.source, 'state source') in declared, `volume ${String(state.source)} is not declared under volumes:`);
 
     const binds = volumes.filter((v) => v.type === 'bind');
-    assert.ok(binds.some((b) => b.target === '/etc/dmarc-rollout/config.yaml'), 'config.yaml is not mounted');
+    assert.ok(binds.some((b) => b.target === `${CONFIG_DIR}/config.yaml`), 'config.yaml is not mounted');
+    const config = loadConfigExample(composeExample());
+    assert.ok(binds.some((b) => b.target === deployedTokensPath(config, composeExample())), 'the tokens file api.tokens_file names is not mounted');
     for (const bind of binds) {
       assert.equal(bind.read_only, true, `${String(bind.target)} is writable`);
-      assert.ok(existsSync(resolve(COMPOSE, str(bind.source, 'bind source'))), `bind source ${String(bind.source)} does not exist`);
+      // A file you make from its example (tokens.yaml from tokens.yaml.example), or one shipped as it is.
+      const source = resolve(COMPOSE, str(bind.source, 'bind source'));
+      assert.ok(existsSync(source) || existsSync(`${source}.example`), `bind source ${String(bind.source)} does not exist, nor an .example of it`);
     }
+    // The one made from its example is the one the compose config was loaded with above.
+    assert.equal(readFileSync(join(COMPOSE, 'tokens.yaml.example'), 'utf8'), composeExample().tokens());
 
-    const config = loadExample(readFileSync(join(COMPOSE, 'config.yaml'), 'utf8'), 'config.yaml');
+    // Every port is published on the host's loopback only: the SMTP listener and the API (plain HTTP) alike.
     const smtpPort = smtpSource(config, 'compose config').port;
+    const apiPort = apiOf(config, 'compose config').listen.port;
     const ports = arr(service.ports, 'ports').map((p) => str(p, 'port'));
-    assert.deepEqual(ports, [`127.0.0.1:${smtpPort}:${smtpPort}`], 'publish the SMTP port on loopback only');
+    for (const port of ports) assert.match(port, /^127\.0\.0\.1:\d+:\d+$/, `${port} is published beyond the host's loopback`);
+    assert.deepEqual(ports, [`127.0.0.1:${smtpPort}:${smtpPort}`, `127.0.0.1:${apiPort}:${apiPort}`]);
     const healthcheck = arr(obj(service.healthcheck, 'healthcheck').test, 'healthcheck test').map((a) => str(a, 'healthcheck arg'));
-    assert.match(healthcheck.join(' '), new RegExp(`connect\\(${smtpPort}, '127\\.0\\.0\\.1'\\)`));
+    assert.deepEqual(healthcheck.slice(0, 3), ['CMD', 'node', '-e'], 'the image has no curl or wget: node asks');
+    assert.ok(healthcheck[3]!.includes(`'http://127.0.0.1:${apiPort}/healthz'`), `the healthcheck does not ask /healthz on the API port ${apiPort}`);
 
     assert.match(str(service.restart, 'restart'), /^(always|unless-stopped|on-failure)/);
     const envFiles = arr(service.env_file, 'env_file').map((e, i) => str(obj(e, `env_file ${i}`).path, 'env_file path'));
@@ -386,12 +635,42 @@ describe('deploy/compose', () => {
     assert.deepEqual(service.cap_drop, ['ALL']);
   });
 
-  test('the env example holds every variable the compose config names', () => {
+  test('the healthcheck command exits 0 while /healthz answers and 1 when nothing listens', async (t) => {
+    const compose = obj(yamlFile(join(COMPOSE, 'compose.yaml')), 'compose.yaml');
+    const service = obj(obj(compose.services, 'services')['dmarc-rollout'], 'services.dmarc-rollout');
+    const [, node, flag, script] = arr(obj(service.healthcheck, 'healthcheck').test, 'healthcheck test').map((a) => str(a, 'healthcheck arg'));
+    assert.equal(node, 'node');
+    const url = `http://127.0.0.1:${apiOf(loadConfigExample(composeExample()), 'compose config').listen.port}/healthz`;
+    assert.ok(script!.includes(url));
+    const app = Fastify();
+    app.get('/healthz', async () => ({ ok: true }));
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    t.after(() => app.close());
+    const run = (target: string) =>
+      new Promise<number>((done) => {
+        execFile(process.execPath, [flag!, script!.replace(url, target)], { timeout: 30_000 }, (error) => done(error ? (typeof error.code === 'number' ? error.code : -1) : 0));
+      });
+    assert.equal(await run(`${address}/healthz`), 0, 'healthy while /healthz answers 200');
+    assert.equal(await run(`${address}/nothing-here`), 1, 'unhealthy on a 404');
+    await app.close();
+    assert.equal(await run(`${address}/healthz`), 1, 'unhealthy when nothing listens');
+  });
+
+  test('the env example holds every variable the compose config names, the session secret a placeholder the daemon refuses', () => {
     const example = readFileSync(join(COMPOSE, 'dmarc-rollout.env.example'), 'utf8');
-    const names = example.split('\n').filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l)).map((l) => l.slice(0, l.indexOf('=')));
-    const wanted = secretVariables(loadExample(readFileSync(join(COMPOSE, 'config.yaml'), 'utf8'), 'config.yaml'));
-    assert.ok(wanted.length > 0);
-    for (const variable of wanted) assert.ok(names.includes(variable), `${variable} is missing from dmarc-rollout.env.example`);
+    const lines = example.split('\n').filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l));
+    const values = new Map(lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+    const config = loadConfigExample(composeExample());
+    const wanted = secretVariables(config);
+    const sessionVariable = apiOf(config, 'compose config').session.secret_env!;
+    assert.ok(wanted.includes(sessionVariable));
+    for (const variable of wanted) assert.ok(values.has(variable), `${variable} is missing from dmarc-rollout.env.example`);
+    assert.throws(() => sessionSecret(apiOf(config, 'compose config'), { [sessionVariable]: values.get(sessionVariable) }), /at least 32/);
+  });
+
+  test('the files you fill in with secrets and token hashes are git-ignored here', () => {
+    const ignored = readFileSync(join(COMPOSE, '.gitignore'), 'utf8').split('\n').map((l) => l.trim());
+    for (const file of ['dmarc-rollout.env', 'tokens.yaml']) assert.ok(ignored.includes(file), `${file} is not in deploy/compose/.gitignore`);
   });
 });
 
@@ -493,6 +772,15 @@ describe('deploy/docker/Dockerfile', () => {
     assert.deepEqual(JSON.parse(one('ENTRYPOINT')), ['node', '/app/bin/dmarc-rollout.js']);
     assert.deepEqual(JSON.parse(one('CMD')), ['daemon', '--config', '/etc/dmarc-rollout/config.yaml']);
     assert.equal(one('STOPSIGNAL'), 'SIGTERM');
+
+    // EXPOSE documents the ports the container configs listen on: the SMTP source and the API.
+    const exposed = final.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/));
+    for (const example of CONFIG_EXAMPLES.filter((e) => e.what !== 'deploy/config/config.yaml')) {
+      const config = loadConfigExample(example);
+      for (const port of [smtpSource(config, example.what).port, apiOf(config, example.what).listen.port]) {
+        assert.ok(exposed.includes(String(port)) || exposed.includes(`${port}/tcp`), `${example.what} listens on ${port}, which the Dockerfile does not EXPOSE`);
+      }
+    }
     assert.ok(existsSync(join(ROOT, 'bin/dmarc-rollout.js')));
   });
 });
@@ -576,7 +864,15 @@ describe('deploy/systemd', () => {
     const db = environment.find(([k]) => k === 'DMARC_ROLLOUT_DB')?.[1];
     assert.equal(dirname(db ?? ''), `/var/lib/${last('StateDirectory')}`, 'the SQLite file must be in the state directory');
     assert.equal(unit.get('Install')?.get('WantedBy')?.[0], 'multi-user.target');
+
+    // Nothing in the hardening stops the host config's listeners: IP sockets are allowed, no address or
+    // port filter is set, and with no capabilities both ports are unprivileged.
+    assert.ok(['IPAddressDeny', 'IPAddressAllow', 'SocketBindDeny', 'SocketBindAllow', 'PrivateNetwork'].every((key) => !service.has(key)), 'a network filter would stop the listeners');
+    assert.deepEqual(service.get('CapabilityBoundingSet'), [''], 'no capabilities, so no port below 1024');
+    const host = loadConfigExample(CONFIG_EXAMPLES[0]!);
+    for (const port of [smtpSource(host, 'host config').port, apiOf(host, 'host config').listen.port]) assert.ok(port >= 1024, `port ${port} needs CAP_NET_BIND_SERVICE`);
   });
+
 
   test('systemd-analyze verify finds nothing to complain about (where systemd-analyze is installed)', (t) => {
     const probe = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
