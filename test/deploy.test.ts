@@ -329,6 +329,9 @@ describe('deploy/: the API in each example config', () => {
     const store = await openSqliteStore(':memory:');
     t.after(() => store.close());
     const metrics = createDaemonMetrics({ store });
+    const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+    const readmeMetrics = [...new Set(readme.match(/\bdmarc_rollout_[a-z_]+/g) ?? [])];
+    assert.ok(readmeMetrics.includes('dmarc_rollout_domains_by_state'), 'deploy/README.md: the halted-domains alert');
 
     for (const example of CONFIG_EXAMPLES) {
       const { what, reachedFrom } = example;
@@ -391,11 +394,16 @@ describe('deploy/: the API in each example config', () => {
           assert.equal(stranger.cookies.length, 0, `${what}: a peer outside trust_proxy was believed`);
         }
 
-        // A Prometheus scrape: a viewer token on /metrics.
+        // The Prometheus scrape in deploy/README.md: a viewer token on /metrics, and every metric it names exists.
         assert.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 401, what);
         const scrape = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${viewer.token}` } });
         assert.equal(scrape.statusCode, 200, what);
         assert.match(scrape.body, /^dmarc_rollout_domains_by_state\{state="halted"\} 0$/m, what);
+        for (const name of readmeMetrics) {
+          // Declared, even where no series exists yet (a labelled counter before its first count).
+          const family = name.replace(/_(bucket|sum|count)$/, '');
+          assert.match(scrape.body, new RegExp(`^# TYPE ${family} `, 'm'), `deploy/README.md names ${name}, which /metrics does not serve`);
+        }
       } finally {
         await app.close();
       }
@@ -873,6 +881,14 @@ describe('deploy/systemd', () => {
     for (const port of [smtpSource(host, 'host config').port, apiOf(host, 'host config').listen.port]) assert.ok(port >= 1024, `port ${port} needs CAP_NET_BIND_SERVICE`);
   });
 
+  test('the install steps make the tokens file and the session secret the host config needs', () => {
+    const readme = readFileSync(join(DEPLOY, 'systemd/README.md'), 'utf8');
+    const example = CONFIG_EXAMPLES[0]!;
+    const config = loadConfigExample(example);
+    assert.ok(readme.includes(deployedTokensPath(config, example)), `deploy/systemd/README.md does not make ${deployedTokensPath(config, example)}`);
+    assert.ok(readme.includes(`${apiOf(config, example.what).session.secret_env!}=`), 'deploy/systemd/README.md does not set the session secret');
+    assert.match(readme, /token create/);
+  });
 
   test('systemd-analyze verify finds nothing to complain about (where systemd-analyze is installed)', (t) => {
     const probe = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
