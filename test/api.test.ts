@@ -173,6 +173,66 @@ describe('the HTTP API', () => {
     });
   });
 
+  describe('sessions', () => {
+    /** A second server on the same store, as after a restart of the daemon. */
+    const restartedServer = (secret: string | undefined) =>
+      startApiServer({
+        config: {
+          listen: { host: '127.0.0.1', port: 0 },
+          tokens: [],
+          session: { max_age_hours: 1, secure_cookie: false, ...(secret ? { secret_env: 'TEST_SESSION_SECRET' } : {}) },
+          upload_max_bytes: 1024,
+          trust_proxy: false,
+        },
+        tokens: new TokenSet([{ name: 'otto', role: 'operator', sha256: operator.sha256 }]),
+        logger: pino({ level: 'silent' }),
+        env: secret ? { TEST_SESSION_SECRET: secret } : {},
+        context: { store, now: () => NOW, loadPlan: fleet.loadPlan, sourceRules: [], ingest: () => Promise.reject(new Error('no uploads here')) },
+      });
+    const signInAt = async (url: string) => {
+      const login = await fetch(`${url}/login`);
+      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
+      const res = await fetch(`${url}/ui/login`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: operator.token, _csrf: csrf }).toString(),
+        redirect: 'manual',
+      });
+      return res.headers.get('set-cookie')!.split(';')[0]!;
+    };
+
+    it('survive a restart when the session secret is set, and are kept only by the hash of their id', async () => {
+      const secret = 'a-session-secret-of-more-than-32-characters';
+      const first = await restartedServer(secret);
+      const cookie = await signInAt(first.url);
+      await first.close();
+      const second = await restartedServer(secret);
+      try {
+        assert.equal((await fetch(`${second.url}/api/v1/domains`, { headers: { cookie } })).status, 200);
+      } finally {
+        await second.close();
+      }
+      const sessionId = decodeURIComponent(cookie.split('=')[1]!).split('.')[0]!;
+      const rows = await store.db.selectFrom('web_sessions').selectAll().execute();
+      assert.ok(rows.length > 0);
+      assert.ok(rows.every((r) => r.id_hash !== sessionId && !r.data.includes(sessionId)), 'no usable session id at rest');
+    });
+
+    it('end at a restart without a session secret', async () => {
+      const first = await restartedServer(undefined);
+      const cookie = await signInAt(first.url);
+      assert.equal((await fetch(`${first.url}/api/v1/domains`, { headers: { cookie } })).status, 200);
+      await first.close();
+      const second = await restartedServer(undefined);
+      try {
+        assert.equal((await fetch(`${second.url}/api/v1/domains`, { headers: { cookie } })).status, 401);
+      } finally {
+        await second.close();
+      }
+    });
+  });
+
   describe('domains', () => {
     it('lists the fleet with figures and next decisions, filtered', async () => {
       const all = await asViewer('GET', '/api/v1/domains');

@@ -45,7 +45,10 @@ export const apiConfigSchema = z
         secret_env: z.string().min(1).optional(),
         secret_file: z.string().min(1).optional(),
         max_age_hours: z.number().positive().max(24 * 30).default(12),
-        /** Mark cookies Secure; set true when a TLS proxy is in front (browsers drop Secure cookies over plain http). */
+        /**
+         * Mark cookies Secure; set true when a TLS proxy is in front (browsers drop Secure cookies over plain http).
+         * The cookie is only sent when the request counts as https, so list the proxy in `trust_proxy` too.
+         */
         secure_cookie: z.boolean().default(false),
       })
       .strict()

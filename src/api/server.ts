@@ -24,7 +24,7 @@ import { domainRoutes } from './routes/domains.js';
 import { metaRoutes } from './routes/meta.js';
 import { planRoutes } from './routes/plans.js';
 import { reportRoutes } from './routes/reports.js';
-import { ExpiringSessionStore } from './session-store.js';
+import { PersistentSessionStore } from './session-store.js';
 import type { TokenSet } from './tokens.js';
 import { renderErrorPage } from '../web/pages.js';
 import { webRoutes } from './web.js';
@@ -41,7 +41,7 @@ export interface ApiServerOptions {
   version?: string;
 }
 
-/** The secret that signs session cookies: from the environment or a file, else random for this process. */
+/** The secret that signs session cookies: from the environment or a file, else random for this process (a restart then signs everyone out). */
 export function sessionSecret(config: ApiConfig, env: NodeJS.ProcessEnv = process.env): { secret: string; persistent: boolean } {
   const { secret_env: envName, secret_file: file } = config.session;
   let secret: string | undefined;
@@ -107,7 +107,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     secret: sessionSecret(config, opts.env).secret,
     cookieName: SESSION_COOKIE,
     saveUninitialized: false,
-    store: new ExpiringSessionStore(config.session.max_age_hours * 3_600_000),
+    store: new PersistentSessionStore(context.store, config.session.max_age_hours * 3_600_000),
     cookie: { path: '/', httpOnly: true, sameSite: 'strict', secure: config.session.secure_cookie, maxAge: config.session.max_age_hours * 3_600_000 },
   });
   await app.register(fastifyCsrf, {

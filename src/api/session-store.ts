@@ -1,52 +1,39 @@
 /**
- * Where page sessions live: in memory, each dropped at its expiry. The daemon
- * is one process with one instance lock, so memory is the whole truth; a
- * restart signs everyone out, which a page of operators can live with.
- * Session ids are kept hashed, so a heap dump holds no usable cookie.
+ * Where page sessions live: in the store, so a restart of the daemon (an
+ * upgrade, a moved pod) does not sign everyone out. Session ids are kept only
+ * as their SHA-256, so the database holds no cookie anyone could replay.
  */
 import { createHash } from 'node:crypto';
 import type { SessionStore } from '@fastify/session';
 import type { Session } from 'fastify';
+import { deleteSession, readSession, writeSession } from '../store/sessions.js';
+import type { Store } from '../store/open.js';
 
 type StoredSession = Session & { cookie?: { expires?: Date | string | null } };
 
-export class ExpiringSessionStore implements SessionStore {
-  private readonly sessions = new Map<string, { session: StoredSession; expiresAt: number }>();
-
+export class PersistentSessionStore implements SessionStore {
   constructor(
+    private readonly store: Store,
     private readonly maxAgeMs: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   set(sessionId: string, session: StoredSession, callback: (error?: unknown) => void): void {
-    const expires = session.cookie?.expires ? new Date(session.cookie.expires).getTime() : this.now() + this.maxAgeMs;
-    this.sessions.set(key(sessionId), { session, expiresAt: expires });
-    this.prune();
-    callback();
+    const now = this.now();
+    const cookieExpiry = session.cookie?.expires ? new Date(session.cookie.expires) : null;
+    const expires = cookieExpiry && !Number.isNaN(cookieExpiry.getTime()) ? cookieExpiry : new Date(now.getTime() + this.maxAgeMs);
+    writeSession(this.store.db, key(sessionId), JSON.stringify(session), expires, now).then(() => callback(), callback);
   }
 
   get(sessionId: string, callback: (error: unknown, session?: Session | null) => void): void {
-    const entry = this.sessions.get(key(sessionId));
-    if (!entry || entry.expiresAt <= this.now()) {
-      this.sessions.delete(key(sessionId));
-      callback(null, null);
-      return;
-    }
-    callback(null, entry.session);
+    readSession(this.store.db, key(sessionId), this.now()).then(
+      (data) => callback(null, data === undefined ? null : (JSON.parse(data) as Session)),
+      (error: unknown) => callback(error),
+    );
   }
 
   destroy(sessionId: string, callback: (error?: unknown) => void): void {
-    this.sessions.delete(key(sessionId));
-    callback();
-  }
-
-  get size(): number {
-    return this.sessions.size;
-  }
-
-  private prune(): void {
-    const now = this.now();
-    for (const [id, entry] of this.sessions) if (entry.expiresAt <= now) this.sessions.delete(id);
+    deleteSession(this.store.db, key(sessionId)).then(() => callback(), callback);
   }
 }
 

@@ -158,11 +158,27 @@ function engine(dialect: Dialect): Migration {
   };
 }
 
+/** Page sessions, so a restart of the daemon does not sign everyone out. */
+function webSessions(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('web_sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('data', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('web_sessions_expires_at').on('web_sessions').column('expires_at').execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0003_engine': engine(dialect),
+    '0004_web_sessions': webSessions(),
   };
 }
 

@@ -171,6 +171,14 @@ export interface SourceRulesTable {
   note: string | null;
 }
 
+/** A signed-in page session. The id is kept only as its SHA-256: the table holds no usable cookie. */
+export interface WebSessionsTable {
+  id_hash: string;
+  /** JSON of the session: who signed in (token name and hash), the CSRF secret, a pending message. */
+  data: string;
+  expires_at: string;
+}
+
 export interface Database {
   domains: DomainsTable;
   stage_history: StageHistoryTable;
@@ -180,6 +188,7 @@ export interface Database {
   rejected_inputs: RejectedInputsTable;
   intents: IntentsTable;
   source_rules: SourceRulesTable;
+  web_sessions: WebSessionsTable;
 }
 
 export type DomainRow = Selectable<DomainsTable>;
