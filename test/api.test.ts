@@ -23,6 +23,26 @@ import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 
+/** Posts an HTML form the way a browser does, without following the redirect. */
+const postForm = (url: string, path: string, cookie: string, fields: Record<string, string>) =>
+  fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+    redirect: 'manual',
+  });
+
+const csrfOf = (page: string) => /name="_csrf" value="([^"]+)"/.exec(page)![1]!;
+
+/** Signs in through the page: fetch the form (its cookie and CSRF token), then post the token. */
+async function formSignIn(url: string, token: string, next = '/') {
+  const login = await fetch(`${url}/login`);
+  const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+  const csrf = csrfOf(await login.text());
+  const res = await postForm(url, '/ui/login', cookie, { token, _csrf: csrf, next });
+  return { res, cookie, csrf, session: res.headers.get('set-cookie')?.split(';')[0] };
+}
+
 describe('the HTTP API', () => {
   let store: Store;
   let server: RunningApiServer;
@@ -117,18 +137,9 @@ describe('the HTTP API', () => {
     });
 
     it('needs the CSRF token for a state change made with a page session', async () => {
-      // Sign in through the page's form, the way a browser does.
-      const login = await fetch(`${server.url}/login`);
-      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-      const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
-      const signIn = await fetch(`${server.url}/ui/login`, {
-        method: 'POST',
-        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: operator.token, _csrf: csrf, next: '/' }).toString(),
-        redirect: 'manual',
-      });
+      const { res: signIn, cookie, session } = await formSignIn(server.url, operator.token);
       assert.equal(signIn.status, 303);
-      const session = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      assert.ok(session);
       assert.notEqual(session, cookie, 'a new session id at sign-in');
       const read = await call('GET', '/api/v1/domains', { headers: { cookie: session } });
       assert.equal(read.status, 200, 'the session reads like a token');
@@ -137,37 +148,20 @@ describe('the HTTP API', () => {
       assert.equal(forged.json.error.issues[0].field, 'body._csrf');
       assert.equal((await getDomain(store.db, fleet.steady))!.state, 'active');
 
-      const signOut = await fetch(`${server.url}/ui/logout`, {
-        method: 'POST',
-        headers: { cookie: session, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(await (await fetch(`${server.url}/`, { headers: { cookie: session } })).text())![1]! }).toString(),
-        redirect: 'manual',
-      });
+      const fleetPage = await (await fetch(`${server.url}/`, { headers: { cookie: session } })).text();
+      const signOut = await postForm(server.url, '/ui/logout', session, { _csrf: csrfOf(fleetPage) });
       assert.equal(signOut.status, 303);
       assert.equal((await call('GET', '/api/v1/domains', { headers: { cookie: session } })).status, 401, 'the session is gone after logout');
     });
 
     it('refuses to sign in with an unknown token, and sends a visitor to the sign-in form', async () => {
-      const login = await fetch(`${server.url}/login`);
-      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-      const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
-      const wrong = await fetch(`${server.url}/ui/login`, {
-        method: 'POST',
-        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: generateToken().token, _csrf: csrf, next: '/' }).toString(),
-        redirect: 'manual',
-      });
+      const { res: wrong, cookie, csrf } = await formSignIn(server.url, generateToken().token);
       assert.equal(wrong.status, 401);
       assert.match(await wrong.text(), /That token is not known here/);
       const visitor = await fetch(`${server.url}/domains/${fleet.gated}`, { redirect: 'manual' });
       assert.equal(visitor.status, 303);
       assert.equal(visitor.headers.get('location'), `/login?next=${encodeURIComponent(`/domains/${fleet.gated}`)}`);
-      const offsite = await fetch(`${server.url}/ui/login`, {
-        method: 'POST',
-        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: viewer.token, _csrf: csrf, next: '//evil.example/' }).toString(),
-        redirect: 'manual',
-      });
+      const offsite = await postForm(server.url, '/ui/login', cookie, { token: viewer.token, _csrf: csrf, next: '//evil.example/' });
       assert.equal(offsite.status, 303);
       assert.equal(offsite.headers.get('location'), '/', 'never redirected off the site');
     });
@@ -189,18 +183,7 @@ describe('the HTTP API', () => {
         env: secret ? { TEST_SESSION_SECRET: secret } : {},
         context: { store, now: () => NOW, loadPlan: fleet.loadPlan, sourceRules: [], ingest: () => Promise.reject(new Error('no uploads here')) },
       });
-    const signInAt = async (url: string) => {
-      const login = await fetch(`${url}/login`);
-      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-      const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
-      const res = await fetch(`${url}/ui/login`, {
-        method: 'POST',
-        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: operator.token, _csrf: csrf }).toString(),
-        redirect: 'manual',
-      });
-      return res.headers.get('set-cookie')!.split(';')[0]!;
-    };
+    const signInAt = async (url: string) => (await formSignIn(url, operator.token)).session!;
 
     it('survive a restart when the session secret is set, and are kept only by the hash of their id', async () => {
       const secret = 'a-session-secret-of-more-than-32-characters';

@@ -11,7 +11,7 @@ import { renderDailyChart } from './chart.js';
 import { domainActionPath, formatCount, formatMeasure, formatPercent, formatTime, queryString } from './format.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, renderLayout, type PageContext } from './layout.js';
-import { approveForm, cssToken, detailsBlock, nextDecisionText, stageText, stateBadge } from './parts.js';
+import { approveForm, auditTable, cssToken, nextDecisionText, stageText, stateBadge } from './parts.js';
 
 /** The domain page for `view`, with action forms only when `ctx.user.role` is operator. */
 export function renderDomainPage(ctx: PageContext, view: DomainView): string {
@@ -247,20 +247,7 @@ function audit(v: DomainView): SafeHtml {
 ${
   v.audit.length === 0
     ? html`<p class="empty">No audit events yet.</p>`
-    : html`<div class="table-wrap"><table id="domain-audit">
-<thead><tr><th scope="col">Time (UTC)</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Reason</th><th scope="col">Details</th></tr></thead>
-<tbody>
-${v.audit.map(
-  (e) => html`<tr data-id="${e.id}">
-<td><time datetime="${formatTime(e.at)}">${formatTime(e.at)}</time></td>
-<td>${e.actor}</td>
-<td>${e.action}</td>
-<td>${e.reason}</td>
-<td>${detailsBlock(e.details)}</td>
-</tr>`,
-)}
-</tbody>
-</table></div>`
+    : auditTable(v.audit, { id: 'domain-audit', withDomain: false })
 }
 <p><a href="/audit${queryString({ domain: v.domain })}">The whole audit log for ${v.domain}</a></p>
 </section>`;

@@ -7,10 +7,10 @@
  * and never show an action form to a viewer.
  */
 import type { AuditEntryView, DomainOverview } from '../fleet/views.js';
-import { domainPath, formatCount, formatPercent, formatTime, queryString } from './format.js';
+import { domainPath, formatCount, formatPercent, queryString } from './format.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, renderLayout, type PageContext } from './layout.js';
-import { approveForm, detailsBlock, nextDecisionText, STATES, stageText, stateBadge } from './parts.js';
+import { approveForm, auditTable, nextDecisionText, STATES, stageText, stateBadge } from './parts.js';
 
 export { renderDomainPage } from './domain-page.js';
 export type { PageContext, PageUser } from './layout.js';
@@ -168,21 +168,7 @@ ${filterForm}
 ${
   opts.events.length === 0
     ? html`<p class="empty">${filtered ? 'No audit events match the filter.' : 'No audit events yet.'}</p>`
-    : html`<div class="table-wrap"><table id="audit">
-<thead><tr><th scope="col">Time (UTC)</th><th scope="col">Actor</th><th scope="col">Domain</th><th scope="col">Action</th><th scope="col">Reason</th><th scope="col">Details</th></tr></thead>
-<tbody>
-${opts.events.map(
-  (e) => html`<tr data-id="${e.id}">
-<td><time datetime="${formatTime(e.at)}">${formatTime(e.at)}</time></td>
-<td>${e.actor}</td>
-<td class="domain">${e.domain === null ? html`<span class="muted">fleet</span>` : html`<a href="${domainPath(e.domain)}">${e.domain}</a>`}</td>
-<td>${e.action}</td>
-<td>${e.reason}</td>
-<td>${detailsBlock(e.details)}</td>
-</tr>`,
-)}
-</tbody>
-</table></div>`
+    : auditTable(opts.events, { id: 'audit', withDomain: true })
 }
 ${older}`;
   return renderLayout({ title: 'Audit log', ctx, section: 'audit', body });

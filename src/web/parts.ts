@@ -1,11 +1,12 @@
 /**
  * Pieces more than one page shows the same way: a domain's state badge, its
  * stage with its position in the plan, what the next tick would do, and the
- * approve form (on the domain page and in the approvals queue). One place, so
+ * approve form (on the domain page and in the approvals queue), the audit
+ * table (the audit page and a domain's). One place, so
  * the fleet table and the domain page can never word the same fact differently.
  */
-import type { DomainOverview } from '../fleet/views.js';
-import { domainActionPath } from './format.js';
+import type { AuditEntryView, DomainOverview } from '../fleet/views.js';
+import { domainActionPath, domainPath, formatTime } from './format.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField } from './layout.js';
 
@@ -73,4 +74,23 @@ export function detailsBlock(details: unknown): SafeHtml {
 /** A value safe to use inside a class name (states and actions are ours, but the page never assumes). */
 export function cssToken(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9-]+/g, '-');
+}
+
+/** The audit log as a table, with a domain column unless every event is one domain's. */
+export function auditTable(events: AuditEntryView[], opts: { id: string; withDomain: boolean }): SafeHtml {
+  return html`<div class="table-wrap"><table id="${opts.id}">
+<thead><tr><th scope="col">Time (UTC)</th><th scope="col">Actor</th>${opts.withDomain ? html`<th scope="col">Domain</th>` : ''}<th scope="col">Action</th><th scope="col">Reason</th><th scope="col">Details</th></tr></thead>
+<tbody>
+${events.map(
+  (e) => html`<tr data-id="${e.id}">
+<td><time datetime="${formatTime(e.at)}">${formatTime(e.at)}</time></td>
+<td>${e.actor}</td>
+${opts.withDomain ? html`<td class="domain">${e.domain === null ? html`<span class="muted">fleet</span>` : html`<a href="${domainPath(e.domain)}">${e.domain}</a>`}</td>` : ''}
+<td>${e.action}</td>
+<td>${e.reason}</td>
+<td>${detailsBlock(e.details)}</td>
+</tr>`,
+)}
+</tbody>
+</table></div>`;
 }
