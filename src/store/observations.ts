@@ -13,28 +13,32 @@ export async function loadObservedRows(
   domain: string,
   range: { fromEpoch: number; toEpoch: number },
 ): Promise<ObservedRow[]> {
-  const rows = await db
-    .selectFrom('report_rows as rr')
-    .innerJoin('reports as r', 'r.id', 'rr.report')
-    .select([
-      'r.org',
-      'r.begin',
-      'r.end',
-      'r.domain as policy_domain',
-      'rr.source_ip',
-      'rr.count',
-      'rr.header_from',
-      'rr.dkim',
-      'rr.spf',
-      'rr.disposition',
-      'rr.auth_dkim',
-      'rr.auth_spf',
-    ])
-    .where('r.counted', '=', 1)
-    .where('r.end', '>=', range.fromEpoch)
-    .where('r.begin', '<=', range.toEpoch)
-    .where((eb) => eb.or([eb('r.domain', '=', domain), eb('rr.header_from', '=', domain)]))
-    .execute();
+  const base = () =>
+    db
+      .selectFrom('report_rows as rr')
+      .innerJoin('reports as r', 'r.id', 'rr.report')
+      .select([
+        'r.org',
+        'r.begin',
+        'r.end',
+        'r.domain as policy_domain',
+        'rr.source_ip',
+        'rr.count',
+        'rr.header_from',
+        'rr.dkim',
+        'rr.spf',
+        'rr.disposition',
+        'rr.auth_dkim',
+        'rr.auth_spf',
+      ])
+      .where('r.counted', '=', 1)
+      .where('r.end', '>=', range.fromEpoch)
+      .where('r.begin', '<=', range.toEpoch);
+  // Two indexed reads rather than one OR across the two tables, which no index
+  // serves (it scanned every stored row once per domain, per tick and per page).
+  const underItsRecord = await base().where('r.domain', '=', domain).execute();
+  const fromItsName = await base().where('rr.header_from', '=', domain).where('r.domain', '!=', domain).execute();
+  const rows = [...underItsRecord, ...fromItsName];
   return rows.map((row) => ({
     reporter: row.org,
     begin: Number(row.begin),
