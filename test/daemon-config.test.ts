@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { generateToken } from '../src/api/tokens.js';
+import { generateToken, hashToken, TokenSet } from '../src/api/tokens.js';
 import { ConfigError, configSourceRules, loadDaemonConfig } from '../src/daemon/config.js';
 import { runDoctor } from '../src/daemon/doctor.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
@@ -132,4 +132,25 @@ it('doctor says who can use the API, whether sessions survive a restart, and war
   assert.deepEqual(await apiChecks(exposed, { SESSION_SECRET: 'x'.repeat(40) }), ['api tokens: ok', 'api session secret: ok', 'api listen: warn']);
   assert.deepEqual(await apiChecks(exposed, { SESSION_SECRET: 'short' }), ['api tokens: ok', 'api session secret: fail', 'api listen: warn']);
   assert.deepEqual(await apiChecks('schedule: { tick: "17 * * * *" }\n'), [], 'no api block, no api checks');
+});
+
+it('token create prints a token once and an entry the config accepts, holding only its hash', async () => {
+  const { dir } = tempStore();
+  const made = await runCli(['token', 'create', 'prometheus', '--role', 'viewer']);
+  assert.equal(made.code, 0, made.stderr);
+  const token = /^ {2}(dmr_\S+)$/m.exec(made.stdout)![1]!;
+  const entry = made.stdout.slice(made.stdout.indexOf('- name: prometheus'));
+  assert.ok(!entry.includes(token), 'the entry holds no token');
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, `api:\n  tokens:\n${entry.replace(/^/gm, '    ').trimEnd()}\n`);
+  const config = loadDaemonConfig(file);
+  assert.equal(new TokenSet(config.apiTokens).lookup(token)?.name, 'prometheus');
+  assert.equal(new TokenSet(config.apiTokens).lookup(generateToken().token), undefined);
+
+  const json = JSON.parse((await runCli(['token', 'create', 'alice', '--role', 'operator', '--json'])).stdout);
+  assert.equal(json.sha256, hashToken(json.token));
+  const bad = await runCli(['token', 'create', 'alice smith', '--role', 'operator']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /token name "alice smith": letters, digits/);
+  assert.equal((await runCli(['token', 'create', 'alice', '--role', 'admin'])).code, 1);
 });

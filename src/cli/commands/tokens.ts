@@ -25,7 +25,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
         ctx.out(JSON.stringify({ name, role: opts.role, token: secret, sha256 }));
         return;
       }
-      ctx.out(`token for ${name} (${opts.role}), shown this once; give it to its holder:\n\n  ${secret}\n`);
+      ctx.out(`token for ${name} (${opts.role}), shown this once; give it to its holder:\n\n  ${secret}\n\n`);
       ctx.out(`add this entry to api.tokens in the daemon config, or to the api.tokens_file list:\n`);
       ctx.out(stringify([entry.data]).trimEnd());
     });
