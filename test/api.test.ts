@@ -471,10 +471,13 @@ describe('the HTTP API', () => {
       assert.ok(engine.json.events.some((e: any) => e.details && Array.isArray(e.details.checks)), 'decisions carry their checks');
     });
 
-    it('answers a bad page size with the field', async () => {
+    it('answers a bad page size or domain with the field', async () => {
       const res = await asViewer('GET', '/api/v1/audit?limit=0');
       assert.equal(res.status, 400);
       assert.equal(res.json.error.issues[0].field, 'querystring.limit');
+      const name = await asViewer('GET', '/api/v1/audit?domain=not_a..domain');
+      assert.equal(name.status, 400);
+      assert.equal(name.json.error.issues[0].field, 'querystring.domain');
     });
   });
 

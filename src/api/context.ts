@@ -7,15 +7,11 @@ import type { FastifyRequest } from 'fastify';
 import type { DaemonMetrics } from '../daemon/metrics.js';
 import type { SourceRule } from '../engine/types.js';
 import type { Actor } from '../fleet/actions.js';
-import { normalizeDomainName } from '../fleet/domain-name.js';
 import type { ViewContext } from '../fleet/views.js';
 import type { Plan } from '../plans/index.js';
 import type { IngestResult } from '../reports/index.js';
-import { getDomain } from '../store/domains.js';
 import type { Store } from '../store/open.js';
-import type { DomainRow } from '../store/schema.js';
 import { actorOf } from './auth.js';
-import { ApiError, badField } from './errors.js';
 
 export interface ApiContext {
   store: Store;
@@ -32,12 +28,3 @@ export const viewContext = (ctx: ApiContext): ViewContext => ({ loadPlan: ctx.lo
 
 /** Who acts, for the fleet actions and the audit log. */
 export const actor = (ctx: ApiContext, request: FastifyRequest): Actor => ({ actor: actorOf(request), now: ctx.now() });
-
-/** The enrolled domain a path names: 400 for a malformed name, 404 for one not enrolled. */
-export async function enrolledDomain(ctx: ApiContext, input: string, field = 'params.domain'): Promise<DomainRow> {
-  const name = normalizeDomainName(input);
-  if (!name.ok) throw badField(field, name.reason);
-  const row = await getDomain(ctx.store.db, name.domain);
-  if (!row) throw new ApiError(404, 'not-found', `${name.domain} is not enrolled`);
-  return row;
-}

@@ -28,7 +28,6 @@ export class ApiError extends Error {
   }
 }
 
-export const badField = (field: string, reason: string) => new ApiError(400, 'bad-request', `${field}: ${reason}`, [{ field, reason }]);
 
 export function errorBody(status: number, code: ErrorCode, message: string, issues: FieldIssue[] = []) {
   return { error: { status, code, message, issues } };
@@ -50,7 +49,14 @@ export function toErrorResponse(error: unknown, request: FastifyRequest): { stat
     });
     return { status: 400, body: errorBody(400, 'bad-request', issues.map((i) => `${i.field}: ${i.reason}`).join('; '), issues) };
   }
-  if (error instanceof ActionError) return { status: 409, body: errorBody(409, 'conflict', error.message) };
+  if (error instanceof ActionError) {
+    if (error.kind === 'not-found') return { status: 404, body: errorBody(404, 'not-found', error.message) };
+    if (error.kind === 'invalid') {
+      const issues = [{ field: fieldPath(request, error.field), reason: error.message }];
+      return { status: 400, body: errorBody(400, 'bad-request', `${issues[0]!.field}: ${error.message}`, issues) };
+    }
+    return { status: 409, body: errorBody(409, 'conflict', error.message) };
+  }
   if (error instanceof PlanError) return { status: 409, body: errorBody(409, 'conflict', error.message) };
   if (isResponseSerializationError(error)) {
     request.log.error({ err: error, issues: error.cause.issues }, 'response does not match its schema');
@@ -64,6 +70,14 @@ export function toErrorResponse(error: unknown, request: FastifyRequest): { stat
   }
   const field = fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'body' : 'request';
   return { status, body: errorBody(status, CODES[status] ?? 'bad-request', fe.message, status === 400 || status === 415 ? [{ field, reason: fe.message }] : []) };
+}
+
+/** Where in the request a module's field name came from: the path, the query string or the body. */
+function fieldPath(request: FastifyRequest, field: string | undefined): string {
+  if (field === undefined) return 'request';
+  if (field in ((request.params ?? {}) as object)) return `params.${field}`;
+  if (field in ((request.query ?? {}) as object)) return `querystring.${field}`;
+  return `body.${field}`;
 }
 
 export function sendError(reply: FastifyReply, error: unknown) {

@@ -6,8 +6,7 @@
  * `web:<token name>`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { approve, pause, resume, rollback } from '../fleet/actions.js';
-import { normalizeDomainName } from '../fleet/domain-name.js';
+import { approve, enrolledDomain, pause, resume, rollback } from '../fleet/actions.js';
 import { approvalsQueue, auditLogPage, domainView, fleetOverview } from '../fleet/views.js';
 import { APP_CSS } from '../web/assets.js';
 import {
@@ -20,8 +19,8 @@ import {
   type PageContext,
 } from '../web/pages.js';
 import { checkCsrf, signIn } from './auth.js';
-import { actor, enrolledDomain, viewContext, type ApiContext } from './context.js';
-import { ApiError, toErrorResponse } from './errors.js';
+import { actor, viewContext, type ApiContext } from './context.js';
+import { toErrorResponse } from './errors.js';
 import type { TokenSet } from './tokens.js';
 
 declare module 'fastify' {
@@ -124,7 +123,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     '/domains/:domain',
     { schema: { hide: true } },
     page(async (request, reply) => {
-      const row = await enrolledDomain(ctx, (request.params as { domain: string }).domain);
+      const row = await enrolledDomain(ctx.store, (request.params as { domain: string }).domain);
       const view = (await domainView(ctx.store, row.domain, ctx.now(), viewContext(ctx)))!;
       return renderDomainPage(pageContext(request, reply), view);
     }),
@@ -141,9 +140,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     { schema: { hide: true } },
     page(async (request, reply) => {
       const query = request.query as Record<string, unknown>;
-      const domainInput = firstString(query.domain);
-      const domainName = domainInput === undefined ? undefined : normalizeDomainName(domainInput);
-      const domain = domainName?.ok ? domainName.domain : domainInput;
+      const domain = firstString(query.domain);
       const actorName = firstString(query.actor);
       const action = firstString(query.action);
       const beforeText = firstString(query.before);
@@ -157,10 +154,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
   // The buttons. Each answers with a redirect to the domain page and a one-line message (post/redirect/get).
   const actions: Record<string, (domain: string, request: FastifyRequest, reason: string | undefined, to: string | undefined) => Promise<string>> = {
     approve: (d, request, reason) => approve(ctx.store, d, ctx.loadPlan, actor(ctx, request), reason ?? 'approved on the web page'),
-    pause: (d, request, reason) => {
-      if (!reason) throw new ApiError(400, 'bad-request', 'a pause needs a reason', [{ field: 'body.reason', reason: 'must not be empty' }]);
-      return pause(ctx.store, d, actor(ctx, request), reason);
-    },
+    pause: (d, request, reason) => pause(ctx.store, d, actor(ctx, request), reason ?? ''),
     resume: (d, request, reason) => resume(ctx.store, d, actor(ctx, request), reason ?? 'resumed on the web page'),
     rollback: (d, request, reason, to) =>
       rollback(ctx.store, d, ctx.loadPlan, actor(ctx, request), { reason: reason ?? 'rolled back on the web page', ...(to ? { to } : {}) }),
@@ -182,7 +176,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     }
     const body = (request.body ?? {}) as Record<string, unknown>;
     try {
-      const row = await enrolledDomain(ctx, input);
+      const row = await enrolledDomain(ctx.store, input);
       const message = await run(row.domain, request, firstString(body.reason), firstString(body.to));
       request.session.set('flash', { kind: 'ok', text: message });
     } catch (error) {

@@ -12,7 +12,7 @@ import { appendAudit } from '../store/audit.js';
 import { getDomain, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import type { Store } from '../store/open.js';
-import type { DomainRow } from '../store/schema.js';
+import type { DomainRow, SourceRuleRow } from '../store/schema.js';
 import { addSourceRule, deleteSourceRule, getSourceRule } from '../store/source-rules.js';
 import { normalizeDomainName } from './domain-name.js';
 
@@ -21,16 +21,32 @@ export interface Actor {
   now: Date;
 }
 
+/**
+ * Why an action cannot be done: `invalid` input (naming the `field`), a thing
+ * that is `not-found`, or a `conflict` with the domain's state. The CLI prints
+ * the message; the API answers 400, 404 or 409 from the kind.
+ */
+export type ActionErrorKind = 'invalid' | 'not-found' | 'conflict';
+
 /** An action a person asked for that cannot be done, with the reason. */
 export class ActionError extends Error {
   override name = 'ActionError';
+  constructor(
+    message: string,
+    readonly kind: ActionErrorKind = 'conflict',
+    /** The input at fault (`domain`, `to`, `reason`, `source`, `id`), for kind invalid or not-found. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
 }
 
-async function enrolledDomain(store: Store, input: string): Promise<DomainRow> {
+/** The enrolled domain a person named. @throws ActionError invalid (not a domain name) or not-found (not enrolled). */
+export async function enrolledDomain(store: Store, input: string, field = 'domain'): Promise<DomainRow> {
   const name = normalizeDomainName(input);
-  if (!name.ok) throw new ActionError(`"${input}": ${name.reason}`);
+  if (!name.ok) throw new ActionError(`"${input}": ${name.reason}`, 'invalid', field);
   const row = await getDomain(store.db, name.domain);
-  if (!row) throw new ActionError(`${name.domain} is not enrolled`);
+  if (!row) throw new ActionError(`${name.domain} is not enrolled`, 'not-found', field);
   return row;
 }
 
@@ -53,6 +69,7 @@ export async function approve(store: Store, input: string, plan: (name: string) 
 }
 
 export async function pause(store: Store, input: string, who: Actor, reason: string): Promise<string> {
+  if (reason.trim() === '') throw new ActionError('a pause needs a reason (--reason)', 'invalid', 'reason');
   const row = await enrolledDomain(store, input);
   if (row.state === 'paused') return `${row.domain} is already paused`;
   await setState(store, row, 'paused', reason, who, 'pause');
@@ -97,7 +114,7 @@ export async function rollback(store: Store, input: string, plan: (name: string)
 
 /** Queues a move to any stage of the plan, forwards or back; a reason is required. */
 export async function force(store: Store, input: string, plan: (name: string) => Plan, who: Actor, opts: { to: string; reason: string }): Promise<string> {
-  if (opts.reason.trim() === '') throw new ActionError('force needs a reason (--reason)');
+  if (opts.reason.trim() === '') throw new ActionError('force needs a reason (--reason)', 'invalid', 'reason');
   const row = await enrolledDomain(store, input);
   const p = plan(row.plan);
   const toIndex = stageIndexOf(p, opts.to);
@@ -110,10 +127,10 @@ function stageIndexOf(plan: Plan, label: string): number {
   try {
     target = parseStageLabel(label);
   } catch (error) {
-    throw new ActionError((error as Error).message);
+    throw new ActionError((error as Error).message, 'invalid', 'to');
   }
   const index = plan.stages.findIndex((s) => s.policy === target.policy && s.pct === target.pct);
-  if (index < 0) throw new ActionError(`${stageLabel(target)} is not a stage of plan ${plan.name} (${plan.stages.map(stageLabel).join(', ')})`);
+  if (index < 0) throw new ActionError(`${stageLabel(target)} is not a stage of plan ${plan.name} (${plan.stages.map(stageLabel).join(', ')})`, 'invalid', 'to');
   return index;
 }
 
@@ -147,13 +164,13 @@ export function parseSourceSpec(text: string): SourceSpec {
   const match = /^(dkim|spf):(.+)$/i.exec(text.trim());
   if (match) {
     const name = normalizeDomainName(match[2]!);
-    if (!name.ok) throw new ActionError(`"${text}": ${name.reason}`);
+    if (!name.ok) throw new ActionError(`"${text}": ${name.reason}`, 'invalid', 'source');
     return { kind: match[1]!.toLowerCase() as 'dkim' | 'spf', value: name.domain };
   }
   try {
     addAddressOrSubnet(new BlockList(), text.trim());
   } catch (error) {
-    throw new ActionError(`"${text}": not an IP, CIDR, dkim:<domain> or spf:<domain>`);
+    throw new ActionError(`"${text}": not an IP, CIDR, dkim:<domain> or spf:<domain>`, 'invalid', 'source');
   }
   return { kind: 'ip', value: text.trim() };
 }
@@ -166,10 +183,10 @@ export async function classifySource(
   verdict: 'authorised' | 'abuse',
   who: Actor,
   note: string | null = null,
-): Promise<{ message: string; added: boolean }> {
+): Promise<{ message: string; added: boolean; rule: SourceRuleRow }> {
   const domain = domainInput === null ? null : (await enrolledDomain(store, domainInput)).domain;
   const source = parseSourceSpec(spec);
-  const { added } = await addSourceRule(store.db, {
+  const { added, rule } = await addSourceRule(store.db, {
     domain,
     kind: source.kind,
     value: source.value,
@@ -180,7 +197,7 @@ export async function classifySource(
   });
   const scope = domain ?? 'every domain';
   const what = `${source.kind === 'ip' ? '' : `${source.kind}:`}${source.value}`;
-  if (!added) return { added, message: `${what} is already ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}` };
+  if (!added) return { added, rule, message: `${what} is already ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}` };
   await appendAudit(store.db, {
     at: who.now,
     actor: who.actor,
@@ -188,13 +205,13 @@ export async function classifySource(
     action: verdict === 'authorised' ? 'allow' : 'mark-abuse',
     reason: `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}${note ? `: ${note}` : ''}`,
   });
-  return { added, message: `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}` };
+  return { added, rule, message: `${what} ${verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}` };
 }
 
 /** Removes an allowlist or abuse entry made with classifySource (config entries live in the config file). */
 export async function removeSourceRule(store: Store, id: number, who: Actor, reason: string): Promise<string> {
   const rule = await getSourceRule(store.db, id);
-  if (!rule) throw new ActionError(`there is no allowlist entry ${id}`);
+  if (!rule) throw new ActionError(`there is no allowlist entry ${id}`, 'not-found', 'id');
   const what = `${rule.kind === 'ip' ? '' : `${rule.kind}:`}${rule.value}`;
   const scope = rule.domain ?? 'every domain';
   const text = `${what} is no longer ${rule.verdict === 'authorised' ? 'allowlisted' : 'marked as abuse'} for ${scope}`;

@@ -1,7 +1,8 @@
 /**
  * What a person looks at: the fleet with each domain's figures and next
  * decision, one domain in depth (sources, records now and next, a daily
- * series for the chart), the approvals queue and the audit log. Read-only
+ * series for the chart), the approvals queue, the audit log and the
+ * allowlist. Read-only
  * and computed with the engine's own functions (assessDomain, decide), so the
  * page, the API and `explain` can never disagree with what a tick would do.
  */
@@ -10,7 +11,7 @@ import { recordForPlanStage } from '../engine/apply.js';
 import { attributeRow } from '../engine/metrics.js';
 import { classifySources, dmarcPassed, SourceRules, sourceKey } from '../engine/sources.js';
 import { assessDomain, subdomainsFollowRecord } from '../engine/tick.js';
-import type { Check, Decision, DecisionAction, ReporterSummary, SourceRule, SourceSummary, StageMetrics } from '../engine/types.js';
+import type { Check, Decision, DecisionAction, ReporterSummary, SourceRule, SourceSummary, SourceVerdict, StageMetrics } from '../engine/types.js';
 import { DAY_SECONDS } from '../engine/window.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
@@ -18,8 +19,10 @@ import { getDomain, listDomains, stageHistory } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
 import { loadObservedRows } from '../store/observations.js';
 import type { Store } from '../store/open.js';
-import type { AuditEvent, DomainRow, StageChange } from '../store/schema.js';
-import { sourceRulesFor } from '../store/source-rules.js';
+import type { AuditEvent, DomainRow, SourceRuleRow, StageChange } from '../store/schema.js';
+import { listSourceRules, sourceRulesFor } from '../store/source-rules.js';
+import { ActionError, enrolledDomain } from './actions.js';
+import { normalizeDomainName } from './domain-name.js';
 import { cachedPlanLoader, statusOf, type DomainStatus, type LoadedPlan } from './status.js';
 
 /** What every view needs besides the store and the clock. */
@@ -110,6 +113,30 @@ export async function fleetOverview(store: Store, now: Date, ctx: ViewContext = 
   const out: DomainOverview[] = [];
   for (const row of rows) out.push((await overviewOf(store, row, now, ctx, load, enrolled)).overview);
   return out;
+}
+
+/** What the fleet can be narrowed to; every field given must match. */
+export interface FleetFilter {
+  state?: DomainOverview['state'];
+  stage?: string;
+  plan?: string;
+  provider?: string;
+  /** Part of the domain name, any case. */
+  q?: string;
+  awaitingApproval?: boolean;
+}
+
+export function filterFleet(domains: DomainOverview[], f: FleetFilter): DomainOverview[] {
+  const needle = f.q?.toLowerCase();
+  return domains.filter(
+    (d) =>
+      (f.state === undefined || d.state === f.state) &&
+      (f.stage === undefined || d.stage === f.stage) &&
+      (f.plan === undefined || d.plan === f.plan) &&
+      (f.provider === undefined || d.provider === f.provider) &&
+      (needle === undefined || d.domain.includes(needle)) &&
+      (f.awaitingApproval === undefined || d.awaiting_approval === f.awaitingApproval),
+  );
 }
 
 /** Domains waiting for a person: the next stage is gated and everything else says go, or approved and not yet moved. */
@@ -302,11 +329,56 @@ export async function auditLogPage(
   q: { domain?: string; actor?: string; action?: string; before?: number; limit: number },
 ): Promise<{ events: AuditEntryView[]; next_before: number | null }> {
   let query = store.db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(q.limit + 1);
-  if (q.domain !== undefined) query = query.where('domain', '=', q.domain);
+  if (q.domain !== undefined) {
+    // The log also names domains no longer (or never) enrolled, so the name is normalised, not looked up.
+    const name = normalizeDomainName(q.domain);
+    if (!name.ok) throw new ActionError(`"${q.domain}": ${name.reason}`, 'invalid', 'domain');
+    query = query.where('domain', '=', name.domain);
+  }
   if (q.actor !== undefined) query = query.where('actor', '=', q.actor);
   if (q.action !== undefined) query = query.where('action', '=', q.action);
   if (q.before !== undefined) query = query.where('id', '<', q.before);
   const rows = await query.execute();
   const page = rows.slice(0, q.limit);
   return { events: page.map(parseAuditDetails), next_before: rows.length > q.limit ? page.at(-1)!.id : null };
+}
+
+/** An allowlist or abuse entry, from the store (changeable here) or the daemon config (changed in the file). */
+export interface AllowlistEntry {
+  /** The store's id; null for entries from the config. */
+  id: number | null;
+  /** The domain it is for; null for every domain. */
+  domain: string | null;
+  /** `192.0.2.0/24`, `dkim:esp.example`, ... */
+  source: string;
+  verdict: SourceVerdict;
+  from: 'store' | 'config';
+  added_by: string | null;
+  added_at: string | null;
+  note: string | null;
+}
+
+export const sourceSpecText = (kind: string, value: string) => (kind === 'ip' ? value : `${kind}:${value}`);
+
+export function allowlistEntryOf(r: SourceRuleRow): AllowlistEntry {
+  return { id: r.id, domain: r.domain, source: sourceSpecText(r.kind, r.value), verdict: r.verdict, from: 'store', added_by: r.added_by, added_at: r.added_at, note: r.note };
+}
+
+/** Every entry, or (with `domainInput`) the ones that apply to that enrolled domain: its own and the global ones. */
+export async function allowlistEntries(store: Store, configRules: readonly SourceRule[], domainInput?: string): Promise<AllowlistEntry[]> {
+  const domain = domainInput === undefined ? undefined : (await enrolledDomain(store, domainInput)).domain;
+  const stored = (await listSourceRules(store.db, domain)).map(allowlistEntryOf);
+  const configured = configRules
+    .filter((rule) => domain === undefined || rule.domain === null || rule.domain === domain)
+    .map((rule): AllowlistEntry => ({
+      id: null,
+      domain: rule.domain,
+      source: sourceSpecText(rule.kind, rule.value),
+      verdict: rule.verdict,
+      from: 'config',
+      added_by: null,
+      added_at: null,
+      note: null,
+    }));
+  return [...stored, ...configured];
 }

@@ -12,21 +12,21 @@ export async function sourceRulesFor(db: Kysely<Database>, domain: string): Prom
     .execute();
 }
 
+/** Adds a rule unless the same one exists; either way, the rule as stored. */
 export async function addSourceRule(
   db: Kysely<Database>,
   rule: Omit<SourceRuleRow, 'id'>,
-): Promise<{ added: boolean }> {
+): Promise<{ added: boolean; rule: SourceRuleRow }> {
   const existing = await db
     .selectFrom('source_rules')
-    .select('id')
+    .selectAll()
     .where((eb) => (rule.domain === null ? eb('domain', 'is', null) : eb('domain', '=', rule.domain)))
     .where('kind', '=', rule.kind)
     .where('value', '=', rule.value)
     .where('verdict', '=', rule.verdict)
     .executeTakeFirst();
-  if (existing) return { added: false };
-  await db.insertInto('source_rules').values(rule).execute();
-  return { added: true };
+  if (existing) return { added: false, rule: existing };
+  return { added: true, rule: await db.insertInto('source_rules').values(rule).returningAll().executeTakeFirstOrThrow() };
 }
 
 /** Every rule, or (with `domain`) the ones that apply to it, oldest first. */

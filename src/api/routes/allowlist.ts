@@ -6,26 +6,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { classifySource, parseSourceSpec, removeSourceRule } from '../../fleet/actions.js';
-import { listSourceRules } from '../../store/source-rules.js';
-import type { SourceRuleRow } from '../../store/schema.js';
+import { classifySource, removeSourceRule } from '../../fleet/actions.js';
+import { allowlistEntries, allowlistEntryOf } from '../../fleet/views.js';
 import { requireRole } from '../auth.js';
-import { actor, enrolledDomain, type ApiContext } from '../context.js';
-import { ApiError, badField } from '../errors.js';
+import { actor, type ApiContext } from '../context.js';
 import { allowlistBody, allowlistEntrySchema, allowlistQuery, errorSchema } from '../schemas.js';
-
-const specText = (kind: string, value: string) => (kind === 'ip' ? value : `${kind}:${value}`);
-
-const fromStore = (r: SourceRuleRow) => ({
-  id: r.id,
-  domain: r.domain,
-  source: specText(r.kind, r.value),
-  verdict: r.verdict,
-  from: 'store' as const,
-  added_by: r.added_by,
-  added_at: r.added_at,
-  note: r.note,
-});
 
 export function allowlistRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -43,23 +28,7 @@ export function allowlistRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: z.object({ entries: z.array(allowlistEntrySchema) }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
       },
     },
-    async (request) => {
-      const domain = request.query.domain === undefined ? undefined : (await enrolledDomain(ctx, request.query.domain, 'query.domain')).domain;
-      const stored = (await listSourceRules(ctx.store.db, domain)).map(fromStore);
-      const configured = ctx.sourceRules
-        .filter((rule) => domain === undefined || rule.domain === null || rule.domain === domain)
-        .map((rule) => ({
-          id: null,
-          domain: rule.domain,
-          source: specText(rule.kind, rule.value),
-          verdict: rule.verdict,
-          from: 'config' as const,
-          added_by: null,
-          added_at: null,
-          note: null,
-        }));
-      return { entries: [...stored, ...configured] };
-    },
+    async (request) => ({ entries: await allowlistEntries(ctx.store, ctx.sourceRules, request.query.domain) }),
   );
 
   r.post(
@@ -80,18 +49,9 @@ export function allowlistRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (request) => {
-      const body = request.body;
-      const domain = body.domain === null ? null : (await enrolledDomain(ctx, body.domain, 'body.domain')).domain;
-      let spec;
-      try {
-        spec = parseSourceSpec(body.source);
-      } catch (error) {
-        throw badField('body.source', (error as Error).message);
-      }
-      const { message, added } = await classifySource(ctx.store, domain, body.source, body.verdict, actor(ctx, request), body.note ?? null);
-      const rows = await listSourceRules(ctx.store.db);
-      const entry = rows.find((row) => row.domain === domain && row.kind === spec.kind && row.value === spec.value && row.verdict === body.verdict)!;
-      return { message, created: added, entry: fromStore(entry) };
+      const { domain, source, verdict, note } = request.body;
+      const { message, added, rule } = await classifySource(ctx.store, domain, source, verdict, actor(ctx, request), note ?? null);
+      return { message, created: added, entry: allowlistEntryOf(rule) };
     },
   );
 
@@ -107,10 +67,6 @@ export function allowlistRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: z.object({ message: z.string() }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
       },
     },
-    async (request) => {
-      const exists = (await listSourceRules(ctx.store.db)).some((row) => row.id === request.params.id);
-      if (!exists) throw new ApiError(404, 'not-found', `there is no allowlist entry ${request.params.id}`);
-      return { message: await removeSourceRule(ctx.store, request.params.id, actor(ctx, request), request.query.reason) };
-    },
+    async (request) => ({ message: await removeSourceRule(ctx.store, request.params.id, actor(ctx, request), request.query.reason) }),
   );
 }

@@ -4,8 +4,6 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { auditLogPage } from '../../fleet/views.js';
 import { requireRole } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { badField } from '../errors.js';
-import { normalizeDomainName } from '../../fleet/domain-name.js';
 import { auditPage, auditQuery, errorSchema } from '../schemas.js';
 
 export function auditRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -20,15 +18,6 @@ export function auditRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: auditPage, 400: errorSchema, 401: errorSchema, 403: errorSchema },
       },
     },
-    async (request) => {
-      const { domain, ...rest } = request.query;
-      let name: string | undefined;
-      if (domain !== undefined) {
-        const n = normalizeDomainName(domain);
-        if (!n.ok) throw badField('query.domain', n.reason);
-        name = n.domain;
-      }
-      return auditLogPage(ctx.store, { ...rest, ...(name !== undefined ? { domain: name } : {}) });
-    },
+    async (request) => auditLogPage(ctx.store, request.query),
   );
 }

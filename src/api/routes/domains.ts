@@ -2,9 +2,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { approvalsQueue, domainView, fleetOverview } from '../../fleet/views.js';
+import { enrolledDomain } from '../../fleet/actions.js';
+import { approvalsQueue, domainView, filterFleet, fleetOverview } from '../../fleet/views.js';
 import { requireRole } from '../auth.js';
-import { enrolledDomain, viewContext, type ApiContext } from '../context.js';
+import { viewContext, type ApiContext } from '../context.js';
 import { domainListQuery, domainOverviewSchema, domainParams, domainViewSchema, errorSchema } from '../schemas.js';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema };
@@ -25,18 +26,9 @@ export function domainRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (request) => {
-      const q = request.query;
+      const { awaiting_approval: awaiting, ...q } = request.query;
       const all = await fleetOverview(ctx.store, ctx.now(), viewContext(ctx));
-      const needle = q.q?.toLowerCase();
-      const domains = all.filter(
-        (d) =>
-          (q.state === undefined || d.state === q.state) &&
-          (q.stage === undefined || d.stage === q.stage) &&
-          (q.plan === undefined || d.plan === q.plan) &&
-          (q.provider === undefined || d.provider === q.provider) &&
-          (needle === undefined || d.domain.includes(needle)) &&
-          (q.awaiting_approval === undefined || d.awaiting_approval === (q.awaiting_approval === 'true')),
-      );
+      const domains = filterFleet(all, { ...q, ...(awaiting !== undefined ? { awaitingApproval: awaiting === 'true' } : {}) });
       return { domains };
     },
   );
@@ -54,7 +46,7 @@ export function domainRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (request) => {
-      const row = await enrolledDomain(ctx, request.params.domain);
+      const row = await enrolledDomain(ctx.store, request.params.domain);
       return (await domainView(ctx.store, row.domain, ctx.now(), viewContext(ctx), { days: request.query.days }))!;
     },
   );
