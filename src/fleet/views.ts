@@ -2,9 +2,9 @@
  * What a person looks at: the fleet with each domain's figures and next
  * decision, one domain in depth (sources, records now and next, a daily
  * series for the chart), the approvals queue, the audit log and the
- * allowlist. Read-only
- * and computed with the engine's own functions (assessDomain, decide), so the
- * page, the API and `explain` can never disagree with what a tick would do.
+ * allowlist. Read-only and computed with the engine's own functions
+ * (assessDomain, decide), so the page, the API and `explain` can never
+ * disagree with what a tick would do.
  */
 import { decide } from '../engine/decide.js';
 import { recordForPlanStage } from '../engine/apply.js';
