@@ -115,6 +115,12 @@ export async function fleetOverview(store: Store, now: Date, ctx: ViewContext = 
   return out;
 }
 
+/** One row of the fleet table, or undefined when the domain is not enrolled. */
+export async function domainOverview(store: Store, domain: string, now: Date, ctx: ViewContext = {}): Promise<DomainOverview | undefined> {
+  const row = await getDomain(store.db, domain);
+  return row ? (await overviewOf(store, row, now, ctx, planLoader(ctx))).overview : undefined;
+}
+
 /** What the fleet can be narrowed to; every field given must match. */
 export interface FleetFilter {
   state?: DomainOverview['state'];

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { approve, enrolledDomain, force, pause, resume, rollback } from '../../fleet/actions.js';
-import { fleetOverview } from '../../fleet/views.js';
+import { domainOverview } from '../../fleet/views.js';
 import type { DomainRow } from '../../store/schema.js';
 import { requireRole } from '../auth.js';
 import { actor, viewContext, type ApiContext } from '../context.js';
@@ -21,7 +21,7 @@ export function actionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const operator = requireRole(app, 'operator');
 
   const answer = async (domain: string, message: string) => {
-    const status = (await fleetOverview(ctx.store, ctx.now(), viewContext(ctx))).find((d) => d.domain === domain);
+    const status = await domainOverview(ctx.store, domain, ctx.now(), viewContext(ctx));
     if (!status) throw new ApiError(404, 'not-found', `${domain} is not enrolled`);
     return { domain, message, status };
   };
