@@ -4,7 +4,8 @@
  * an operator signs in, sees a domain waiting for approval, approves it, and
  * sees the stage change (verified in DNS by the daemon's tick) and the audit
  * entry; a viewer sees no buttons and a forged approval is refused.
- * Screenshots of the fleet and a domain page go to test-output/screenshots/.
+ * Screenshots of the fleet, approvals, domain and audit pages go to
+ * test-output/screenshots/ (git-ignored).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -101,6 +102,10 @@ describe('the web page in chromium', () => {
     assert.match(await row.innerText(), /none:100/);
     assert.match(await row.innerText(), /awaiting approval/i);
     await page.screenshot({ path: join(SCREENSHOTS, 'fleet.png'), fullPage: true });
+    await page.getByRole('link', { name: 'Approvals' }).first().click();
+    assert.match(await page.locator('#approvals').innerText(), new RegExp(fleet.gated.replace(/\./g, '\\.')));
+    await page.screenshot({ path: join(SCREENSHOTS, 'approvals.png'), fullPage: true });
+    await page.getByRole('link', { name: 'Fleet' }).first().click();
 
     await row.getByRole('link', { name: fleet.gated }).click();
     await page.waitForURL(`${base}/domains/${fleet.gated}`);
@@ -132,6 +137,7 @@ describe('the web page in chromium', () => {
       .first();
     assert.match(await approval.innerText(), /web:otto/);
     assert.match(await approval.innerText(), /quarantine:100 approved/);
+    await page.screenshot({ path: join(SCREENSHOTS, 'audit.png'), fullPage: true });
     await page.context().close();
   });
 
