@@ -154,3 +154,15 @@ it('token create prints a token once and an entry the config accepts, holding on
   assert.match(bad.stderr, /token name "alice smith": letters, digits/);
   assert.equal((await runCli(['token', 'create', 'alice', '--role', 'admin'])).code, 1);
 });
+
+it('in the daemon a manual provider prints and returns unless the file sets a wait, and doctor warns of a wait', async () => {
+  const { dir } = tempStore();
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, 'store: { sqlite: store.sqlite }\nproviders:\n  manual: { type: manual }\n  patient: { type: manual, timeout_seconds: 600 }\n');
+  const config = loadDaemonConfig(file);
+  assert.equal((config.providers.manual as { timeout_seconds: number }).timeout_seconds, 0);
+  assert.equal((config.providers.patient as { timeout_seconds: number }).timeout_seconds, 600);
+  const warnings = (await runDoctor(config, {})).filter((c) => c.status === 'warn' && c.subject.startsWith('provider '));
+  assert.ok(warnings.some((c) => c.subject === 'provider patient' && /wait up to 600 s/.test(c.detail)), JSON.stringify(warnings));
+  assert.ok(!warnings.some((c) => c.subject === 'provider manual' && /wait up to/.test(c.detail)));
+});

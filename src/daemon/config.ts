@@ -156,9 +156,24 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
     if (names.has(t.name)) throw new ConfigError(`${file}: api.tokens: the name "${t.name}" is used twice; each holder needs a name of their own`);
     names.add(t.name);
   }
-  const config = { ...result.data, ...(api ? { api } : {}), sources, file, storePath, apiTokens };
+  const config = { ...result.data, providers: daemonProviderDefaults(result.data.providers), ...(api ? { api } : {}), sources, file, storePath, apiTokens };
   configSourceRules(config); // a bad allowlist domain refuses the start, like any other field
   return config;
+}
+
+/**
+ * A manual provider waits for a person by default (right for an interactive
+ * `tick`); in the daemon that would hold the whole tick, every other domain
+ * with it, for up to a day. Unless the file says otherwise, it prints the
+ * change and returns, and later ticks verify it.
+ */
+function daemonProviderDefaults(providers: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(providers).map(([name, block]) => {
+      const settings = (block ?? {}) as Record<string, unknown>;
+      return [name, settings.type === 'manual' && settings.timeout_seconds === undefined ? { ...settings, timeout_seconds: 0 } : block];
+    }),
+  );
 }
 
 function readTokensOrThrow(file: string, tokensFile: string): ApiTokenEntry[] {

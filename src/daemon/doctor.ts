@@ -66,6 +66,17 @@ export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = p
         checks.push({ subject: `provider ${name}`, status: 'fail', detail: (error as Error).message, fix: 'see providers/README.md for its settings, secret and permissions' });
       }
     }
+    for (const [name, block] of Object.entries(config.providers)) {
+      const settings = (block ?? {}) as { type?: unknown; timeout_seconds?: unknown };
+      if (settings.type === 'manual' && typeof settings.timeout_seconds === 'number' && settings.timeout_seconds > 0) {
+        checks.push({
+          subject: `provider ${name}`,
+          status: 'warn',
+          detail: `a manual change makes the tick wait up to ${settings.timeout_seconds} s for a person, and every other domain waits with it`,
+          fix: `remove providers.${name}.timeout_seconds (the daemon then prints the change and verifies it on later ticks)`,
+        });
+      }
+    }
     for (const d of domains) {
       if (d.provider !== null && !providers.names.includes(d.provider)) {
         checks.push({ subject: `domain ${d.domain}`, status: 'fail', detail: `enrolled with provider "${d.provider}", which the config does not define`, fix: `add providers.${d.provider} to ${config.file}` });
