@@ -518,6 +518,12 @@ describe('the HTTP API', () => {
       assert.match(page.headers.get('content-type')!, /^text\/html/);
       assert.match(page.text, /no route GET \/nope/);
       assert.equal((await call('GET', '/healthz')).status, 200);
+      const css = await asViewer('GET', '/assets/app.css');
+      assert.match(css.headers.get('content-type')!, /^text\/css/);
+      assert.equal(css.headers.get('cache-control'), 'public, max-age=3600');
+      const data = await asViewer('GET', '/api/v1/domains');
+      assert.equal(data.headers.get('cache-control'), 'no-store', 'what a holder sees stays out of shared caches');
+      assert.match(data.headers.get('content-security-policy')!, /default-src 'self'/);
       assert.equal((await call('GET', '/metrics')).status, 401);
     });
   });

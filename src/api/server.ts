@@ -85,7 +85,8 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     reply.header('Referrer-Policy', 'same-origin');
     reply.header('X-Frame-Options', 'DENY');
     reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-    if (request.principal) reply.header('Cache-Control', 'no-store');
+    // What a signed-in person sees is not for shared caches; the stylesheet keeps its own caching.
+    if (request.principal && !reply.hasHeader('cache-control')) reply.header('Cache-Control', 'no-store');
   });
 
   await app.register(fastifySwagger, {
