@@ -15,6 +15,7 @@ import type { Check, Decision, DecisionAction, ReporterSummary, SourceRule, Sour
 import { DAY_SECONDS } from '../engine/window.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
+import { recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
 import { loadObservedRows } from '../store/observations.js';
@@ -100,7 +101,6 @@ export interface DomainView extends DomainOverview {
 export type AuditEntryView = Omit<AuditEvent, 'details'> & { details: unknown };
 
 interface Judged {
-  plan: Plan;
   metrics: StageMetrics;
   decision: Decision;
 }
@@ -163,13 +163,7 @@ export async function domainView(
   const load = planLoader(ctx);
   const { overview, judged, plan } = await overviewOf(store, row, now, ctx, load);
   const history = await stageHistory(store.db, domain);
-  const audit = await store.db
-    .selectFrom('audit_events')
-    .selectAll()
-    .where('domain', '=', domain)
-    .orderBy('id', 'desc')
-    .limit(opts.auditLimit ?? 50)
-    .execute();
+  const audit = await recentAudit(store.db, { domain, limit: opts.auditLimit ?? 50 });
   const nextIndex = row.stage_index + 1;
   const nextStage = plan?.stages[nextIndex];
   let recordNext: string | null = null;
@@ -227,7 +221,7 @@ async function overviewOf(
       ...(enrolled ? { enrolled } : {}),
       ...(ctx.sourceRules ? { configRules: ctx.sourceRules } : {}),
     });
-    judged = { plan, metrics: assessment.metrics, decision: decide(assessment.snapshot, plan, assessment.metrics, now) };
+    judged = { metrics: assessment.metrics, decision: decide(assessment.snapshot, plan, assessment.metrics, now) };
   }
   const label = (index: number) => {
     const s = plan?.stages[index];
