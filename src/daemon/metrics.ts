@@ -8,6 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DomainTickResult } from '../engine/tick.js';
+import { cachedPlanLoader } from '../fleet/status.js';
 import type { DecisionAction } from '../engine/types.js';
 import { loadPlan as loadPlanFromDisk, type Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
@@ -59,16 +60,9 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
         .select(['plan', 'stage_index', 'state', (eb) => eb.fn.countAll<number>().as('n')])
         .groupBy(['plan', 'stage_index', 'state'])
         .execute();
-      const plans = new Map<string, Plan | null>();
+      const plans = cachedPlanLoader(loadPlan);
       const stageOf = (plan: string, index: number): string => {
-        if (!plans.has(plan)) {
-          try {
-            plans.set(plan, loadPlan(plan));
-          } catch {
-            plans.set(plan, null);
-          }
-        }
-        const stage = plans.get(plan)?.stages[index];
+        const stage = plans(plan).plan?.stages[index];
         return stage ? stageLabel(stage) : 'unknown';
       };
       // Rebuilt from scratch: a stage no domain is at any more must drop out.
