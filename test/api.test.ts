@@ -18,30 +18,12 @@ import { getDomain } from '../src/store/domains.js';
 import { getIntent } from '../src/store/intents.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { tempStore } from './helpers/cli.js';
+import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 
-/** Posts an HTML form the way a browser does, without following the redirect. */
-const postForm = (url: string, path: string, cookie: string, fields: Record<string, string>) =>
-  fetch(`${url}${path}`, {
-    method: 'POST',
-    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(fields).toString(),
-    redirect: 'manual',
-  });
-
-const csrfOf = (page: string) => /name="_csrf" value="([^"]+)"/.exec(page)![1]!;
-
-/** Signs in through the page: fetch the form (its cookie and CSRF token), then post the token. */
-async function formSignIn(url: string, token: string, next = '/') {
-  const login = await fetch(`${url}/login`);
-  const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-  const csrf = csrfOf(await login.text());
-  const res = await postForm(url, '/ui/login', cookie, { token, _csrf: csrf, next });
-  return { res, cookie, csrf, session: res.headers.get('set-cookie')?.split(';')[0] };
-}
 
 describe('the HTTP API', () => {
   let store: Store;

@@ -46,9 +46,18 @@ export function readTokenFile(file: string): ApiTokenEntry[] {
 
 /** The tokens a server accepts. Names must be unique: the audit log tells holders apart by name. */
 export class TokenSet {
-  private readonly entries: Array<{ principal: Principal; hash: Buffer }>;
+  private entries: Array<{ principal: Principal; hash: Buffer }> = [];
 
   constructor(entries: readonly ApiTokenEntry[]) {
+    this.replace(entries);
+  }
+
+  /**
+   * Swaps in a new list (the daemon re-reads its tokens on SIGHUP): a removed
+   * token is refused from the next request on, and its sessions with it.
+   * @throws Error when a name is used twice; the old list then stays.
+   */
+  replace(entries: readonly ApiTokenEntry[]): void {
     const seen = new Set<string>();
     for (const e of entries) {
       if (seen.has(e.name)) throw new Error(`token name "${e.name}" is used twice; each holder needs a name of their own`);

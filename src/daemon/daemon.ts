@@ -40,6 +40,8 @@ export interface RunningDaemon {
   readonly metrics: DaemonMetrics;
   /** Where the HTTP API listens, when it runs. */
   readonly apiUrl: string | null;
+  /** Swaps the API's tokens for these (a re-read config), so a revoked token stops working without a restart. */
+  replaceTokens(tokens: DaemonConfig['apiTokens']): void;
   /** Runs one ingest now (unless one is running); resolves when done. */
   ingest(): Promise<void>;
   /** Runs one tick now (unless one is running); resolves when done. */
@@ -131,11 +133,12 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   });
 
   let api: RunningApiServer | null = null;
+  const tokens = new TokenSet(config.apiTokens);
   if (config.api && deps.serve !== false) {
     try {
       api = await startApiServer({
         config: config.api,
-        tokens: new TokenSet(config.apiTokens),
+        tokens,
         logger,
         context: {
           store,
@@ -171,6 +174,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     store,
     metrics,
     apiUrl: api?.url ?? null,
+    replaceTokens(next) {
+      tokens.replace(next);
+      logger.info({ tokens: next.map((t) => `${t.name} (${t.role})`) }, 'API tokens reloaded');
+    },
     ingest,
     tick,
     async stop() {

@@ -72,6 +72,15 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
+        // SIGHUP re-reads the config's API tokens (and its token file): revoking one needs no restart.
+        // Everything else in the config is read at start only.
+        process.on('SIGHUP', () => {
+          try {
+            daemon.replaceTokens(loadDaemonConfig(opts.config, ctx.env).apiTokens);
+          } catch (error) {
+            logger.error({ err: error }, 'SIGHUP: the config was not reloaded; the tokens in use stay');
+          }
+        });
       });
     });
 }
