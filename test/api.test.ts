@@ -268,6 +268,11 @@ describe('the HTTP API', () => {
       const bad = await asViewer('GET', '/api/v1/domains/not_a..domain');
       assert.equal(bad.status, 400);
       assert.equal(bad.json.error.issues[0].field, 'params.domain');
+      // Names are read as enrolment reads them: any case, a trailing dot, Unicode as its A-label.
+      assert.equal((await asViewer('GET', `/api/v1/domains/${fleet.gated.toUpperCase()}.`)).json.domain, fleet.gated);
+      const idn = await asViewer('GET', `/api/v1/domains/${encodeURIComponent('bücher.example')}`);
+      assert.equal(idn.status, 404);
+      assert.equal(idn.json.error.message, 'xn--bcher-kva.example is not enrolled');
     });
 
     it('lists the approvals queue', async () => {
