@@ -99,6 +99,9 @@ pre.record { white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-a
 form.filter, form.action { display: flex; flex-wrap: wrap; align-items: flex-end; gap: 0.5rem 0.8rem; margin: 0.5rem 0 1rem; }
 form.filter label, form.action label { display: flex; flex-direction: column; font-size: 0.85em; color: var(--muted); gap: 0.15rem; }
 input[type="text"], input[type="search"], input[type="password"], select { font: inherit; padding: 0.3rem 0.5rem; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); min-width: 12rem; }
+/* Inside a table (the approvals queue) a form shares its row: let its field shrink to the column. */
+td input[type="text"] { min-width: 0; width: 100%; box-sizing: border-box; }
+td form.action { margin: 0; }
 button { font: inherit; padding: 0.35rem 0.9rem; border: 1px solid var(--line); border-radius: 6px; background: var(--bg-soft); color: var(--fg); cursor: pointer; }
 button:hover { border-color: var(--muted); }
 button.primary { background: var(--active); border-color: var(--active); color: #fff; }
