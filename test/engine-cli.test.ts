@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { MemoryDns } from '../src/engine/memory-dns.js';
+import { openSqliteStore } from '../src/store/open.js';
 import { runCli, tempStore } from './helpers/cli.js';
+import { buildFleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow, spoofRow, unalignedEspRow } from './helpers/reports.js';
 
 const isoDay = (start: string, d: number) => new Date(Date.parse(`${start}T00:00:00Z`) + d * 86_400_000).toISOString().slice(0, 10);
@@ -108,5 +111,23 @@ describe('operator commands on a real store', () => {
     const history = await runCli(['history', 'ops.example', '--json'], env);
     const actions = JSON.parse(history.stdout).events.map((e: { action: string }) => e.action);
     assert.deepEqual(actions, ['enroll', 'allow', 'allow', 'pause', 'resume', 'force']);
+  });
+});
+
+describe('approvals', () => {
+  it('lists what waits for a person, and an approved step as approved until it moves', async () => {
+    const { db } = tempStore();
+    const store = await openSqliteStore(db);
+    const fleet = await buildFleetFixture(store, { now: new Date(), providerName: 'memory', provider: new MemoryDns() });
+    await store.close();
+    const env = { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PLANS: fleet.plansDir };
+    const before = await runCli(['approvals'], env);
+    assert.equal(before.code, 0, before.stderr);
+    assert.match(before.stdout, new RegExp(`^${fleet.gated}: none:100 -> quarantine:100 waits for approval: none:100 is clean`, 'm'));
+    assert.ok(!before.stdout.includes(fleet.steady), 'a domain without enough mail is not waiting for a person');
+    assert.equal((await runCli(['approve', fleet.gated, '--reason', 'ticket 12'], env)).code, 0);
+    const after = await runCli(['approvals', '--json'], env);
+    const gated = after.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((d) => d.domain === fleet.gated);
+    assert.equal(gated.approved_stage, 'quarantine:100');
   });
 });

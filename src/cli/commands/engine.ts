@@ -13,6 +13,7 @@ import { dnsVerifier } from '../../engine/verify.js';
 import { assessDomain, runTick } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../fleet/domain-name.js';
+import { approvalsQueue } from '../../fleet/views.js';
 import { loadPlan, PlanError } from '../../plans/index.js';
 import { recentAudit } from '../../store/audit.js';
 import { getDomain, stageHistory } from '../../store/domains.js';
@@ -167,6 +168,20 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
       for (const s of stages) ctx.out(`  ${s.at}  ${s.action.padEnd(9)} ${s.from_stage ?? '-'} -> ${s.to_stage}  by ${s.actor}${s.record ? `\n      ${s.record}` : ''}`);
       ctx.out('Audit log:');
       for (const e of events) ctx.out(`  ${e.at}  ${e.actor.padEnd(14)} ${e.action.padEnd(15)} ${e.reason}`);
+    });
+
+  program
+    .command('approvals')
+    .description('domains waiting for a person: the next stage is gated and everything else says go, or approved and not yet moved')
+    .option('--json', 'one JSON object per domain')
+    .action(async (opts: { json?: boolean }) => {
+      const queue = await approvalsQueue(await ctx.store(), ctx.now());
+      for (const d of queue) {
+        if (opts.json) ctx.out(JSON.stringify(d));
+        else if (d.approved_stage) ctx.out(`${d.domain}: ${d.stage} -> ${d.approved_stage} approved; moves once ${d.stage} is clean`);
+        else ctx.out(`${d.domain}: ${d.stage} -> ${d.next_decision?.to} waits for approval: ${d.next_decision?.summary}`);
+      }
+      if (queue.length === 0 && !opts.json) ctx.out('nothing waits for approval');
     });
 
   program
