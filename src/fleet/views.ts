@@ -20,7 +20,7 @@ import { getDomain, listDomains, stageHistory } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
 import { loadObservedRows } from '../store/observations.js';
 import type { Store } from '../store/open.js';
-import type { AuditEvent, DomainRow, SourceRuleRow, StageChange } from '../store/schema.js';
+import type { AuditEvent, DomainRow, Intent, SourceRuleRow, StageChange } from '../store/schema.js';
 import { listSourceRules, sourceRulesFor } from '../store/source-rules.js';
 import { ActionError, enrolledDomain } from './actions.js';
 import { normalizeDomainName } from './domain-name.js';
@@ -33,17 +33,8 @@ export interface ViewContext {
   sourceRules?: readonly SourceRule[];
 }
 
-/** A change written or queued but not yet verified in DNS. */
-export interface ChangeInFlight {
-  action: string;
-  to: string;
-  status: 'requested' | 'pending' | 'written';
-  attempts: number;
-  next_attempt_at: string;
-  last_error: string | null;
-  actor: string;
-  reason: string;
-}
+/** A change written or queued but not yet verified in DNS: the stored intent's columns, with its target as a stage label. */
+export type ChangeInFlight = Pick<Intent, 'action' | 'status' | 'attempts' | 'next_attempt_at' | 'last_error' | 'actor' | 'reason'> & { to: string };
 
 /** One row of the fleet table. */
 export interface DomainOverview extends DomainStatus {
