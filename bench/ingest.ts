@@ -26,7 +26,7 @@ import { unpack } from '../src/reports/unpack.js';
 import { makeMail, makeZip, recordXml, reportHead, REPORT_TAIL } from '../test/fixtures/reports/make.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
-const CORPUS = resolve(ROOT, '../shared/corpus/aggregate');
+const CORPUS = resolve(ROOT, 'test/fixtures/corpus/aggregate');
 const COPIES = Number(process.env.BENCH_COPIES ?? 3000);
 const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 500);
 const work = mkdtempSync(join(tmpdir(), 'dmarc-rollout-bench-'));

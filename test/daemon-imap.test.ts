@@ -18,10 +18,11 @@ import type { Deliver } from '../src/daemon/sources/types.js';
 import { ingestInput, type IngestResult } from '../src/reports/index.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { REPO_ROOT, tempStore } from './helpers/cli.js';
+import { CORPUS_DIR } from './helpers/corpus.js';
 import { startDovecot, type DovecotServer } from './helpers/dovecot.js';
 import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
 
-const CORPUS = join(REPO_ROOT, '../shared/corpus');
+const CORPUS = CORPUS_DIR;
 const AGGREGATE_DIR = join(CORPUS, 'aggregate/parsedmarc');
 const AGGREGATE_MAILS = readdirSync(AGGREGATE_DIR)
   .filter((f) => f.endsWith('.eml'))

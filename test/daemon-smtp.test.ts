@@ -20,8 +20,9 @@ import type { Deliver } from '../src/daemon/sources/types.js';
 import { FAILURE_REPORT_REASON, ingestInput, type IngestResult } from '../src/reports/index.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { REPO_ROOT, tempStore } from './helpers/cli.js';
+import { CORPUS_DIR } from './helpers/corpus.js';
 
-const CORPUS = resolve(REPO_ROOT, '../shared/corpus');
+const CORPUS = CORPUS_DIR;
 const AGGREGATE = join(CORPUS, 'aggregate/parsedmarc');
 const FORENSIC = join(CORPUS, 'forensic/parsedmarc');
 const REPORT_MAILS = readdirSync(AGGREGATE)

@@ -13,6 +13,7 @@ import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { queryTxt } from '../src/dns/index.js';
 import { REPO_ROOT, runCli, tempStore } from './helpers/cli.js';
+import { CORPUS_DIR } from './helpers/corpus.js';
 import { freePort, startDaemonProcess, waitFor } from './helpers/daemon-process.js';
 import { startDovecot, type DovecotServer } from './helpers/dovecot.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
@@ -44,7 +45,7 @@ describe('the daemon', () => {
       // A real report mail waiting in the mailbox the daemon reads.
       const imap = new ImapFlow({ host: dovecot.host, port: dovecot.port, secure: false, auth: { user: dovecot.user, pass: dovecot.password }, logger: false });
       await imap.connect();
-      await imap.append('INBOX', readFileSync(join(REPO_ROOT, '../shared/corpus/aggregate/parsedmarc/Report domain- borschow.com Submitter- google.com Report-ID- 949348866075514174.eml')));
+      await imap.append('INBOX', readFileSync(join(CORPUS_DIR, 'aggregate/parsedmarc/Report domain- borschow.com Submitter- google.com Report-ID- 949348866075514174.eml')));
       await imap.logout();
       await pdns.createZone('daemon.example');
       ({ dir, db } = tempStore());
@@ -93,7 +94,7 @@ describe('the daemon', () => {
       const transport = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true });
       await transport.sendMail({
         envelope: { from: 'noreply-dmarc-support@google.com', to: ['dmarc-reports@daemon.example'] },
-        raw: readFileSync(join(REPO_ROOT, '../shared/corpus/aggregate/parsedmarc/twilight.eml')),
+        raw: readFileSync(join(CORPUS_DIR, 'aggregate/parsedmarc/twilight.eml')),
       });
       await assert.rejects(
         transport.sendMail({ envelope: { from: 'x@example.net', to: ['someone-else@daemon.example'] }, raw: 'Subject: hi\r\n\r\nhi\r\n' }),

@@ -11,8 +11,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FAILURE_REPORT_REASON, ReportError, readReport, figuresLine } from '../src/reports/index.js';
 import { REPO_ROOT, runCli } from './helpers/cli.js';
+import { CORPUS_DIR } from './helpers/corpus.js';
 
-const CORPUS = resolve(REPO_ROOT, '../shared/corpus');
+const CORPUS = CORPUS_DIR;
 const FIGURES = ['org', 'report_id', 'domain', 'begin', 'end', 'records', 'messages', 'dmarc_pass', 'dmarc_fail'] as const;
 
 interface Expected {
