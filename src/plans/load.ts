@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { basename, delimiter, extname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { PACKAGE_DATA_DIR } from '../store/open.js';
+import { PACKAGE_PLANS_DIR } from '../paths.js';
 import { planSchema, type Plan } from './schema.js';
 
 const PLAN_EXTENSIONS = ['.yaml', '.yml', '.json'];
@@ -38,7 +38,7 @@ export function formatPlanProblem(p: PlanProblem): string {
 /** Folders searched for plans by name: `DMARC_ROLLOUT_PLANS` (path list) first, then the shipped data/plans. */
 export function planDirectories(env: NodeJS.ProcessEnv = process.env): string[] {
   const extra = env.DMARC_ROLLOUT_PLANS ? env.DMARC_ROLLOUT_PLANS.split(delimiter).filter(Boolean) : [];
-  return [...extra.map((d) => resolve(d)), join(PACKAGE_DATA_DIR, 'plans')];
+  return [...extra.map((d) => resolve(d)), PACKAGE_PLANS_DIR];
 }
 
 /** Parses and validates plan text; `file` is only used to name problems and the plan. */

@@ -7,16 +7,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, rename, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Kysely } from 'kysely';
-import { PACKAGE_DATA_DIR } from '../store/open.js';
+import { defaultRejectedDir } from '../paths.js';
 import type { Database } from '../store/schema.js';
 import { isFileInput, type RawInput } from './streams.js';
 
-/** `<data dir>/rejected`: beside the database when DMARC_ROLLOUT_DB is set, else the package's data/ folder. */
-export function defaultRejectedDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DMARC_ROLLOUT_DB ? join(dirname(resolve(env.DMARC_ROLLOUT_DB)), 'rejected') : join(PACKAGE_DATA_DIR, 'rejected');
-}
+/** Where rejected inputs go by default (src/paths.ts decides). */
+export { defaultRejectedDir };
 
 export async function sha256Of(input: RawInput): Promise<string> {
   const h = createHash('sha256');

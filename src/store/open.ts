@@ -4,20 +4,15 @@
  * lives so the CLI, the daemon and the API all open the same one.
  */
 import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { CodeMigrationProvider, type Dialect } from './migrations.js';
 import type { Database } from './schema.js';
+import { defaultDatabasePath } from '../paths.js';
 
-/** The project's own data/ folder: default plans live here, and the SQLite file at run time. */
-export const PACKAGE_DATA_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../data');
-
-/** Where the SQLite file is: `DMARC_ROLLOUT_DB` if set, else data/dmarc-rollout.sqlite. */
-export function defaultDatabasePath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DMARC_ROLLOUT_DB ? resolve(env.DMARC_ROLLOUT_DB) : resolve(PACKAGE_DATA_DIR, 'dmarc-rollout.sqlite');
-}
+/** Where the store file is by default (src/paths.ts decides). */
+export { defaultDatabasePath };
 
 export interface Store {
   readonly db: Kysely<Database>;

@@ -1,0 +1,38 @@
+/**
+ * Where things live on disk, in one place: the package's own folder (found
+ * the same way from the TypeScript sources and from the compiled dist/), its
+ * data/ folder with the default plans, and the defaults for the store file
+ * and the rejected-input folder. Every module asks here instead of working
+ * out a path from its own location, so moving a module or compiling it
+ * cannot change where data is read or written.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The nearest folder above `start` with a package.json: the repository or the installed package. */
+export function findPackageRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
+  }
+}
+
+/** The package's folder: src/paths.ts and dist/src/paths.js both resolve to it. */
+export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+/** The package's data/ folder: the default plans, and the SQLite file when DMARC_ROLLOUT_DB is unset. */
+export const PACKAGE_DATA_DIR = join(PACKAGE_ROOT, 'data');
+
+/** The plan folder searched last, after DMARC_ROLLOUT_PLANS. */
+export const PACKAGE_PLANS_DIR = join(PACKAGE_DATA_DIR, 'plans');
+
+/** Where the SQLite file is: `DMARC_ROLLOUT_DB` if set, else data/dmarc-rollout.sqlite in the package. */
+export function defaultDatabasePath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DMARC_ROLLOUT_DB ? resolve(env.DMARC_ROLLOUT_DB) : join(PACKAGE_DATA_DIR, 'dmarc-rollout.sqlite');
+}
+
+/** `<data dir>/rejected`: beside the database when DMARC_ROLLOUT_DB is set, else the package's data/ folder. */
+export function defaultRejectedDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DMARC_ROLLOUT_DB ? join(dirname(resolve(env.DMARC_ROLLOUT_DB)), 'rejected') : join(PACKAGE_DATA_DIR, 'rejected');
+}
