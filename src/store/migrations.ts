@@ -173,12 +173,76 @@ function webSessions(): Migration {
   };
 }
 
+/**
+ * Notifications: domain tags (channels filter on them), the outbox of events
+ * written in the audit event's own transaction, the per-channel messages the
+ * sender delivers, and the conditions already announced (so an unchanged one
+ * is not announced again every tick).
+ */
+function notifications(dialect: Dialect): Migration {
+  const id = idColumn(dialect);
+  const pk = (c: any) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey());
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('domains').addColumn('tags', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+
+      await db.schema
+        .createTable('notification_events')
+        .addColumn('id', id, pk)
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('severity', 'text', (c) => c.notNull())
+        .addColumn('domain', 'text')
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addColumn('title', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .addColumn('data', 'text')
+        .addColumn('condition_key', 'text')
+        .addColumn('audit_id', 'integer')
+        .addColumn('dispatched_at', 'text')
+        .execute();
+      await db.schema.createIndex('notification_events_dispatched').on('notification_events').columns(['dispatched_at', 'id']).execute();
+
+      await db.schema
+        .createTable('notification_messages')
+        .addColumn('id', id, pk)
+        .addColumn('key', 'text', (c) => c.notNull().unique())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('content', 'text', (c) => c.notNull())
+        .addColumn('event_count', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('last_attempt_at', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('delivered_at', 'text')
+        .execute();
+      await db.schema.createIndex('notification_messages_due').on('notification_messages').columns(['status', 'channel', 'id']).execute();
+
+      await db.schema
+        .createTable('notification_conditions')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('domain', 'text')
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('since', 'text', (c) => c.notNull())
+        .addColumn('announced_at', 'text', (c) => c.notNull())
+        .addColumn('reminders', 'integer', (c) => c.notNull())
+        .addColumn('data', 'text')
+        .execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0003_engine': engine(dialect),
     '0004_web_sessions': webSessions(),
+    '0008_notifications': notifications(dialect),
   };
 }
 

@@ -29,6 +29,8 @@ export interface DomainsTable {
   window_start: string | null;
   /** A person approved the move into the stage at this index (a gated stage). */
   approved_stage_index: number | null;
+  /** JSON array of the operator's labels (`prod`, `team-a`); notification channels filter on them. */
+  tags: Generated<string>;
   enrolled_at: string;
   updated_at: string;
 }
@@ -179,6 +181,69 @@ export interface WebSessionsTable {
   expires_at: string;
 }
 
+/**
+ * The outbox: one row per notification event, written in the transaction of
+ * the audit event (or daemon condition) that caused it, so nothing announced
+ * is lost and nothing is announced that did not happen. The dispatcher turns
+ * undispatched rows into one message per channel.
+ */
+export interface NotificationEventsTable {
+  id: Generated<number>;
+  at: string;
+  /** One of the typed list in src/notify/events.ts (halted, drift, approval-waiting, ...). */
+  type: string;
+  severity: 'info' | 'warning' | 'critical';
+  domain: string | null;
+  /** JSON array: the domain's tags when the event happened. */
+  tags: string;
+  title: string;
+  detail: string;
+  /** JSON: the figures behind the event (checks, stage, reporter, ...). */
+  data: string | null;
+  /** The condition this event announces, for events that must not repeat while unchanged. */
+  condition_key: string | null;
+  /** The audit event that caused it, when one did. */
+  audit_id: number | null;
+  /** When it was put into channel messages; null while waiting for the next digest. */
+  dispatched_at: string | null;
+}
+
+/** One message for one channel (a digest, a test, a summary) and its delivery state. */
+export interface NotificationMessagesTable {
+  id: Generated<number>;
+  /** Idempotency key sent with every attempt: a receiver seeing it twice has seen the same message. */
+  key: string;
+  channel: string;
+  kind: 'digest' | 'test' | 'summary';
+  created_at: string;
+  /** JSON of the channel-neutral content; each channel formats it at delivery. */
+  content: string;
+  event_count: number;
+  /** pending: not yet accepted by the receiver; delivered; failed: given up on, kept with its error. */
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: string;
+  last_attempt_at: string | null;
+  last_error: string | null;
+  delivered_at: string | null;
+}
+
+/** A condition already announced (a domain waiting for approval, a quiet reporter, a failing tick). */
+export interface NotificationConditionsTable {
+  /** e.g. `approval-waiting:example.com:reject:1`, `tick-failing`. */
+  key: string;
+  type: string;
+  domain: string | null;
+  /** What the condition looked like when announced; a different fingerprint is a change and is announced. */
+  fingerprint: string;
+  since: string;
+  /** When it was last announced (first time or reminder). */
+  announced_at: string;
+  reminders: number;
+  /** JSON: what a reminder repeats (title, detail, severity, tags). */
+  data: string | null;
+}
+
 export interface Database {
   domains: DomainsTable;
   stage_history: StageHistoryTable;
@@ -189,6 +254,9 @@ export interface Database {
   intents: IntentsTable;
   source_rules: SourceRulesTable;
   web_sessions: WebSessionsTable;
+  notification_events: NotificationEventsTable;
+  notification_messages: NotificationMessagesTable;
+  notification_conditions: NotificationConditionsTable;
 }
 
 export type DomainRow = Selectable<DomainsTable>;
@@ -205,3 +273,6 @@ export type Intent = Selectable<IntentsTable>;
 export type NewIntent = Insertable<IntentsTable>;
 export type SourceRuleRow = Selectable<SourceRulesTable>;
 export type NewRejectedInput = Insertable<RejectedInputsTable>;
+export type NotificationEventRow = Selectable<NotificationEventsTable>;
+export type NotificationMessageRow = Selectable<NotificationMessagesTable>;
+export type NotificationConditionRow = Selectable<NotificationConditionsTable>;
