@@ -470,7 +470,7 @@ describe('the HTTP API', () => {
 
   describe('OpenAPI and the rest', () => {
     it('publishes an OpenAPI document of every endpoint, generated from the schemas', async () => {
-      const res = await call('GET', '/api/v1/openapi.json');
+      const res = await asViewer('GET', '/api/v1/openapi.json');
       assert.equal(res.status, 200);
       assert.equal(res.json.openapi, '3.1.0');
       const paths = Object.keys(res.json.paths).sort();

@@ -7,7 +7,8 @@
  */
 import type {} from '@fastify/csrf-protection';
 import type {} from '@fastify/session';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { ApiRole } from './config.js';
 import { ApiError } from './errors.js';
 import { hashToken, roleAllows, type Principal, type TokenSet } from './tokens.js';
@@ -65,24 +66,75 @@ export async function signIn(request: FastifyRequest, tokens: TokenSet, token: s
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** A preHandler made by requireRole, marked with the role so the route's onRequest can check it first. */
+type RoleGuard = ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) & { requiredRole: ApiRole };
+
+function principalFor(request: FastifyRequest, reply: FastifyReply, role: ApiRole): void {
+  const principal = request.principal;
+  if (!principal) {
+    reply.header('WWW-Authenticate', 'Bearer realm="dmarc-rollout"');
+    throw new ApiError(401, 'unauthorized', 'sign in or send "Authorization: Bearer <token>"', [{ field: 'headers.authorization', reason: 'missing' }]);
+  }
+  if (!roleAllows(principal.role, role)) {
+    throw new ApiError(403, 'forbidden', `"${principal.name}" holds a ${principal.role} token; this needs ${role}`);
+  }
+}
+
 /**
  * A preHandler that lets through only holders of `role` (or better). API
  * routes answer 401/403 as JSON; session requests that change state must pass
- * the CSRF check.
+ * the CSRF check (which needs the parsed body, hence a preHandler). The role
+ * itself is also checked before the body is read: see checkRolesFirst.
  */
-export function requireRole(app: FastifyInstance, role: ApiRole) {
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const principal = request.principal;
-    if (!principal) {
-      reply.header('WWW-Authenticate', 'Bearer realm="dmarc-rollout"');
-      throw new ApiError(401, 'unauthorized', 'sign in or send "Authorization: Bearer <token>"', [{ field: 'headers.authorization', reason: 'missing' }]);
-    }
-    if (!roleAllows(principal.role, role)) {
-      throw new ApiError(403, 'forbidden', `"${principal.name}" holds a ${principal.role} token; this needs ${role}`);
-    }
+export function requireRole(app: FastifyInstance, role: ApiRole): RoleGuard {
+  const guard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    principalFor(request, reply, role);
     if (request.authVia === 'session' && !SAFE_METHODS.has(request.method)) await checkCsrf(app, request, reply);
   };
+  return Object.assign(guard, { requiredRole: role });
 }
+
+/**
+ * Moves each route's role check to onRequest: a request without the right
+ * credentials is answered 401/403 before its body is read or validated, so an
+ * anonymous client learns nothing from validation errors and costs no parsing.
+ * Register before the routes.
+ */
+export function checkRolesFirst(app: FastifyInstance): void {
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const handlers = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+    const guard = handlers.find((h): h is RoleGuard => typeof (h as Partial<RoleGuard>).requiredRole === 'string');
+    if (!guard) return;
+    const early = async (request: FastifyRequest, reply: FastifyReply) => principalFor(request, reply, guard.requiredRole);
+    const before = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [...before, early] as RouteOptions['onRequest'];
+  });
+}
+
+/**
+ * The sign-in form's CSRF check, without a stored session: an anonymous
+ * visitor to the sign-in page leaves no row in the store. The page sets a
+ * random nonce in a SameSite=Strict cookie and puts its HMAC in the form;
+ * a cross-site form post carries no cookie, so it cannot sign a visitor in
+ * under someone else's token.
+ */
+export const SIGN_IN_COOKIE = 'dmarc_rollout_sign_in';
+
+export function issueSignInToken(reply: FastifyReply, secret: string, secure: boolean): string {
+  const nonce = randomBytes(24).toString('base64url');
+  reply.setCookie(SIGN_IN_COOKIE, nonce, { path: '/ui/login', httpOnly: true, sameSite: 'strict', secure, maxAge: 3600 });
+  return signInMac(secret, nonce);
+}
+
+export function signInTokenValid(request: FastifyRequest, secret: string, formToken: unknown): boolean {
+  const nonce = request.cookies?.[SIGN_IN_COOKIE];
+  if (typeof nonce !== 'string' || nonce === '' || typeof formToken !== 'string') return false;
+  const expected = Buffer.from(signInMac(secret, nonce));
+  const given = Buffer.from(formToken);
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+const signInMac = (secret: string, nonce: string) => createHmac('sha256', secret).update(`sign-in:${nonce}`).digest('base64url');
 
 /** Runs @fastify/csrf-protection's check, turning its refusal into our JSON error. */
 export function checkCsrf(app: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {

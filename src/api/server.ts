@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
@@ -13,10 +14,10 @@ import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import { registerAuthentication } from './auth.js';
+import { checkRolesFirst, registerAuthentication } from './auth.js';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
-import { errorBody, sendError } from './errors.js';
+import { ApiError, errorBody, sendError } from './errors.js';
 import { actionRoutes } from './routes/actions.js';
 import { allowlistRoutes } from './routes/allowlist.js';
 import { auditRoutes } from './routes/audit.js';
@@ -81,6 +82,19 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     return reply.code(404).send(errorBody(404, 'not-found', message));
   });
   app.addHook('onSend', async (request, reply) => {
+    // Node throws while writing a header that holds a CR, LF or other control
+    // character, deep in the reply, after the session is saved: refuse here,
+    // before any later hook, so the client gets a 500 and the process goes on.
+    for (const [name, value] of Object.entries(reply.getHeaders())) {
+      try {
+        validateHeaderName(name);
+        for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) validateHeaderValue(name, String(v));
+      } catch {
+        reply.removeHeader(name);
+        request.log.error({ header: name }, 'a response header held a forbidden character; refused');
+        throw new ApiError(500, 'internal', `the response header ${name} held a forbidden character`);
+      }
+    }
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('Referrer-Policy', 'same-origin');
     reply.header('X-Frame-Options', 'DENY');
@@ -104,11 +118,15 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(fastifyCookie);
+  const secret = sessionSecret(config, opts.env).secret;
+  const sessionLog = opts.logger.child({ component: 'sessions' });
   await app.register(fastifySession, {
-    secret: sessionSecret(config, opts.env).secret,
+    secret,
     cookieName: SESSION_COOKIE,
     saveUninitialized: false,
-    store: new PersistentSessionStore(context.store, config.session.max_age_hours * 3_600_000),
+    store: new PersistentSessionStore(context.store, config.session.max_age_hours * 3_600_000, {
+      onCallbackError: (error) => sessionLog.error({ err: error }, 'answering a request after its session was saved failed'),
+    }),
     cookie: { path: '/', httpOnly: true, sameSite: 'strict', secure: config.session.secure_cookie, maxAge: config.session.max_age_hours * 3_600_000 },
   });
   await app.register(fastifyCsrf, {
@@ -117,6 +135,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   });
   await app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
   registerAuthentication(app, tokens);
+  checkRolesFirst(app);
 
   metaRoutes(app, context);
   domainRoutes(app, context);
@@ -125,7 +144,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   allowlistRoutes(app, context);
   auditRoutes(app, context);
   reportRoutes(app, context, config.upload_max_bytes);
-  webRoutes(app, context, tokens);
+  webRoutes(app, context, tokens, { secret, secureCookie: config.session.secure_cookie });
   return app;
 }
 

@@ -18,9 +18,11 @@ import {
   renderLoginPage,
   type PageContext,
 } from '../web/pages.js';
-import { checkCsrf, signIn } from './auth.js';
+import { checkCsrf, issueSignInToken, signIn, signInTokenValid } from './auth.js';
 import { actor, viewContext, type ApiContext } from './context.js';
 import { toErrorResponse } from './errors.js';
+import { AttemptLimiter } from './rate-limit.js';
+import { safeLocalPath as localPath } from './redirect.js';
 import type { TokenSet } from './tokens.js';
 
 declare module 'fastify' {
@@ -30,17 +32,23 @@ declare module 'fastify' {
   }
 }
 
-/** Only a path on this site: an open redirect would let a link sign someone in and send them elsewhere. */
-function localPath(next: unknown): string {
-  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
-}
+/** Sign-in attempts per client address: ten failures in ten minutes, then 429 until the oldest ages out. */
+export const SIGN_IN_LIMIT = { attempts: 10, windowMs: 10 * 60_000 };
+
+/** The page's buttons, by the name in the form's address; anything else is a 404 (no `__proto__`, no `toString`). */
+const PAGE_ACTIONS = ['approve', 'pause', 'resume', 'rollback'] as const;
+type PageAction = (typeof PAGE_ACTIONS)[number];
+const isPageAction = (name: string): name is PageAction => (PAGE_ACTIONS as readonly string[]).includes(name);
 
 const firstString = (value: unknown): string | undefined => {
   const v = Array.isArray(value) ? value[0] : value;
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
 };
 
-export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSet): void {
+export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSet, signInForm: { secret: string; secureCookie: boolean }): void {
+  const attempts = new AttemptLimiter(SIGN_IN_LIMIT);
+  const signInPage = (reply: FastifyReply, next: string, status = 200, error?: string) =>
+    html(reply, renderLoginPage({ csrfToken: issueSignInToken(reply, signInForm.secret, signInForm.secureCookie), next, ...(error ? { error } : {}) }), status);
   const html = (reply: FastifyReply, body: string, status = 200) => reply.code(status).type('text/html; charset=utf-8').send(body);
 
   function pageContext(request: FastifyRequest, reply: FastifyReply): PageContext {
@@ -73,23 +81,28 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
   app.get('/login', { schema: { hide: true } }, async (request, reply) => {
     const next = localPath((request.query as { next?: unknown }).next);
     if (request.principal) return reply.redirect(next, 303);
-    return html(reply, renderLoginPage({ csrfToken: reply.generateCsrf(), next }));
+    return signInPage(reply, next);
   });
 
   app.post('/ui/login', { schema: { hide: true } }, async (request, reply) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const next = localPath(body.next);
-    try {
-      await checkCsrf(app, request, reply);
-    } catch {
-      return html(reply, renderLoginPage({ csrfToken: reply.generateCsrf(), next, error: 'The form had expired. Please sign in again.' }), 403);
+    const wait = attempts.retryAfterSeconds(request.ip, Date.now());
+    if (wait > 0) {
+      reply.header('Retry-After', String(wait));
+      return signInPage(reply, next, 429, `Too many failed sign-ins from this address. Try again in ${Math.ceil(wait / 60)} minute(s).`);
+    }
+    if (!signInTokenValid(request, signInForm.secret, body._csrf)) {
+      return signInPage(reply, next, 403, 'The form had expired. Please sign in again.');
     }
     const token = firstString(body.token);
     const principal = token ? await signIn(request, tokens, token) : undefined;
     if (!principal) {
+      attempts.record(request.ip, Date.now());
       request.log.warn({ ip: request.ip }, 'sign-in with an unknown token');
-      return html(reply, renderLoginPage({ csrfToken: reply.generateCsrf(), next, error: 'That token is not known here.' }), 401);
+      return signInPage(reply, next, 401, 'That token is not known here.');
     }
+    attempts.clear(request.ip);
     request.log.info({ holder: principal.name, role: principal.role }, 'signed in');
     return reply.redirect(next, 303);
   });
@@ -152,7 +165,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
   );
 
   // The buttons. Each answers with a redirect to the domain page and a one-line message (post/redirect/get).
-  const actions: Record<string, (domain: string, request: FastifyRequest, reason: string | undefined, to: string | undefined) => Promise<string>> = {
+  const actions: Record<PageAction, (domain: string, request: FastifyRequest, reason: string | undefined, to: string | undefined) => Promise<string>> = {
     approve: (d, request, reason) => approve(ctx.store, d, ctx.loadPlan, actor(ctx, request), reason ?? 'approved on the web page'),
     pause: (d, request, reason) => pause(ctx.store, d, actor(ctx, request), reason ?? ''),
     resume: (d, request, reason) => resume(ctx.store, d, actor(ctx, request), reason ?? 'resumed on the web page'),
@@ -164,8 +177,8 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     const { domain: input, action } = request.params as { domain: string; action: string };
     if (!request.principal) return reply.redirect('/login', 303);
     const back = `/domains/${encodeURIComponent(input)}`;
+    if (!isPageAction(action)) return html(reply, renderErrorPage(pageContext(request, reply), 404, `there is no action "${action}"`), 404);
     const run = actions[action];
-    if (!run) return html(reply, renderErrorPage(pageContext(request, reply), 404, `there is no action "${action}"`), 404);
     if (request.principal.role !== 'operator') {
       return html(reply, renderErrorPage(pageContext(request, reply), 403, `"${request.principal.name}" holds a viewer token; ${action} needs an operator`), 403);
     }

@@ -13,5 +13,7 @@ export function metaRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return reply.type(contentType).send(body);
   });
 
-  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // Behind a viewer token: the document is no secret (the code is open), but it names every door and its
+  // version, which is a map for nobody who has no token.
+  app.get('/api/v1/openapi.json', { preHandler: requireRole(app, 'viewer'), schema: { hide: true } }, async () => app.swagger());
 }
