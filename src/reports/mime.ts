@@ -5,7 +5,9 @@
  * recognises failure (ruf) reports and bounces, which are not aggregate data.
  * The MIME parsing itself is mailparser's.
  */
-import { simpleParser, type Attachment, type ParsedMail } from 'mailparser';
+// mailparser (and the HTML and charset libraries under it) loads on the first mail, not with the
+// module: `report parse` of an XML or gzip file never pays for it.
+import type { Attachment, ParsedMail } from 'mailparser';
 import { FAILURE_REPORT_REASON, ReportError } from './errors.js';
 import { sniff } from './sniff.js';
 
@@ -55,6 +57,7 @@ function isReportPayload(a: Attachment): boolean {
 
 /** Finds the aggregate report in a mail, or throws a ReportError saying why there is none. */
 export async function extractMailReport(raw: Buffer): Promise<MailReport> {
+  const { simpleParser } = await import('mailparser');
   let mail: ParsedMail;
   try {
     mail = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
