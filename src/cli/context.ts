@@ -1,10 +1,27 @@
 /**
- * What every CLI command gets: where to print, how to open the store, and a
- * place to put its exit code. Commands stay thin: parse flags, call a module
- * function, print its result.
+ * What every CLI command gets: where to print, how to open the store, how to
+ * report a failure, and a place to put its exit code. Commands stay thin:
+ * parse flags, call a module function, print its result.
+ *
+ * The output rule, the same for every command (README.md, "Output"):
+ * without --json, text for people; with --json, stdout carries exactly one
+ * JSON document per command, or one JSON document per line for a command
+ * that streams items (ingest results, tick results, doctor checks); a
+ * failure is `{"error":{"code","message","field"?}}` in place of the
+ * document (or as the last line of a stream).
+ *
+ * This module is loaded by every command, `--version` included: it imports
+ * nothing heavy, and opens the store and reads the daemon config lazily.
  */
 import { userInfo } from 'node:os';
-import { defaultDatabasePath, openSqliteStore, type Store } from '../store/open.js';
+import { errorJson, errorMessage, exitCodeFor } from '../errors.js';
+import { defaultDatabasePath } from '../paths.js';
+import type { DaemonConfig } from '../daemon/config.js';
+import type { TickOptions } from '../engine/tick.js';
+import type { DnsProvider } from '../../providers/types.js';
+import type { SourceRule } from '../engine/types.js';
+import type { DomainRow } from '../store/schema.js';
+import type { Store } from '../store/open.js';
 
 export interface CliContext {
   out(text: string): void;
@@ -12,30 +29,116 @@ export interface CliContext {
   /** Set by a command that failed; main() returns it. */
   exitCode: number;
   env: NodeJS.ProcessEnv;
+  /** `--json` was given: print JSON only, by the rule above. */
+  readonly json: boolean;
   /** Who is acting, for the audit log: `cli:<login name>`. */
   actor: string;
   /** The clock; commands never call `new Date()` themselves. */
   now(): Date;
   /** Opens the store once per invocation; main() closes it. */
   store(): Promise<Store>;
+  /** Use this store file instead of DMARC_ROLLOUT_DB (the daemon config's); only before the first store(). */
+  useStorePath(path: string): void;
+  /**
+   * Prints a failure the one way (a line on stderr, or the JSON error on
+   * stdout with --json) and sets the exit code from its error code
+   * (src/errors.ts). For a refusal the command expected; anything else may
+   * simply be thrown, and main() reports it the same way.
+   */
+  fail(error: unknown): void;
 }
 
-export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext & { close(): Promise<void> } {
+/** Where a run's output goes: the process's stdout and stderr, or a test's buffers. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+const PROCESS_IO: CliIo = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
+export function createContext(
+  env: NodeJS.ProcessEnv = process.env,
+  options: { json?: boolean; io?: CliIo } = {},
+): CliContext & { close(): Promise<void> } {
   let opened: Promise<Store> | undefined;
-  return {
-    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
-    err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  let storePath = defaultDatabasePath(env);
+  const io = options.io ?? PROCESS_IO;
+  const ctx: CliContext & { close(): Promise<void> } = {
+    out: (text) => io.stdout(text.endsWith('\n') ? text : `${text}\n`),
+    err: (text) => io.stderr(text.endsWith('\n') ? text : `${text}\n`),
     exitCode: 0,
     env,
+    json: options.json ?? false,
     actor: `cli:${safeUserName()}`,
     now: () => new Date(),
     store() {
-      opened ??= openSqliteStore(defaultDatabasePath(env));
+      opened ??= import('../store/open.js').then(({ openSqliteStore }) => openSqliteStore(storePath));
       return opened;
+    },
+    useStorePath(path) {
+      if (opened) throw new Error('the store is already open');
+      storePath = path;
+    },
+    fail(error) {
+      if (ctx.json) ctx.out(JSON.stringify(errorJson(error)));
+      else ctx.err(errorMessage(error));
+      ctx.exitCode = exitCodeFor(error);
     },
     async close() {
       if (opened) await (await opened).close();
     },
+  };
+  return ctx;
+}
+
+/** What a tick (or `plan`) from the command line needs to reach DNS: the same providers, store and allowlist the daemon uses. */
+export interface DnsSetup {
+  providerFor(row: DomainRow): DnsProvider;
+  verifierFor(provider: DnsProvider): ReturnType<NonNullable<TickOptions['verifierFor']>>;
+  /** The config's allowlist, when the settings came from the daemon config. */
+  sourceRules?: SourceRule[];
+  /** The daemon config, when one was given. */
+  config?: DaemonConfig;
+}
+
+/**
+ * The DNS providers for `tick` and `plan`, in this order: the daemon's
+ * config (`--config`, or DMARC_ROLLOUT_CONFIG unless --providers is given;
+ * its store and allowlist are used too), a providers file (`--providers`),
+ * or DMARC_ROLLOUT_PROVIDERS. With none, a
+ * domain that needs its provider fails with a message saying how to give one.
+ * @throws ConfigError when the config (or providers file) is invalid.
+ */
+export async function dnsSetup(ctx: CliContext, options: { config?: string; providers?: string }): Promise<DnsSetup> {
+  const [{ loadProviderSet, providerSetFrom }, { dnsVerifier }] = await Promise.all([
+    import('../../providers/config-file.js'),
+    import('../engine/verify.js'),
+  ]);
+  const configFile = options.config ?? (options.providers === undefined ? ctx.env.DMARC_ROLLOUT_CONFIG : undefined);
+  if (configFile !== undefined) {
+    const { configSourceRules, loadDaemonConfig } = await import('../daemon/config.js');
+    const config = loadDaemonConfig(configFile, ctx.env);
+    ctx.useStorePath(config.storePath);
+    const providers = providerSetFrom(config.providers, config.file);
+    const sourceRules = configSourceRules(config);
+    return {
+      providerFor: (row) => providers.get(row.provider),
+      verifierFor: (provider) => dnsVerifier(providers.verifySettings(provider)),
+      sourceRules,
+      config,
+    };
+  }
+  const file = options.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+  const fromFile = file ? loadProviderSet(file) : null;
+  return {
+    providerFor: (row) => {
+      if (!fromFile) throw new Error('no provider settings: pass --config <daemon config>, --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
+      return fromFile.get(row.provider);
+    },
+    verifierFor: (provider) => dnsVerifier(fromFile?.verifySettings(provider) ?? {}),
   };
 }
 
