@@ -32,7 +32,9 @@ export type ApplyOutcome =
   | { status: 'verified'; record: string; toIndex: number; windowStart: string }
   | { status: 'retrying'; reason: string; nextAttemptAt: string }
   | { status: 'waiting'; nextAttemptAt: string }
-  | { status: 'stopped'; reason: string };
+  | { status: 'stopped'; reason: string }
+  /** A person replaced the intent (force, rollback) before this apply claimed it: nothing of theirs was touched; the next tick applies theirs. */
+  | { status: 'superseded'; reason: string };
 
 /** Retries back off from one minute to an hour, spread per domain so a fleet does not retry in step. */
 export function backoffMs(attempts: number, domain: string): number {
@@ -96,7 +98,8 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
       return stop(ctx, domain, intent, `the record for ${target.policy}:${target.pct} would be invalid: ${edit.problems.map((p) => `${p.tag ?? 'record'}: ${p.reason}`).join('; ')}`);
     }
     const planned = { status: 'pending' as const, record: edit.record, previous_record: live, previous_ttl: view.ttl };
-    await updateIntent(store.db, domain.domain, planned);
+    // Claims the intent: from 'pending' on, a person's action is refused (409) instead of replacing it.
+    if (!(await updateIntent(store.db, intent.id, 'requested', planned))) return superseded(intent);
     intent = { ...intent, ...planned };
   }
 
@@ -112,7 +115,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
     } catch (error) {
       return retry(ctx, domain, intent, `writing ${fqdn} through ${provider.name} failed: ${message(error)}`);
     }
-    await updateIntent(store.db, domain.domain, { status: 'written' });
+    if (!(await updateIntent(store.db, intent.id, intent.status, { status: 'written' }))) return superseded(intent);
   }
 
   let verified = false;
@@ -126,7 +129,8 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
   const windowStart = stageWindowStart(now, intent.previous_ttl ?? plan.record_ttl).toISOString();
   const from = plan.stages[intent.from_index];
   const to = plan.stages[intent.to_index]!;
-  await store.db.transaction().execute(async (trx) => {
+  const current = await store.db.transaction().execute(async (trx) => {
+    if (!(await deleteIntent(trx, intent.id))) return false;
     await updateDomain(trx, domain.domain, {
       stage_index: intent.to_index,
       stage_since: now.toISOString(),
@@ -155,16 +159,17 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
       reason: `${to.policy}:${to.pct} verified in DNS (${intent.action}); judged on mail from ${windowStart}`,
       details: { record, previous_record: intent.previous_record, previous_ttl: intent.previous_ttl, attempts: intent.attempts + 1 },
     });
-    await deleteIntent(trx, domain.domain);
+    return true;
   });
+  if (!current) return superseded(intent);
   return { status: 'verified', record, toIndex: intent.to_index, windowStart };
 }
 
 async function retry(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason: string): Promise<ApplyOutcome> {
   const attempts = intent.attempts + 1;
   const nextAttemptAt = new Date(ctx.now.getTime() + backoffMs(attempts, domain.domain)).toISOString();
-  await ctx.store.db.transaction().execute(async (trx) => {
-    await updateIntent(trx, domain.domain, { attempts, next_attempt_at: nextAttemptAt, last_error: reason });
+  const current = await ctx.store.db.transaction().execute(async (trx) => {
+    if (!(await updateIntent(trx, intent.id, intent.status, { attempts, next_attempt_at: nextAttemptAt, last_error: reason }))) return false;
     // One audit line per distinct failure, not one per retry.
     if (intent.last_error !== reason) {
       await appendAudit(trx, {
@@ -176,12 +181,16 @@ async function retry(ctx: ApplyContext, domain: DomainRow, intent: Intent, reaso
         details: { attempts, intent: intent.action, to_index: intent.to_index },
       });
     }
+    return true;
   });
+  if (!current) return superseded(intent);
   return { status: 'retrying', reason, nextAttemptAt };
 }
 
 async function stop(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason: string): Promise<ApplyOutcome> {
-  await ctx.store.db.transaction().execute(async (trx) => {
+  const current = await ctx.store.db.transaction().execute(async (trx) => {
+    // A stop found while a person's replacement was queued is theirs to meet on the next tick, not a reason to drop it.
+    if (!(await deleteIntent(trx, intent.id))) return false;
     await updateDomain(trx, domain.domain, { state: 'halted', state_reason: reason, updated_at: ctx.now.toISOString() });
     await appendAudit(trx, {
       at: ctx.now,
@@ -191,9 +200,14 @@ async function stop(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason
       reason,
       details: { abandoned_intent: { action: intent.action, to_index: intent.to_index, record: intent.record } },
     });
-    await deleteIntent(trx, domain.domain);
+    return true;
   });
+  if (!current) return superseded(intent);
   return { status: 'stopped', reason };
+}
+
+function superseded(intent: Intent): ApplyOutcome {
+  return { status: 'superseded', reason: `the ${intent.action} to stage ${intent.to_index + 1} was replaced by a newer request before it was applied; nothing of the newer one was touched` };
 }
 
 export function driftReason(fqdn: string, expected: string | null, live: string | null): string {

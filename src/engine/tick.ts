@@ -110,6 +110,8 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
 
   const moves = decision.action === 'establish' || decision.action === 'advance' || decision.action === 'rollback';
   await store.db.transaction().execute(async (trx) => {
+    // A person queued a move since this tick looked: theirs is applied below, the engine's is not queued over it.
+    if (moves && (await getIntent(trx, row.domain))) return;
     const last = (await recentAudit(trx, { domain: row.domain, limit: 1, actor: 'engine' }))[0];
     const repeat = last !== undefined && last.action === decision.action && last.reason === decision.summary;
     if (!repeat || moves) {

@@ -10,7 +10,7 @@ import type { Plan } from '../plans/index.js';
 import { parseStageLabel, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { getDomain, updateDomain } from '../store/domains.js';
-import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
+import { replaceRequestedIntent, requestedIntent } from '../store/intents.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow, SourceRuleRow } from '../store/schema.js';
 import { addSourceRule, deleteSourceRule, getSourceRule } from '../store/source-rules.js';
@@ -135,16 +135,19 @@ function stageIndexOf(plan: Plan, label: string): number {
 }
 
 async function queueMove(store: Store, row: DomainRow, plan: Plan, toIndex: number, action: string, who: Actor, reason: string) {
-  const existing = await getIntent(store.db, row.domain);
-  if (existing && existing.status !== 'requested') {
-    throw new ActionError(`${row.domain} has a change to ${labelAt(plan, existing.to_index)} in flight (${existing.status}); wait for it to verify or fail`);
-  }
   await store.db.transaction().execute(async (trx) => {
-    if (existing) await trx.deleteFrom('intents').where('domain', '=', row.domain).execute();
-    await insertIntent(
+    // Checked and replaced in one transaction: a tick that claims the queued
+    // move meanwhile makes this a 409 with the reason, never a "queued" that is lost.
+    const queued = await replaceRequestedIntent(
       trx,
       requestedIntent({ domain: row.domain, action, fromIndex: row.stage_index, toIndex, ttl: plan.record_ttl, actor: who.actor, reason, at: who.now }),
     );
+    if ('blockedBy' in queued) {
+      const busy = queued.blockedBy;
+      throw new ActionError(
+        `${row.domain} has a change to ${labelAt(plan, busy.to_index)} in flight (${busy.status === 'written' ? 'written to DNS, being verified' : 'being written to DNS'}); your ${action} was not queued: try again once it has verified or failed`,
+      );
+    }
     // A person's move also ends a halt or pause: they have looked.
     await updateDomain(trx, row.domain, { state: 'active', state_reason: null, updated_at: who.now.toISOString() });
     await appendAudit(trx, {

@@ -1,4 +1,11 @@
-/** Stage-change intents: at most one per domain, written before DNS is touched. */
+/**
+ * Stage-change intents: at most one per domain, written before DNS is
+ * touched. Each has an id; every update and delete names it (and the status
+ * it expects), and says whether it found it. A tick still working on a move a
+ * person has since replaced changes nothing of the replacement: it learns the
+ * intent is gone and stops.
+ */
+import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, Intent, NewIntent } from './schema.js';
 
@@ -12,12 +19,43 @@ export async function insertIntent(db: Db, intent: NewIntent): Promise<void> {
   await db.insertInto('intents').values(intent).execute();
 }
 
-export async function updateIntent(db: Db, domain: string, patch: Partial<Omit<Intent, 'domain'>>): Promise<void> {
-  await db.updateTable('intents').set(patch).where('domain', '=', domain).execute();
+/**
+ * Patches intent `id` if it is still in status `expected`; false when it is
+ * gone, replaced, or moved on (then nothing was written).
+ */
+export async function updateIntent(
+  db: Db,
+  id: string,
+  expected: Intent['status'],
+  patch: Partial<Omit<Intent, 'domain' | 'id'>>,
+): Promise<boolean> {
+  const result = await db.updateTable('intents').set(patch).where('id', '=', id).where('status', '=', expected).executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }
 
-export async function deleteIntent(db: Db, domain: string): Promise<void> {
-  await db.deleteFrom('intents').where('domain', '=', domain).execute();
+/** Deletes intent `id` (in status `expected`, when given); false when it was no longer there. */
+export async function deleteIntent(db: Db, id: string, expected?: Intent['status']): Promise<boolean> {
+  let query = db.deleteFrom('intents').where('id', '=', id);
+  if (expected !== undefined) query = query.where('status', '=', expected);
+  const result = await query.executeTakeFirst();
+  return Number(result.numDeletedRows) === 1;
+}
+
+/**
+ * Replaces a domain's queued intent by `next`, in the caller's transaction:
+ * only an intent still `requested` (nothing read or written for it yet) may be
+ * replaced. Returns the intent that was in the way otherwise, so the caller
+ * refuses with its reason instead of answering "queued" and losing the command.
+ */
+export async function replaceRequestedIntent(trx: Transaction<Database>, next: NewIntent): Promise<{ replaced: Intent | null } | { blockedBy: Intent }> {
+  const existing = await getIntent(trx, next.domain);
+  if (existing && existing.status !== 'requested') return { blockedBy: existing };
+  if (existing && !(await deleteIntent(trx, existing.id, 'requested'))) {
+    // Unreachable inside one SQLite transaction; kept so another store cannot make it silent.
+    return { blockedBy: (await getIntent(trx, next.domain)) ?? existing };
+  }
+  await insertIntent(trx, next);
+  return { replaced: existing ?? null };
 }
 
 /** Domains with an intent in progress, whatever their state. */
@@ -38,6 +76,7 @@ export function requestedIntent(fields: {
   decision?: unknown;
 }): NewIntent {
   return {
+    id: randomUUID(),
     domain: fields.domain,
     created_at: fields.at.toISOString(),
     action: fields.action,

@@ -4,6 +4,7 @@
  * migration is never edited after it lands: a change is a new migration.
  * Column types are the portable subset SQLite and Postgres share.
  */
+import { randomUUID } from 'node:crypto';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 
 /** Which SQL dialect a migration writes for; only id columns differ. */
@@ -236,12 +237,29 @@ function notifications(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * Intents get an id, so every update and delete names the one change it
+ * means: a person's force that replaced a queued move is no longer patched or
+ * deleted by a tick still working on the move it replaced.
+ */
+function hardening(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('intents').addColumn('id', 'text').execute();
+      const rows = (await db.selectFrom('intents').select('domain').execute()) as Array<{ domain: string }>;
+      for (const row of rows) await db.updateTable('intents').set({ id: randomUUID() }).where('domain', '=', row.domain).execute();
+      await db.schema.createIndex('intents_id').on('intents').column('id').unique().execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': initial(dialect),
     '0003_engine': engine(dialect),
     '0004_web_sessions': webSessions(),
+    '0007_hardening': hardening(),
     '0008_notifications': notifications(dialect),
   };
 }

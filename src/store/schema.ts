@@ -131,6 +131,8 @@ export interface RejectedInputsTable {
  * repeated blindly or forgotten. One per domain at most.
  */
 export interface IntentsTable {
+  /** Names this one change: updates and deletes are conditional on it (and on status), so a replaced intent is never touched. */
+  id: string;
   domain: string;
   created_at: string;
   /** advance, rollback, establish, force, ... */

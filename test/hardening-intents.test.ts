@@ -1,0 +1,171 @@
+/**
+ * Commands are never lost. fast-check's scheduler interleaves a person's
+ * force and rollback with ticks applying queued moves, at every await of the
+ * provider (inspect, write) and of the store. Whatever the order: a command
+ * answered "queued" is applied unless a later accepted command replaced it
+ * while it was still only queued; a refused one says why (a change in
+ * flight); the last accepted command always lands; and the zone ends as the
+ * store says. The lost force of the attack pass is replayed by hand first.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { DnsProvider } from '../providers/types.js';
+import { MemoryDns } from '../src/engine/memory-dns.js';
+import { runTick } from '../src/engine/tick.js';
+import { ActionError, force, rollback } from '../src/fleet/actions.js';
+import { enrollDomains } from '../src/fleet/index.js';
+import { loadPlan } from '../src/plans/index.js';
+import { stageLabel } from '../src/record/index.js';
+import { getDomain, stageHistory } from '../src/store/domains.js';
+import { getIntent } from '../src/store/intents.js';
+import { openSqliteStore, type Store } from '../src/store/open.js';
+import { tempStore } from './helpers/cli.js';
+
+const plan = loadPlan('default');
+const labels = plan.stages.map(stageLabel);
+const NOW = new Date('2026-03-02T10:00:00Z');
+const DOMAIN = 'race.example';
+const stores: Store[] = [];
+after(async () => {
+  for (const store of stores) await store.close();
+});
+
+async function world() {
+  const store = await openSqliteStore(tempStore('dmarc-rollout-race-').db);
+  stores.push(store);
+  const dns = new MemoryDns();
+  dns.set(`_dmarc.${DOMAIN}`, { txt: [`v=DMARC1; p=none; rua=mailto:dmarc@${DOMAIN}`] });
+  const enrolled = await enrollDomains(store, {
+    inputs: [{ text: DOMAIN, origin: 'argv' }],
+    plan,
+    provider: 'memory',
+    providers: { names: ['memory'], get: () => dns },
+    actor: 'test',
+    now: new Date(NOW.getTime() - 86_400_000),
+  });
+  assert.deepEqual(enrolled.enrolled, [DOMAIN]);
+  await runTick({ store, now: NOW, providerFor: () => dns });
+  // Start in the middle of the plan, so rollbacks and forces both have room.
+  const mid = 5;
+  await force(store, DOMAIN, () => plan, { actor: 'test:setup', now: NOW }, { to: labels[mid]!, reason: 'setup' });
+  await runTick({ store, now: NOW, providerFor: () => dns });
+  assert.equal((await getDomain(store.db, DOMAIN))!.stage_index, mid);
+  return { store, dns };
+}
+
+/** The provider with a hook before each call, where a test lets other work run. */
+function pausing(dns: DnsProvider, before: (call: string) => Promise<void>): DnsProvider {
+  return {
+    name: dns.name,
+    readTxt: async (fqdn) => (await before('readTxt'), dns.readTxt(fqdn)),
+    inspect: async (fqdn) => (await before('inspect'), dns.inspect(fqdn)),
+    writeTxt: async (fqdn, records, opts) => (await before('writeTxt'), dns.writeTxt(fqdn, records, opts)),
+  } as DnsProvider;
+}
+
+describe('an operator command is never lost', () => {
+  it('a force arriving while the tick reads the zone for a queued rollback is applied, not deleted (the attack pass, replayed)', async () => {
+    const { store, dns } = await world();
+    await rollback(store, DOMAIN, () => plan, { actor: 'api:first', now: NOW }, { reason: 'first' });
+    let forced: Promise<string> | undefined;
+    const slow = pausing(dns, async (call) => {
+      if (call === 'inspect' && !forced) forced = force(store, DOMAIN, () => plan, { actor: 'api:second', now: NOW }, { to: labels[2]!, reason: 'second' });
+      if (forced) await forced.catch(() => undefined);
+    });
+    const [result] = await runTick({ store, now: NOW, providerFor: () => slow, domains: [DOMAIN] });
+    assert.match(await forced!, /queued/);
+    assert.equal(result!.apply?.status, 'superseded', 'the tick gave up the replaced rollback');
+    const queued = await getIntent(store.db, DOMAIN);
+    assert.equal(queued?.actor, 'api:second', "the person's force is still queued");
+    await runTick({ store, now: NOW, providerFor: () => dns });
+    assert.equal((await getDomain(store.db, DOMAIN))!.stage_index, 2);
+    assert.equal((await stageHistory(store.db, DOMAIN)).at(-1)!.reason, 'second');
+  });
+
+  it('a force arriving while the tick writes is refused with 409 and the reason', async () => {
+    const { store, dns } = await world();
+    await rollback(store, DOMAIN, () => plan, { actor: 'api:first', now: NOW }, { reason: 'first' });
+    let refusal: unknown;
+    const slow = pausing(dns, async (call) => {
+      if (call !== 'writeTxt' || refusal) return;
+      refusal = await force(store, DOMAIN, () => plan, { actor: 'api:second', now: NOW }, { to: labels[2]!, reason: 'second' }).catch((e: unknown) => e);
+    });
+    await runTick({ store, now: NOW, providerFor: () => slow, domains: [DOMAIN] });
+    assert.ok(refusal instanceof ActionError && refusal.kind === 'conflict', String(refusal));
+    assert.match((refusal as Error).message, /in flight .*was not queued/);
+    assert.equal((await getDomain(store.db, DOMAIN))!.stage_index, 4, 'the rollback it was refused for landed');
+  });
+
+  it('property: actions interleaved with ticks and applies lose nothing', async () => {
+    const command = fc.oneof(
+      fc.record({ kind: fc.constant('force' as const), to: fc.integer({ min: 0, max: labels.length - 1 }) }),
+      fc.record({ kind: fc.constant('rollback' as const), to: fc.integer({ min: 0, max: labels.length - 1 }) }),
+      fc.record({ kind: fc.constant('tick' as const) }),
+    );
+    let runs = 0;
+    let accepted = 0;
+    let refused = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), fc.array(command, { minLength: 2, maxLength: 7 }), async (s, commands) => {
+        runs++;
+        const { store, dns } = await world();
+        const provider = pausing(dns, () => s.schedule(Promise.resolve()));
+        type Outcome = { n: number; to: number; ok: boolean; message: string; order: number };
+        const outcomes: Outcome[] = [];
+        let order = 0;
+        let ticks: Promise<unknown> = Promise.resolve();
+        const running: Promise<unknown>[] = [];
+        commands.forEach((c, n) => {
+          if (c.kind === 'tick') {
+            // Ticks never overlap (the daemon guards them); actions come at any moment.
+            ticks = ticks.then(() => s.schedule(Promise.resolve())).then(() => runTick({ store, now: NOW, providerFor: () => provider }));
+            running.push(ticks);
+            return;
+          }
+          const who = { actor: `api:op${n}`, now: NOW };
+          const act = () =>
+            c.kind === 'force'
+              ? force(store, DOMAIN, () => plan, who, { to: labels[c.to]!, reason: `cmd-${n}` })
+              : rollback(store, DOMAIN, () => plan, who, { to: labels[c.to]!, reason: `cmd-${n}` });
+          running.push(
+            s
+              .schedule(Promise.resolve())
+              .then(act)
+              .then(
+                (message) => outcomes.push({ n, to: c.to, ok: true, message, order: order++ }),
+                (error: unknown) => {
+                  if (!(error instanceof ActionError)) throw error;
+                  outcomes.push({ n, to: c.to, ok: false, message: error.message, order: order++ });
+                },
+              ),
+          );
+        });
+        await s.waitFor(Promise.all(running));
+        // Quiesce: later ticks apply whatever is still queued.
+        for (let i = 0; i < 4 && (await getIntent(store.db, DOMAIN)); i++) await runTick({ store, now: NOW, providerFor: () => dns });
+        assert.equal(await getIntent(store.db, DOMAIN), undefined, 'nothing left queued');
+
+        const history = await stageHistory(store.db, DOMAIN);
+        const applied = new Map(history.filter((h) => /^cmd-\d+$/.test(h.reason)).map((h) => [Number(h.reason.slice(4)), h]));
+        const ok = outcomes.filter((o) => o.ok && /queued/.test(o.message));
+        for (const o of outcomes) {
+          if (o.ok) accepted++;
+          else refused++;
+          if (!o.ok) assert.match(o.message, /in flight|nothing to roll back|not before the current stage/, o.message);
+          const h = applied.get(o.n);
+          if (h) assert.equal(h.to_stage, labels[o.to], `cmd-${o.n} landed where it asked`);
+        }
+        for (const o of ok) {
+          const replacedLater = ok.some((later) => later.order > o.order);
+          assert.ok(applied.has(o.n) || replacedLater, `cmd-${o.n} was answered "${o.message}" and then lost\n${s.report().map((r) => r.label).join('\n')}`);
+        }
+        if (ok.length > 0) assert.ok(applied.has(ok.at(-1)!.n), 'the last accepted command always lands');
+        const row = (await getDomain(store.db, DOMAIN))!;
+        assert.deepEqual(await dns.readTxt(`_dmarc.${DOMAIN}`), row.last_record ? [row.last_record] : [], 'the zone is what the store says');
+      }),
+      { numRuns: 60, seed: 1313 },
+    );
+    console.log(`intents property: ${runs} runs, ${accepted} commands accepted, ${refused} refused (seed 1313)`);
+  });
+});
