@@ -116,6 +116,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
       return retry(ctx, domain, intent, `writing ${fqdn} through ${provider.name} failed: ${message(error)}`);
     }
     if (!(await updateIntent(store.db, intent.id, intent.status, { status: 'written' }))) return superseded(intent);
+    intent = { ...intent, status: 'written' };
   }
 
   let verified = false;
