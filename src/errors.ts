@@ -42,9 +42,10 @@ export type ErrorCode =
 
 /**
  * The one table from an error code to the CLI's exit code and the HTTP status.
- * Exit codes (documented in README.md, "Exit codes"): 1 the command ran and
- * the answer is a failure, 2 the command line is wrong, 3 the setup stops it
- * (config, store, providers), 70 an unforeseen error (EX_SOFTWARE).
+ * Exit codes (README.md, "Exit codes"): 0 done, 1 the command ran and the
+ * answer is a failure (an invalid record, a refused action, a bad config, a
+ * provider that does not answer, a bug), 2 the command line itself is wrong.
+ * Scripts tell "no" from "called wrongly"; the JSON error's code says more.
  */
 export const ERROR_CODES: Readonly<Record<ErrorCode, { exit: number; http: number }>> = {
   invalid: { exit: 1, http: 400 },
@@ -54,9 +55,9 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, { exit: number; http: numbe
   forbidden: { exit: 1, http: 403 },
   'too-large': { exit: 1, http: 413 },
   usage: { exit: 2, http: 400 },
-  config: { exit: 3, http: 500 },
-  unavailable: { exit: 3, http: 503 },
-  internal: { exit: 70, http: 500 },
+  config: { exit: 1, http: 500 },
+  unavailable: { exit: 1, http: 503 },
+  internal: { exit: 1, http: 500 },
 };
 
 /** The exit code of a command that ran and whose answer is "no" (an invalid record, a refused input). */

@@ -7,6 +7,7 @@
  * needs.
  */
 import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { providerSetFrom } from '../../providers/config-file.js';
 import { sessionSecret } from '../api/server.js';
 import { queryTxt } from '../dns/index.js';
@@ -14,6 +15,8 @@ import { dmarcName } from '../engine/apply.js';
 import { dmarcRecordsOf, mailtoAddresses, parseRecord, tagValue } from '../record/index.js';
 import { listDomains } from '../store/domains.js';
 import { openSqliteStore } from '../store/open.js';
+import type { DomainRow } from '../store/schema.js';
+import { errorMessage } from '../errors.js';
 import type { DaemonConfig } from './config.js';
 import { acquireInstanceLock, LockHeldError } from './lock.js';
 
@@ -32,6 +35,15 @@ export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = p
   const checks: DoctorCheck[] = [{ subject: 'config', status: 'ok', detail: `${config.file} is valid` }];
   checks.push(...apiChecks(config, env));
 
+  // A first install has no store yet (maybe not even its folder): say so, check the folder can be
+  // made, and go on with everything that needs no store. Opening it here would create it.
+  if (!existsSync(config.storePath)) {
+    checks.push(firstInstallStoreCheck(config.storePath));
+    checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon has run on this store yet', fix: `dmarc-rollout daemon --config ${config.file}` });
+    checks.push(...(await storeFreeChecks(config, [])));
+    return checks;
+  }
+
   try {
     acquireInstanceLock(config.storePath).release();
     checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon is running on this store', fix: `dmarc-rollout daemon --config ${config.file}` });
@@ -45,94 +57,112 @@ export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = p
     store = await openSqliteStore(config.storePath);
     checks.push({ subject: 'store', status: 'ok', detail: `${config.storePath} opens and is migrated` });
   } catch (error) {
-    checks.push({ subject: 'store', status: 'fail', detail: `${config.storePath}: ${(error as Error).message}`, fix: 'check the path and its permissions (store.sqlite in the config, or DMARC_ROLLOUT_DB)' });
+    checks.push({ subject: 'store', status: 'fail', detail: `${config.storePath}: ${errorMessage(error)}`, fix: 'check the path and its permissions (store.sqlite in the config, or DMARC_ROLLOUT_DB)' });
     return checks;
   }
   try {
-    const domains = await listDomains(store.db);
-    const providers = providerSetFrom(config.providers, config.file);
-    const liveRecords = new Map<string, string | null>();
-    for (const name of providers.names) {
-      const users = domains.filter((d) => d.provider === name);
-      try {
-        const provider = providers.get(name);
-        if (users.length === 0) {
-          checks.push({ subject: `provider ${name}`, status: 'warn', detail: 'configured, and its secret is readable, but no enrolled domain uses it' });
-          continue;
-        }
-        for (const d of users) liveRecords.set(d.domain, dmarcRecordsOf(await provider.readTxt(dmarcName(d.domain)))[0] ?? null);
-        checks.push({ subject: `provider ${name}`, status: 'ok', detail: `read _dmarc of ${users.length} domain(s)` });
-      } catch (error) {
-        checks.push({ subject: `provider ${name}`, status: 'fail', detail: (error as Error).message, fix: 'see providers/README.md for its settings, secret and permissions' });
-      }
-    }
-    for (const [name, block] of Object.entries(config.providers)) {
-      const settings = (block ?? {}) as { type?: unknown; timeout_seconds?: unknown };
-      if (settings.type === 'manual' && typeof settings.timeout_seconds === 'number' && settings.timeout_seconds > 0) {
-        checks.push({
-          subject: `provider ${name}`,
-          status: 'warn',
-          detail: `a manual change makes the tick wait up to ${settings.timeout_seconds} s for a person, and every other domain waits with it`,
-          fix: `remove providers.${name}.timeout_seconds (the daemon then prints the change and verifies it on later ticks)`,
-        });
-      }
-    }
-    for (const d of domains) {
-      if (d.provider !== null && !providers.names.includes(d.provider)) {
-        checks.push({ subject: `domain ${d.domain}`, status: 'fail', detail: `enrolled with provider "${d.provider}", which the config does not define`, fix: `add providers.${d.provider} to ${config.file}` });
-      }
-    }
-
-    for (const source of config.sources) {
-      if (source.type === 'folder') {
-        try {
-          accessSync(source.path, constants.R_OK | constants.W_OK);
-          checks.push({ subject: `source folder ${source.path}`, status: 'ok', detail: 'readable and writable' });
-        } catch (error) {
-          checks.push({ subject: `source folder ${source.path}`, status: existsSync(source.path) ? 'fail' : 'warn', detail: (error as Error).message, fix: existsSync(source.path) ? 'give the daemon read and write access' : 'it is created on the first poll' });
-        }
-      } else if (source.type === 'imap') {
-        checks.push({ subject: `source imap ${source.user}@${source.host}`, status: 'ok', detail: `polls ${source.mailbox} while the daemon runs; add its address to report_addresses` });
-      } else {
-        checks.push({ subject: `source smtp ${source.host}:${source.port}`, status: 'ok', detail: `accepts mail for ${source.recipients.join(', ')} while the daemon runs` });
-      }
-    }
-
-    const reached = reportDestinations(config);
-    for (const d of domains) {
-      if (!liveRecords.has(d.domain)) continue;
-      const record = liveRecords.get(d.domain) ?? null;
-      const rua = record === null ? undefined : tagValue(parseRecord(record).tags, 'rua');
-      const addresses = rua === undefined ? [] : mailtoAddresses(rua);
-      if (addresses.length === 0) {
-        checks.push({ subject: `rua ${d.domain}`, status: 'fail', detail: record === null ? 'no DMARC record yet' : 'the record has no usable rua: no reports will come back', fix: `add rua=mailto:<an address this daemon reads> to _dmarc.${d.domain}` });
-        continue;
-      }
-      const ours = addresses.filter((a) => matches(a, reached));
-      checks.push(
-        ours.length > 0
-          ? { subject: `rua ${d.domain}`, status: 'ok', detail: `${ours.join(', ')} reaches this daemon` }
-          : { subject: `rua ${d.domain}`, status: reached.length === 0 ? 'warn' : 'fail', detail: `${addresses.join(', ')}: none of them is an address this daemon reads (${reached.join(', ') || 'none configured'})`, fix: 'add the address to report_addresses or an SMTP source, or point rua at one of them' },
-      );
-      for (const address of addresses) {
-        const host = address.split('@')[1] ?? '';
-        if (host === d.domain || host.endsWith(`.${d.domain}`) || d.domain.endsWith(`.${host}`)) continue;
-        const name = `${d.domain}._report._dmarc.${host}`;
-        try {
-          const answer = await queryTxt(name, config.dns?.resolvers ?? []);
-          const authorised = answer.txt.some((t) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(t.trim()));
-          checks.push(
-            authorised
-              ? { subject: `rua ${d.domain}`, status: 'ok', detail: `${host} authorises reports for ${d.domain} (${name})` }
-              : { subject: `rua ${d.domain}`, status: 'fail', detail: `${host} is another domain and ${name} has no v=DMARC1 record, so receivers will not send reports there`, fix: `publish ${name} TXT "v=DMARC1" in the ${host} zone` },
-          );
-        } catch (error) {
-          checks.push({ subject: `rua ${d.domain}`, status: 'warn', detail: `could not look up ${name}: ${(error as Error).message}` });
-        }
-      }
-    }
+    checks.push(...(await storeFreeChecks(config, await listDomains(store.db))));
   } finally {
     await store.close();
+  }
+  return checks;
+}
+
+/** The store file does not exist: fine before the first start if its folder can be created and written. */
+function firstInstallStoreCheck(storePath: string): DoctorCheck {
+  let dir = dirname(storePath);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+    return { subject: 'store', status: 'ok', detail: `${storePath} does not exist yet; the first start (or command) creates it in ${dir}` };
+  } catch {
+    return { subject: 'store', status: 'fail', detail: `${storePath} does not exist yet and ${dir} is not writable, so it cannot be created`, fix: `give the daemon's user write access to ${dir}, or point store.sqlite (or DMARC_ROLLOUT_DB) elsewhere` };
+  }
+}
+
+/** Providers, sources and each domain's rua; `domains` is empty before the first start. */
+async function storeFreeChecks(config: DaemonConfig, domains: DomainRow[]): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+  const providers = providerSetFrom(config.providers, config.file);
+  const liveRecords = new Map<string, string | null>();
+  for (const name of providers.names) {
+    const users = domains.filter((d) => d.provider === name);
+    try {
+      const provider = providers.get(name);
+      if (users.length === 0) {
+        checks.push({ subject: `provider ${name}`, status: 'warn', detail: 'configured, and its secret is readable, but no enrolled domain uses it' });
+        continue;
+      }
+      for (const d of users) liveRecords.set(d.domain, dmarcRecordsOf(await provider.readTxt(dmarcName(d.domain)))[0] ?? null);
+      checks.push({ subject: `provider ${name}`, status: 'ok', detail: `read _dmarc of ${users.length} domain(s)` });
+    } catch (error) {
+      checks.push({ subject: `provider ${name}`, status: 'fail', detail: (error as Error).message, fix: 'see providers/README.md for its settings, secret and permissions' });
+    }
+  }
+  for (const [name, block] of Object.entries(config.providers)) {
+    const settings = (block ?? {}) as { type?: unknown; timeout_seconds?: unknown };
+    if (settings.type === 'manual' && typeof settings.timeout_seconds === 'number' && settings.timeout_seconds > 0) {
+      checks.push({
+        subject: `provider ${name}`,
+        status: 'warn',
+        detail: `a manual change makes the tick wait up to ${settings.timeout_seconds} s for a person, and every other domain waits with it`,
+        fix: `remove providers.${name}.timeout_seconds (the daemon then prints the change and verifies it on later ticks)`,
+      });
+    }
+  }
+  for (const d of domains) {
+    if (d.provider !== null && !providers.names.includes(d.provider)) {
+      checks.push({ subject: `domain ${d.domain}`, status: 'fail', detail: `enrolled with provider "${d.provider}", which the config does not define`, fix: `add providers.${d.provider} to ${config.file}` });
+    }
+  }
+
+  for (const source of config.sources) {
+    if (source.type === 'folder') {
+      try {
+        accessSync(source.path, constants.R_OK | constants.W_OK);
+        checks.push({ subject: `source folder ${source.path}`, status: 'ok', detail: 'readable and writable' });
+      } catch (error) {
+        checks.push({ subject: `source folder ${source.path}`, status: existsSync(source.path) ? 'fail' : 'warn', detail: (error as Error).message, fix: existsSync(source.path) ? 'give the daemon read and write access' : 'it is created on the first poll' });
+      }
+    } else if (source.type === 'imap') {
+      checks.push({ subject: `source imap ${source.user}@${source.host}`, status: 'ok', detail: `polls ${source.mailbox} while the daemon runs; add its address to report_addresses` });
+    } else {
+      checks.push({ subject: `source smtp ${source.host}:${source.port}`, status: 'ok', detail: `accepts mail for ${source.recipients.join(', ')} while the daemon runs` });
+    }
+  }
+
+  const reached = reportDestinations(config);
+  for (const d of domains) {
+    if (!liveRecords.has(d.domain)) continue;
+    const record = liveRecords.get(d.domain) ?? null;
+    const rua = record === null ? undefined : tagValue(parseRecord(record).tags, 'rua');
+    const addresses = rua === undefined ? [] : mailtoAddresses(rua);
+    if (addresses.length === 0) {
+      checks.push({ subject: `rua ${d.domain}`, status: 'fail', detail: record === null ? 'no DMARC record yet' : 'the record has no usable rua: no reports will come back', fix: `add rua=mailto:<an address this daemon reads> to _dmarc.${d.domain}` });
+      continue;
+    }
+    const ours = addresses.filter((a) => matches(a, reached));
+    checks.push(
+      ours.length > 0
+        ? { subject: `rua ${d.domain}`, status: 'ok', detail: `${ours.join(', ')} reaches this daemon` }
+        : { subject: `rua ${d.domain}`, status: reached.length === 0 ? 'warn' : 'fail', detail: `${addresses.join(', ')}: none of them is an address this daemon reads (${reached.join(', ') || 'none configured'})`, fix: 'add the address to report_addresses or an SMTP source, or point rua at one of them' },
+    );
+    for (const address of addresses) {
+      const host = address.split('@')[1] ?? '';
+      if (host === d.domain || host.endsWith(`.${d.domain}`) || d.domain.endsWith(`.${host}`)) continue;
+      const name = `${d.domain}._report._dmarc.${host}`;
+      try {
+        const answer = await queryTxt(name, config.dns?.resolvers ?? []);
+        const authorised = answer.txt.some((t) => /^v\s*=\s*DMARC1\s*(;|$)/i.test(t.trim()));
+        checks.push(
+          authorised
+            ? { subject: `rua ${d.domain}`, status: 'ok', detail: `${host} authorises reports for ${d.domain} (${name})` }
+            : { subject: `rua ${d.domain}`, status: 'fail', detail: `${host} is another domain and ${name} has no v=DMARC1 record, so receivers will not send reports there`, fix: `publish ${name} TXT "v=DMARC1" in the ${host} zone` },
+        );
+      } catch (error) {
+        checks.push({ subject: `rua ${d.domain}`, status: 'warn', detail: `could not look up ${name}: ${(error as Error).message}` });
+      }
+    }
   }
   return checks;
 }

@@ -1,49 +1,58 @@
-/** `daemon`: a thin door that loads the config, starts src/daemon and stops it on SIGTERM/SIGINT. */
+/**
+ * `doctor` and `daemon`: thin doors that load the config, then check the
+ * installation (src/daemon/doctor.ts) or start src/daemon and stop it on
+ * SIGTERM/SIGINT. The daemon's modules (fastify, the mail sources, the DNS
+ * SDKs) load when a command runs, not when the CLI starts.
+ */
 import type { Command } from 'commander';
-import { ConfigError, loadDaemonConfig } from '../../daemon/config.js';
-import { startDaemon, StartError } from '../../daemon/daemon.js';
-import { runDoctor } from '../../daemon/doctor.js';
-import { LockHeldError } from '../../daemon/lock.js';
-import { createLogger } from '../../daemon/logger.js';
+import { AppError } from '../../errors.js';
 import type { CliContext } from '../context.js';
 
 export function registerDaemonCommands(program: Command, ctx: CliContext): void {
   program
     .command('doctor')
-    .description('check the config, store, providers, sources and that every domain\'s rua reaches this daemon; prints how to fix what is wrong')
-    .requiredOption('-c, --config <file>', 'the daemon config (YAML)')
-    .option('--json', 'one JSON object per check')
-    .action(async (opts: { config: string; json?: boolean }) => {
-      let config;
+    .description(
+      "check the config, store, providers, sources and that every domain's rua reaches this daemon; prints how to fix what is wrong. " +
+        'Exit 1 when a check fails. Works before the first start (no store yet).',
+    )
+    .option('-c, --config <file>', 'the daemon config (YAML); default $DMARC_ROLLOUT_CONFIG')
+    .option('--json', 'print { ok, checks: [{ subject, status, detail, fix? }] }')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      const file = configFileOf(ctx, opts);
+      const [{ ConfigError, loadDaemonConfig }, { runDoctor }] = await Promise.all([import('../../daemon/config.js'), import('../../daemon/doctor.js')]);
+      let checks;
       try {
-        config = loadDaemonConfig(opts.config, ctx.env);
+        checks = await runDoctor(loadDaemonConfig(file, ctx.env), ctx.env);
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
-        ctx.out(opts.json ? JSON.stringify({ subject: 'config', status: 'fail', detail: error.message }) : `FAIL config\n${error.message}`);
-        ctx.exitCode = 1;
-        return;
+        checks = [{ subject: 'config', status: 'fail' as const, detail: error.message, fix: 'correct the named fields; the daemon refuses to start until then' }];
       }
-      const checks = await runDoctor(config, ctx.env);
-      for (const c of checks) {
-        if (opts.json) ctx.out(JSON.stringify(c));
-        else ctx.out(`${c.status.toUpperCase().padEnd(4)} ${c.subject}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
-      }
-      if (checks.some((c) => c.status === 'fail')) ctx.exitCode = 1;
+      const ok = !checks.some((c) => c.status === 'fail');
+      if (opts.json) ctx.out(JSON.stringify({ ok, checks }));
+      else for (const c of checks) ctx.out(`${c.status.toUpperCase().padEnd(4)} ${c.subject}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
+      if (!ok) ctx.exitCode = 1;
     });
 
   program
     .command('daemon')
     .description('run the schedules (ingest, tick) until SIGTERM or SIGINT; refuses to start on a bad config')
-    .requiredOption('-c, --config <file>', 'the daemon config (YAML)')
+    .option('-c, --config <file>', 'the daemon config (YAML); default $DMARC_ROLLOUT_CONFIG')
     .option('--once', 'run one ingest and one tick, then exit')
-    .action(async (opts: { config: string; once?: boolean }) => {
+    .option('--json', 'refusals as a JSON error (the logs are JSON lines either way)')
+    .action(async (opts: { config?: string; once?: boolean }) => {
+      const file = configFileOf(ctx, opts);
+      const [{ ConfigError, loadDaemonConfig }, { startDaemon, StartError }, { LockHeldError }, { createLogger }] = await Promise.all([
+        import('../../daemon/config.js'),
+        import('../../daemon/daemon.js'),
+        import('../../daemon/lock.js'),
+        import('../../daemon/logger.js'),
+      ]);
       let config;
       try {
-        config = loadDaemonConfig(opts.config, ctx.env);
+        config = loadDaemonConfig(file, ctx.env);
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
-        ctx.err(`refusing to start:\n${error.message}`);
-        ctx.exitCode = 1;
+        ctx.fail(new AppError('config', `refusing to start:\n${error.message}`, { cause: error }));
         return;
       }
       const logger = createLogger(config.log.level);
@@ -52,8 +61,7 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
         daemon = await startDaemon(config, { logger, serve: !opts.once });
       } catch (error) {
         if (!(error instanceof LockHeldError) && !(error instanceof StartError)) throw error;
-        ctx.err(`refusing to start: ${error.message}`);
-        ctx.exitCode = 1;
+        ctx.fail(new AppError('unavailable', `refusing to start: ${error.message}`, { cause: error }));
         return;
       }
       if (opts.once) {
@@ -76,11 +84,18 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
         // Everything else in the config is read at start only.
         process.on('SIGHUP', () => {
           try {
-            daemon.replaceTokens(loadDaemonConfig(opts.config, ctx.env).apiTokens);
+            daemon.replaceTokens(loadDaemonConfig(file, ctx.env).apiTokens);
           } catch (error) {
             logger.error({ err: error }, 'SIGHUP: the config was not reloaded; the tokens in use stay');
           }
         });
       });
     });
+}
+
+/** The config file: --config, else DMARC_ROLLOUT_CONFIG. @throws AppError usage when neither is given. */
+function configFileOf(ctx: CliContext, opts: { config?: string }): string {
+  const file = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
+  if (file === undefined || file === '') throw new AppError('usage', 'give the daemon config: --config <file> (or set DMARC_ROLLOUT_CONFIG)', { field: '--config' });
+  return file;
 }

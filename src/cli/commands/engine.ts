@@ -4,12 +4,10 @@
  * Thin doors onto src/engine and src/fleet.
  */
 import type { Command } from 'commander';
-import { loadProviderSet } from '../../../providers/config-file.js';
 import { decide } from '../../engine/decide.js';
 import { planChanges } from '../../engine/dry-run.js';
 import { explainText } from '../../engine/explain.js';
 import { simulate } from '../../engine/simulate.js';
-import { dnsVerifier } from '../../engine/verify.js';
 import { assessDomain, runTick } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../fleet/domain-name.js';
@@ -18,9 +16,7 @@ import { loadPlan, PlanError } from '../../plans/index.js';
 import { recentAudit } from '../../store/audit.js';
 import { getDomain, stageHistory } from '../../store/domains.js';
 import { sourceRulesFor } from '../../store/source-rules.js';
-import type { DnsProvider } from '../../../providers/types.js';
-import type { DomainRow } from '../../store/schema.js';
-import type { CliContext } from '../context.js';
+import { dnsSetup, type CliContext } from '../context.js';
 
 /** Runs an operator action; a refusal (ActionError, PlanError) is printed with exit 1, anything else is a crash. */
 async function act(ctx: CliContext, fn: () => Promise<string>): Promise<void> {
@@ -44,27 +40,20 @@ async function domainName(ctx: CliContext, input: string): Promise<string | null
 }
 
 /**
- * What tick and plan share: the provider settings (--providers or
- * DMARC_ROLLOUT_PROVIDERS) and the domains named on the command line.
+ * What tick and plan share: the daemon's providers, store and allowlist
+ * (--config; see dnsSetup in ../context.ts for the order of the other
+ * settings) and the domains named on the command line.
  * Resolves to null (after printing why) when a domain name is invalid.
  */
-async function tickScope(ctx: CliContext, domains: string[], providersFile: string | undefined) {
-  const file = providersFile ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
-  const providers = file ? loadProviderSet(file) : null;
+async function tickScope(ctx: CliContext, domains: string[], settings: { config?: string; providers?: string }) {
   const names: string[] = [];
   for (const d of domains) {
     const n = await domainName(ctx, d);
     if (n === null) return null;
     names.push(n);
   }
-  return {
-    providerFor: (row: DomainRow) => {
-      if (!providers) throw new Error('no provider settings: pass --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
-      return providers.get(row.provider);
-    },
-    verifierFor: (provider: DnsProvider) => dnsVerifier(providers?.verifySettings(provider) ?? {}),
-    ...(names.length > 0 ? { domains: names } : {}),
-  };
+  const { providerFor, verifierFor, sourceRules } = await dnsSetup(ctx, settings);
+  return { providerFor, verifierFor, ...(sourceRules ? { sourceRules } : {}), ...(names.length > 0 ? { domains: names } : {}) };
 }
 
 export function registerEngineCommands(program: Command, ctx: CliContext): void {
@@ -74,11 +63,12 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .command('tick')
     .description('measure, decide and apply once for every active domain (or the ones named)')
     .argument('[domain...]', 'only these domains')
+    .option('-c, --config <file>', "the daemon config: its providers, store and allowlist (default $DMARC_ROLLOUT_CONFIG)")
     .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
     .option('--dry-run', 'decide and print, change nothing')
     .option('--json', 'one JSON object per domain')
-    .action(async (domains: string[], opts: { providers?: string; dryRun?: boolean; json?: boolean }) => {
-      const scope = await tickScope(ctx, domains, opts.providers);
+    .action(async (domains: string[], opts: { config?: string; providers?: string; dryRun?: boolean; json?: boolean }) => {
+      const scope = await tickScope(ctx, domains, opts);
       if (scope === null) return;
       const results = await runTick({ store: await ctx.store(), now: ctx.now(), ...scope, ...(opts.dryRun ? { dryRun: true } : {}) });
       for (const r of results) {
@@ -103,10 +93,11 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .command('plan')
     .description('show, for every domain, the record change the next tick would make (old -> new); changes nothing')
     .argument('[domain...]', 'only these domains')
+    .option('-c, --config <file>', "the daemon config: its providers, store and allowlist (default $DMARC_ROLLOUT_CONFIG)")
     .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
     .option('--json', 'one JSON object per domain')
-    .action(async (domains: string[], opts: { providers?: string; json?: boolean }) => {
-      const scope = await tickScope(ctx, domains, opts.providers);
+    .action(async (domains: string[], opts: { config?: string; providers?: string; json?: boolean }) => {
+      const scope = await tickScope(ctx, domains, opts);
       if (scope === null) return;
       const changes = await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope });
       for (const c of changes) {

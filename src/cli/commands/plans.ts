@@ -1,6 +1,7 @@
 /** `plans list` and `plans validate`: thin doors onto src/plans. */
 import type { Command } from 'commander';
-import { formatPlanProblem, listPlans, loadPlanFile, PlanError, type Plan } from '../../plans/index.js';
+import { formatPlanProblem, listPlans, loadPlanFile, planDirectories, PlanError, type Plan } from '../../plans/index.js';
+import { stageLabel } from '../../record/stage.js';
 import type { CliContext } from '../context.js';
 
 export function registerPlanCommands(program: Command, ctx: CliContext): void {
@@ -9,22 +10,25 @@ export function registerPlanCommands(program: Command, ctx: CliContext): void {
   plans
     .command('list')
     .description('every plan in the search path (DMARC_ROLLOUT_PLANS, then data/plans), valid or not')
-    .option('--json', 'one JSON object per plan, one per line')
+    .option('--json', 'print { plans: [...] }: name, file, valid, shadowed, stages, problems of each')
     .action((opts: { json?: boolean }) => {
-      const listings = listPlans();
-      for (const l of listings) {
-        if (opts.json) {
-          ctx.out(
-            JSON.stringify({
+      const listings = listPlans(planDirectories(ctx.env));
+      if (opts.json) {
+        ctx.out(
+          JSON.stringify({
+            plans: listings.map((l) => ({
               name: l.name,
               file: l.file,
               valid: l.plan !== null,
               shadowed: l.shadowed,
-              stages: l.plan ? l.plan.stages.map(stageText) : null,
+              stages: l.plan ? l.plan.stages.map(stageLabel) : null,
               problems: l.problems,
-            }),
-          );
-        } else if (l.plan) {
+            })),
+          }),
+        );
+      }
+      for (const l of opts.json ? [] : listings) {
+        if (l.plan) {
           ctx.out(`${l.name}${l.shadowed ? ' (shadowed)' : ''}  ${l.file}\n  ${ladder(l.plan)}`);
         } else {
           ctx.out(`${l.name}  ${l.file}  INVALID\n${l.problems.map((p) => `  ${formatPlanProblem(p)}`).join('\n')}`);
@@ -37,11 +41,11 @@ export function registerPlanCommands(program: Command, ctx: CliContext): void {
     .command('validate')
     .description('check a plan file; exit 1 with every problem named by file, stage, field and reason')
     .argument('<file>', 'plan file (.yaml, .yml or .json)')
-    .option('--json', 'print the result as JSON')
+    .option('--json', 'print { file, valid, stages } or { file, valid: false, problems }')
     .action((file: string, opts: { json?: boolean }) => {
       try {
         const plan = loadPlanFile(file);
-        if (opts.json) ctx.out(JSON.stringify({ file, valid: true, stages: plan.stages.map(stageText) }));
+        if (opts.json) ctx.out(JSON.stringify({ file, valid: true, stages: plan.stages.map(stageLabel) }));
         else ctx.out(`${file}: valid, ${plan.stages.length} stages\n  ${ladder(plan)}`);
       } catch (error) {
         if (!(error instanceof PlanError)) throw error;
@@ -52,10 +56,6 @@ export function registerPlanCommands(program: Command, ctx: CliContext): void {
     });
 }
 
-function stageText(stage: Plan['stages'][number]): string {
-  return `${stage.policy}:${stage.pct}`;
-}
-
 function ladder(plan: Plan): string {
-  return plan.stages.map((s) => `${stageText(s)}${s.requires_approval ? ' (approval)' : ''}`).join(' -> ');
+  return plan.stages.map((s) => `${stageLabel(s)}${s.requires_approval ? ' (approval)' : ''}`).join(' -> ');
 }

@@ -48,8 +48,6 @@ export function registerRecordCommands(program: Command, ctx: CliContext): void 
               rfc7489: receiverJson(result.rfc7489),
               rfc9989: receiverJson(result.rfc9989),
             },
-            null,
-            2,
           ),
         );
         return;
@@ -109,8 +107,6 @@ export function registerRecordCommands(program: Command, ctx: CliContext): void 
               result.ok
                 ? { ok: true, record: result.record, txtStrings: splitTxtStrings(result.record), problems: result.warnings.map(problemJson) }
                 : { ok: false, record: null, txtStrings: null, problems: result.problems.map(problemJson) },
-              null,
-              2,
             ),
           );
           return;

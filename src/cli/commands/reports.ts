@@ -4,19 +4,13 @@
  * storing nothing. Thin: all the work is in src/reports.
  */
 import { resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import {
-  defaultRejectedDir,
-  describeError,
-  errorLine,
-  figuresLine,
-  ingestPaths,
-  readReport,
-  type IngestResult,
-  type IngestSummary,
-} from '../../reports/index.js';
+// Only what `report parse` needs is loaded up front: it stores nothing, so it
+// never loads the store, and mail libraries load only for a mail (reports/mime.ts).
+import { errorLine, figuresLine } from '../../reports/figures.js';
+import { describeError, readReport } from '../../reports/parse.js';
+import type { IngestResult, IngestSummary } from '../../reports/ingest.js';
 
 function describeResult(r: IngestResult): string {
   switch (r.status) {
@@ -57,10 +51,12 @@ export function registerReportCommands(program: Command, ctx: CliContext): void 
     .option('--rejected-dir <dir>', 'where rejected inputs are kept (default: rejected/ in the data folder)')
     .option('-v, --verbose', 'print one line per input')
     .action(async (paths: string[], opts: { json?: boolean; rejectedDir?: string; verbose?: boolean }) => {
+      const [{ ingestPaths }, { defaultRejectedDir }] = await Promise.all([import('../../reports/ingest.js'), import('../../paths.js')]);
       const store = await ctx.store();
       const rejectedDir = opts.rejectedDir ? resolve(opts.rejectedDir) : defaultRejectedDir(ctx.env);
+      const cliProgress = !opts.json && process.stdout.isTTY ? (await import('cli-progress')).default : null;
       const bar =
-        !opts.json && process.stdout.isTTY
+        cliProgress
           ? new cliProgress.SingleBar(
               { format: 'ingest [{bar}] {value}/{total} {percentage}% | {eta_formatted} left | {file}', hideCursor: true, clearOnComplete: true },
               cliProgress.Presets.shades_classic,
