@@ -1,8 +1,13 @@
 /**
  * The audit log: one row per decision or action, who or what did it, when and
  * why, with the measurements behind it as JSON. Rows are only ever appended.
+ * Appending also writes the notification events the entry announces, in the
+ * same transaction (the outbox): a decision is never recorded without its
+ * notification, nor announced without being recorded.
  */
 import type { Kysely, Transaction } from 'kysely';
+import { eventsFromAudit } from '../notify/events.js';
+import { storeEvents } from './notifications.js';
 import type { AuditEvent, Database } from './schema.js';
 
 export interface AuditEntry {
@@ -14,9 +19,13 @@ export interface AuditEntry {
   details?: unknown;
 }
 
-/** Appends one audit event; pass the transaction that makes the change it describes. */
+/** Appends one audit event and its notification events; pass the transaction that makes the change it describes. */
 export async function appendAudit(db: Kysely<Database> | Transaction<Database>, entry: AuditEntry): Promise<void> {
-  await db
+  if (!db.isTransaction) {
+    await db.transaction().execute((trx) => appendAudit(trx, entry));
+    return;
+  }
+  const inserted = await db
     .insertInto('audit_events')
     .values({
       at: entry.at.toISOString(),
@@ -26,7 +35,16 @@ export async function appendAudit(db: Kysely<Database> | Transaction<Database>, 
       reason: entry.reason,
       details: entry.details === undefined ? null : JSON.stringify(entry.details),
     })
-    .execute();
+    .executeTakeFirst();
+  const stageChange =
+    entry.action === 'verified' && entry.domain !== null
+      ? await db.selectFrom('stage_history').select(['action', 'from_stage', 'to_stage']).where('domain', '=', entry.domain).orderBy('id', 'desc').executeTakeFirst()
+      : undefined;
+  const mapping = eventsFromAudit(entry, { stageChange });
+  await storeEvents(db, mapping.events, {
+    auditId: inserted.insertId === undefined ? null : Number(inserted.insertId),
+    settles: { domain: entry.domain, types: mapping.settles },
+  });
 }
 
 /** The newest audit events, newest first, optionally for one domain. */

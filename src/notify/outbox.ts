@@ -1,0 +1,75 @@
+/**
+ * From outbox events to channel messages: after each tick (and ingest) the
+ * daemon dispatches every event not yet dispatched as one digest per
+ * channel, in one transaction with marking the events, so a crash leaves
+ * either the events waiting or the messages queued, never both or neither.
+ * Test messages and summaries are queued here too; the sender delivers them.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Store } from '../store/open.js';
+import { insertMessage, markDispatched, undispatchedEvents } from '../store/notifications.js';
+import type { NotifySettings, ResolvedChannel } from './config.js';
+import { channelWants, contentEventOf, digestContent, summaryContent, testContent } from './content.js';
+import type { FleetSummary } from './summary.js';
+
+export interface DispatchResult {
+  events: number;
+  messages: Array<{ channel: string; key: string; events: number }>;
+}
+
+/** Turns the waiting events into one digest per channel that wants any of them. */
+export async function dispatchEvents(store: Store, settings: Pick<NotifySettings, 'channels' | 'baseUrl'>, now: Date): Promise<DispatchResult> {
+  return store.db.transaction().execute(async (trx) => {
+    const rows = await undispatchedEvents(trx);
+    if (rows.length === 0) return { events: 0, messages: [] };
+    const events = rows.map(contentEventOf);
+    const messages: DispatchResult['messages'] = [];
+    for (const channel of settings.channels) {
+      const wanted = events.filter((e) => channelWants(channel.filter, e));
+      if (wanted.length === 0) continue;
+      const key = randomUUID();
+      await insertMessage(trx, { key, channel: channel.name, kind: 'digest', createdAt: now.toISOString(), content: digestContent(wanted, settings.baseUrl), eventCount: wanted.length });
+      messages.push({ channel: channel.name, key, events: wanted.length });
+    }
+    // Marked even when no channel wants them: a channel added later starts from
+    // then on instead of receiving the backlog; the page still lists them.
+    await markDispatched(
+      trx,
+      rows.map((r) => r.id),
+      now.toISOString(),
+    );
+    return { events: rows.length, messages };
+  });
+}
+
+export function findChannel(settings: Pick<NotifySettings, 'channels'>, name: string): ResolvedChannel {
+  const channel = settings.channels.find((c) => c.name === name);
+  if (!channel) {
+    const known = settings.channels.map((c) => c.name);
+    throw new Error(`no notification channel named "${name}"${known.length > 0 ? `; the config has ${known.join(', ')}` : '; the config has none (notifications.channels)'}`);
+  }
+  return channel;
+}
+
+/** Queues a test message for one channel. @returns its idempotency key. */
+export async function queueTestMessage(store: Store, settings: Pick<NotifySettings, 'channels' | 'baseUrl'>, channelName: string, now: Date): Promise<string> {
+  const channel = findChannel(settings, channelName);
+  const key = randomUUID();
+  await insertMessage(store.db, { key, channel: channel.name, kind: 'test', createdAt: now.toISOString(), content: testContent(channel.name, now, settings.baseUrl), eventCount: 0 });
+  return key;
+}
+
+/** Queues the summary for each named channel (one message each, the same content). */
+export async function queueSummary(store: Store, settings: Pick<NotifySettings, 'channels' | 'baseUrl'>, channels: readonly string[], summary: FleetSummary, now: Date): Promise<string[]> {
+  const content = summaryContent(summary, settings.baseUrl);
+  const targets = channels.map((name) => findChannel(settings, name));
+  return store.db.transaction().execute(async (trx) => {
+    const keys: string[] = [];
+    for (const channel of targets) {
+      const key = randomUUID();
+      await insertMessage(trx, { key, channel: channel.name, kind: 'summary', createdAt: now.toISOString(), content, eventCount: 0 });
+      keys.push(key);
+    }
+    return keys;
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * The durable sender: delivers queued messages, each channel on its own and
+ * in order, with capped exponential backoff, and records every attempt in
+ * the store. It runs beside the schedules and never inside them: a slow or
+ * failing receiver delays nothing but its own channel's messages. A message
+ * is marked delivered only after the receiver accepted it, so a crash in
+ * between sends it again after the restart, with the same idempotency key.
+ * A message not delivered within the give-up time is kept as failed, with
+ * its last error, for the page and /metrics.
+ */
+import type { Logger } from 'pino';
+import type { Store } from '../store/open.js';
+import { markAttemptFailed, markDelivered, nextPending } from '../store/notifications.js';
+import type { NotificationMessageRow } from '../store/schema.js';
+import { deliver, DeliveryError } from './channels.js';
+import type { NotifySettings, ResolvedChannel } from './config.js';
+import type { MessageContent } from './content.js';
+
+/** First retry after 30 s, doubling, capped. */
+const FIRST_BACKOFF_MS = 30_000;
+
+/** How long to wait after the `attempts`-th failed attempt. */
+export function backoffMs(attempts: number, maxBackoffMs: number, retryAfterMs: number | null = null): number {
+  const exponential = FIRST_BACKOFF_MS * 2 ** Math.min(Math.max(attempts - 1, 0), 20);
+  return Math.min(maxBackoffMs, Math.max(exponential, retryAfterMs ?? 0));
+}
+
+export interface SenderOptions {
+  store: Store;
+  settings: NotifySettings;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  now?: () => Date;
+  /** Called after every attempt (for metrics). */
+  onAttempt?: (channel: string, outcome: 'delivered' | 'retrying' | 'failed') => void;
+}
+
+export interface AttemptOutcome {
+  channel: string;
+  key: string;
+  outcome: 'delivered' | 'retrying' | 'failed';
+  error?: string;
+}
+
+export class NotificationSender {
+  readonly #opts: SenderOptions;
+  readonly #now: () => Date;
+  readonly #busy = new Map<string, Promise<AttemptOutcome[]>>();
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+
+  constructor(opts: SenderOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? (() => new Date());
+  }
+
+  /** Starts polling for due messages every poll interval. */
+  start(): void {
+    if (this.#timer || this.#stopped) return;
+    const loop = () => {
+      this.#timer = setTimeout(() => {
+        void this.runOnce().finally(() => {
+          if (!this.#stopped) loop();
+        });
+      }, this.#opts.settings.pollMs);
+      this.#timer.unref?.();
+    };
+    void this.runOnce();
+    loop();
+  }
+
+  /**
+   * One pass over every channel: each delivers its due messages in order
+   * until one fails or none is due. Channels run concurrently; a channel
+   * still busy from the last pass is left to finish.
+   */
+  async runOnce(): Promise<AttemptOutcome[]> {
+    const passes = this.#opts.settings.channels.map((channel) => {
+      const running = this.#busy.get(channel.name);
+      if (running) return running;
+      const pass = this.#drain(channel).finally(() => this.#busy.delete(channel.name));
+      this.#busy.set(channel.name, pass);
+      return pass;
+    });
+    return (await Promise.all(passes)).flat();
+  }
+
+  /** Stops polling and waits for attempts in flight (each is bounded by the timeout). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await Promise.all(this.#busy.values());
+  }
+
+  async #drain(channel: ResolvedChannel): Promise<AttemptOutcome[]> {
+    const outcomes: AttemptOutcome[] = [];
+    while (!this.#stopped) {
+      const message = await nextPending(this.#opts.store.db, channel.name);
+      if (!message || Date.parse(message.next_attempt_at) > this.#now().getTime()) break;
+      const outcome = await this.#attempt(channel, message);
+      outcomes.push(outcome);
+      this.#opts.onAttempt?.(channel.name, outcome.outcome);
+      // After a failure the channel waits for its backoff; a given-up message lets the next one go.
+      if (outcome.outcome === 'retrying') break;
+    }
+    return outcomes;
+  }
+
+  async #attempt(channel: ResolvedChannel, message: NotificationMessageRow): Promise<AttemptOutcome> {
+    const { store, settings, logger } = this.#opts;
+    const started = this.#now();
+    try {
+      const content = JSON.parse(message.content) as MessageContent;
+      await deliver(channel, content, { key: message.key, channel: channel.name, createdAt: message.created_at }, { now: started, timeoutMs: settings.timeoutMs });
+    } catch (error) {
+      const reason = error instanceof DeliveryError || error instanceof Error ? error.message : String(error);
+      const now = this.#now();
+      const attempts = message.attempts + 1;
+      const giveUp = now.getTime() - Date.parse(message.created_at) >= settings.giveUpAfterMs;
+      const wait = backoffMs(attempts, settings.maxBackoffMs, error instanceof DeliveryError ? error.retryAfterMs : null);
+      await markAttemptFailed(store.db, message.id, { at: now.toISOString(), error: reason, nextAttemptAt: new Date(now.getTime() + wait).toISOString(), giveUp });
+      if (giveUp) logger.error({ channel: channel.name, message: message.key, attempts, error: reason }, 'notification undeliverable; kept as failed');
+      else logger.warn({ channel: channel.name, message: message.key, attempts, error: reason, retry_in_s: Math.round(wait / 1000) }, 'notification delivery failed; will retry');
+      return { channel: channel.name, key: message.key, outcome: giveUp ? 'failed' : 'retrying', error: reason };
+    }
+    await markDelivered(store.db, message.id, this.#now().toISOString());
+    logger.info({ channel: channel.name, message: message.key, kind: message.kind, events: message.event_count }, 'notification delivered');
+    return { channel: channel.name, key: message.key, outcome: 'delivered' };
+  }
+}
