@@ -19,6 +19,7 @@ import type { SourceRule } from '../engine/types.js';
 import { folderSourceConfigSchema } from './sources/folder.js';
 import { imapSourceConfigSchema } from './sources/imap.js';
 import { smtpSourceConfigSchema } from './sources/smtp.js';
+import { notificationsConfigSchema, resolveNotifications, type NotifySettings } from '../notify/config.js';
 
 const cron = (fallback: string) =>
   z
@@ -68,6 +69,8 @@ export const daemonConfigSchema = z
       .default([]),
     /** The HTTP API and web page; no listener when absent. */
     api: apiConfigSchema.optional(),
+    /** Notification channels, reminders and the weekly summary (src/notify); nothing is sent when absent. */
+    notifications: notificationsConfigSchema.optional(),
     /** Where rejected inputs are kept; default `rejected/` beside the store. */
     rejected_dir: z.string().min(1).optional(),
     log: z
@@ -103,6 +106,8 @@ export type DaemonConfig = z.infer<typeof daemonConfigSchema> & {
   storePath: string;
   /** Every API token (the config's and the token file's), hashes only. */
   apiTokens: ApiTokenEntry[];
+  /** The notifications block with its channels' secrets read. */
+  notify: NotifySettings;
 };
 
 export class ConfigError extends Error {
@@ -136,6 +141,8 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
       problems.push(`${file}: providers.${name}: ${(error as Error).message}`);
     }
   }
+  const notify = resolveNotifications(result.data.notifications ?? notificationsConfigSchema.parse({}), env);
+  problems.push(...notify.problems.map((p) => `${file}: ${p}`));
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   const base = dirname(resolve(file));
   const storePath = result.data.store ? resolve(base, result.data.store.sqlite) : defaultDatabasePath(env);
@@ -156,7 +163,7 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
     if (names.has(t.name)) throw new ConfigError(`${file}: api.tokens: the name "${t.name}" is used twice; each holder needs a name of their own`);
     names.add(t.name);
   }
-  const config = { ...result.data, providers: daemonProviderDefaults(result.data.providers), ...(api ? { api } : {}), sources, file, storePath, apiTokens };
+  const config = { ...result.data, providers: daemonProviderDefaults(result.data.providers), ...(api ? { api } : {}), sources, file, storePath, apiTokens, notify: notify.settings };
   configSourceRules(config); // a bad allowlist domain refuses the start, like any other field
   return config;
 }

@@ -20,6 +20,7 @@ import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { createFolderSource } from './sources/folder.js';
 import { createImapSource } from './sources/imap.js';
 import { createSmtpSource } from './sources/smtp.js';
+import { createNotifier, type Notifier } from '../notify/notifier.js';
 import type { Deliver, ReportSource } from './sources/types.js';
 
 /** The daemon could not start for a reason the operator must fix (a port in use, a missing secret). */
@@ -38,6 +39,8 @@ export interface DaemonDeps {
 export interface RunningDaemon {
   readonly store: Store;
   readonly metrics: DaemonMetrics;
+  /** Notifications: the outbox's dispatcher, the sender, the summary schedule. */
+  readonly notifier: Notifier;
   /** Where the HTTP API listens, when it runs. */
   readonly apiUrl: string | null;
   /** Swaps the API's tokens for these (a re-read config), so a revoked token stops working without a restart. */
@@ -74,6 +77,15 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     return createSmtpSource(s, { logger });
   });
   const metrics = createDaemonMetrics({ store });
+  const notifier = createNotifier({
+    store,
+    settings: config.notify,
+    logger,
+    now,
+    tickSchedule: config.schedule.tick,
+    viewContext: { loadPlan, sourceRules },
+    onAttempt: (channel, outcome) => metrics.recordNotification(channel, outcome),
+  });
   const deliverFor =
     (sourceName: string): Deliver =>
     async (input, source) => {
@@ -103,14 +115,14 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     return promise;
   };
 
-  const ingest = guarded('ingest', async () => {
+  const ingest = guarded('ingest', notifier.watchIngest(async () => {
     for (const source of sources) {
       if (stopping || source.kind !== 'poll') continue;
       const summary = await source.poll(deliverFor(source.name));
       logger.info({ source: source.name, delivered: summary.delivered, acknowledged: summary.acknowledged, failed: summary.failed }, 'source polled');
     }
-  });
-  const tick = guarded('tick', async () => {
+  }));
+  const tick = guarded('tick', notifier.watchTick(async () => {
     const started = process.hrtime.bigint();
     const results = await runTick({
       store,
@@ -130,7 +142,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         logger.info({ domain: r.domain, action: r.decision.action, to: r.decision.to, summary: r.decision.summary, apply: r.apply }, 'decision');
       } else if (r.apply) logger.info({ domain: r.domain, apply: r.apply }, 'change in flight');
     }
-  });
+  }));
 
   let api: RunningApiServer | null = null;
   const tokens = new TokenSet(config.apiTokens);
@@ -160,6 +172,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     if (config.apiTokens.length === 0) logger.warn('the API has no tokens: every request will be refused (see dmarc-rollout token create)');
   }
   for (const source of sources) if (source.kind === 'listen') await source.start(deliverFor(source.name));
+  notifier.start();
 
   const tasks: ScheduledTask[] = [
     cron.schedule(config.schedule.ingest, ingest, { name: 'ingest', timezone: 'UTC' }),
@@ -173,6 +186,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   return {
     store,
     metrics,
+    notifier,
     apiUrl: api?.url ?? null,
     replaceTokens(next) {
       tokens.replace(next);
@@ -187,6 +201,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       // The API stops taking requests first, so no action lands after the last tick.
       await api?.close();
       await Promise.all(inFlight.values());
+      await notifier.stop();
       for (const source of sources) await (source.kind === 'listen' ? source.stop() : source.close());
       await store.close();
       lock.release();

@@ -32,6 +32,8 @@ export interface DaemonMetrics {
   recordIngest(sourceName: string, result: IngestResult): void;
   /** One finished tick: its per-domain results, each with the domain's provider name (null when none), and how long it took. */
   recordTick(results: ReadonlyArray<DomainTickResult & { provider: string | null }>, durationSeconds: number): void;
+  /** One notification delivery attempt on a channel and its outcome. */
+  recordNotification(channel: string, outcome: 'delivered' | 'retrying' | 'failed'): void;
   /** The text exposition and its content type, with the store-backed gauges read fresh at call time. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -139,8 +141,38 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
     registers,
   });
 
+  new Gauge({
+    name: `${PREFIX}notifications`,
+    help: 'Notification messages in the store by channel and status (pending: queued or retrying; failed: undeliverable, kept with its error; delivered).',
+    labelNames: ['channel', 'status'] as const,
+    registers,
+    async collect() {
+      const rows = await db
+        .selectFrom('notification_messages')
+        .select(['channel', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy(['channel', 'status'])
+        .execute();
+      this.reset();
+      for (const r of rows) this.set({ channel: r.channel, status: r.status }, Number(r.n));
+    },
+  });
+  storeGauge(
+    'notifications_events_waiting',
+    'Notification events in the outbox not yet put into a channel message (waiting for the next tick).',
+    async () => Number((await db.selectFrom('notification_events').select((eb) => eb.fn.countAll<number>().as('n')).where('dispatched_at', 'is', null).executeTakeFirstOrThrow()).n),
+  );
+  const notificationAttempts = new Counter({
+    name: `${PREFIX}notifications_attempts_total`,
+    help: 'Notification delivery attempts since start, by channel and outcome (delivered, retrying, failed = given up).',
+    labelNames: ['channel', 'outcome'] as const,
+    registers,
+  });
+
   return {
     registry,
+    recordNotification(channel, outcome) {
+      notificationAttempts.inc({ channel, outcome });
+    },
     recordIngest(sourceName, result) {
       const outcome = result.status === 'stored' && !result.counted ? 'changed' : result.status;
       ingests.inc({ source: sourceName, outcome });
