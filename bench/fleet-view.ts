@@ -39,8 +39,9 @@ try {
   const store = await openSqliteStore(join(work, 'store.sqlite'));
   const plan = loadPlan('default');
   const names = Array.from({ length: DOMAINS }, (_, i) => `d${i}.bench.example`);
-  await enrollDomains(store, { inputs: names.map((text) => ({ text, origin: 'argv' as const })), plan, provider: 'memory', actor: 'bench', now: new Date(now.getTime() - 40 * DAY_MS) });
-  await runTick({ store, now: new Date(now.getTime() - 35 * DAY_MS), providerFor: () => new MemoryDns() });
+  const dns = new MemoryDns();
+  await enrollDomains(store, { inputs: names.map((text) => ({ text, origin: 'argv' as const })), plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'bench', now: new Date(now.getTime() - 40 * DAY_MS) });
+  await runTick({ store, now: new Date(now.getTime() - 35 * DAY_MS), providerFor: () => dns });
   const setup = await timed(async () => {
     for (const [n, domain] of names.entries()) {
       for (let d = LOOKBACK_DAYS; d >= 1; d--) {

@@ -36,8 +36,8 @@ it('the config allowlist is validated at load and classes a source for the engin
   const store = await openSqliteStore(db);
   try {
     const plan = loadPlan('default');
-    await enrollDomains(store, { inputs: [{ text: 'esp.example', origin: 'test' }], plan, provider: 'memory', actor: 'test', now: new Date('2026-01-01T00:00:00Z') });
     const dns = new MemoryDns();
+    await enrollDomains(store, { inputs: [{ text: 'esp.example', origin: 'test' }], plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'test', now: new Date('2026-01-01T00:00:00Z') });
     await runTick({ store, now: new Date('2026-01-01T12:00:00Z'), providerFor: () => dns });
     for (let d = 1; d <= 16; d++) {
       const day = new Date(Date.UTC(2026, 0, 1 + d)).toISOString().slice(0, 10);

@@ -46,7 +46,7 @@ describe('a fleet on real PowerDNS, from p=none to p=reject', () => {
     const plan = loadPlan('default');
     const provider = createProvider({ type: 'powerdns', api_url: pdns.apiUrl, api_key_env: 'PDNS_TEST_KEY' }, { env: { PDNS_TEST_KEY: pdns.apiKey } });
     const verify = dnsVerifier({ nameservers: [pdns.dnsServer], timeoutMs: 2000 });
-    await enrollDomains(store, { inputs: DOMAINS.map((text) => ({ text, origin: 'test' })), plan, provider: 'pdns', actor: 'test', now: new Date(START) });
+    await enrollDomains(store, { inputs: DOMAINS.map((text) => ({ text, origin: 'test' })), plan, provider: 'pdns', providers: { names: ['pdns'], get: () => provider }, reportAddress: 'dmarc@reports.example', actor: 'test', now: new Date(START) });
 
     for (let d = 0; d < 125; d++) {
       const now = new Date(START + d * DAY_MS + 12 * 3600_000);
@@ -85,7 +85,7 @@ describe('a fleet on real PowerDNS, from p=none to p=reject', () => {
 
   it('reaches p=reject on the domains left alone, read back over real DNS, keeping the owner’s tags in order', async () => {
     assert.deepEqual(await dmarcOnDns('alpha.example'), ['v=DMARC1; p=reject; rua=mailto:dmarc-reports@alpha.example; fo=1; adkim=r']);
-    assert.deepEqual(await dmarcOnDns('beta.example'), ['v=DMARC1; p=reject']);
+    assert.deepEqual(await dmarcOnDns('beta.example'), ['v=DMARC1; p=reject; rua=mailto:dmarc@reports.example']);
     const rows = await store.db.selectFrom('domains').select(['domain', 'stage_index', 'last_record']).where('domain', 'in', ['alpha.example', 'beta.example']).execute();
     for (const row of rows) assert.equal(row.stage_index, 12, `${row.domain} is at stage ${row.stage_index + 1}`);
     // Every change was verified once: 13 writes each (the first stage, then 12 steps).
@@ -121,7 +121,7 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
       );
       const env = { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PROVIDERS: providersFile, PDNS_CLI_KEY: pdns.apiKey };
       const { runCli } = await import('./helpers/cli.js');
-      assert.equal((await runCli(['enroll', 'gamma.example', 'delta.example', '--provider', 'pdns'], env)).code, 0);
+      assert.equal((await runCli(['enroll', 'gamma.example', 'delta.example', '--provider', 'pdns', '--report-address', 'dmarc@reports.example'], env)).code, 0);
 
       const plan = await runCli(['plan'], env);
       assert.equal(plan.code, 0, plan.stderr + plan.stdout);
@@ -174,18 +174,18 @@ describe('the manual provider in a tick', () => {
       );
       const verify = dnsVerifier({ nameservers: [pdns.dnsServer], timeoutMs: 2000 });
       const plan = loadPlan('default');
-      await enrollDomains(store, { inputs: [{ text: 'manual.example', origin: 'test' }], plan, provider: 'manual', actor: 'test', now: new Date(START) });
+      await enrollDomains(store, { inputs: [{ text: 'manual.example', origin: 'test' }], plan, provider: 'manual', providers: { names: ['manual'], get: () => provider }, reportAddress: 'dmarc@reports.example', actor: 'test', now: new Date(START) });
       const tick = (at: number) => runTick({ store, now: new Date(at), providerFor: () => provider, verifierFor: () => verify });
 
       const [first] = await tick(START);
       assert.equal(first!.apply?.status, 'retrying', JSON.stringify(first));
-      assert.match(printed.join(''), /_dmarc\.manual\.example\. 300 IN TXT "v=DMARC1; p=none"/);
+      assert.match(printed.join(''), /_dmarc\.manual\.example\. 300 IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@reports\.example"/);
       const intent = await store.db.selectFrom('intents').selectAll().executeTakeFirstOrThrow();
       assert.equal(intent.status, 'written', 'printing the instructions counts as the write: it is not repeated');
 
       // The person publishes it.
       await pdns.patchZone('manual.example', [
-        { name: '_dmarc.manual.example.', type: 'TXT', ttl: 300, changetype: 'REPLACE', records: [{ content: '"v=DMARC1; p=none"' }] },
+        { name: '_dmarc.manual.example.', type: 'TXT', ttl: 300, changetype: 'REPLACE', records: [{ content: '"v=DMARC1; p=none; rua=mailto:dmarc@reports.example"' }] },
       ]);
       const [second] = await tick(START + 3 * 3600_000);
       assert.equal(second!.apply?.status, 'verified', JSON.stringify(second));

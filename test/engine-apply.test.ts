@@ -51,9 +51,9 @@ async function world(domains: string[] = ['example.com']): Promise<World> {
   const { dir, db } = tempStore('dmarc-rollout-apply-');
   const store = await openSqliteStore(db);
   stores.push(store);
-  const res = await enrollDomains(store, { inputs: domains.map((text) => ({ text, origin: 'argv' })), plan, provider: 'memory', actor: 'test', now: ENROLLED });
-  assert.deepEqual(res.enrolled, domains);
   const dns = new MemoryDns();
+  const res = await enrollDomains(store, { inputs: domains.map((text) => ({ text, origin: 'argv' })), plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'test', now: ENROLLED });
+  assert.deepEqual(res.enrolled, domains);
   const tick = (now: Date, extra: Partial<TickOptions> = {}) => runTick({ store, now, providerFor: () => dns, ...extra });
   return {
     store,
@@ -109,7 +109,7 @@ describe('establishing the first stage', () => {
     assert.equal(a!.decision?.action, 'establish');
     assert.deepEqual(a!.apply, { status: 'verified', record: expected, toIndex: 0, windowStart: '2026-03-03T00:00:00.000Z' });
     assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['google-site-verification=abc', expected]);
-    assert.deepEqual(b!.apply, { status: 'verified', record: 'v=DMARC1; p=none', toIndex: 0, windowStart: '2026-03-03T00:00:00.000Z' });
+    assert.deepEqual(b!.apply, { status: 'verified', record: 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example', toIndex: 0, windowStart: '2026-03-03T00:00:00.000Z' });
     assert.deepEqual(
       w.dns.writes.map((x) => [x.fqdn, x.ttl]),
       [
@@ -143,9 +143,10 @@ describe('establishing the first stage', () => {
     assert.equal(verified.record, expected);
   });
 
-  it("waits out the owner's old TTL: verified at 23:30 under a one-hour TTL, judged from the midnight after next", async () => {
+  // A two-hour TTL: in effect at 01:30, past the plan's 60-minute grace after midnight (within it, the window opens that midnight).
+  it("waits out the owner's old TTL: verified at 23:30 under a two-hour TTL, judged from the midnight after next", async () => {
     const w = await world();
-    w.dns.set(fqdn('example.com'), { txt: ['v=DMARC1; p=none; pct=100; rua=mailto:agg@example.com'], ttl: 3600 });
+    w.dns.set(fqdn('example.com'), { txt: ['v=DMARC1; p=none; pct=100; rua=mailto:agg@example.com'], ttl: 7200 });
     const late = new Date('2026-03-02T23:30:00Z');
     const r = await w.one(late);
     assert.equal(r.apply?.status, 'verified');
@@ -184,7 +185,7 @@ describe('faults while applying', () => {
     let intent = await getIntent(w.store.db, 'example.com');
     assert.ok(intent);
     assert.equal(intent.status, 'pending');
-    assert.equal(intent.record, 'v=DMARC1; p=none');
+    assert.equal(intent.record, 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example');
     assert.equal(intent.attempts, 1);
     assert.equal(intent.next_attempt_at, plus(T0, backoff1).toISOString());
     assert.match(intent.last_error ?? '', /503/);
@@ -212,10 +213,10 @@ describe('faults while applying', () => {
     assert.equal(third.apply?.status, 'verified');
     row = await w.row();
     assert.equal(row.stage_since, t3.toISOString());
-    assert.equal(row.last_record, 'v=DMARC1; p=none');
+    assert.equal(row.last_record, 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example');
     assert.equal(await getIntent(w.store.db, 'example.com'), undefined);
     assert.equal(w.dns.writes.length, 1);
-    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=none']);
+    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=none; rua=mailto:dmarc@reports.example']);
     const audit = await w.audit();
     assert.equal(audit.filter((e) => e.action === 'apply-retry').length, 1);
     assert.equal(audit.filter((e) => e.action === 'verified').length, 1);
@@ -244,7 +245,7 @@ describe('faults while applying', () => {
 
     // The name servers catch up.
     w.dns.hideWrites = false;
-    w.dns.set(fqdn('example.com'), { txt: ['v=DMARC1; p=none'], ttl: 300 });
+    w.dns.set(fqdn('example.com'), { txt: ['v=DMARC1; p=none; rua=mailto:dmarc@reports.example'], ttl: 300 });
     const writes = w.dns.writes.length;
     const t3 = plus(t2, backoffMs(2, 'example.com'));
     const third = await w.one(t3);
@@ -263,7 +264,7 @@ describe('faults while applying', () => {
     assert.equal(crash.apply?.status, 'retrying');
     assert.equal(w.dns.writes.length, 1);
     assert.equal((await getIntent(w.store.db, 'example.com'))!.status, 'written');
-    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=none']);
+    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=none; rua=mailto:dmarc@reports.example']);
 
     const t2 = plus(T0, backoffMs(1, 'example.com'));
     const resumed = await w.one(t2);
@@ -319,7 +320,7 @@ describe('what stops a domain instead of being overwritten', () => {
     assert.equal(b!.domain, 'other.example');
     assert.equal(b!.apply?.status, 'verified');
     assert.equal((await w.row('other.example')).stage_index, 1);
-    assert.deepEqual(await w.dns.readTxt(fqdn('other.example')), ['v=DMARC1; p=quarantine; pct=1; t=y']);
+    assert.deepEqual(await w.dns.readTxt(fqdn('other.example')), ['v=DMARC1; p=quarantine; pct=1; t=y; rua=mailto:dmarc@reports.example']);
     assert.deepEqual(
       w.dns.writes.slice(writesBefore).map((x) => x.fqdn),
       ['_dmarc.other.example'],
@@ -387,7 +388,7 @@ describe('the engine moves a stage on reports', () => {
     const w = await readyToAdvance();
     const adv = await w.one(READY);
     assert.equal(adv.decision?.action, 'advance');
-    assert.deepEqual(adv.apply, { status: 'verified', record: 'v=DMARC1; p=quarantine; pct=1; t=y', toIndex: 1, windowStart: '2026-03-18T00:00:00.000Z' });
+    assert.deepEqual(adv.apply, { status: 'verified', record: 'v=DMARC1; p=quarantine; pct=1; t=y; rua=mailto:dmarc@reports.example', toIndex: 1, windowStart: '2026-03-18T00:00:00.000Z' });
 
     // Day one of quarantine:1: the authorised server's DKIM breaks for 30 of 100.
     await w.feed('example.com', ['2026-03-18'], (d) => [cleanRow(d, '192.0.2.10', 70), brokenRow(d, '192.0.2.10', 30)]);
@@ -396,7 +397,7 @@ describe('the engine moves a stage on reports', () => {
     assert.equal(back.apply?.status, 'verified');
     const row = await w.row();
     assert.equal(row.stage_index, 0);
-    assert.equal(row.last_record, 'v=DMARC1; p=none');
+    assert.equal(row.last_record, 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example');
     const last = (await stageHistory(w.store.db, 'example.com')).at(-1)!;
     assert.deepEqual([last.action, last.from_stage, last.to_stage, last.actor], ['rollback', 'quarantine:1', 'none:100', 'engine']);
   });
@@ -424,7 +425,7 @@ describe('operator actions', () => {
     assert.equal(row.stage_index, 4);
     assert.equal(row.stage_since, t.toISOString());
     assert.equal(row.window_start, '2026-03-03T00:00:00.000Z');
-    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=quarantine; pct=25; t=y']);
+    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=quarantine; pct=25; t=y; rua=mailto:dmarc@reports.example']);
     const last = (await stageHistory(w.store.db, 'example.com')).at(-1)!;
     assert.deepEqual([last.action, last.from_stage, last.to_stage, last.actor, last.reason], ['force', 'none:100', 'quarantine:25', 'cli:alice', 'customer asked']);
   });
@@ -441,7 +442,7 @@ describe('operator actions', () => {
     const r = await w.one(plus(T0, 180_000));
     assert.equal(r.apply?.status, 'verified');
     assert.equal((await w.row()).stage_index, 2);
-    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=quarantine; pct=5; t=y']);
+    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@reports.example']);
     const last = (await stageHistory(w.store.db, 'example.com')).at(-1)!;
     assert.deepEqual([last.action, last.from_stage, last.to_stage], ['rollback', 'quarantine:50', 'quarantine:5']);
 
@@ -496,6 +497,6 @@ describe('operator actions', () => {
     const row = await w.row();
     assert.equal(row.stage_index, 7);
     assert.equal(row.approved_stage_index, null, 'an approval is for one step');
-    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=reject; pct=1; t=y']);
+    assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=reject; pct=1; t=y; rua=mailto:dmarc@reports.example']);
   });
 });

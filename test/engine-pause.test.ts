@@ -14,8 +14,8 @@ import { tempStore } from './helpers/cli.js';
 it('pause stops a queued change that nothing has written yet', async () => {
   const plan = loadPlan('default');
   const store = await openSqliteStore(tempStore().db);
-  await enrollDomains(store, { inputs: [{ text: 'example.com', origin: 'argv' }], plan, provider: 'memory', actor: 'test', now: new Date('2026-03-01T09:00:00Z') });
   const dns = new MemoryDns();
+  await enrollDomains(store, { inputs: [{ text: 'example.com', origin: 'argv' }], plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'test', now: new Date('2026-03-01T09:00:00Z') });
   const T0 = new Date('2026-03-02T10:00:00Z');
   await runTick({ store, now: T0, providerFor: () => dns });
   // A queued force (or the engine's own advance waiting out a failed write), then a person pauses.
@@ -28,19 +28,19 @@ it('pause stops a queued change that nothing has written yet', async () => {
   const row = (await getDomain(store.db, 'example.com'))!;
   assert.equal(dns.writes.length, 1, 'only the establishing write: nothing moves while paused');
   assert.equal(row.stage_index, 0);
-  assert.deepEqual(await dns.readTxt('_dmarc.example.com'), ['v=DMARC1; p=none']);
+  assert.deepEqual(await dns.readTxt('_dmarc.example.com'), ['v=DMARC1; p=none; rua=mailto:dmarc@reports.example']);
   await store.close();
 });
 
 it('a record edited by hand while the domain holds stops it at the next tick, without a write', async () => {
   const plan = loadPlan('default');
   const store = await openSqliteStore(tempStore().db);
-  await enrollDomains(store, { inputs: [{ text: 'example.com', origin: 'argv' }], plan, provider: 'memory', actor: 'test', now: new Date('2026-03-01T09:00:00Z') });
   const dns = new MemoryDns();
+  await enrollDomains(store, { inputs: [{ text: 'example.com', origin: 'argv' }], plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'test', now: new Date('2026-03-01T09:00:00Z') });
   await runTick({ store, now: new Date('2026-03-02T10:00:00Z'), providerFor: () => dns });
   dns.set('_dmarc.example.com', { txt: ['v=DMARC1; p=reject'], ttl: 300 });
   const [result] = await runTick({ store, now: new Date('2026-03-03T10:00:00Z'), providerFor: () => dns });
-  assert.match(result!.error ?? '', /^drift: _dmarc\.example\.com is "v=DMARC1; p=reject", not what this program last wrote \("v=DMARC1; p=none"\)/);
+  assert.match(result!.error ?? '', /^drift: _dmarc\.example\.com is "v=DMARC1; p=reject", not what this program last wrote \("v=DMARC1; p=none; rua=mailto:dmarc@reports\.example"\)/);
   const row = (await getDomain(store.db, 'example.com'))!;
   assert.deepEqual([row.state, dns.writes.length], ['halted', 1]);
   await store.close();

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
+import { MemoryDns } from '../src/engine/memory-dns.js';
 import { enrollDomains, enrollInputsFromText, fleetStatus, normalizeDomainName } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { openSqliteStore } from '../src/store/open.js';
 import { runCli, tempStore } from './helpers/cli.js';
+import { startPdns, type PdnsServer } from './helpers/pdns.js';
 
 describe('domain names as an operator types them', () => {
   const accepted: Array<[string, string]> = [
@@ -50,6 +52,21 @@ describe('domain names as an operator types them', () => {
 });
 
 describe('enrolment on a real SQLite file', () => {
+  // Enrolment reads each domain's live record through its provider: a real PowerDNS holds the zones.
+  let pdns: PdnsServer;
+  let settings: Record<string, string>;
+  before(async () => {
+    pdns = await startPdns();
+    for (const zone of ['example.com', 'example.org', 'example.net', 'xn--bcher-kva.de']) await pdns.createZone(zone);
+    const { dir } = tempStore();
+    const providers = join(dir, 'providers.yaml');
+    writeFileSync(providers, `powerdns:\n  type: powerdns\n  api_url: ${pdns.apiUrl}\n  api_key_env: PDNS_FLEET_KEY\n`);
+    settings = { DMARC_ROLLOUT_PROVIDERS: providers, PDNS_FLEET_KEY: pdns.apiKey };
+  });
+  after(async () => {
+    await pdns?.stop();
+  });
+
   it('enrolls a thousand domains from a file in one go and names every refused line', async () => {
     const { dir, db } = tempStore();
     const lines = ['# fleet export', ''];
@@ -58,7 +75,7 @@ describe('enrolment on a real SQLite file', () => {
     const file = join(dir, 'fleet.txt');
     writeFileSync(file, lines.join('\n'));
 
-    const res = await runCli(['enroll', '--file', file, '--provider', 'powerdns', '--json'], { DMARC_ROLLOUT_DB: db });
+    const res = await runCli(['enroll', '--file', file, '--provider', 'powerdns', '--report-address', 'dmarc@reports.example', '--json'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(res.code, 1, 'refused lines make the run fail so scripts notice');
     const out = JSON.parse(res.stdout);
     assert.equal(out.enrolled.length, 1000);
@@ -81,15 +98,17 @@ describe('enrolment on a real SQLite file', () => {
     assert.deepEqual(counts, { d: 1000, h: 1000, a: 1000 });
     assert.deepEqual(states, [{ state: 'active', stage_index: 0, plan: 'default', provider: 'powerdns' }]);
 
-    const again = await runCli(['enroll', 'shop-1.example.com', 'new.example.org'], { DMARC_ROLLOUT_DB: db });
+    const again = await runCli(['enroll', 'shop-1.example.com', 'new.example.org', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /enrolled 1 domain/);
     assert.match(again.stdout, /already enrolled: shop-1\.example\.com \(plan default\)/);
+    const otherProvider = await runCli(['enroll', 'shop-2.example.com', '--provider', 'powerdns', '--plan', 'default', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
+    assert.equal(otherProvider.code, 0, 'the same plan and provider again: nothing to change');
   });
 
   it('status shows each domain at its first stage, and one domain with its history', async () => {
     const { db } = tempStore();
-    const enrolled = await runCli(['enroll', 'bücher.de', 'example.net'], { DMARC_ROLLOUT_DB: db });
+    const enrolled = await runCli(['enroll', 'bücher.de', 'example.net', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(enrolled.code, 0, enrolled.stderr);
 
     const all = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
@@ -114,7 +133,7 @@ describe('enrolment on a real SQLite file', () => {
 
   it('refuses an unknown plan before touching the store', async () => {
     const { db } = tempStore();
-    const res = await runCli(['enroll', 'example.com', '--plan', 'no-such-plan'], { DMARC_ROLLOUT_DB: db });
+    const res = await runCli(['enroll', 'example.com', '--plan', 'no-such-plan', '--provider', 'powerdns'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(res.code, 1);
     assert.match(res.stderr, /plan no-such-plan cannot be used:\n.*no plan of that name/);
     const status = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
@@ -132,7 +151,15 @@ describe('enrolment on a real SQLite file', () => {
                 begin select raise(abort, 'disk full'); end`.execute(store.db);
       const inputs = enrollInputsFromText('a.example\nb.example\nc.example\n', 'batch.txt');
       await assert.rejects(
-        enrollDomains(store, { inputs, plan: loadPlan('default'), provider: null, actor: 'test', now: new Date('2026-01-01T00:00:00Z') }),
+        enrollDomains(store, {
+          inputs,
+          plan: loadPlan('default'),
+          provider: 'memory',
+          providers: { names: ['memory'], get: () => new MemoryDns() },
+          reportAddress: 'dmarc@reports.example',
+          actor: 'test',
+          now: new Date('2026-01-01T00:00:00Z'),
+        }),
         /disk full/,
       );
       assert.deepEqual(await fleetStatus(store, new Date()), []);

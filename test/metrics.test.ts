@@ -43,11 +43,11 @@ async function world(domains: string[], opts: { loadPlan?: (name: string) => Pla
   const { dir, db } = tempStore('dmarc-rollout-metrics-');
   const store = await openSqliteStore(db);
   stores.push(store);
+  const dns = new MemoryDns();
   if (domains.length > 0) {
-    const res = await enrollDomains(store, { inputs: domains.map((text) => ({ text, origin: 'argv' })), plan, provider: 'memory', actor: 'test', now: ENROLLED });
+    const res = await enrollDomains(store, { inputs: domains.map((text) => ({ text, origin: 'argv' })), plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'test', now: ENROLLED });
     assert.deepEqual(res.enrolled, domains);
   }
-  const dns = new MemoryDns();
   const metrics = createDaemonMetrics({ store, ...opts });
   return {
     store,

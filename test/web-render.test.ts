@@ -391,7 +391,7 @@ describe('pages from a real store', () => {
     const plan = loadPlan('default');
     const dns = new MemoryDns();
     try {
-      await enrollDomains(store, { inputs: [{ text: 'shop.example', origin: 'test' }], plan, provider: 'memory', actor: 'test', now: new Date(START) });
+      await enrollDomains(store, { inputs: [{ text: 'shop.example', origin: 'test' }], plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'test', now: new Date(START) });
       let now = new Date(START);
       for (let d = 0; d < DAYS; d++) {
         now = new Date(START + d * DAY_MS + 12 * 3600_000);

@@ -7,9 +7,23 @@
  * stage and opens its window. A crash anywhere leaves the intent, and the next
  * tick resumes it from what the zone shows, never repeating a write blindly.
  */
+import { hostedHint } from '../../providers/shared/hosted-dmarc.js';
+import { ProviderError } from '../../providers/shared/errors.js';
 import type { DnsProvider } from '../../providers/types.js';
 import type { Plan } from '../plans/index.js';
-import { dmarcRecordsOf, editRecordForStage, isDmarcRecord, type EditResult, type Policy } from '../record/index.js';
+import {
+  dmarcRecordsOf,
+  editRecordForStage,
+  hasUsableUri,
+  isDmarcRecord,
+  parseRecord,
+  publishedRank,
+  publishedStage,
+  stageLabel,
+  tagValue,
+  type EditResult,
+  type Policy,
+} from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { appendStageChange, updateDomain } from '../store/domains.js';
 import { deleteIntent, updateIntent } from '../store/intents.js';
@@ -51,14 +65,58 @@ export function providerVerifier(provider: DnsProvider): Verifier {
   return async (fqdn, expected) => dmarcRecordsOf(await provider.readTxt(fqdn)).join('\n') === expected;
 }
 
-/** The record for stage `index` of `plan`, edited from `live`: sp/np follow p where the plan manages them. */
-export function recordForPlanStage(plan: Plan, index: number, live: string | null): EditResult {
+/**
+ * The record for stage `index` of `plan`, edited from `live`: sp/np follow p
+ * where the plan manages them, and `reportUri` (the daemon's own address,
+ * set at enrolment) becomes the rua while the live record has no usable one.
+ */
+export function recordForPlanStage(plan: Plan, index: number, live: string | null, reportUri: string | null = null): EditResult {
   const target = plan.stages[index]!;
   const manage: { sp?: Policy; np?: Policy } = {};
   if (plan.manage.sp) manage.sp = target.policy;
   if (plan.manage.np) manage.np = target.policy;
-  return editRecordForStage(live, target, { manage });
+  const rua = live === null ? undefined : tagValue(parseRecord(live).tags, 'rua');
+  const addRua = reportUri !== null && (rua === undefined || !hasUsableUri(rua));
+  return editRecordForStage(live, target, { manage, ...(addRua ? { rua: [reportUri] } : {}) });
 }
+
+/** Provider error codes that no retry can heal: the domain stops with the provider's reason until a person fixes it. */
+export const PERMANENT_PROVIDER_CODES: ReadonlySet<string> = new Set(['secret', 'config', 'zone-not-found', 'zone-ambiguous', 'conflict']);
+
+/** Whether a provider failure is worth retrying (throttling, timeouts, 5xx, a connection) or needs a person. */
+export function isPermanentProviderError(error: unknown): error is ProviderError {
+  if (!(error instanceof ProviderError)) return false;
+  if (PERMANENT_PROVIDER_CODES.has(error.code)) return true;
+  // Any other 4xx is the provider refusing this request as it stands; only 408 and 429 say "later".
+  return error.code === 'api' && error.status !== undefined && error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429;
+}
+
+/**
+ * Why the engine may not write `toIndex` on its own, or null when it may:
+ * below the stage the record stood at when the domain was enrolled (its
+ * floor), or, before this program's first write, weaker than what the zone
+ * publishes now. A person's move (force, rollback, --start-at) is theirs to make.
+ */
+export function weakeningReason(plan: Plan, domain: Pick<DomainRow, 'domain' | 'floor_index' | 'last_record' | 'found_record'>, toIndex: number, live: string | null): string | null {
+  const target = plan.stages[toIndex];
+  if (!target) return null;
+  const floor = domain.floor_index === null ? undefined : plan.stages[domain.floor_index];
+  if (floor && toIndex < domain.floor_index!) {
+    return `${stageLabel(target)} is below ${stageLabel(floor)}, where ${dmarcName(domain.domain)} stood when it was enrolled; the engine never weakens a domain on its own (a person can: dmarc-rollout force ${domain.domain} --to ${stageLabel(target)} --reason …)`;
+  }
+  // Before the first write the zone holds the owner's record. Enrolment chose the floor from it (a person's
+  // --start-at included); a record enrolled without a floor, or changed since enrolment, is checked here.
+  if (domain.last_record === null && live !== null && (domain.floor_index === null || live !== domain.found_record)) {
+    const published = publishedStage(live);
+    if (publishedRank(target) < publishedRank(published)) {
+      return `${stageLabel(target)} would be weaker than the live "${live}" (${published.policy}:${published.pct}); the engine never weakens a domain on its own (a person can: dmarc-rollout force ${domain.domain} --to ${stageLabel(target)} --reason …)`;
+    }
+  }
+  return null;
+}
+
+/** Whether an intent was asked for by a person (force, rollback, a lifecycle change) rather than decided by the engine. */
+export const byPerson = (intent: Pick<Intent, 'actor'>) => intent.actor !== 'engine';
 
 /** Moves `intent` as far as it can go now. */
 export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: Intent): Promise<ApplyOutcome> {
@@ -70,7 +128,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
   try {
     view = await provider.inspect(fqdn);
   } catch (error) {
-    return retry(ctx, domain, intent, `reading ${fqdn} from ${provider.name} failed: ${message(error)}`);
+    return retry(ctx, domain, intent, `reading ${fqdn} from ${provider.name} failed: ${message(error)}`, error);
   }
   if (view.cname) {
     return stop(ctx, domain, intent, `${fqdn} is a CNAME to ${view.cname}${hostedHint(view.cname)}; refusing to write over it`);
@@ -93,7 +151,11 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
     }
     const target = plan.stages[intent.to_index];
     if (!target) return stop(ctx, domain, intent, `plan ${plan.name} has no stage ${intent.to_index + 1}`);
-    const edit = recordForPlanStage(plan, intent.to_index, live);
+    if (!byPerson(intent)) {
+      const weaker = weakeningReason(plan, domain, intent.to_index, live);
+      if (weaker) return stop(ctx, domain, intent, weaker);
+    }
+    const edit = recordForPlanStage(plan, intent.to_index, live, domain.report_uri);
     if (!edit.ok) {
       return stop(ctx, domain, intent, `the record for ${target.policy}:${target.pct} would be invalid: ${edit.problems.map((p) => `${p.tag ?? 'record'}: ${p.reason}`).join('; ')}`);
     }
@@ -113,7 +175,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
     try {
       await provider.writeTxt(fqdn, [...others, record], { ttl: plan.record_ttl });
     } catch (error) {
-      return retry(ctx, domain, intent, `writing ${fqdn} through ${provider.name} failed: ${message(error)}`);
+      return retry(ctx, domain, intent, `writing ${fqdn} through ${provider.name} failed: ${message(error)}`, error);
     }
     if (!(await updateIntent(store.db, intent.id, intent.status, { status: 'written' }))) return superseded(intent);
     intent = { ...intent, status: 'written' };
@@ -166,7 +228,10 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
   return { status: 'verified', record, toIndex: intent.to_index, windowStart };
 }
 
-async function retry(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason: string): Promise<ApplyOutcome> {
+async function retry(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason: string, error?: unknown): Promise<ApplyOutcome> {
+  if (isPermanentProviderError(error)) {
+    return stop(ctx, domain, intent, `${reason} (${error.code}: no retry can fix this); stopped until a person fixes it and resumes the domain`);
+  }
   const attempts = intent.attempts + 1;
   const nextAttemptAt = new Date(ctx.now.getTime() + backoffMs(attempts, domain.domain)).toISOString();
   const current = await ctx.store.db.transaction().execute(async (trx) => {
@@ -213,22 +278,6 @@ function superseded(intent: Intent): ApplyOutcome {
 
 export function driftReason(fqdn: string, expected: string | null, live: string | null): string {
   return `drift: ${fqdn} is ${live === null ? 'missing' : `"${live}"`}, not what this program last wrote (${expected === null ? 'nothing' : `"${expected}"`}); stopped until a person resumes it`;
-}
-
-/** Names the hosted-DMARC services whose CNAME targets are well known, so the operator knows whom to ask. */
-function hostedHint(target: string): string {
-  const known: Array<[RegExp, string]> = [
-    [/ondmarc\.com\.?$/i, 'Red Sift OnDMARC'],
-    [/dmarcian\.(com|eu)\.?$/i, 'dmarcian'],
-    [/valimail\.com\.?$/i, 'Valimail'],
-    [/easydmarc\.(com|us|eu)\.?$/i, 'EasyDMARC'],
-    [/agari\.com\.?$/i, 'Agari'],
-    [/proofpoint\.com\.?$/i, 'Proofpoint'],
-    [/uriports\.com\.?$/i, 'URIports'],
-    [/powerdmarc\.com\.?$/i, 'PowerDMARC'],
-  ];
-  const hit = known.find(([pattern]) => pattern.test(target));
-  return hit ? ` (${hit[1]} manages this record)` : ' (often a hosted DMARC service)';
 }
 
 function message(error: unknown): string {

@@ -152,6 +152,9 @@ function reasonsOf(checks: Check[], summary: string): string[] {
   const open = checks.filter((c) => c.outcome !== 'passed').map((c) => `${c.rule}: ${c.detail}`);
   return open.length > 0 ? open : [summary];
 }
+      providers: { names: ['memory'], get: () => dns },
+      // Where the replayed reports would have gone: any address will do, nothing is sent.
+      reportAddress: 'dmarc-reports@simulate.invalid',
 
 /** Copies the reports that name `domain` (as policy domain or header_from) from the operator's store. */
 async function copyReports(from: Store, to: Store, domain: string): Promise<number> {

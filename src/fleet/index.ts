@@ -5,3 +5,4 @@ export { describeInput, enrollDomains, enrollInputsFromText } from './enroll.js'
 export type { EnrollInput, EnrollRefusal, EnrollRequest, EnrollResult } from './enroll.js';
 export { domainDetail, fleetStatus } from './status.js';
 export type { DomainDetail, DomainStatus } from './status.js';
+export type { EnrollStart, ProviderLookup } from './enroll.js';

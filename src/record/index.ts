@@ -27,3 +27,4 @@ export {
 export { editRecordForStage, recordForStage, type EditOptions, type EditResult } from './edit.js';
 export { hasUsableUri, mailtoAddresses, uriListProblems } from './uri.js';
 export { joinTxtStrings, quoteTxt, splitTxtStrings, unquoteTxt } from './txt.js';
+export { policyRank, publishedRank, publishedStage, type PublishedStage } from './published.js';

@@ -239,6 +239,22 @@ function notifications(dialect: Dialect): Migration {
 
 /**
  * Intents get an id, so every update and delete names the one change it
+/**
+ * What enrolment found and what a domain's lifecycle needs: the record live
+ * at enrolment (restored on request when it is unenrolled), the stage it
+ * amounted to (the engine never goes below it without a person), and the
+ * report address enrolment added to the record.
+ */
+function domainLifecycle(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('domains').addColumn('found_record', 'text').execute();
+      await db.schema.alterTable('domains').addColumn('floor_index', 'integer').execute();
+      await db.schema.alterTable('domains').addColumn('report_uri', 'text').execute();
+    },
+  };
+}
+
  * means: a person's force that replaced a queued move is no longer patched or
  * deleted by a tick still working on the move it replaced.
  */
@@ -271,3 +287,5 @@ export class CodeMigrationProvider implements MigrationProvider {
     return migrations(this.dialect);
   }
 }
+    '0005_report_identity': reportIdentity(),
+    '0006_domain_lifecycle': domainLifecycle(),

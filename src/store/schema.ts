@@ -29,6 +29,12 @@ export interface DomainsTable {
   window_start: string | null;
   /** A person approved the move into the stage at this index (a gated stage). */
   approved_stage_index: number | null;
+  /** The DMARC record live when the domain was enrolled (null: none); `unenroll --restore` puts it back. */
+  found_record: string | null;
+  /** The stage the record found at enrolment amounts to (or a person's lower choice): the engine never writes below it on its own. */
+  floor_index: number | null;
+  /** A report URI (mailto:) enrolment adds to the record because the one found had no usable rua; null when none is added. */
+  report_uri: string | null;
   /** JSON array of the operator's labels (`prod`, `team-a`); notification channels filter on them. */
   tags: Generated<string>;
   enrolled_at: string;

@@ -61,6 +61,8 @@ export async function buildFleetFixture(
     inputs: Object.values(names).map((text) => ({ text, origin: 'argv' as const })),
     plan: load('gated'),
     provider: opts.providerName,
+    providers: { names: [opts.providerName], get: () => opts.provider },
+    reportAddress: 'dmarc@reports.example',
     actor: 'test:setup',
     now: new Date(established.getTime() - 60_000),
   });

@@ -1,4 +1,4 @@
-/** `enroll` and `status`: thin doors onto src/fleet. */
+/** `enroll`, `status` and the domain lifecycle (unenroll, set-provider, set-plan): thin doors onto src/fleet. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
@@ -10,25 +10,67 @@ import {
   normalizeDomainName,
   type DomainStatus,
   type EnrollInput,
+  type ProviderLookup,
 } from '../../fleet/index.js';
-import { loadPlan, PlanError } from '../../plans/index.js';
+import { ActionError } from '../../fleet/actions.js';
+import { planForEnrolment } from '../../fleet/plan-registry.js';
 import type { CliContext } from '../context.js';
 
 interface EnrollOptions {
   file?: string[];
   plan: string;
   provider?: string;
+  providers?: string;
+  config?: string;
+  reportAddress?: string;
+  startAt?: string;
+  reason?: string;
   json?: boolean;
+}
+
+/**
+ * The configured providers and the daemon's own report address, for the
+ * commands that reach DNS outside a tick: from the daemon config (--config or
+ * DMARC_ROLLOUT_CONFIG, whose store is used too), else a providers file
+ * (--providers or DMARC_ROLLOUT_PROVIDERS).
+ */
+export async function fleetSettings(
+  ctx: CliContext,
+  opts: { config?: string; providers?: string },
+): Promise<{ providers: ProviderLookup; reportAddresses: string[]; origin: string | null }> {
+  // The providers (and the DNS SDKs under them) load here, not with the module: `status` never needs them.
+  const { loadProviderSet, providerSetFrom } = await import('../../../providers/config-file.js');
+  const configFile = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
+  if (configFile !== undefined && opts.providers === undefined) {
+    const { loadDaemonConfig } = await import('../../daemon/config.js');
+    const config = loadDaemonConfig(configFile, ctx.env);
+    ctx.useStorePath(config.storePath);
+    return { providers: providerSetFrom(config.providers, config.file), reportAddresses: config.report_addresses, origin: config.file };
+  }
+  const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+  if (file) return { providers: loadProviderSet(file), reportAddresses: [], origin: file };
+  const none: ProviderLookup = {
+    names: [],
+    get: () => {
+      throw new Error('no provider settings');
+    },
+  };
+  return { providers: none, reportAddresses: [], origin: null };
 }
 
 export function registerDomainCommands(program: Command, ctx: CliContext): void {
   program
     .command('enroll')
-    .description('enroll domains into a plan at its first stage (one transaction; refused lines are named with the reason)')
+    .description('enroll domains at the plan stage their live _dmarc record matches, never weaker (one transaction; refused lines are named with the reason)')
     .argument('[domain...]', 'domains to enroll (IDNs are converted to A-labels)')
     .option('-f, --file <file>', 'read domains from a file, one a line, # comments (repeatable)', collect, [])
-    .option('-p, --plan <name>', 'plan name (data/plans/<name>.yaml) or plan file', 'default')
-    .option('--provider <name>', 'DNS provider that hosts the zone (route53, cloudflare, powerdns, manual)')
+    .option('-p, --plan <name>', 'plan name (data/plans/<name>.yaml), or a plan file to validate and register by its name', 'default')
+    .option('--provider <name>', 'the configured DNS provider that hosts the zones')
+    .option('--config <file>', 'the daemon config: its providers, store and report_addresses (default $DMARC_ROLLOUT_CONFIG)')
+    .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
+    .option('--report-address <address>', "this daemon's report mailbox, added as rua where a record has no usable one (default: the config's first report_addresses)")
+    .option('--start-at <policy:pct>', 'start at this stage instead of the one the live record matches (needs --reason)')
+    .option('--reason <text>', 'why (with --start-at)')
     .option('--json', 'print the result as JSON')
     .action(async (domains: string[], opts: EnrollOptions) => {
       const inputs: EnrollInput[] = domains.map((text) => ({ text, origin: 'argv' }));
@@ -48,33 +90,50 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
         ctx.exitCode = 1;
         return;
       }
-      let plan;
-      try {
-        plan = loadPlan(opts.plan);
-      } catch (error) {
-        if (!(error instanceof PlanError)) throw error;
-        ctx.err(`plan ${opts.plan} cannot be used:\n${error.message}`);
+      if (opts.startAt !== undefined && (opts.reason ?? '').trim() === '') {
+        ctx.err('enroll: --start-at needs --reason: starting anywhere but where the live record stands is a person’s decision');
         ctx.exitCode = 1;
         return;
       }
-      const result = await enrollDomains(await ctx.store(), {
-        inputs,
-        plan,
-        provider: opts.provider ?? null,
-        actor: ctx.actor,
-        now: ctx.now(),
-      });
+      let result;
+      let plan;
+      try {
+        const settings = await fleetSettings(ctx, opts);
+        const chosen = planForEnrolment(opts.plan, ctx.env);
+        plan = chosen.plan;
+        if (chosen.registered) ctx.err(`plan file ${opts.plan} validated and registered as plan "${plan.name}" (${chosen.registered})`);
+        result = await enrollDomains(await ctx.store(), {
+          inputs,
+          plan,
+          provider: opts.provider ?? null,
+          providers: settings.providers,
+          actor: ctx.actor,
+          now: ctx.now(),
+          reportAddress: opts.reportAddress ?? settings.reportAddresses[0] ?? null,
+          ...(opts.startAt !== undefined ? { startAt: { stage: opts.startAt, reason: opts.reason ?? '' } } : {}),
+        });
+      } catch (error) {
+        if (!(error instanceof ActionError)) throw error;
+        ctx.err(`enroll: ${error.message}`);
+        ctx.exitCode = 1;
+        return;
+      }
       if (opts.json) {
         ctx.out(
           JSON.stringify({
             plan: plan.name,
             enrolled: result.enrolled,
+            started: result.started,
             already_enrolled: result.alreadyEnrolled,
             refused: result.refused.map((r) => ({ input: r.input.text, origin: r.input.origin, line: r.input.line ?? null, reason: r.reason })),
           }),
         );
       } else {
         ctx.out(`enrolled ${result.enrolled.length} domain(s) into plan ${plan.name}`);
+        for (const s of result.started) {
+          ctx.out(`  ${s.domain}: starts at ${s.stage}: ${s.why}`);
+          ctx.out(`    - ${s.found ?? '(no record)'}\n    + ${s.record}`);
+        }
         for (const a of result.alreadyEnrolled) ctx.out(`  already enrolled: ${a.domain} (plan ${a.plan}), left as it is`);
         for (const r of result.refused) {
           const where = r.input.line === undefined ? '' : `${describeInput(r.input)} `;
