@@ -78,7 +78,7 @@ export async function evaluateConditions(
     'ticks finish again',
   );
 
-  const recent = await rejectedBetween(store, new Date(now.getTime() - DAY_MS), now);
+  const recent = await rejectedBetween(store, new Date(now.getTime() - DAY_MS), new Date(now.getTime() + 1));
   const before = await rejectedBetween(store, new Date(now.getTime() - 8 * DAY_MS), new Date(now.getTime() - DAY_MS));
   const usual = before / 7;
   const { min, factor } = settings.ingestRejected;
