@@ -189,7 +189,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
   }
   if (!verified) return retry(ctx, domain, intent, `${fqdn} does not show the new record yet`);
 
-  const windowStart = stageWindowStart(now, intent.previous_ttl ?? plan.record_ttl).toISOString();
+  const windowStart = stageWindowStart(now, intent.previous_ttl ?? plan.record_ttl, plan.window_grace_minutes * 60).toISOString();
   const from = plan.stages[intent.from_index];
   const to = plan.stages[intent.to_index]!;
   const current = await store.db.transaction().execute(async (trx) => {

@@ -4,21 +4,34 @@
  * metrics and the clock in; a Decision with every check it applied out.
  *
  * Like a progressive-delivery analysis, each check ends passed, failed or
- * inconclusive. Inconclusive (too little mail, too few days, a reporter gone
- * quiet) holds and never advances: silence is not success.
+ * inconclusive. Inconclusive (too little mail, too few complete days, a
+ * reporter late or gone quiet) holds and never advances: silence is not
+ * success. A rate decides only with evidence (evidence.ts): an alarm needs the
+ * failure to be surely above its threshold, an advance needs it surely at or
+ * below. Alarms look at every report arrived so far, over the whole window and
+ * over its latest complete day(s), so a sharp regression stops the stage the
+ * day its report arrives; advancing looks at complete days only.
  */
 import type { Plan, Stage } from '../plans/index.js';
+import { describeEvidence, rateEvidence, type RateEvidence } from './evidence.js';
+import { awaitingText } from './reporters.js';
 import { percent } from './sources.js';
-import type { Check, Decision, DecisionAction, DomainSnapshot, StageMetrics } from './types.js';
+import type { Check, Decision, DecisionAction, DomainSnapshot, MailTotals, StageMetrics } from './types.js';
 
-/** Halting or rolling back needs at least this many authorised messages: fewer is an anecdote. */
+/** Halting or rolling back needs at least this many authorised messages: fewer is an anecdote, whatever the interval. */
 export const HALT_EVIDENCE_MIN_MESSAGES = 20;
 
 const label = (stage: Stage) => `${stage.policy}:${stage.pct}`;
 
-/** At or below `threshold`, with a hair of tolerance so 6/300 counts as exactly 2 %. */
-function atOrBelow(failed: number, messages: number, threshold: number): boolean {
-  return failed <= threshold * messages + 1e-9;
+/** The stage a rollback from `index` goes to: the plan's rollback_to, else the last stage that held cleanly, else the one before. */
+export function rollbackTarget(plan: Plan, index: number, lastCleanIndex: number | null | undefined): number | null {
+  const stage = plan.stages[index]!;
+  if (stage.rollback_to !== undefined) {
+    const named = plan.stages.findIndex((s) => label(s) === stage.rollback_to);
+    if (named >= 0 && named < index) return named;
+  }
+  if (lastCleanIndex !== null && lastCleanIndex !== undefined && lastCleanIndex >= 0 && lastCleanIndex < index) return lastCleanIndex;
+  return index > 0 ? index - 1 : null;
 }
 
 export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics, now: Date): Decision {
@@ -59,42 +72,73 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     return result('establish', `write and verify the ${label(stage)} record; its window starts after that.`, domain.stageIndex);
   }
 
-  const auth = metrics.authorised;
-  const rate = auth.failRate;
-  const rateText = rate === null ? 'no authorised mail' : `${percent(rate)} (${auth.failed} of ${auth.messages})`;
-  const enoughForAlarm = auth.messages >= HALT_EVIDENCE_MIN_MESSAGES;
+  const confidence = plan.evidence_confidence;
+  const evidenceOf = (t: MailTotals) => rateEvidence(t.failed, t.messages, confidence);
+  const text = (e: RateEvidence) => describeEvidence(e, percent);
+  const interval = (e: RateEvidence): Check['interval'] => ({ low: e.low, high: e.high, confidence, messages: e.messages });
+
+  // The populations alarms look at: the whole window, and its latest complete day(s) when they say something else.
+  const windowEvidence = evidenceOf(metrics.authorised);
+  const populations: Array<{ suffix: string; what: string; e: RateEvidence }> = [{ suffix: '', what: 'in the window', e: windowEvidence }];
+  const recent = metrics.recent;
+  if (recent && recent.days.length > 0 && recent.messages > 0 && recent.messages < metrics.authorised.messages) {
+    populations.push({ suffix: '-recent', what: `on ${recent.days.join(', ')} (the latest complete day${recent.days.length > 1 ? 's' : ''})`, e: evidenceOf(recent) });
+  }
+
+  /** An alarm fires when the failure is surely above `threshold`: its lower bound is, on enough messages. */
+  const alarm = (rule: string, threshold: number, verb: string) => {
+    for (const { suffix, what, e } of populations) {
+      if (e.rate === null || e.messages < HALT_EVIDENCE_MIN_MESSAGES) continue;
+      const over = e.low > threshold;
+      checks.push({
+        rule: `${rule}${suffix}`,
+        outcome: over ? 'failed' : 'passed',
+        measured: e.rate,
+        threshold,
+        interval: interval(e),
+        detail: `authorised mail failing DMARC ${what}: ${text(e)}; ${verb} when surely above ${percent(threshold)}`,
+      });
+      if (over) return { what, e };
+    }
+    return null;
+  };
 
   // Rollback and halt come first: a stage that is hurting real mail must not
-  // wait for its dwell time or for a person.
-  if (stage.rollback_fail_rate !== null && rate !== null && enoughForAlarm) {
-    const over = !atOrBelow(auth.failed, auth.messages, stage.rollback_fail_rate);
-    checks.push({
-      rule: 'rollback-rate',
-      outcome: over ? 'failed' : 'passed',
-      measured: rate,
-      threshold: stage.rollback_fail_rate,
-      detail: `authorised mail failing DMARC: ${rateText}; rollback above ${percent(stage.rollback_fail_rate)}`,
-    });
-    if (over) {
-      if (domain.stageIndex === 0) return result('halt', `authorised failures ${rateText} exceed the rollback rate and there is no earlier stage: halted.`);
+  // wait for its dwell time, for a late reporter or for a person.
+  if (stage.rollback_fail_rate !== null) {
+    const hit = alarm('rollback-rate', stage.rollback_fail_rate, 'roll back');
+    if (hit) {
+      const target = rollbackTarget(plan, domain.stageIndex, domain.lastCleanStageIndex);
+      const failing = `authorised failures ${hit.what} ${percent(hit.e.rate!)} (${hit.e.failed} of ${hit.e.messages}) are surely above the rollback rate ${percent(stage.rollback_fail_rate)}`;
+      if (target === null) return result('halt', `${failing} and there is no earlier stage: halted for a person to look.`);
       return result(
         'rollback',
-        `authorised failures ${rateText} exceed the rollback rate ${percent(stage.rollback_fail_rate)}: back to ${label(plan.stages[domain.stageIndex - 1]!)}.`,
-        domain.stageIndex - 1,
+        `${failing}: back to ${label(plan.stages[target]!)}, the last stage that held cleanly, in one change; then halted for a person to look.`,
+        target,
       );
     }
   }
-  if (stage.halt_fail_rate !== null && rate !== null && enoughForAlarm) {
-    const over = !atOrBelow(auth.failed, auth.messages, stage.halt_fail_rate);
-    checks.push({
-      rule: 'halt-rate',
-      outcome: over ? 'failed' : 'passed',
-      measured: rate,
-      threshold: stage.halt_fail_rate,
-      detail: `authorised mail failing DMARC: ${rateText}; halt above ${percent(stage.halt_fail_rate)}`,
-    });
-    if (over) return result('halt', `authorised failures ${rateText} exceed the halt rate ${percent(stage.halt_fail_rate)}: halted for a person to look.`);
+  if (stage.halt_fail_rate !== null) {
+    const hit = alarm('halt-rate', stage.halt_fail_rate, 'halt');
+    if (hit) {
+      return result(
+        'halt',
+        `authorised failures ${hit.what} ${percent(hit.e.rate!)} (${hit.e.failed} of ${hit.e.messages}) are surely above the halt rate ${percent(stage.halt_fail_rate)}: halted for a person to look.`,
+      );
+    }
   }
+
+  const late = metrics.reporters.filter((r) => r.late && !r.quiet);
+  checks.push({
+    rule: 'late-reporter',
+    outcome: late.length > 0 ? 'inconclusive' : 'passed',
+    measured: late.map((r) => r.reporter).join(', ') || 'none',
+    threshold: `${plan.late_reporter_slack_hours} hours past its usual delay`,
+    detail:
+      late.length > 0
+        ? `waiting for ${late.map(awaitingText).join('; ')}: late, so the day is not judged without it`
+        : 'no regular reporter is past its usual delay',
+  });
 
   const quiet = metrics.reporters.filter((r) => r.quiet);
   checks.push({
@@ -104,7 +148,7 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     threshold: `${plan.quiet_reporter_days} days`,
     detail:
       quiet.length > 0
-        ? `${quiet.map((r) => `${r.reporter} (last report ended ${r.lastReportEnd})`).join(', ')} used to report daily and went quiet; its silence is not taken as clean`
+        ? `${quiet.map((r) => `${r.reporter} (last report ended ${r.lastReportEnd}${r.awaitedDay ? `, nothing for ${r.awaitedDay} on` : ''})`).join(', ')} used to report daily and went quiet; its silence is not taken as clean: a person acknowledges it (dmarc-rollout acknowledge ${domain.domain} <reporter>) or waits for it`
         : 'every regular reporter is still reporting',
   });
 
@@ -121,28 +165,38 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
   });
 
   const daysOk = metrics.daysObserved >= stage.min_days;
+  const waiting = metrics.reporters.filter((r) => r.awaitedDay && !r.late && !r.quiet && !r.acknowledgedBy);
+  const pending = metrics.days?.pending ?? [];
+  const missed = metrics.days?.missed ?? [];
   checks.push({
     rule: 'min-days',
     outcome: daysOk ? 'passed' : 'inconclusive',
     measured: metrics.daysObserved,
     threshold: stage.min_days,
-    detail: `${metrics.daysObserved} whole UTC day(s) with reports since ${metrics.windowStart ?? '-'}; needs ${stage.min_days}`,
+    detail:
+      `${metrics.daysObserved} complete UTC day(s) with reports since ${metrics.windowStart ?? '-'}; needs ${stage.min_days}` +
+      (!daysOk && pending.length > 0 && waiting.length > 0 ? `; waiting for ${waiting.map(awaitingText).join('; ')}` : '') +
+      (missed.length > 0 ? `; ${missed.length} day(s) a regular reporter missed do not count (${missed.slice(-3).join(', ')})` : ''),
   });
-  const messagesOk = auth.messages >= stage.min_messages;
+
+  const judged = metrics.complete ?? { ...metrics.authorised, days: [] };
+  const messagesOk = judged.messages >= stage.min_messages;
   checks.push({
     rule: 'min-messages',
     outcome: messagesOk ? 'passed' : 'inconclusive',
-    measured: auth.messages,
+    measured: judged.messages,
     threshold: stage.min_messages,
-    detail: `${auth.messages} authorised message(s) observed; needs ${stage.min_messages}`,
+    detail: `${judged.messages} authorised message(s) on complete days; needs ${stage.min_messages}`,
   });
-  const rateOk = rate !== null && atOrBelow(auth.failed, auth.messages, stage.advance_max_fail_rate);
+  const advance = evidenceOf(judged);
+  const rateOk = advance.rate !== null && advance.high <= stage.advance_max_fail_rate + 1e-12;
   checks.push({
     rule: 'advance-rate',
-    outcome: rate === null ? 'inconclusive' : rateOk ? 'passed' : 'failed',
-    measured: rate,
+    outcome: advance.rate === null ? 'inconclusive' : rateOk ? 'passed' : 'failed',
+    measured: advance.rate,
     threshold: stage.advance_max_fail_rate,
-    detail: `authorised mail failing DMARC: ${rateText}; may advance at or below ${percent(stage.advance_max_fail_rate)}`,
+    interval: interval(advance),
+    detail: `authorised mail failing DMARC on complete days: ${text(advance)}; may advance when surely at or below ${percent(stage.advance_max_fail_rate)}`,
   });
 
   const holding = checks.filter((c) => c.outcome !== 'passed');
@@ -152,7 +206,8 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
 
   const nextIndex = domain.stageIndex + 1;
   const next = plan.stages[nextIndex];
-  if (!next) return result('complete', `${label(stage)} held cleanly for ${metrics.daysObserved} days: the rollout is complete.`);
+  const clean = `${percent(advance.rate!)} authorised failures (${advance.failed} of ${advance.messages}, surely below ${percent(advance.high)}) over ${metrics.daysObserved} complete days`;
+  if (!next) return result('complete', `${label(stage)} held cleanly (${clean}): the rollout is complete.`);
   if (next.requires_approval && domain.approvedStageIndex !== nextIndex) {
     checks.push({
       rule: 'approval',
@@ -166,5 +221,5 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
   if (next.requires_approval) {
     checks.push({ rule: 'approval', outcome: 'passed', measured: 'approved', threshold: 'approved', detail: `${label(next)} was approved` });
   }
-  return result('advance', `${label(stage)} is clean (${rateText} authorised failures over ${metrics.daysObserved} days): advance to ${label(next)}.`, nextIndex);
+  return result('advance', `${label(stage)} is clean (${clean}): advance to ${label(next)}.`, nextIndex);
 }

@@ -10,6 +10,7 @@ import type { Decision, SourceClass } from './types.js';
 /** How the CLI and the page title each class of source. */
 export const CLASS_TITLES: Record<SourceClass, string> = {
   authorised: 'Authorised sources (the plan’s rates apply to these)',
+  forwarded: 'Forwarders and mailing lists (shown, not counted as authorised failure, never blocking)',
   unaligned: 'Legitimate-looking but unaligned sources (enforcement would break these)',
   unauthenticated: 'Unauthenticated sources (spoofing: shown, never blocking)',
 };
@@ -38,7 +39,7 @@ export function explainText(a: DomainAssessment, decision: Decision): string {
     `authorised mail: ${m.authorised.messages} message(s), ${m.authorised.failed} failed DMARC (${rate === null ? 'no rate: nothing observed' : percent(rate)}); advance at or below ${percent(stage.advance_max_fail_rate)}${stage.halt_fail_rate !== null ? `, halt above ${percent(stage.halt_fail_rate)}` : ''}${stage.rollback_fail_rate !== null ? `, roll back above ${percent(stage.rollback_fail_rate)}` : ''}.`,
   );
   lines.push(`spoofing: ${m.spoofing.messages} unauthenticated message(s) in the window.`);
-  for (const cls of ['authorised', 'unaligned', 'unauthenticated'] as const) {
+  for (const cls of ['authorised', 'forwarded', 'unaligned', 'unauthenticated'] as const) {
     const sources = m.sources.filter((s) => s.class === cls);
     if (sources.length === 0) continue;
     lines.push('', `${CLASS_TITLES[cls]}:`);

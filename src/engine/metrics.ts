@@ -3,16 +3,14 @@
  * governs, how much of it is authorised, how much of that failed, which
  * reporters went quiet. Pure: rows, rules and the clock in, StageMetrics out.
  */
-import { classifySources, dmarcPassed, sourceKey, type SourceRules } from './sources.js';
-import type { MailTotals, ObservedRow, ReporterSummary, StageMetrics } from './types.js';
-import { DAY_SECONDS, daysCovered, utcDayStart, wholeDaysBetween } from './window.js';
+import { assessCompleteness, type ReportArrival, type ReporterAcknowledgement } from './reporters.js';
+import { classifyRows, dmarcPassed, type SourceRules } from './sources.js';
+import type { DaysSummary, JudgedTotals, MailTotals, ObservedRow, StageMetrics } from './types.js';
+import { DAY_SECONDS, daysCovered, epochDayToIso, wholeDaysBetween } from './window.js';
 
 /** How far back sources and reporters are looked at, whatever the stage window. */
 export const LOOKBACK_DAYS = 28;
-/** A reporter is "regular" when it covered this share of the days between its first and last report... */
-export const REGULAR_REPORTER_SHARE = 0.8;
-/** ...over at least this many days. */
-export const REGULAR_REPORTER_MIN_DAYS = 7;
+export { REGULAR_REPORTER_MIN_DAYS, REGULAR_REPORTER_SHARE } from './reporters.js';
 
 export interface MeasureInput {
   domain: string;
@@ -28,6 +26,16 @@ export interface MeasureInput {
   rules: SourceRules;
   unalignedSourceMinMessages: number;
   quietReporterDays: number;
+  /**
+   * The domain's stored reports with their arrival (ingest) time, over the
+   * reporter history; when absent they are taken from `rows`, arrived at their end.
+   */
+  arrivals?: ReportArrival[];
+  acknowledgements?: ReporterAcknowledgement[];
+  /** Hours past its usual delay before a reporter is late (default 12). */
+  lateSlackHours?: number;
+  /** How many of the latest complete days are judged on their own as well (default 1). */
+  recentDays?: number;
 }
 
 /** Which enrolled domain's record governs mail from `headerFrom`: the closest enrolled parent. */
@@ -81,69 +89,99 @@ export function measureStage(input: MeasureInput): StageMetrics {
   }
   const judged = (part: 'own' | 'subdomain') => part === 'own' || input.subdomainsJudged;
 
-  const sources = classifySources(
+  const { sources, sourceOf } = classifyRows(
     attributed.filter((a) => judged(a.part)).map((a) => a.row),
     inWindow,
     input.rules,
     input.unalignedSourceMinMessages,
   );
-  const classOfKey = new Map(sources.map((s) => [s.key, s.class]));
+
+  const completeness = assessCompleteness({
+    arrivals: input.arrivals ?? arrivalsOf(input.rows),
+    windowStart,
+    now,
+    lateSlackSeconds: (input.lateSlackHours ?? 12) * 3600,
+    quietAfterSeconds: input.quietReporterDays * DAY_SECONDS,
+    ...(input.acknowledgements ? { acknowledgements: input.acknowledgements } : {}),
+  });
 
   const all = emptyTotals();
   const own = emptyTotals();
   const subdomains = emptyTotals();
   const authorised = emptyTotals();
   const spoofing = emptyTotals();
-  const observedDays = new Set<number>();
-  const todayStart = Math.floor(utcDayStart(now).getTime() / 1000 / DAY_SECONDS);
+  const authorisedByDay = new Map<number, MailTotals>();
+  const multiDay: ObservedRow[] = [];
+  const withData = new Set<number>();
   for (const { row, part } of attributed) {
     if (!inWindow(row)) continue;
     add(all, row);
     add(part === 'own' ? own : subdomains, row);
     if (!judged(part)) continue;
-    const cls = classOfKey.get(sourceKey(row));
-    if (cls === 'authorised') add(authorised, row);
+    const cls = sourceOf(row)?.class;
     if (cls === 'unauthenticated') add(spoofing, row);
-    if (row.count > 0) for (const day of daysCovered(row.begin, row.end)) if (day < todayStart) observedDays.add(day);
+    const covered = daysCovered(row.begin, row.end);
+    if (row.count > 0) for (const day of covered) withData.add(day);
+    if (cls !== 'authorised') continue;
+    add(authorised, row);
+    if (covered.length === 1) {
+      const totals = authorisedByDay.get(covered[0]!) ?? emptyTotals();
+      add(totals, row);
+      authorisedByDay.set(covered[0]!, totals);
+    } else {
+      multiDay.push(row);
+    }
   }
+
+  // A day counts when it is complete and some report covered it with mail: a
+  // day nobody reported is not evidence of clean mail.
+  const counted = completeness.days.filter((d) => d.state === 'complete' && withData.has(d.day)).map((d) => d.day);
+  const totalsOver = (days: number[]): JudgedTotals => {
+    const totals = emptyTotals();
+    const set = new Set(days);
+    for (const day of days) {
+      const t = authorisedByDay.get(day);
+      if (!t) continue;
+      totals.messages += t.messages;
+      totals.passed += t.passed;
+      totals.failed += t.failed;
+    }
+    // A report over several days counts only when every day it covers is in the set.
+    for (const row of multiDay) if (daysCovered(row.begin, row.end).every((d) => set.has(d))) add(totals, row);
+    return { ...totals, failRate: totals.messages === 0 ? null : totals.failed / totals.messages, days: days.map(epochDayToIso) };
+  };
+  const recentCount = input.recentDays ?? 1;
+  const days: DaysSummary = {
+    complete: counted.map(epochDayToIso),
+    pending: completeness.days.filter((d) => d.state === 'waiting' || d.state === 'late').map((d) => epochDayToIso(d.day)),
+    missed: completeness.days.filter((d) => d.state === 'missed').map((d) => epochDayToIso(d.day)),
+  };
 
   return {
     domain,
     windowStart: windowStart?.toISOString() ?? null,
     elapsedDays: windowStart === null ? 0 : wholeDaysBetween(windowStart, now),
-    daysObserved: observedDays.size,
+    daysObserved: counted.length,
+    days,
     all,
     own,
     subdomains,
     subdomainsJudged: input.subdomainsJudged,
     authorised: { ...authorised, failRate: authorised.messages === 0 ? null : authorised.failed / authorised.messages },
+    complete: totalsOver(counted),
+    recent: totalsOver(counted.slice(-recentCount)),
     spoofing,
     sources: sources.sort((a, b) => b.lookbackMessages - a.lookbackMessages || a.key.localeCompare(b.key)),
-    reporters: summariseReporters(attributed.map((a) => a.row), now, input.quietReporterDays),
+    reporters: completeness.reporters,
   };
 }
 
-function summariseReporters(rows: ObservedRow[], now: Date, quietDays: number): ReporterSummary[] {
-  const byReporter = new Map<string, { lastEnd: number; days: Set<number> }>();
+/** Without stored arrival times, each report counts as arrived when its period ended. */
+export function arrivalsOf(rows: ObservedRow[]): ReportArrival[] {
+  const seen = new Map<string, ReportArrival>();
   for (const row of rows) {
-    const entry = byReporter.get(row.reporter) ?? { lastEnd: 0, days: new Set<number>() };
-    entry.lastEnd = Math.max(entry.lastEnd, row.end);
-    for (const day of daysCovered(row.begin, row.end)) entry.days.add(day);
-    byReporter.set(row.reporter, entry);
+    const key = `${row.reporter}|${row.begin}|${row.end}`;
+    if (!seen.has(key)) seen.set(key, { reporter: row.reporter, begin: row.begin, end: row.end, arrivedAt: row.end });
   }
-  const nowSeconds = now.getTime() / 1000;
-  return [...byReporter.entries()]
-    .map(([reporter, { lastEnd, days }]) => {
-      const sorted = [...days].sort((a, b) => a - b);
-      const span = sorted.length === 0 ? 0 : sorted[sorted.length - 1]! - sorted[0]! + 1;
-      const regular = sorted.length >= REGULAR_REPORTER_MIN_DAYS && sorted.length / span >= REGULAR_REPORTER_SHARE;
-      return {
-        reporter,
-        lastReportEnd: new Date(lastEnd * 1000).toISOString(),
-        daysReported: sorted.length,
-        regular,
-        quiet: regular && nowSeconds - lastEnd > quietDays * DAY_SECONDS,
-      };
-    })
-    .sort((a, b) => a.reporter.localeCompare(b.reporter));
+  return [...seen.values()];
 }

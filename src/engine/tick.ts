@@ -9,15 +9,17 @@ import type { DnsProvider } from '../../providers/types.js';
 import { loadPlan, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, parseRecord, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
-import { getDomain, listDomains, updateDomain } from '../store/domains.js';
+import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadObservedRows } from '../store/observations.js';
+import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
 import { sourceRulesFor } from '../store/source-rules.js';
 import { applyIntent, dmarcName, driftReason, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
 import { decide } from './decide.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';
+import { REPORTER_HISTORY_DAYS } from './reporters.js';
 import { SourceRules } from './sources.js';
 import type { Decision, DomainSnapshot, SourceRule, StageMetrics } from './types.js';
 import { DAY_SECONDS } from './window.js';
@@ -34,11 +36,6 @@ export interface TickOptions {
   domains?: string[];
   /** Decide and report, but write nothing: no intents, no DNS, no audit. */
   dryRun?: boolean;
-  /**
-   * Replays only: a report counts once its end is this many seconds past.
-   * Live ticks leave it 0, since a stored report has by definition arrived.
-   */
-  reportDelaySeconds?: number;
   /** Allowlist and abuse rules from the config (the store's own rules always apply). */
   sourceRules?: readonly SourceRule[];
 }
@@ -86,7 +83,9 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
     if (opts.dryRun) return { domain: row.domain };
     const provider = opts.providerFor(row);
     const verify = (opts.verifierFor ?? providerVerifier)(provider);
-    return { domain: row.domain, apply: await applyIntent({ store, provider, verify, plan, now }, row, intent) };
+    const apply = await applyIntent({ store, provider, verify, plan, now }, row, intent);
+    await haltAfterRollback(store, row.domain, intent, apply, plan, now);
+    return { domain: row.domain, apply };
   }
   if (row.state !== 'active' || intent) return { domain: row.domain };
   if (!opts.dryRun) {
@@ -102,7 +101,6 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
 
   const assessment = await assessDomain(store, row, plan, now, {
     enrolled,
-    ...(opts.reportDelaySeconds !== undefined ? { reportDelaySeconds: opts.reportDelaySeconds } : {}),
     ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}),
   });
   const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
@@ -151,7 +149,24 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
   const verify = (opts.verifierFor ?? providerVerifier)(provider);
   const fresh = (await getDomain(store.db, row.domain))!;
   const newIntent = (await getIntent(store.db, row.domain))!;
-  return { domain: row.domain, decision, apply: await applyIntent({ store, provider, verify, plan, now }, fresh, newIntent) };
+  const apply = await applyIntent({ store, provider, verify, plan, now }, fresh, newIntent);
+  await haltAfterRollback(store, row.domain, newIntent, apply, plan, now);
+  return { domain: row.domain, decision, apply };
+}
+
+/**
+ * A rollback the engine decided ends in one verified change, then the domain
+ * halts for a person: stepping back again and again on the same broken
+ * sender would only hide it. A person's own rollback does not halt.
+ */
+async function haltAfterRollback(store: Store, domain: string, intent: { action: string; actor: string }, apply: ApplyOutcome, plan: Plan, now: Date): Promise<void> {
+  if (apply.status !== 'verified' || intent.action !== 'rollback' || intent.actor !== 'engine') return;
+  const stage = plan.stages[apply.toIndex]!;
+  const reason = `rolled back to ${stage.policy}:${stage.pct} and halted for a person: find the failing sender (explain ${domain}), then resume; resume judges on a fresh window`;
+  await store.db.transaction().execute(async (trx) => {
+    await updateDomain(trx, domain, { state: 'halted', state_reason: reason, updated_at: now.toISOString() });
+    await appendAudit(trx, { at: now, actor: 'engine', domain, action: 'halt', reason });
+  });
 }
 
 /**
@@ -183,20 +198,22 @@ async function driftOf(opts: TickOptions, row: DomainRow): Promise<string | null
 export interface AssessOptions {
   /** Every enrolled domain; read from the store when absent. */
   enrolled?: ReadonlySet<string>;
-  /** See TickOptions.reportDelaySeconds. */
-  reportDelaySeconds?: number;
   /** Allowlist and abuse rules from the config, added to the store's. */
   configRules?: readonly SourceRule[];
 }
 
 export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now: Date, opts: AssessOptions = {}): Promise<DomainAssessment> {
-  const { enrolled, reportDelaySeconds = 0 } = opts;
+  const { enrolled } = opts;
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const windowStart = row.window_start === null ? null : new Date(row.window_start);
   const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
-  const rows = (await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds })).filter(
-    (r) => r.end + reportDelaySeconds <= nowSeconds,
-  );
+  // What is stored has arrived: the daemon ingests as reports come, and simulate stores each one on the day it arrives.
+  const rows = await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds });
+  const arrivals = await loadReportArrivals(store.db, row.domain, {
+    fromEpoch: Math.min(fromEpoch, nowSeconds - REPORTER_HISTORY_DAYS * DAY_SECONDS),
+    toEpoch: nowSeconds,
+  });
+  const acknowledgements = await listReporterAcknowledgements(store.db, row.domain);
   const configRules = (opts.configRules ?? []).filter((r) => r.domain === null || r.domain === row.domain);
   const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
   const enrolledSet = enrolled ?? new Set((await listDomains(store.db)).map((d) => d.domain));
@@ -210,6 +227,10 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
     rules,
     unalignedSourceMinMessages: plan.unaligned_source_min_messages,
     quietReporterDays: plan.quiet_reporter_days,
+    arrivals,
+    acknowledgements,
+    lateSlackHours: plan.late_reporter_slack_hours,
+    recentDays: plan.recent_days,
   });
   const snapshot: DomainSnapshot = {
     domain: row.domain,
@@ -217,8 +238,23 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
     stageIndex: row.stage_index,
     stageSince: row.stage_since,
     approvedStageIndex: row.approved_stage_index,
+    lastCleanStageIndex: lastCleanStage(plan, row.stage_index, await stageHistory(store.db, row.domain)),
   };
   return { row, plan, metrics, snapshot };
+}
+
+/**
+ * The stage the domain last advanced from below `current`: it held cleanly
+ * there (an advance needs every check passed), so a rollback returns to it.
+ */
+export function lastCleanStage(plan: Plan, current: number, history: Array<{ action: string; from_stage: string | null }>): number | null {
+  for (let i = history.length - 1; i >= 0; i--) {
+    const change = history[i]!;
+    if (change.action !== 'advance' || change.from_stage === null) continue;
+    const index = plan.stages.findIndex((s) => `${s.policy}:${s.pct}` === change.from_stage);
+    if (index >= 0 && index < current) return index;
+  }
+  return null;
 }
 
 /** Subdomain mail moves with this record when the plan writes sp, or when the record has no sp (subdomains then follow p). */
@@ -232,6 +268,9 @@ function metricsDigest(m: StageMetrics) {
   return {
     window_start: m.windowStart,
     days_observed: m.daysObserved,
+    days_pending: m.days?.pending ?? [],
+    days_missed: m.days?.missed ?? [],
+    late_reporters: m.reporters.filter((r) => r.late).map((r) => ({ reporter: r.reporter, awaited_day: r.awaitedDay })),
     authorised: m.authorised,
     spoofing: m.spoofing,
     all: m.all,

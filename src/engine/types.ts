@@ -22,8 +22,13 @@ export interface ObservedRow {
   dkim: string | null;
   spf: string | null;
   disposition: string | null;
-  /** auth_results: the domains that signed (DKIM d=) or were checked (SPF), with their results. */
-  authDkim: Array<{ domain: string | null; result: string | null }>;
+  /** policy_published adkim/aspf: `s` strict, `r` relaxed (also when absent). */
+  adkim?: 'r' | 's';
+  aspf?: 'r' | 's';
+  /** policy_evaluated reasons, type lowercase: why the receiver overrode the policy (forwarded, mailing_list, local_policy, ...). */
+  reasons?: Array<{ type: string | null; comment: string | null }>;
+  /** auth_results: the domains that signed (DKIM d=, with its selector) or were checked (SPF), with their results. */
+  authDkim: Array<{ domain: string | null; selector?: string | null; result: string | null }>;
   authSpf: Array<{ domain: string | null; result: string | null }>;
 }
 
@@ -43,12 +48,14 @@ export interface SourceRule {
 }
 
 /**
- * How a source is classed:
- * - authorised: allowlisted, or passing DMARC most of the time;
+ * How a source is classed (src/engine/sources.ts says how):
+ * - authorised: allowlisted, authenticating as the domain (aligned DKIM or SPF), or failing
+ *   with an aligned identity that passed from the same network in the look-back (a sender that broke);
+ * - forwarded: relayed by a forwarder or mailing list (the receiver said so, or it passed DKIM with SPF failing);
  * - unaligned: fails DMARC while authenticating as another domain (a forgotten ESP or SaaS sender);
  * - unauthenticated: fails everything (spoofing), or marked as abuse by a person.
  */
-export type SourceClass = 'authorised' | 'unaligned' | 'unauthenticated';
+export type SourceClass = 'authorised' | 'forwarded' | 'unaligned' | 'unauthenticated';
 
 export interface SourceSummary {
   /** `ip` plus the authenticated DKIM d= and SPF domains, e.g. `192.0.2.1 dkim:esp.example spf:bounce.esp.example`. */
@@ -66,7 +73,7 @@ export interface SourceSummary {
   lookbackMessages: number;
   lookbackPassed: number;
   daysSeen: number;
-  /** True for an unaligned source sending enough to hold the domain until a person classifies it. */
+  /** True for an unaligned source sending at least the plan's volume (from its first report): it holds the domain until a person classifies it. */
   blocking: boolean;
 }
 
@@ -78,8 +85,32 @@ export interface ReporterSummary {
   daysReported: number;
   /** Sent (nearly) daily in the look-back before it went quiet. */
   regular: boolean;
-  /** Regular, and silent longer than the plan's quiet_reporter_days. */
+  /** Regular, and silent longer than the plan's quiet_reporter_days past when its report was due: needs a person. */
   quiet: boolean;
+  /** Regular, and past its usual delay plus the plan's slack for `awaitedDay`: the domain holds for it. */
+  late?: boolean;
+  /** Its usual delay (report end to arrival), learned from its history. */
+  usualDelaySeconds?: number;
+  /** The first UTC day (YYYY-MM-DD) it has not reported yet, while it is awaited. */
+  awaitedDay?: string | null;
+  /** A person acknowledged its silence (their name): not awaited until it reports again. */
+  acknowledgedBy?: string | null;
+}
+
+/** How complete the window's days are (see reporters.ts). */
+export interface DaysSummary {
+  /** Complete days in the window, as YYYY-MM-DD: every regular reporter's report arrived. */
+  complete: string[];
+  /** Days still waiting for a report that is not due yet, or late. */
+  pending: string[];
+  /** Days a regular reporter skipped or never sent: never counted towards min_days. */
+  missed: string[];
+}
+
+/** Authorised mail over a set of days, with the days named. */
+export interface JudgedTotals extends MailTotals {
+  failRate: number | null;
+  days: string[];
 }
 
 export interface MailTotals {
@@ -95,8 +126,10 @@ export interface StageMetrics {
   windowStart: string | null;
   /** Whole UTC days from windowStart to the start of today. */
   elapsedDays: number;
-  /** Distinct whole UTC days in the window with report data. */
+  /** Complete whole UTC days in the window with report data (see reporters.ts): what min_days counts. */
   daysObserved: number;
+  /** Which days of the window are complete, pending or missed; absent on hand-built metrics. */
+  days?: DaysSummary;
   /** All mail governed by this domain's record in the window. */
   all: MailTotals;
   /** Mail from the domain itself, and from subdomains that follow its record. */
@@ -104,8 +137,12 @@ export interface StageMetrics {
   subdomains: MailTotals;
   /** Whether subdomain mail is judged with the domain (no sp: it follows p; or the plan manages sp). */
   subdomainsJudged: boolean;
-  /** Authorised mail in the judged population; the plan's rates apply to this. */
+  /** Authorised mail in the window, every report arrived so far: alarms (halt, rollback) look at this. */
   authorised: MailTotals & { failRate: number | null };
+  /** Authorised mail on complete days only: advancing looks at this (absent: `authorised`). */
+  complete?: JudgedTotals;
+  /** Authorised mail on the latest complete day(s): a sharp regression shows here first. */
+  recent?: JudgedTotals;
   /** Unauthenticated (spoofing) volume: shown, never blocking. */
   spoofing: MailTotals;
   sources: SourceSummary[];
@@ -123,6 +160,8 @@ export interface Check {
   threshold: number | string | null;
   /** The rule and its result in plain words. */
   detail: string;
+  /** For a rate: its one-sided Wilson bounds at the plan's confidence, and how many messages it stands on. */
+  interval?: { low: number; high: number; confidence: number; messages: number };
 }
 
 export type DecisionAction = 'establish' | 'advance' | 'hold' | 'await-approval' | 'halt' | 'rollback' | 'complete';
@@ -152,4 +191,6 @@ export interface DomainSnapshot {
   stageSince: string | null;
   /** A person approved the move into the stage at this index. */
   approvedStageIndex: number | null;
+  /** The last stage the domain advanced from (it held cleanly there): where a rollback goes unless the plan names one. */
+  lastCleanStageIndex?: number | null;
 }

@@ -8,10 +8,22 @@
 export const DAY_SECONDS = 86_400;
 const DAY_MS = DAY_SECONDS * 1000;
 
-/** Start of the first whole UTC day at or after `verifiedAt + oldTtlSeconds`. */
-export function stageWindowStart(verifiedAt: Date, oldTtlSeconds: number): Date {
+/**
+ * Start of the first whole UTC day at or after `verifiedAt + oldTtlSeconds`;
+ * a change in effect within `graceSeconds` after a midnight opens that
+ * midnight instead, so a change that lands just after a day starts is judged
+ * from that day (its few minutes under the old record weigh less than a lost day).
+ */
+export function stageWindowStart(verifiedAt: Date, oldTtlSeconds: number, graceSeconds = 0): Date {
   const effective = verifiedAt.getTime() + Math.max(0, oldTtlSeconds) * 1000;
+  const dayStart = Math.floor(effective / DAY_MS) * DAY_MS;
+  if (effective - dayStart <= Math.max(0, graceSeconds) * 1000) return new Date(dayStart);
   return new Date(Math.ceil(effective / DAY_MS) * DAY_MS);
+}
+
+/** Where a resumed domain's fresh window opens: the next UTC midnight, so the days that broke it no longer count. */
+export function freshWindowStart(now: Date): Date {
+  return new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS + DAY_MS);
 }
 
 /** Start of the UTC day containing `at`. */

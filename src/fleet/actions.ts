@@ -5,6 +5,7 @@
  * applies through the same verified path as the engine's own moves.
  */
 import { BlockList } from 'node:net';
+import { openFreshWindow } from '../engine/fresh-window.js';
 import { addAddressOrSubnet } from '../engine/sources.js';
 import type { Plan } from '../plans/index.js';
 import { parseStageLabel, stageLabel } from '../record/index.js';
@@ -81,8 +82,9 @@ export async function resume(store: Store, input: string, who: Actor, reason: st
   const row = await enrolledDomain(store, input);
   if (row.state === 'active') return `${row.domain} is already active`;
   if (row.state === 'completed') throw new ActionError(`${row.domain} completed its plan; force a stage to restart it`);
-  await setState(store, row, 'active', null, who, 'resume', reason);
-  return `${row.domain} resumed (was ${row.state})`;
+  const fresh = await openFreshWindow(store, row, who.now);
+  await setState(store, row, 'active', null, who, 'resume', fresh ? `${reason}; ${fresh}` : reason);
+  return `${row.domain} resumed (was ${row.state})${fresh ? `; ${fresh}` : ''}`;
 }
 
 /** After a drift stop, the person who fixed the zone says which record is now ours to track. */

@@ -28,6 +28,14 @@ export const stageSchema = z
     rollback_fail_rate: rate.nullable().default(null),
     /** A person must approve the move into this stage. */
     requires_approval: z.boolean().default(false),
+    /**
+     * Where a rollback from this stage goes, as `policy:pct` of an earlier
+     * stage; by default the last stage that held cleanly before the regression.
+     */
+    rollback_to: z
+      .string()
+      .regex(/^(none|quarantine|reject):\d{1,3}$/, 'must be a stage label such as quarantine:10')
+      .optional(),
   })
   .strict()
   .superRefine((stage, ctx) => {
@@ -65,12 +73,34 @@ export const planSchema = z
       .default({ sp: false, np: false }),
     /** A source that authenticates as another domain and sends at least this many messages holds the domain for a person to classify. */
     unaligned_source_min_messages: z.number().int().min(1).default(50),
-    /** A reporter silent this many days after sending daily is flagged and holds the domain. */
+    /**
+     * A regular reporter silent this many days past when its report was due is
+     * quiet: the domain holds until a person acknowledges it or it reports again.
+     */
     quiet_reporter_days: z.number().int().min(1).default(3),
+    /** A regular reporter this many hours past its usual delay is late: the domain holds, naming the day awaited. */
+    late_reporter_slack_hours: z.number().min(0).max(24 * 14).default(12),
+    /** How sure a rate must be before it halts, rolls back or advances (one-sided Wilson bound). */
+    evidence_confidence: z.number().min(0.5, 'must be at least 0.5').max(0.9999, 'must be below 1').default(0.95),
+    /** The latest complete days judged on their own as well, so a sharp regression halts within a day. */
+    recent_days: z.number().int().min(1).max(7).default(1),
+    /**
+     * A change in effect within this many minutes after a UTC midnight opens
+     * its window at that midnight: the few minutes of mail under the old record
+     * cost less than waiting a whole day.
+     */
+    window_grace_minutes: z.number().int().min(0).max(180).default(60),
     stages: z.array(stageSchema).min(1, 'a plan needs at least one stage'),
   })
   .strict()
   .superRefine((plan, ctx) => {
+    plan.stages.forEach((stage, i) => {
+      if (stage.rollback_to === undefined) return;
+      const target = plan.stages.findIndex((s) => `${s.policy}:${s.pct}` === stage.rollback_to);
+      if (target < 0 || target >= i) {
+        ctx.addIssue({ code: 'custom', path: ['stages', i, 'rollback_to'], message: `${stage.rollback_to} is not an earlier stage of this plan` });
+      }
+    });
     // Each step must tighten enforcement: a plan that loosens or repeats a
     // stage would turn "advance" into a silent rollback.
     for (let i = 1; i < plan.stages.length; i++) {

@@ -269,6 +269,25 @@ function hardening(): Migration {
   };
 }
 
+/** A person's acknowledgement that a regular reporter went quiet, so the engine stops waiting for it (reporters.ts). */
+function engineWindows(dialect: Dialect): Migration {
+  const id = idColumn(dialect);
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('reporter_acknowledgements')
+        .addColumn('id', id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('domain', 'text', (c) => c.notNull().references('domains.domain'))
+        .addColumn('reporter', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('reporter_acknowledgements_domain').on('reporter_acknowledgements').columns(['domain', 'reporter']).execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -277,6 +296,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0004_web_sessions': webSessions(),
     '0007_hardening': hardening(),
     '0008_notifications': notifications(dialect),
+    '0009_engine_windows': engineWindows(dialect),
   };
 }
 

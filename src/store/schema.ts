@@ -252,7 +252,19 @@ export interface NotificationConditionsTable {
   data: string | null;
 }
 
+/** A person acknowledged that a regular reporter went quiet for a domain: the engine stops waiting for it until it reports again. */
+export interface ReporterAcknowledgementsTable {
+  id: Generated<number>;
+  domain: string;
+  /** report_metadata/org_name as stored in reports.org. */
+  reporter: string;
+  at: string;
+  actor: string;
+  reason: string;
+}
+
 export interface Database {
+  reporter_acknowledgements: ReporterAcknowledgementsTable;
   domains: DomainsTable;
   stage_history: StageHistoryTable;
   audit_events: AuditEventsTable;

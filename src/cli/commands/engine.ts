@@ -9,7 +9,7 @@ import { planChanges } from '../../engine/dry-run.js';
 import { explainText } from '../../engine/explain.js';
 import { simulate } from '../../engine/simulate.js';
 import { assessDomain, runTick } from '../../engine/tick.js';
-import { ActionError, approve, classifySource, force, pause, resume, rollback } from '../../fleet/actions.js';
+import { ActionError, approve, classifySource, force, parseSourceSpec, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../fleet/domain-name.js';
 import { approvalsQueue } from '../../fleet/views.js';
 import { loadPlan, PlanError } from '../../plans/index.js';
@@ -237,42 +237,84 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
 
   program
     .command('simulate')
-    .description('replay reports through the real engine with a simulated clock and DNS: when would this domain have reached reject, and what stopped it?')
-    .requiredOption('--domain <domain>', 'the domain to replay')
+    .description('replay reports through the real engine with a simulated clock and DNS: when would these domains have reached reject, and what stopped them?')
+    .requiredOption('--domain <domain...>', 'the domain(s) to replay, together')
     .option('--reports <dir...>', 'report files or folders (default: the reports in the store)')
     .option('--plan <name|file>', 'plan name or file', 'default')
     .option('--start <YYYY-MM-DD>', 'first simulated day (default: the first day with reports)')
-    .option('--days <n>', 'days to simulate (default: until three days after the last report)')
-    .option('--from <record>', 'the record the domain starts from (its rua, fo, ... are kept)')
-    .option('--approve-all', 'approve every gated step when asked')
+    .option('--days <n>', 'days to simulate (default: until three days after the last report arrives)')
+    .option('--from <record>', 'the record the domains start from (its rua, fo, ... are kept)')
+    .option('--delay <days|org=days...>', 'a report arrives this many days after its period ends, for every reporter or one (default: learned from the store, else 1)')
+    .option('--tick-hours <h,h,...>', 'UTC hours the daemon ticks at (default: every hour)')
+    .option('--approve-all', 'a person approves every gated step when asked')
+    .option('--resume-after <hours>', 'a person resumes a halted domain this many hours after it halted')
+    .option('--allow <source[@YYYY-MM-DD]...>', 'a person allowlists a source (IP, CIDR, dkim:, spf:) for these domains, from the start or on that day')
     .option('--json', 'one JSON object per decision')
     .action(
-      async (o: { domain: string; reports?: string[]; plan: string; start?: string; days?: string; from?: string; approveAll?: boolean; json?: boolean }) => {
-        const name = await domainName(ctx, o.domain);
-        if (name === null) return;
-        if (o.start !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(o.start)) {
-          ctx.err(`--start "${o.start}": expected YYYY-MM-DD`);
+      async (o: {
+        domain: string[];
+        reports?: string[];
+        plan: string;
+        start?: string;
+        days?: string;
+        from?: string;
+        delay?: string[];
+        tickHours?: string;
+        approveAll?: boolean;
+        resumeAfter?: string;
+        allow?: string[];
+        json?: boolean;
+      }) => {
+        const refuse = (message: string) => {
+          ctx.err(message);
           ctx.exitCode = 1;
-          return;
+        };
+        const names: string[] = [];
+        for (const input of o.domain) {
+          const name = await domainName(ctx, input);
+          if (name === null) return;
+          names.push(name);
         }
-        if (o.days !== undefined && !/^[1-9]\d{0,4}$/.test(o.days)) {
-          ctx.err(`--days "${o.days}": expected a whole number of days`);
-          ctx.exitCode = 1;
-          return;
+        if (o.start !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(o.start)) return refuse(`--start "${o.start}": expected YYYY-MM-DD`);
+        if (o.days !== undefined && !/^[1-9]\d{0,4}$/.test(o.days)) return refuse(`--days "${o.days}": expected a whole number of days`);
+        if (o.resumeAfter !== undefined && !/^\d{1,4}(\.\d+)?$/.test(o.resumeAfter)) return refuse(`--resume-after "${o.resumeAfter}": expected a number of hours`);
+        let tickHours: number[] | undefined;
+        if (o.tickHours !== undefined) {
+          tickHours = o.tickHours.split(',').map((h) => Number(h.trim()));
+          if (tickHours.some((h) => !Number.isInteger(h) || h < 0 || h > 23)) return refuse(`--tick-hours "${o.tickHours}": expected UTC hours 0-23, comma-separated`);
+        }
+        let reportDelaySeconds: number | undefined;
+        const reporterDelaySeconds: Record<string, number> = {};
+        for (const spec of o.delay ?? []) {
+          const match = /^(?:(.+)=)?(\d{1,2}(?:\.\d+)?)$/.exec(spec);
+          if (!match) return refuse(`--delay "${spec}": expected days (1.5) or reporter=days (google.com=1)`);
+          const seconds = Math.round(Number(match[2]) * 86_400);
+          if (match[1] === undefined) reportDelaySeconds = seconds;
+          else reporterDelaySeconds[match[1]] = seconds;
+        }
+        const allow = [];
+        for (const spec of o.allow ?? []) {
+          const [source, on] = spec.split('@');
+          if (on !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(on)) return refuse(`--allow "${spec}": the day after @ must be YYYY-MM-DD`);
+          try {
+            parseSourceSpec(source!);
+          } catch (error) {
+            return refuse(`--allow "${spec}": ${(error as Error).message}`);
+          }
+          for (const domain of names) allow.push({ at: new Date(on ? `${on}T00:00:00Z` : 0), domain, source: source! });
         }
         let plan;
         try {
           plan = loadPlan(o.plan);
         } catch (error) {
           if (!(error instanceof PlanError)) throw error;
-          ctx.err(error.message);
-          ctx.exitCode = 1;
-          return;
+          return refuse(error.message);
         }
         const store = await ctx.store();
-        const rules = (await sourceRulesFor(store.db, name)).map(({ id: _id, ...rule }) => rule);
+        const rules = [];
+        for (const name of names) rules.push(...(await sourceRulesFor(store.db, name)).map(({ id: _id, ...rule }) => rule));
         const result = await simulate({
-          domain: name,
+          domains: names,
           plan,
           sourceRules: rules,
           ...(o.reports ? { reportPaths: o.reports } : { fromStore: store }),
@@ -280,24 +322,27 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
           ...(o.days ? { days: Number(o.days) } : {}),
           ...(o.from ? { initialRecord: o.from } : {}),
           ...(o.approveAll ? { approveAll: true } : {}),
+          ...(o.resumeAfter !== undefined ? { resumeAfterHours: Number(o.resumeAfter) } : {}),
+          ...(tickHours ? { tickHours } : {}),
+          ...(reportDelaySeconds !== undefined ? { reportDelaySeconds } : {}),
+          reporterDelaySeconds,
+          allow,
         });
         if (o.json) {
           for (const step of result.steps) ctx.out(JSON.stringify(step));
           return;
         }
-        let lastHold = '';
         for (const step of result.steps) {
-          const line = `${step.day}  ${step.stage.padEnd(14)} ${step.action}${step.to ? ` -> ${step.to}` : ''}: ${step.reasons.join('; ')}`;
-          // Consecutive identical holds say nothing new: print the first of a run.
-          const key = `${step.stage}|${step.action}|${step.reasons.map((r) => r.split(':')[0]).join()}`;
-          if (step.action === 'hold' && key === lastHold) continue;
-          lastHold = step.action === 'hold' ? key : '';
-          ctx.out(line);
+          ctx.out(`${step.at.slice(0, 16).replace('T', ' ')}  ${names.length > 1 ? `${step.domain}  ` : ''}${step.stage.padEnd(14)} ${step.action}${step.to ? ` -> ${step.to}` : ''}: ${step.reasons.join('; ')}`);
         }
-        ctx.out(
-          `\n${result.reportsIngested} report(s) replayed${result.reportsRejected ? `, ${result.reportsRejected} refused` : ''}; ended at ${result.finalStage} (${result.finalState})` +
-            (result.reachedRejectOn ? `; reached ${plan.stages[plan.stages.length - 1]!.policy}:${plan.stages[plan.stages.length - 1]!.pct} on ${result.reachedRejectOn}` : ''),
-        );
+        const last = plan.stages[plan.stages.length - 1]!;
+        ctx.out(`\n${result.reportsIngested} report(s) replayed${result.reportsRejected ? `, ${result.reportsRejected} refused` : ''}`);
+        for (const d of result.domains) {
+          ctx.out(
+            `${d.domain}: ended at ${d.finalStage} (${d.finalState})` +
+              (d.reachedLastStageOn ? `; reached ${last.policy}:${last.pct} on ${d.reachedLastStageOn}, day ${d.daysToLastStage}` : ''),
+          );
+        }
       },
     );
 }
