@@ -36,6 +36,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   },
   { commands: ['doctor', 'daemon'], load: async () => (await import('./commands/daemon.js')).registerDaemonCommands },
   { commands: ['token'], load: async () => (await import('./commands/tokens.js')).registerTokenCommands },
+  { commands: ['notify', 'summary', 'tag'], load: async () => (await import('./commands/notify.js')).registerNotifyCommands },
 ];
 
 export const VERSION = '0.1.0';

@@ -7,7 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/open.js';
-import { insertMessage, markDispatched, undispatchedEvents } from '../store/notifications.js';
+import { markDispatched, undispatchedEvents } from '../store/notifications.js';
+import { AppError } from '../errors.js';
+import { insertMessage, markAttemptFailed, markDelivered } from '../store/notifications.js';
+import { deliver } from './channels.js';
 import type { NotifySettings, ResolvedChannel } from './config.js';
 import { channelWants, contentEventOf, digestContent, summaryContent, testContent } from './content.js';
 import type { FleetSummary } from './summary.js';
@@ -46,12 +49,43 @@ export function findChannel(settings: Pick<NotifySettings, 'channels'>, name: st
   const channel = settings.channels.find((c) => c.name === name);
   if (!channel) {
     const known = settings.channels.map((c) => c.name);
-    throw new Error(`no notification channel named "${name}"${known.length > 0 ? `; the config has ${known.join(', ')}` : '; the config has none (notifications.channels)'}`);
+    throw new AppError('not-found', `no notification channel named "${name}"${known.length > 0 ? `; the config has ${known.join(', ')}` : '; the config has none (notifications.channels)'}`);
   }
   return channel;
 }
 
-/** Queues a test message for one channel. @returns its idempotency key. */
+/**
+ * Sends a test message to one channel now, then records it with its outcome
+ * (so the page shows it). Sent directly rather than queued: a running
+ * daemon's sender must not race this command for the same message.
+ */
+export async function sendTestMessage(
+  store: Store,
+  settings: Pick<NotifySettings, 'channels' | 'baseUrl' | 'timeoutMs'>,
+  channelName: string,
+  now: () => Date,
+): Promise<{ key: string; delivered: boolean; error: string | null }> {
+  const channel = findChannel(settings, channelName);
+  const key = randomUUID();
+  const createdAt = now();
+  const content = testContent(channel.name, createdAt, settings.baseUrl);
+  let error: string | null = null;
+  try {
+    await deliver(channel, content, { key, channel: channel.name, createdAt: createdAt.toISOString() }, { now: createdAt, timeoutMs: settings.timeoutMs });
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+  }
+  await store.db.transaction().execute(async (trx) => {
+    await insertMessage(trx, { key, channel: channel.name, kind: 'test', createdAt: createdAt.toISOString(), content, eventCount: 0 });
+    const row = await trx.selectFrom('notification_messages').select('id').where('key', '=', key).executeTakeFirstOrThrow();
+    const at = now().toISOString();
+    if (error === null) await markDelivered(trx, row.id, at);
+    else await markAttemptFailed(trx, row.id, { at, error, nextAttemptAt: at, giveUp: true });
+  });
+  return { key, delivered: error === null, error };
+}
+
+/** Queues a test message for one channel (the daemon's sender delivers it). @returns its idempotency key. */
 export async function queueTestMessage(store: Store, settings: Pick<NotifySettings, 'channels' | 'baseUrl'>, channelName: string, now: Date): Promise<string> {
   const channel = findChannel(settings, channelName);
   const key = randomUUID();
