@@ -57,9 +57,10 @@ describe('the daemon', () => {
           'store: { sqlite: store.sqlite }',
           "schedule: { ingest: '* * * * * *', tick: '*/2 * * * * *' }",
           'sources:',
-          '  - { type: folder, path: inbox }',
-          `  - { type: smtp, host: 127.0.0.1, port: ${smtpPort}, recipients: ['dmarc-reports@daemon.example'] }`,
-          `  - { type: imap, host: ${dovecot.host}, port: ${dovecot.port}, secure: false, user: ${dovecot.user}, password_env: IMAP_DAEMON_PASSWORD }`,
+          // Trusted: these are corpus mails whose signatures only the reporters' own DNS could verify (test/provenance.test.ts covers that).
+          '  - { type: folder, path: inbox, trusted: true }',
+          `  - { type: smtp, host: 127.0.0.1, port: ${smtpPort}, recipients: ['dmarc-reports@daemon.example'], trusted: true }`,
+          `  - { type: imap, host: ${dovecot.host}, port: ${dovecot.port}, secure: false, user: ${dovecot.user}, password_env: IMAP_DAEMON_PASSWORD, trusted: true }`,
           'providers:',
           `  pdns: { type: powerdns, api_url: "${pdns.apiUrl}", api_key_env: PDNS_DAEMON_KEY, verify: { nameservers: ["${pdns.dnsServer}"] } }`,
           '',

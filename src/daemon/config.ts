@@ -49,7 +49,25 @@ export const daemonConfigSchema = z
      * the folder); `doctor` checks each domain's rua against them.
      */
     report_addresses: z.array(z.string().email('not an email address')).default([]),
-    /** Resolvers for doctor's DNS checks; the system's when absent. */
+    /**
+     * Who may send reports: a report mail from a source not marked `trusted`
+     * counts only when it authenticates (DKIM, or SPF at the SMTP listener) as
+     * the reporter it names (its metadata email's domain, or org_name when that
+     * is a domain). `reporters` adds the domains a reporter signs with when
+     * they are not the ones its reports name, keyed by org_name or email domain.
+     */
+    provenance: z
+      .object({
+        reporters: z
+          .record(
+            z.string().min(1).transform((k) => k.trim().toLowerCase()),
+            z.array(z.string().refine((d) => normalizeDomainName(d).ok, { message: 'not a domain name' })).min(1),
+          )
+          .default({}),
+      })
+      .strict()
+      .default({ reporters: {} }),
+    /** Resolvers for doctor's DNS checks and for report provenance (DKIM keys, SPF, DMARC); the system's when absent. */
     dns: z.object({ resolvers: z.array(z.string().min(1)).min(1) }).strict().optional(),
     /**
      * Sending sources the operator vouches for (or marks as abuse), for one

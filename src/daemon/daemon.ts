@@ -12,6 +12,7 @@ import { TokenSet } from '../api/tokens.js';
 import { runTick } from '../engine/tick.js';
 import { dnsVerifier } from '../engine/verify.js';
 import { defaultRejectedDir, ingestInput } from '../reports/index.js';
+import { dnsResolve } from '../reports/provenance.js';
 import { openSqliteStore, type Store } from '../store/open.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
@@ -86,10 +87,13 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     viewContext: { loadPlan, sourceRules },
     onAttempt: (channel, outcome) => metrics.recordNotification(channel, outcome),
   });
+  // Every source's input is checked for provenance unless the source says it is trusted.
+  const provenance = { resolve: dnsResolve(config.dns?.resolvers), reporters: config.provenance.reporters };
   const deliverFor =
     (sourceName: string): Deliver =>
     async (input, source) => {
-      const result = await ingestInput(store.db, input, source, { rejectedDir, now });
+      const checked = { ...input, provenance: { trusted: false, ...provenance, ...input.provenance } };
+      const result = await ingestInput(store.db, checked, source, { rejectedDir, now });
       metrics.recordIngest(sourceName, result);
       return result;
     };
@@ -158,6 +162,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           loadPlan,
           sourceRules,
           metrics,
+          providers,
           ingest: (bytes, source) => ingestInput(store.db, { bytes }, source, { rejectedDir, now }),
         },
       });

@@ -13,7 +13,13 @@ export type RejectKind =
   | 'xml'
   | 'schema'
   | 'failure-report'
-  | 'not-a-report';
+  | 'not-a-report'
+  /** The mail does not authenticate as the reporter the report names (src/reports/provenance.ts). */
+  | 'provenance'
+  /** Over a budget of work per sender and hour: kept, not counted. */
+  | 'budget'
+  /** Cannot be judged now (a DNS lookup failed): left where it is and tried again, not kept as rejected. */
+  | 'temporary';
 
 export class ReportError extends Error {
   constructor(

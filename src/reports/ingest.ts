@@ -94,7 +94,7 @@ export async function ingestInput(
     };
   } catch (e) {
     const d = describeError(e);
-    if (d.kind === 'io' || d.kind === 'internal') return { source, status: 'error', reason: d.reason };
+    if (d.kind === 'io' || d.kind === 'internal' || d.kind === 'temporary') return { source, status: 'error', reason: d.reason };
     try {
       const kept = await keepRejected(db, input, { source, field: d.field, reason: d.reason, kind: d.kind }, options.rejectedDir, now());
       return {

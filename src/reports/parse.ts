@@ -6,6 +6,7 @@
 import { ReportError } from './errors.js';
 import { resolveLimits, type Limits } from './limits.js';
 import type { RawInput } from './streams.js';
+import { checkProvenance } from './provenance.js';
 import { unpack } from './unpack.js';
 import { parseReportXml, type ParsedReport, type ReportSink } from './xml.js';
 
@@ -29,9 +30,20 @@ export interface ReadReport extends ParsedReport {
 export async function readReport(input: RawInput, options: ParseOptions = {}): Promise<ReadReport> {
   const limits = resolveLimits(options.limits);
   const unpacked = await unpack(input, limits);
+  const policy = input.provenance;
+  // Provenance is judged on the header, before the sink sees anything: a forged report writes no row.
+  const sink = policy
+    ? {
+        ...options.sink,
+        header: async (header: Parameters<NonNullable<ReportSink['header']>>[0]) => {
+          checkProvenance(header.metadata, unpacked.mail, policy);
+          await options.sink?.header?.(header);
+        },
+      }
+    : options.sink;
   let parsed: ParsedReport;
   try {
-    parsed = await parseReportXml(unpacked.xml, limits, options.sink, options.batchSize);
+    parsed = await parseReportXml(unpacked.xml, limits, sink, options.batchSize);
   } catch (e) {
     await unpacked.xml.return(undefined).catch(() => undefined);
     throw e;

@@ -9,9 +9,14 @@ import { createReadStream } from 'node:fs';
 import zlib from 'node:zlib';
 import { ReportError } from './errors.js';
 import { formatBytes } from './limits.js';
+import type { ProvenancePolicy } from './provenance.js';
 
-/** Where raw input comes from: a file (streamed, random access for zip) or bytes in memory. */
-export type RawInput = { readonly path: string } | { readonly bytes: Buffer };
+/**
+ * Where raw input comes from: a file (streamed, random access for zip) or
+ * bytes in memory; with the provenance check its source asks for (none: the
+ * input is believed, as for a file a person gives to `ingest`).
+ */
+export type RawInput = ({ readonly path: string } | { readonly bytes: Buffer }) & { readonly provenance?: ProvenancePolicy };
 
 export function isFileInput(input: RawInput): input is { readonly path: string } {
   return 'path' in input;

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { ReportError } from './errors.js';
 import { formatBytes, type Limits } from './limits.js';
 import { extractMailReport } from './mime.js';
+import { authenticateMail, type MailAuthentication } from './provenance.js';
 import { sniff, SNIFF_BYTES } from './sniff.js';
 import { capBytes, collect, gunzip, inflateZlib, isFileInput, peek, readInput, type InflateNotes, type RawInput } from './streams.js';
 
@@ -19,6 +20,8 @@ export interface Unpacked {
   member: string | null;
   /** The XML bytes, capped at limits.maxXmlBytes. */
   xml: AsyncGenerator<Buffer>;
+  /** What the outermost mail authenticated as, when the input was a mail and its source is not trusted; else null. */
+  mail: MailAuthentication | null;
   /**
    * Things the unpacker tolerated (trailing bytes after a gzip stream ...).
    * Filled while `xml` is read: complete once it is exhausted.
@@ -34,6 +37,7 @@ export async function unpack(input: RawInput, limits: Limits): Promise<Unpacked>
   const notes: string[] = [];
   let member: string | null = null;
   const inflateNotes: InflateNotes[] = [];
+  let mail: MailAuthentication | null = null;
 
   async function layer(stream: AsyncIterable<Buffer>, depth: number, zipFile: string | null): Promise<AsyncGenerator<Buffer>> {
     const { head, stream: s } = await peek(stream, SNIFF_BYTES);
@@ -81,6 +85,8 @@ export async function unpack(input: RawInput, limits: Limits): Promise<Unpacked>
         chain.push('eml');
         const raw = await collect(s, limits.maxBufferedBytes, 'mail');
         const found = await extractMailReport(raw);
+        // Only the mail the report arrived in says who sent it; a mail packed inside a file is just content.
+        if (depth === 0 && input.provenance && !input.provenance.trusted) mail = await authenticateMail(raw, input.provenance);
         member ??= found.filename;
         return layer(readInput({ bytes: found.bytes }), depth + 1, null);
       }
@@ -96,7 +102,7 @@ export async function unpack(input: RawInput, limits: Limits): Promise<Unpacked>
       if (n.trailingBytes) notes.push(`${label} stream followed by ${n.trailingBytes} bytes of trailing data (ignored)`);
     }
   }
-  return { chain, member, xml: withNotes(), notes };
+  return { chain, member, xml: withNotes(), notes, mail };
 }
 
 const ZIP_OPTIONS: yauzl.Options = { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false, decodeStrings: true };

@@ -18,11 +18,18 @@ export const folderSourceConfigSchema = z
     processed_dir: z.string().min(1).optional(),
     /** Where refused files go; default `<path>/rejected`. */
     rejected_dir: z.string().min(1).optional(),
+    /**
+     * Only you (a mail filter, a cron'd fetch you run) write to this folder:
+     * its reports are believed as they are. When false (the default), a report
+     * counts only from a mail (.eml) that authenticates as its reporter; a bare
+     * XML, gzip or zip file is kept as rejected.
+     */
+    trusted: z.boolean().default(false),
   })
   .strict();
 export type FolderSourceConfig = z.infer<typeof folderSourceConfigSchema>;
 
-export function createFolderSource(config: FolderSourceConfig): PolledSource {
+export function createFolderSource(config: z.input<typeof folderSourceConfigSchema>): PolledSource {
   const root = resolve(config.path);
   const processed = resolve(config.processed_dir ?? join(root, 'processed'));
   const rejected = resolve(config.rejected_dir ?? join(root, 'rejected'));
@@ -37,7 +44,7 @@ export function createFolderSource(config: FolderSourceConfig): PolledSource {
         // Files already moved aside are the source's own output, not new input.
         if (isInside(file, processed) || isInside(file, rejected)) continue;
         summary.delivered++;
-        const result = await deliver({ path: file }, file);
+        const result = await deliver({ path: file, provenance: { trusted: config.trusted ?? false } }, file);
         if (result.status === 'error') {
           summary.failed.push({ source: file, reason: result.reason });
           continue;

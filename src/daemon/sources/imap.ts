@@ -30,6 +30,12 @@ export const imapSourceConfigSchema = z
     tls_reject_unauthorized: z.boolean().default(true),
     max_message_bytes: z.number().int().positive().default(50 * 1024 * 1024),
     batch: z.number().int().positive().max(10_000).default(100),
+    /**
+     * Believe every report from here as it is. Leave false (the default) for a
+     * mailbox anyone can write to: each report mail must then authenticate
+     * (DKIM, or SPF at the SMTP listener) as the reporter its report names.
+     */
+    trusted: z.boolean().default(false),
   })
   .strict()
   // Secrets come from the environment or a file only, never from the config
@@ -186,7 +192,7 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
           summary.delivered++;
           // A throw from deliver ends the poll here: this mail and the rest
           // stay in the mailbox for the next poll.
-          const result = await deliver({ bytes: msg.source }, source);
+          const result = await deliver({ bytes: msg.source, provenance: { trusted: cfg.trusted } }, source);
           if (result.status === 'error') {
             summary.failed.push({ source, reason: result.reason });
             log.warn({ source, reason: result.reason }, 'imap message not ingested, left in place');

@@ -36,6 +36,18 @@ export const smtpSourceConfigSchema = z
       .positive()
       .default(25 * 1024 * 1024),
     max_clients: z.number().int().positive().default(20),
+    /** Connections one client address may hold at once: one sender cannot take every slot. */
+    max_clients_per_address: z.number().int().positive().default(4),
+    /** A connection idle this long is closed (smtp-server's socket timeout), so idle clients cannot lock real senders out. */
+    idle_timeout_seconds: z.number().int().positive().default(60),
+    /** Messages one client address may deliver per hour; past that it is told to come back later (451). */
+    messages_per_hour_per_address: z.number().int().positive().default(200),
+    /**
+     * Believe every report that arrives here. Leave false (the default): each
+     * report mail must authenticate (DKIM, or SPF for the connecting client) as
+     * the reporter its report names, or it is kept as rejected and not counted.
+     */
+    trusted: z.boolean().default(false),
     /** STARTTLS with this key and certificate; without it the listener offers no TLS at all. */
     tls: z.object({ key_file: z.string().min(1), cert_file: z.string().min(1) }).strict().optional(),
     /** Text appended to the 220 greeting. */
@@ -123,6 +135,23 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
   // connection; stop() waits for this set to empty, so a delivery that
   // started is always answered and never cut off by the shutdown.
   const inFlight = new Set<Promise<void>>();
+  // Open connections and this hour's deliveries per client address.
+  const connections = new Map<string, number>();
+  const delivered = new Map<string, number[]>();
+
+  /** True when `address` may deliver one more message this hour (and counts it). */
+  function withinHourlyBudget(address: string, now = Date.now()): boolean {
+    const recent = (delivered.get(address) ?? []).filter((t) => t > now - 3_600_000);
+    if (recent.length >= cfg.messages_per_hour_per_address) {
+      delivered.set(address, recent);
+      return false;
+    }
+    recent.push(now);
+    delivered.set(address, recent);
+    // Bounded: addresses with nothing in the last hour are forgotten.
+    if (delivered.size > 10_000) for (const [a, times] of delivered) if (times.every((t) => t <= now - 3_600_000)) delivered.delete(a);
+    return true;
+  }
 
   function accepts(address: string): boolean {
     const lower = address.toLowerCase();
@@ -184,7 +213,12 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
     const source = `smtp:${messageId ?? queueId}`;
     let result: IngestResult;
     try {
-      result = await deliver({ bytes: read.bytes }, source);
+      const envelope = {
+        ip: session.remoteAddress,
+        ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}),
+        ...(session.envelope.mailFrom ? { mailFrom: session.envelope.mailFrom.address } : {}),
+      };
+      result = await deliver({ bytes: read.bytes, provenance: { trusted: cfg.trusted, envelope } }, source);
     } catch (e) {
       result = { source, status: 'error', reason: e instanceof Error ? e.message : String(e) };
     }
@@ -239,9 +273,31 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
         authOptional: true,
         disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
         ...(tls ? { key: tls.key, cert: tls.cert } : {}),
-        onMailFrom(_address, _session, callback) {
+        socketTimeout: cfg.idle_timeout_seconds * 1000,
+        closeTimeout: 5_000,
+        onConnect(session, callback) {
+          const open = (connections.get(session.remoteAddress) ?? 0) + 1;
+          if (open > cfg.max_clients_per_address) {
+            log.warn({ source: name, remote: session.remoteAddress, open: open - 1 }, 'smtp client over its connection limit refused');
+            return callback(smtpError(421, `4.7.0 too many connections from your address (limit ${cfg.max_clients_per_address}), try again later`));
+          }
+          connections.set(session.remoteAddress, open);
+          (session as SMTPServerSession & { counted?: boolean }).counted = true;
+          callback();
+        },
+        onClose(session) {
+          if (!(session as SMTPServerSession & { counted?: boolean }).counted) return;
+          const open = (connections.get(session.remoteAddress) ?? 1) - 1;
+          if (open <= 0) connections.delete(session.remoteAddress);
+          else connections.set(session.remoteAddress, open);
+        },
+        onMailFrom(_address, session, callback) {
           // A new transaction after stop() began would be cut off; 421 makes the sender come back later.
           if (stopping) return callback(smtpError(421, '4.3.2 service shutting down, try again later'));
+          if (!withinHourlyBudget(session.remoteAddress)) {
+            log.warn({ source: name, remote: session.remoteAddress, limit: cfg.messages_per_hour_per_address }, 'smtp client over its hourly message budget');
+            return callback(smtpError(451, `4.7.1 more than ${cfg.messages_per_hour_per_address} messages from your address this hour, try again later`));
+          }
           callback();
         },
         onRcptTo(address, session, callback) {
