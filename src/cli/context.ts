@@ -88,7 +88,9 @@ export function createContext(
       ctx.exitCode = exitCodeFor(error);
     },
     async close() {
-      if (opened) await (await opened).close();
+      // A store that failed to open has nothing to close; its error was reported already.
+      const store = await opened?.catch(() => undefined);
+      await store?.close();
     },
   };
   return ctx;

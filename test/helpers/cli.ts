@@ -1,6 +1,9 @@
 /**
- * Runs the real `dmarc-rollout` executable as a child process, the way an
- * operator does, against a store of the test's own.
+ * Runs the CLI the way an operator does: runCli() starts the real executable
+ * (bin/dmarc-rollout.js, which runs the compiled dist/ that `npm test` builds
+ * first) as a child process; runMain() calls main() in this process, for
+ * tests where no process boundary is under test. Both against a store of the
+ * test's own.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -35,4 +38,20 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
       },
     );
   });
+}
+
+/**
+ * Runs the CLI in this process through main(argv, env), its output caught:
+ * the same commands without a process to start, for tests where no process
+ * boundary is under test. The store is the one `env.DMARC_ROLLOUT_DB` names.
+ */
+export async function runMain(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const { main } = await import('../../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await main(['node', 'dmarc-rollout', ...args], { ...process.env, ...env }, {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+  });
+  return { code, stdout, stderr };
 }

@@ -16,24 +16,24 @@ import { loadPlan, PlanError } from '../../plans/index.js';
 import { recentAudit } from '../../store/audit.js';
 import { getDomain, stageHistory } from '../../store/domains.js';
 import { sourceRulesFor } from '../../store/source-rules.js';
+import { AppError } from '../../errors.js';
 import { dnsSetup, type CliContext } from '../context.js';
 
 /** Runs an operator action; a refusal (ActionError, PlanError) is printed with exit 1, anything else is a crash. */
 async function act(ctx: CliContext, fn: () => Promise<string>): Promise<void> {
   try {
-    ctx.out(await fn());
+    const message = await fn();
+    ctx.out(ctx.json ? JSON.stringify({ ok: true, message }) : message);
   } catch (error) {
     if (!(error instanceof ActionError) && !(error instanceof PlanError)) throw error;
-    ctx.err(error.message);
-    ctx.exitCode = 1;
+    ctx.fail(error);
   }
 }
 
 async function domainName(ctx: CliContext, input: string): Promise<string | null> {
   const name = normalizeDomainName(input);
   if (!name.ok) {
-    ctx.err(`"${input}": ${name.reason}`);
-    ctx.exitCode = 1;
+    ctx.fail(new AppError('invalid', `"${input}": ${name.reason}`, { field: 'domain' }));
     return null;
   }
   return name.domain;
@@ -124,8 +124,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
       const store = await ctx.store();
       const row = await getDomain(store.db, name);
       if (!row) {
-        ctx.err(`${name} is not enrolled`);
-        ctx.exitCode = 1;
+        ctx.fail(new AppError('not-found', `${name} is not enrolled`, { field: 'domain' }));
         return;
       }
       const now = ctx.now();
@@ -145,8 +144,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
       if (name === null) return;
       const store = await ctx.store();
       if (!(await getDomain(store.db, name))) {
-        ctx.err(`${name} is not enrolled`);
-        ctx.exitCode = 1;
+        ctx.fail(new AppError('not-found', `${name} is not enrolled`, { field: 'domain' }));
         return;
       }
       const stages = await stageHistory(store.db, name);
@@ -180,6 +178,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .description('approve the gated next stage of a domain')
     .argument('<domain>')
     .option('--reason <text>', 'why', 'approved')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((d: string, o: { reason: string }) => act(ctx, async () => approve(await ctx.store(), d, loadPlan, who(), o.reason)));
 
   program
@@ -187,6 +186,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .description('stop a domain where it is until resume')
     .argument('<domain>')
     .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((d: string, o: { reason: string }) => act(ctx, async () => pause(await ctx.store(), d, who(), o.reason)));
 
   program
@@ -194,6 +194,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .description('let a paused or halted domain move again')
     .argument('<domain>')
     .option('--reason <text>', 'why', 'resumed')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((d: string, o: { reason: string }) => act(ctx, async () => resume(await ctx.store(), d, who(), o.reason)));
 
   program
@@ -202,6 +203,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .argument('<domain>')
     .option('--to <policy:pct>', 'the earlier stage to go back to')
     .option('--reason <text>', 'why', 'rolled back by an operator')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((d: string, o: { to?: string; reason: string }) =>
       act(ctx, async () => rollback(await ctx.store(), d, loadPlan, who(), { reason: o.reason, ...(o.to ? { to: o.to } : {}) })),
     );
@@ -212,6 +214,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .argument('<domain>')
     .requiredOption('--to <policy:pct>', 'the stage')
     .requiredOption('--reason <text>', 'why')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((d: string, o: { to: string; reason: string }) => act(ctx, async () => force(await ctx.store(), d, loadPlan, who(), o)));
 
   for (const [name, verdict, description] of [
@@ -224,6 +227,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
       .argument('<args...>')
       .option('--global', 'for every domain')
       .option('--note <text>', 'why, kept with the entry')
+      .option('--json', 'print { ok, message }, or the error as JSON')
       .action((args: string[], o: { global?: boolean; note?: string }) =>
         act(ctx, async () => {
           const [domain, sources] = o.global ? [null, args] : [args[0]!, args.slice(1)];
@@ -265,10 +269,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         allow?: string[];
         json?: boolean;
       }) => {
-        const refuse = (message: string) => {
-          ctx.err(message);
-          ctx.exitCode = 1;
-        };
+        const refuse = (message: string) => ctx.fail(new AppError('invalid', message));
         const names: string[] = [];
         for (const input of o.domain) {
           const name = await domainName(ctx, input);

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the README's test command (`npm test`), or the test files named, on Node 24 LTS, the second
+# runtime CI tests (package.json `engines`). test/setup.sh installs Node 24
+# from the npm registry's `node` package into .tools/node24.
+#
+# The suite runs in a copy of the working tree with node_modules of its own:
+# native modules (better-sqlite3) are built for one Node ABI, and the
+# checkout's stay built for the machine's Node. npm builds better-sqlite3
+# from source against the headers that come with the `node` package, so
+# nothing is fetched from outside the npm registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+tools=$root/.tools/node24
+node24=$tools/node_modules/node/bin/node
+if [ ! -x "$node24" ]; then
+  echo "Node 24 is not installed: run bash test/setup.sh first" >&2
+  exit 1
+fi
+headers=$(dirname "$(dirname "$(dirname "$(find "$tools/node_modules/node/node_modules" -maxdepth 4 -path '*/include/node/node.h' | head -1)")")")
+tree=$tools/tree
+
+# The working tree as it is (uncommitted changes included), without what is built or installed per runtime.
+mkdir -p "$tree"
+find "$tree" -mindepth 1 -maxdepth 1 ! -name node_modules -exec rm -rf {} +
+tar -C "$root" --exclude=./node_modules --exclude=./dist --exclude=./.tools --exclude=./.git \
+  --exclude='./data/*.sqlite*' --exclude=./data/rejected --exclude=./test-output -cf - . | tar -C "$tree" -xf -
+
+cd "$tree"
+export PATH="$(dirname "$node24"):$PATH"
+echo "node $(node --version) in $tree"
+# The lockfile decides; node_modules is reused between runs when it still matches.
+if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.dmarc-rollout-lock; then
+  npm_config_nodedir=$headers npm_config_build_from_source=true npm ci --no-audit --no-fund
+  cp package-lock.json node_modules/.dmarc-rollout-lock
+fi
+if [ $# -eq 0 ]; then
+  npm test
+else
+  # Some test files only (`bash test/node24.sh test/cli-contract.test.ts`), on a fresh build.
+  npm run build && node --import tsx --test "$@"
+fi
