@@ -150,7 +150,8 @@ test('a folder ingest killed half way and run again: nothing lost, nothing twice
     const records = 150 + (i % 7);
     expectedRows += records;
     expectedMessages += records * 2;
-    const xml = Buffer.from(reportXml({ reportId: `run-${i}`, records, count: 2 }));
+    // Rows differ per report: equal rows under another report_id would be a re-sent copy, not counted.
+    const xml = Buffer.from(reportXml({ reportId: `run-${i}`, records, count: 2, envelopeTo: `rcpt-${i}.example` }));
     writeFileSync(join(inbox, `r${String(i).padStart(3, '0')}.xml${i % 2 ? '.gz' : ''}`), i % 2 ? gzipSync(xml) : xml);
   }
   writeFileSync(join(inbox, 'zz-broken.xml'), '<feedback>');

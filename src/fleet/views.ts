@@ -9,7 +9,7 @@
 import { decide } from '../engine/decide.js';
 import { recordForPlanStage } from '../engine/apply.js';
 import { attributeRow } from '../engine/metrics.js';
-import { classifySources, dmarcPassed, SourceRules, sourceKey } from '../engine/sources.js';
+import { classifyRows, dmarcPassed, SourceRules } from '../engine/sources.js';
 import { assessDomain, subdomainsFollowRecord } from '../engine/tick.js';
 import type { Check, Decision, DecisionAction, ReporterSummary, SourceRule, SourceSummary, SourceVerdict, StageMetrics } from '../engine/types.js';
 import { DAY_SECONDS } from '../engine/window.js';
@@ -270,7 +270,7 @@ async function dailySeries(
   });
   const configRules = (ctx.sourceRules ?? []).filter((r) => r.domain === null || r.domain === row.domain);
   const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
-  const classOf = new Map(classifySources(rows, () => true, rules, plan.unaligned_source_min_messages).map((s) => [s.key, s.class]));
+  const { sourceOf } = classifyRows(rows, () => true, rules, plan.unaligned_source_min_messages);
 
   const byDay = new Map<number, DailyPoint>();
   for (const r of rows) {
@@ -281,7 +281,7 @@ async function dailySeries(
       byDay.set(day, point);
     }
     point.messages += r.count;
-    const cls = classOf.get(sourceKey(r));
+    const cls = sourceOf(r)?.class;
     if (cls === 'authorised') {
       point.authorised += r.count;
       if (!dmarcPassed(r)) point.authorised_failed += r.count;

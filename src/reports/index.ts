@@ -8,7 +8,8 @@
  *  - xml.ts        streaming XML to the normalised model, with recorded repairs
  *  - parse.ts      one input to one parsed report (stores nothing)
  *  - figures.ts    the `report parse --json` contract figures
- *  - store.ts      store once: duplicates, changed copies, rows in batches in one transaction
+ *  - store.ts      store once: duplicates, changed and re-sent copies, rows in batches in one transaction
+ *  - digest.ts     the rows digest: a report's records as a set, whatever their order or layout
  *  - rejected.ts   rejected inputs kept with their reason
  *  - ingest.ts     inputs and folders to outcomes and a summary
  */

@@ -27,7 +27,7 @@ export type IngestResult =
       source: string;
       status: 'stored';
       id: number;
-      /** false for a changed copy of an already stored report (kept, flagged, not counted). */
+      /** false for a changed or re-sent copy of an already stored report (kept, flagged, not counted). */
       counted: boolean;
       flag: string | null;
       org: string;

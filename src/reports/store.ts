@@ -8,6 +8,13 @@
  *    stored row's `duplicates` goes up, nothing else is written;
  *  - a later copy with a different hash is a changed copy: it is stored, with
  *    `counted = 0` and a flag naming the copy it differs from.
+ * Reporters also re-send a report under a new report_id (a retry after a
+ * delivery error, a second mailing), often with its records in another order
+ * or laid out differently. So a report with a new identity whose reporter,
+ * policy domain, date range and rows digest (src/reports/digest.ts: the
+ * records as a set, not the XML) equal a stored copy's is a re-sent copy:
+ * stored, `counted = 0`, flagged with the copy it repeats. A second report
+ * for the same day with other rows (a reporter that splits a day) counts.
  * The first stored copy keeps counting because the engine may already have
  * measured and decided on it; silently swapping the figures under a past
  * decision would make the audit log lie. The flag puts the conflict in front
@@ -20,6 +27,7 @@
 import { randomUUID } from 'node:crypto';
 import { CompiledQuery, type ControlledTransaction, type Kysely } from 'kysely';
 import type { Database, NewReportRecord } from '../store/schema.js';
+import { RowsDigest } from './digest.js';
 import type { ReportHeader, ReportRecord } from './model.js';
 import { readReport, type ParseOptions, type ReadReport } from './parse.js';
 import type { RawInput } from './streams.js';
@@ -116,6 +124,38 @@ function changedFlag(copies: ExistingCopy[]): string {
   return `changed copy: same report as #${first.id} (content ${first.content_hash.slice(0, 12)}) with different content; #${first.id} is the one counted`;
 }
 
+interface RepeatedCopy {
+  id: number;
+  report_id: string;
+  counted: number;
+}
+
+/**
+ * A stored report of the same reporter, policy domain and date range with the
+ * same rows, under another report_id: one read of the rows-digest index.
+ */
+async function repeatedCopy(db: Kysely<Database>, h: ReportHeader, rowsDigest: string, exceptId: number): Promise<RepeatedCopy | null> {
+  const copy = await db
+    .selectFrom('reports')
+    .select(['id', 'report_id', 'counted'])
+    .where('rows_digest', '=', rowsDigest)
+    .where('domain', '=', h.policy.domain)
+    .where('org', '=', h.metadata.org)
+    .where('begin', '=', h.metadata.begin)
+    .where('end', '=', h.metadata.end)
+    .where('id', '!=', exceptId)
+    .orderBy('counted', 'desc')
+    .orderBy('id')
+    .executeTakeFirst();
+  return copy ? { id: Number(copy.id), report_id: copy.report_id, counted: Number(copy.counted) } : null;
+}
+
+function resentFlag(copy: RepeatedCopy): string {
+  return `re-sent copy: same reporter, domain, date range and rows as #${copy.id} (report_id ${copy.report_id}) under a new report_id; ${
+    copy.counted === 1 ? `#${copy.id} is the one counted` : `neither is counted (#${copy.id} is not counted either)`
+  }`;
+}
+
 function metadataJson(report: ReadReport): string {
   const { metadata, policy } = report.header;
   return JSON.stringify({
@@ -185,6 +225,7 @@ async function writePass(
   let reportRowId = 0;
   let copies: ExistingCopy[] = [];
   let flag: string | null = null;
+  const rowsDigest = new RowsDigest();
   try {
     const report = await readReport(input, {
       ...(options.limits ? { limits: options.limits } : {}),
@@ -206,6 +247,9 @@ async function writePass(
               content_hash: `${PENDING}${randomUUID()}`,
               counted: flag ? 0 : 1,
               flag,
+              rows_digest: null,
+              adkim: h.policy.adkim,
+              aspf: h.policy.aspf,
               duplicates: 0,
               source: options.source,
               container: null,
@@ -219,6 +263,7 @@ async function writePass(
         },
         records: async (batch) => {
           if (!trx) return;
+          for (const record of batch) rowsDigest.add(record);
           for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) {
             await insertRows(trx, batch.slice(i, i + ROWS_PER_INSERT).map((r) => rowValues(reportRowId, r)));
           }
@@ -239,10 +284,16 @@ async function writePass(
       const others = await copiesOf(t, report.header, reportRowId);
       if (others.length > 0) flag = changedFlag(others);
     }
+    const digest = rowsDigest.digest();
+    if (!flag) {
+      const repeated = await repeatedCopy(t, report.header, digest, reportRowId);
+      if (repeated) flag = resentFlag(repeated);
+    }
     await t
       .updateTable('reports')
       .set({
         content_hash: report.contentHash,
+        rows_digest: digest,
         counted: flag ? 0 : 1,
         flag,
         container: report.container,

@@ -6,6 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { RowsDigest } from '../reports/digest.js';
+import type { ReportRecord } from '../reports/model.js';
 
 /** Which SQL dialect a migration writes for; only id columns differ. */
 export type Dialect = 'sqlite' | 'postgres';
@@ -238,8 +240,6 @@ function notifications(dialect: Dialect): Migration {
 }
 
 /**
- * Intents get an id, so every update and delete names the one change it
-/**
  * What enrolment found and what a domain's lifecycle needs: the record live
  * at enrolment (restored on request when it is unenrolled), the stage it
  * amounted to (the engine never goes below it without a person), and the
@@ -255,6 +255,8 @@ function domainLifecycle(): Migration {
   };
 }
 
+/**
+ * Intents get an id, so every update and delete names the one change it
  * means: a person's force that replaced a queued move is no longer patched or
  * deleted by a tick still working on the move it replaced.
  */
@@ -267,6 +269,88 @@ function hardening(): Migration {
       await db.schema.createIndex('intents_id').on('intents').column('id').unique().execute();
     },
   };
+}
+
+/**
+ * Report identity beyond the report_id: a digest of each report's rows, so a
+ * report re-sent under a new report_id is found by one indexed read, and the
+ * alignment modes (adkim, aspf) the receiver applied, which the engine needs
+ * to tell a domain's own failing signature from another domain's. Reports
+ * stored before are backfilled from their rows and metadata; their counted
+ * flags are left as they were (past decisions stood on them).
+ */
+function reportIdentity(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('reports').addColumn('rows_digest', 'text').execute();
+      await db.schema.alterTable('reports').addColumn('adkim', 'text').execute();
+      await db.schema.alterTable('reports').addColumn('aspf', 'text').execute();
+      await db.schema.createIndex('reports_rows_digest').on('reports').columns(['rows_digest', 'domain']).execute();
+      let after = 0;
+      for (;;) {
+        const reports = (await db
+          .selectFrom('reports')
+          .select(['id', 'metadata'])
+          .where('id', '>', after)
+          .orderBy('id')
+          .limit(500)
+          .execute()) as Array<{ id: number; metadata: string }>;
+        if (reports.length === 0) break;
+        for (const report of reports) {
+          after = Number(report.id);
+          const rows = (await db.selectFrom('report_rows').selectAll().where('report', '=', report.id).execute()) as StoredRowJson[];
+          const digest = new RowsDigest();
+          for (const row of rows) digest.add(recordFromStoredRow(row));
+          const policy = policyOf(report.metadata);
+          await db
+            .updateTable('reports')
+            .set({ rows_digest: digest.digest(), adkim: policy.adkim, aspf: policy.aspf })
+            .where('id', '=', report.id)
+            .execute();
+        }
+      }
+    },
+  };
+}
+
+interface StoredRowJson {
+  source_ip: string;
+  count: number | bigint;
+  disposition: string | null;
+  dkim: string | null;
+  spf: string | null;
+  header_from: string | null;
+  envelope_from: string | null;
+  envelope_to: string | null;
+  reasons: string | null;
+  auth_dkim: string | null;
+  auth_spf: string | null;
+}
+
+function recordFromStoredRow(row: StoredRowJson): ReportRecord {
+  const list = <T>(json: string | null): T[] => (json ? (JSON.parse(json) as T[]) : []);
+  return {
+    source_ip: row.source_ip,
+    count: Number(row.count),
+    disposition: row.disposition,
+    dkim: row.dkim,
+    spf: row.spf,
+    header_from: row.header_from,
+    envelope_from: row.envelope_from,
+    envelope_to: row.envelope_to,
+    reasons: list(row.reasons),
+    auth_dkim: list(row.auth_dkim),
+    auth_spf: list(row.auth_spf),
+  };
+}
+
+function policyOf(metadata: string): { adkim: string | null; aspf: string | null } {
+  try {
+    const policy = (JSON.parse(metadata) as { policy_published?: { adkim?: string | null; aspf?: string | null } }).policy_published;
+    return { adkim: policy?.adkim ?? null, aspf: policy?.aspf ?? null };
+  } catch {
+    return { adkim: null, aspf: null };
+  }
 }
 
 /** A person's acknowledgement that a regular reporter went quiet, so the engine stops waiting for it (reporters.ts). */
@@ -294,6 +378,8 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0001_initial': initial(dialect),
     '0003_engine': engine(dialect),
     '0004_web_sessions': webSessions(),
+    '0005_report_identity': reportIdentity(),
+    '0006_domain_lifecycle': domainLifecycle(),
     '0007_hardening': hardening(),
     '0008_notifications': notifications(dialect),
     '0009_engine_windows': engineWindows(dialect),
@@ -307,5 +393,3 @@ export class CodeMigrationProvider implements MigrationProvider {
     return migrations(this.dialect);
   }
 }
-    '0005_report_identity': reportIdentity(),
-    '0006_domain_lifecycle': domainLifecycle(),

@@ -1,7 +1,9 @@
 /**
  * Reading report rows back for the engine: the counted copy of each report,
  * rows that a domain's record may govern (the receiver applied its record, or
- * header_from is the domain), in a time range. Attribution to the domain
+ * header_from is the domain), in a time range, with what classing a sender
+ * needs (the alignment modes, the receiver's override reasons, DKIM
+ * selectors). Attribution to the domain
  * itself or its subdomains is the engine's job; this only narrows the read.
  */
 import type { Kysely } from 'kysely';
@@ -22,12 +24,15 @@ export async function loadObservedRows(
         'r.begin',
         'r.end',
         'r.domain as policy_domain',
+        'r.adkim',
+        'r.aspf',
         'rr.source_ip',
         'rr.count',
         'rr.header_from',
         'rr.dkim',
         'rr.spf',
         'rr.disposition',
+        'rr.reasons',
         'rr.auth_dkim',
         'rr.auth_spf',
       ])
@@ -50,12 +55,32 @@ export async function loadObservedRows(
     dkim: row.dkim,
     spf: row.spf,
     disposition: row.disposition,
-    authDkim: authResults(row.auth_dkim),
-    authSpf: authResults(row.auth_spf),
+    adkim: alignmentMode(row.adkim),
+    aspf: alignmentMode(row.aspf),
+    reasons: overrideReasons(row.reasons),
+    authDkim: dkimResults(row.auth_dkim),
+    authSpf: spfResults(row.auth_spf),
   }));
 }
 
-function authResults(json: string | null): ObservedRow['authDkim'] {
+/** `s` only when the receiver saw strict alignment; absent or anything else is relaxed (RFC 7489 6.3). */
+function alignmentMode(value: string | null): 'r' | 's' {
+  return value?.toLowerCase() === 's' ? 's' : 'r';
+}
+
+function overrideReasons(json: string | null): NonNullable<ObservedRow['reasons']> {
+  if (!json) return [];
+  const parsed = JSON.parse(json) as Array<{ type?: string | null; comment?: string | null }>;
+  return parsed.map((r) => ({ type: r.type?.toLowerCase() ?? null, comment: r.comment ?? null }));
+}
+
+function dkimResults(json: string | null): ObservedRow['authDkim'] {
+  if (!json) return [];
+  const parsed = JSON.parse(json) as Array<{ domain?: string | null; selector?: string | null; result?: string | null }>;
+  return parsed.map((r) => ({ domain: r.domain ?? null, selector: r.selector ?? null, result: r.result ?? null }));
+}
+
+function spfResults(json: string | null): ObservedRow['authSpf'] {
   if (!json) return [];
   const parsed = JSON.parse(json) as Array<{ domain?: string | null; result?: string | null }>;
   return parsed.map((r) => ({ domain: r.domain ?? null, result: r.result ?? null }));

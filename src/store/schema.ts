@@ -82,10 +82,15 @@ export interface ReportsTable {
   end: number;
   /** sha256 of the normalised report; the same hash is the same report, stored once. */
   content_hash: string;
-  /** 1 for the copy the metrics count; a changed copy of the same report identity gets 0. */
+  /** 1 for the copy the metrics count; a changed copy of the same report identity, or a re-sent copy under a new report_id, gets 0. */
   counted: number;
-  /** Why this copy is flagged (e.g. it differs from an earlier copy of the same report). */
+  /** Why this copy is flagged (it differs from an earlier copy of the same report, or repeats one under a new report_id). */
   flag: string | null;
+  /** Order-independent digest of the report's rows (src/reports/digest.ts): equal for a report re-sent under a new report_id. */
+  rows_digest: string | null;
+  /** policy_published adkim and aspf as the receiver saw them (`r`, `s`), null when absent (relaxed). */
+  adkim: string | null;
+  aspf: string | null;
   /** How many further identical copies arrived after this one was stored. */
   duplicates: number;
   /** Where the report came from (file path, imap:..., upload:...). */

@@ -166,7 +166,7 @@ ${next}
 }
 
 function sources(v: DomainView): SafeHtml {
-  const groups = (['authorised', 'unaligned', 'unauthenticated'] as const).map((cls) => {
+  const groups = (['authorised', 'unaligned', 'forwarded', 'unauthenticated'] as const).map((cls) => {
     const list = v.sources.filter((s) => s.class === cls);
     if (list.length === 0) return html``;
     return html`<h3>${CLASS_TITLES[cls]}</h3>

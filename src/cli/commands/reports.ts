@@ -29,7 +29,7 @@ function describeResult(r: IngestResult): string {
 
 function printSummary(ctx: CliContext, s: IngestSummary, rejectedDir: string): void {
   ctx.out(
-    `${s.files} input${s.files === 1 ? '' : 's'}: ${s.stored} stored${s.changed ? ` (${s.changed} changed cop${s.changed === 1 ? 'y' : 'ies'} kept but not counted)` : ''}, ${
+    `${s.files} input${s.files === 1 ? '' : 's'}: ${s.stored} stored${s.changed ? ` (${s.changed} changed or re-sent cop${s.changed === 1 ? 'y' : 'ies'} kept but not counted)` : ''}, ${
       s.duplicates
     } duplicate${s.duplicates === 1 ? '' : 's'}, ${s.rejected} rejected, ${s.errors} error${s.errors === 1 ? '' : 's'}`,
   );
