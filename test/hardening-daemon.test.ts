@@ -22,6 +22,9 @@ import { tempStore } from './helpers/cli.js';
 import { freePort, startDaemonProcess, waitFor } from './helpers/daemon-process.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 import { formSignIn } from './helpers/web.js';
+import nodemailer from 'nodemailer';
+import { gzipSync } from 'node:zlib';
+import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
 
 const DOMAIN = 'lost-force.example';
 const labels = loadPlan('default').stages.map(stageLabel);
@@ -66,12 +69,15 @@ describe('the daemon process under attack', () => {
   let daemon: ReturnType<typeof startDaemonProcess>;
   let base: string;
   let dbPath: string;
+  let smtpPort: number;
   const operator = generateToken();
   const viewer = generateToken();
 
   before(async () => {
     pdns = await startPdns();
     await pdns.createZone(DOMAIN, [{ name: `_dmarc.${DOMAIN}.`, type: 'TXT', ttl: 60, records: [{ content: `"v=DMARC1; p=none; rua=mailto:dmarc@${DOMAIN}"` }] }]);
+    // What google.com publishes, as far as this test needs: an SPF record that does not list the test's client.
+    await pdns.createZone('google.com', [{ name: 'google.com.', type: 'TXT', ttl: 60, records: [{ content: '"v=spf1 ip4:192.0.2.0/24 ~all"' }] }]);
     proxy = new HoldingProxy(pdns.apiUrl);
     await proxy.start();
     const { dir, db } = tempStore('dmarc-rollout-hardening-daemon-');
@@ -89,6 +95,7 @@ describe('the daemon process under attack', () => {
     assert.deepEqual(enrolled.enrolled, [DOMAIN]);
     await store.close();
     const port = await freePort();
+    smtpPort = await freePort();
     base = `http://127.0.0.1:${port}`;
     const config = join(dir, 'config.yaml');
     writeFileSync(
@@ -97,6 +104,9 @@ describe('the daemon process under attack', () => {
         'store: { sqlite: store.sqlite }',
         // A tick every second: the test picks the moment with the proxy, not the clock.
         "schedule: { ingest: '0 0 1 1 *', tick: '* * * * * *' }",
+        'sources:',
+        `  - { type: smtp, host: 127.0.0.1, port: ${smtpPort}, recipients: ['dmarc@${DOMAIN}'] }`,
+        `dns: { resolvers: ['${pdns.dnsServer}'] }`,
         'providers:',
         `  pdns: { type: powerdns, api_url: '${proxy.url}', api_key_env: PDNS_KEY, verify: { nameservers: ['${pdns.dnsServer}'] } }`,
         'api:',
@@ -141,6 +151,32 @@ describe('the daemon process under attack', () => {
     const row = await domainRow();
     return row.stage_index === index && !row.intent && row.last_record !== null ? row : undefined;
   }, 30_000);
+
+  it('a forged report mail "from google.com" over SMTP is kept as rejected with the reason and counts for nothing', async () => {
+    const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const xml = aggregateReportXml({ reporter: 'google.com', domain: DOMAIN, day, rows: [cleanRow(DOMAIN, '198.51.100.7', 85), spoofRow(DOMAIN, '198.51.100.7', 15)] });
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true });
+    const info = await transport.sendMail({
+      from: 'noreply-dmarc-support@google.com',
+      to: `dmarc@${DOMAIN}`,
+      subject: `Report Domain: ${DOMAIN} Submitter: google.com`,
+      text: 'aggregate report',
+      attachments: [{ filename: 'google.com!report.xml.gz', content: gzipSync(xml) }],
+    });
+    transport.close();
+    assert.match(info.response, /^250 .*kept as rejected input: report_metadata\/email: the mail does not authenticate as the reporter it names \(google\.com\)/);
+    const store = await openSqliteStore(dbPath);
+    try {
+      const reports = await store.db.selectFrom('reports').select('id').where('domain', '=', DOMAIN).execute();
+      assert.equal(reports.length, 0, 'nothing stored, nothing counted');
+      const kept = await store.db.selectFrom('rejected_inputs').selectAll().execute();
+      assert.equal(kept.length, 1);
+      assert.match(kept[0]!.reason, /DKIM none; SPF softfail/);
+      assert.ok(kept[0]!.kept_at && (await import('node:fs')).existsSync(kept[0]!.kept_at));
+    } finally {
+      await store.close();
+    }
+  });
 
   it('a CR, LF or tab in a signed-in viewer’s next does not end the process', async () => {
     for (const next of ['/\r\n/x', '/%0A/x', '/\t/evil.example']) {
