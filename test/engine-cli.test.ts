@@ -24,27 +24,34 @@ describe('simulate: replaying a quarter of reports through the real engine', () 
   });
 
   it('says on which day each stage would have moved, and stops at the gated step without --approve-all', async () => {
-    const res = await runCli(['simulate', '--reports', join(dir, 'reports'), '--domain', 'sim.example', '--json'], { DMARC_ROLLOUT_DB: db });
+    const res = await runCli(['simulate', '--reports', join(dir, 'reports'), '--domain', 'sim.example', '--tick-hours', '0,12', '--json'], { DMARC_ROLLOUT_DB: db });
     assert.equal(res.code, 0, res.stderr);
     const steps = res.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(Object.keys(steps[0]).sort(), ['action', 'day', 'reasons', 'stage', 'to']);
-    assert.deepEqual([steps[0].day, steps[0].stage, steps[0].action, steps[0].to], ['2026-03-01', 'none:100', 'establish', 'none:100']);
+    assert.deepEqual(Object.keys(steps[0]).sort(), ['action', 'at', 'day', 'domain', 'reasons', 'stage', 'to']);
+    assert.deepEqual([steps[0].at, steps[0].domain, steps[0].stage, steps[0].action, steps[0].to], ['2026-03-01T00:17:00.000Z', 'sim.example', 'none:100', 'establish', 'none:100']);
+    // Written at 00:17, in effect five minutes later: inside the plan's grace, so none:100 is judged from 03-01.
+    assert.deepEqual([steps[1].action, steps[1].reasons], ['verified', ['judged on mail from 2026-03-01T00:00:00.000Z']]);
     const advances = steps.filter((s: { action: string }) => s.action === 'advance');
-    // none:100 opens its window on 03-02; 14 whole days of reports (03-02..03-15), each visible a day after it ends.
-    assert.deepEqual([advances[0].day, advances[0].stage, advances[0].to], ['2026-03-17', 'none:100', 'quarantine:1']);
+    // 14 complete days (03-01..03-14); 03-14's report arrives a day after it ends, and the 00:17 tick of 03-16 sees it.
+    assert.deepEqual([advances[0].at, advances[0].stage, advances[0].to], ['2026-03-16T00:17:00.000Z', 'none:100', 'quarantine:1']);
     assert.deepEqual(
       advances.map((s: { to: string }) => s.to),
       ['quarantine:1', 'quarantine:5', 'quarantine:10', 'quarantine:25', 'quarantine:50', 'quarantine:100'],
     );
-    const last = steps[steps.length - 1];
-    assert.equal(last.action, 'await-approval');
-    assert.match(last.reasons.join(' '), /reject:1 needs a person's approval/);
+    // Each step waits its min_days and nothing more: quarantine:1 (3 days) judged 03-16..03-18, advanced 03-20.
+    assert.equal(advances[1].at, '2026-03-20T00:17:00.000Z');
+    // Waiting for the day's report is said in words, naming the reporter and the day.
+    assert.ok(steps.some((s: { reasons: string[] }) => s.reasons.some((r) => /waiting for google\.com's report for 2026-03-1\d, usually 1 day late/.test(r))));
+    const approvals = steps.filter((s: { action: string }) => s.action === 'await-approval');
+    assert.equal(approvals.length, 1, 'a repeated decision is printed once, as the daemon audits it once');
+    assert.match(approvals[0].reasons.join(' '), /reject:1 needs a person's approval/);
   });
 
   it('goes on to reject with --approve-all, and the operator store is untouched', async () => {
-    const res = await runCli(['simulate', '--reports', join(dir, 'reports'), '--domain', 'sim.example', '--approve-all'], { DMARC_ROLLOUT_DB: db });
+    const res = await runCli(['simulate', '--reports', join(dir, 'reports'), '--domain', 'sim.example', '--tick-hours', '0', '--approve-all'], { DMARC_ROLLOUT_DB: db });
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, /100 report\(s\) replayed; ended at reject:\d+ \(active\)/);
+    // 70 days of dwell to reject:100 plus one day per step (each day's report arrives a day after it ends): day 82.
+    assert.match(res.stdout, /100 report\(s\) replayed\nsim\.example: ended at reject:100 \(completed\); reached reject:100 on 2026-05-22, day 82/);
     assert.match(res.stdout, /advance -> reject:1:/);
     const status = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
     assert.deepEqual(JSON.parse(status.stdout).domains, []);

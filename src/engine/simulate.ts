@@ -171,7 +171,9 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
     let next = 0;
     const push = (step: SimulationStep) => {
       const key = `${step.action}|${step.stage}|${step.reasons.join('|')}`;
-      if (step.action === 'hold' && lastStep.get(step.domain) === key) return;
+      // The daemon audits a decision once, not on every tick that repeats it; so does the replay.
+      const repeatable = step.action === 'hold' || step.action === 'await-approval' || step.action === 'complete';
+      if (repeatable && lastStep.get(step.domain) === key) return;
       lastStep.set(step.domain, key);
       steps.push(step);
     };
