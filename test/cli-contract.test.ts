@@ -74,7 +74,9 @@ for (const [name, args] of [
 test('the lazy loader picks one group per command, none for --version, all for help; each group registers exactly the commands it names', async () => {
   assert.deepEqual(groupsFor(['--version']), []);
   assert.deepEqual(groupsFor(['record', 'check', 'x']).map((g) => g.commands), [['record']]);
-  assert.deepEqual(groupsFor(['--json', 'status']).map((g) => g.commands), [['enroll', 'status']]);
+  const forStatus = groupsFor(['--json', 'status']);
+  assert.equal(forStatus.length, 1);
+  assert.ok(forStatus[0]!.commands.includes('status'));
   assert.equal(groupsFor([]).length, COMMAND_GROUPS.length);
   assert.equal(groupsFor(['no-such-command']).length, COMMAND_GROUPS.length, 'an unknown word loads all, so commander can suggest');
   const ctx = createContext({});
