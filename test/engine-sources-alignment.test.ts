@@ -1,0 +1,62 @@
+/**
+ * The identity checks behind source classes, as pure functions: DMARC
+ * identifier alignment (strict and relaxed) without a public suffix list, the
+ * network an identity's history is kept for, and the strict mode of a record
+ * deciding whether a subdomain's signature is the domain's own.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { measureStage } from '../src/engine/metrics.js';
+import { aligned, networkOf, SourceRules } from '../src/engine/sources.js';
+import type { ObservedRow } from '../src/engine/types.js';
+
+describe('aligned()', () => {
+  it('strict needs the same name; relaxed takes parents, children and siblings under the policy domain, never a bare TLD or a look-alike', () => {
+    assert.equal(aligned('Example.COM.', 'example.com', 's', 'example.com'), true);
+    assert.equal(aligned('mail.example.com', 'example.com', 's', 'example.com'), false);
+    assert.equal(aligned('mail.example.com', 'example.com', 'r', 'example.com'), true);
+    assert.equal(aligned('example.com', 'news.example.com', 'r', 'example.com'), true);
+    assert.equal(aligned('a.example.com', 'b.example.com', 'r', 'example.com'), true);
+    assert.equal(aligned('com', 'example.com', 'r', 'example.com'), false);
+    assert.equal(aligned('notexample.com', 'example.com', 'r', 'example.com'), false);
+    assert.equal(aligned('example.com.evil.example', 'example.com', 'r', 'example.com'), false);
+    assert.equal(aligned('esp.example', 'example.com', 'r', 'example.com'), false);
+  });
+});
+
+describe('networkOf()', () => {
+  it('keeps history per /24 and /48, whatever the IPv6 spelling', () => {
+    assert.equal(networkOf('192.0.2.77'), '192.0.2.0/24');
+    assert.equal(networkOf('2001:db8:1::25'), '2001:db8:1::/48');
+    assert.equal(networkOf('2001:0db8:0001:0000::99'), '2001:db8:1::/48');
+    assert.equal(networkOf('2001:db8::1'), '2001:db8:0::/48');
+    assert.equal(networkOf('not-an-ip'), 'not-an-ip');
+  });
+});
+
+describe('adkim=s', () => {
+  const base = { reporter: 'google.com', begin: Date.parse('2026-03-12T00:00:00Z') / 1000, end: Date.parse('2026-03-12T23:59:59Z') / 1000, policyDomain: 'example.com', disposition: 'none' };
+  const measure = (adkim: 'r' | 's') =>
+    measureStage({
+      domain: 'example.com',
+      rows: [
+        // A server that signed as the parent domain and passed, then broke.
+        { ...base, adkim, sourceIp: '192.0.2.10', count: 100, headerFrom: 'example.com', dkim: 'pass', spf: 'fail', authDkim: [{ domain: 'example.com', selector: 's1', result: 'pass' }], authSpf: [{ domain: 'bounce.esp.example', result: 'pass' }] },
+        // Mail from a subdomain signed by the parent, failing: the domain's own under relaxed alignment only.
+        { ...base, adkim, sourceIp: '192.0.2.10', count: 30, headerFrom: 'news.example.com', dkim: 'fail', spf: 'fail', authDkim: [{ domain: 'example.com', selector: 's1', result: 'fail' }], authSpf: [{ domain: 'bounce.esp.example', result: 'pass' }] },
+      ] satisfies ObservedRow[],
+      windowStart: new Date('2026-03-10T00:00:00Z'),
+      now: new Date('2026-03-20T12:00:00Z'),
+      enrolledDomains: new Set(['example.com']),
+      subdomainsJudged: true,
+      rules: new SourceRules([]),
+      unalignedSourceMinMessages: 50,
+      quietReporterDays: 3,
+    });
+  it('a failing parent-domain signature on a subdomain’s mail is the domain’s own under relaxed alignment, not under strict', () => {
+    const relaxed = measure('r').sources.find((s) => s.passed === 0)!;
+    assert.equal(relaxed.class, 'authorised');
+    const strict = measure('s').sources.find((s) => s.passed === 0)!;
+    assert.equal(strict.class, 'unaligned', strict.classReason);
+  });
+});
