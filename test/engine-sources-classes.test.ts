@@ -193,7 +193,7 @@ describe('a new unaligned sender', () => {
     assert.deepEqual([crm!.class, crm!.daysSeen, crm!.blocking], ['unaligned', 1, true]);
     const c = check(decision.checks, 'unaligned-sender');
     assert.equal(c.outcome, 'failed');
-    assert.match(c.detail, /203\.0\.113\.40 dkim:crm-vendor\.example spf:mail\.crm-vendor\.example \(60 msgs over 1 days\)/);
+    assert.match(c.detail, /203\.0\.113\.40 dkim:crm-vendor\.example spf:mail\.crm-vendor\.example \(60 msgs over 1 day\)/);
     assert.notEqual(decision.action, 'advance');
     assert.match(explainText(assessment, decision), /unaligned sources[^\n]*:\n {2}203\.0\.113\.40 [^\n]*HOLDS the domain/);
 

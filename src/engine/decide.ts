@@ -160,8 +160,8 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     threshold: `${plan.unaligned_source_min_messages} messages`,
     detail:
       blocking.length > 0
-        ? `unaligned sender(s) that enforcement would break: ${blocking.map((s) => `${s.key} (${s.lookbackMessages} msgs over ${s.daysSeen} days)`).join('; ')}; allowlist or mark as abuse`
-        : 'no steady unaligned sender above the volume that needs a person',
+        ? `unaligned sender(s) that enforcement would break: ${blocking.map((s) => `${s.key} (${s.lookbackMessages} msgs over ${s.daysSeen} day${s.daysSeen === 1 ? '' : 's'})`).join('; ')}; allowlist or mark as abuse`
+        : 'no unaligned sender at the plan\'s volume that needs a person',
   });
 
   const daysOk = metrics.daysObserved >= stage.min_days;
