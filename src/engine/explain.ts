@@ -3,6 +3,7 @@
  * decision the next tick would make, in plain words. Formatting only: the
  * figures come from assessDomain() and the decision from decide().
  */
+import { describeDelay } from './reporters.js';
 import { percent } from './sources.js';
 import type { DomainAssessment } from './tick.js';
 import type { Decision, SourceClass } from './types.js';
@@ -24,7 +25,9 @@ export function explainText(a: DomainAssessment, decision: Decision): string {
   if (m.windowStart === null) {
     lines.push('window: the stage is not in effect yet; the next tick writes and verifies it.');
   } else {
-    lines.push(`window: mail from ${m.windowStart.slice(0, 10)} on; ${m.daysObserved} whole day(s) with reports of ${stage.min_days} needed.`);
+    lines.push(`window: mail from ${m.windowStart.slice(0, 10)} on; ${m.daysObserved} complete day(s) of ${stage.min_days} needed.`);
+    if (m.days && m.days.pending.length > 0) lines.push(`  waiting for reports on: ${m.days.pending.join(', ')}`);
+    if (m.days && m.days.missed.length > 0) lines.push(`  missed by a regular reporter (not counted): ${m.days.missed.join(', ')}`);
   }
   lines.push(
     `mail: ${m.all.messages} message(s) in the window, ${m.own.messages} from ${a.row.domain} itself and ${m.subdomains.messages} from subdomains that follow its record.`,
@@ -53,7 +56,17 @@ export function explainText(a: DomainAssessment, decision: Decision): string {
   if (m.reporters.length > 0) {
     lines.push('', 'Reporters:');
     for (const r of m.reporters) {
-      lines.push(`  ${r.reporter || '(no org name)'}: ${r.daysReported} day(s), last report ended ${r.lastReportEnd}${r.quiet ? ' — QUIET: it used to report daily' : ''}`);
+      const delay = r.usualDelaySeconds === undefined ? '' : `, usually ${describeDelay(r.usualDelaySeconds)} late`;
+      const status = r.quiet
+        ? ` — QUIET: it used to report daily; acknowledge it (dmarc-rollout acknowledge ${a.row.domain} '${r.reporter}' --reason …) or wait`
+        : r.late
+          ? ` — LATE: waiting for its report for ${r.awaitedDay}`
+          : r.acknowledgedBy
+            ? ` — silence acknowledged by ${r.acknowledgedBy}`
+            : r.regular
+              ? ''
+              : ' (occasional: not waited for)';
+      lines.push(`  ${r.reporter || '(no org name)'}: ${r.daysReported} day(s), last report ended ${r.lastReportEnd}${delay}${status}`);
     }
   }
   lines.push('', `Next tick: ${decision.action}${decision.to ? ` -> ${decision.to}` : ''}. ${decision.summary}`);

@@ -4,6 +4,7 @@
  * Thin doors onto src/engine and src/fleet.
  */
 import type { Command } from 'commander';
+import { acknowledgeReporter } from '../../engine/acknowledge.js';
 import { decide } from '../../engine/decide.js';
 import { planChanges } from '../../engine/dry-run.js';
 import { explainText } from '../../engine/explain.js';
@@ -188,6 +189,15 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .requiredOption('--reason <text>', 'why (kept in the audit log)')
     .option('--json', 'print { ok, message }, or the error as JSON')
     .action((d: string, o: { reason: string }) => act(ctx, async () => pause(await ctx.store(), d, who(), o.reason)));
+
+  program
+    .command('acknowledge')
+    .description("go on without a regular reporter that went quiet: the days it missed count until it reports again")
+    .argument('<domain>')
+    .argument('<reporter>', 'the reporter (org name) as explain shows it')
+    .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .option('--json', 'print { ok, message }, or the error as JSON')
+    .action((d: string, r: string, o: { reason: string }) => act(ctx, async () => acknowledgeReporter(await ctx.store(), d, r, who(), o.reason)));
 
   program
     .command('resume')
