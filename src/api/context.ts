@@ -11,6 +11,7 @@ import type { ViewContext } from '../fleet/views.js';
 import type { Plan } from '../plans/index.js';
 import type { IngestResult } from '../reports/index.js';
 import type { Store } from '../store/open.js';
+import type { NotifySettings } from '../notify/config.js';
 import { actorOf } from './auth.js';
 
 export interface ApiContext {
@@ -22,6 +23,8 @@ export interface ApiContext {
   /** Ingests one uploaded input (the daemon's ingest, with its rejected/ folder). */
   ingest(bytes: Buffer, source: string): Promise<IngestResult>;
   metrics?: DaemonMetrics;
+  /** The notification channels (their secrets read), for the notifications page and API; none when absent. */
+  notify?: NotifySettings;
 }
 
 export const viewContext = (ctx: ApiContext): ViewContext => ({ loadPlan: ctx.loadPlan, sourceRules: ctx.sourceRules });

@@ -21,6 +21,7 @@ import { ApiError, errorBody, sendError } from './errors.js';
 import { actionRoutes } from './routes/actions.js';
 import { allowlistRoutes } from './routes/allowlist.js';
 import { auditRoutes } from './routes/audit.js';
+import { notificationRoutes } from './routes/notifications.js';
 import { domainRoutes } from './routes/domains.js';
 import { metaRoutes } from './routes/meta.js';
 import { planRoutes } from './routes/plans.js';
@@ -143,6 +144,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   planRoutes(app, context);
   allowlistRoutes(app, context);
   auditRoutes(app, context);
+  notificationRoutes(app, context);
   reportRoutes(app, context, config.upload_max_bytes);
   webRoutes(app, context, tokens, { secret, secureCookie: config.session.secure_cookie });
   return app;

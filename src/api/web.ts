@@ -9,6 +9,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { approve, enrolledDomain, pause, resume, rollback } from '../fleet/actions.js';
 import { approvalsQueue, auditLogPage, domainView, fleetOverview } from '../fleet/views.js';
 import { APP_CSS } from '../web/assets.js';
+import { buildSummary } from '../notify/summary.js';
+import { notificationsView } from '../notify/views.js';
+import { renderNotificationsPage } from '../web/notifications-page.js';
 import {
   renderApprovalsPage,
   renderAuditPage,
@@ -161,6 +164,23 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
       const filter = { ...(domain ? { domain } : {}), ...(actorName ? { actor: actorName } : {}), ...(action ? { action } : {}) };
       const { events, next_before } = await auditLogPage(ctx.store, { ...filter, ...(before ? { before } : {}), limit: 100 });
       return renderAuditPage(pageContext(request, reply), { events, filter, nextBefore: next_before });
+    }),
+  );
+
+  app.get(
+    '/notifications',
+    { schema: { hide: true } },
+    page(async (request, reply) => {
+      const query = request.query as Record<string, unknown>;
+      const statusText = firstString(query.status);
+      const status = (['pending', 'delivered', 'failed'] as const).find((s) => s === statusText);
+      const channel = firstString(query.channel);
+      const beforeText = firstString(query.before);
+      const before = beforeText !== undefined && /^\d+$/.test(beforeText) ? Number(beforeText) : undefined;
+      const filter = { ...(status ? { status } : {}), ...(channel ? { channel } : {}) };
+      const view = await notificationsView(ctx.store, ctx.notify ?? null, { ...filter, ...(before ? { before } : {}), limit: 100 });
+      const summary = await buildSummary(ctx.store, ctx.now(), 7 * 86_400_000, viewContext(ctx));
+      return renderNotificationsPage(pageContext(request, reply), { view, summary, filter });
     }),
   );
 

@@ -162,6 +162,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           loadPlan,
           sourceRules,
           metrics,
+          notify: config.notify,
           providers,
           ingest: (bytes, source) => ingestInput(store.db, { bytes }, source, { rejectedDir, now }),
         },

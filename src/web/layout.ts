@@ -23,12 +23,13 @@ export interface PageContext {
 }
 
 /** Which navigation entry is the current page. */
-export type NavSection = 'fleet' | 'approvals' | 'audit';
+export type NavSection = 'fleet' | 'approvals' | 'audit' | 'notifications';
 
 const NAV: Array<{ section: NavSection; href: string; label: string }> = [
   { section: 'fleet', href: '/', label: 'Fleet' },
   { section: 'approvals', href: '/approvals', label: 'Approvals' },
   { section: 'audit', href: '/audit', label: 'Audit log' },
+  { section: 'notifications', href: '/notifications', label: 'Notifications' },
 ];
 
 /** The hidden CSRF field every form carries; the routes check it on each post. */
