@@ -1,0 +1,290 @@
+/**
+ * The layering of src/ and providers/, read from the import statements and
+ * kept: each unit (a folder of src/, src/errors.ts, src/paths.ts, providers/)
+ * may import only the units ALLOWED names for it, and no value import closes
+ * a cycle between files. What breaks the rules today and needs files moved
+ * that others own is listed in KNOWN_EDGES and KNOWN_CYCLES: those lists may
+ * only shrink. A new edge against the order fails; so does an entry that is
+ * no longer true (delete it: the ratchet moves).
+ *
+ * The checker is a pure function over an import graph; the first tests run it
+ * on a small graph in memory with a deliberately wrong import, to show what a
+ * failure looks like.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { REPO_ROOT } from './helpers/cli.js';
+
+/**
+ * Which units each unit may import, lowest first. errors and paths import
+ * nothing; record is pure; dns looks records up; plans and store hold the
+ * data; reports parses and stores reports; engine judges and moves a domain;
+ * fleet is what a person does to domains and what they see; web renders
+ * pages; notify tells people; api, daemon and cli are the doors.
+ * providers/ holds the DNS adapters: only the composition roots (daemon and
+ * cli) build them, everything else sees DNS through an interface.
+ */
+const FOUNDATION = ['errors', 'paths'];
+export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  errors: [],
+  paths: [],
+  record: [...FOUNDATION],
+  dns: [...FOUNDATION, 'record'],
+  plans: [...FOUNDATION, 'record'],
+  store: [...FOUNDATION, 'record', 'plans'],
+  reports: [...FOUNDATION, 'record', 'store'],
+  engine: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports'],
+  fleet: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine'],
+  web: [...FOUNDATION, 'record', 'plans', 'store', 'reports', 'engine', 'fleet'],
+  notify: [...FOUNDATION, 'record', 'plans', 'store', 'reports', 'engine', 'fleet', 'web'],
+  api: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'web', 'notify'],
+  providers: [...FOUNDATION, 'record', 'dns'],
+  daemon: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'web', 'notify', 'api', 'providers'],
+  cli: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'web', 'notify', 'api', 'providers', 'daemon'],
+};
+
+/**
+ * Modules that show things (the fleet's views, the pages) must not import
+ * the modules that write DNS: a page that can reach the writer is one typo
+ * from changing a record.
+ */
+const READ_SIDE = [/^src\/fleet\/(views|status)\.ts$/, /^src\/web\//];
+const DNS_WRITERS = [/^src\/engine\/apply\.ts$/, /^providers\//];
+
+/**
+ * Edges against the rules that exist today, each with what would remove it.
+ * This list may only shrink.
+ */
+const KNOWN_EDGES: readonly string[] = [
+  // The use cases that combine engine and fleet (simulate, acknowledge) belong in an application
+  // layer above both (src/app/); engine/ then no longer imports fleet/.
+  'src/engine/simulate.ts -> src/fleet/actions.ts',
+  'src/engine/simulate.ts -> src/fleet/enroll.ts',
+  'src/engine/acknowledge.ts -> src/fleet/actions.ts',
+  // The DnsProvider interface (and RecordSetView) belongs beside the DNS code in src/dns/, so engine
+  // and fleet see an interface and only daemon/ and cli/ import the adapters in providers/.
+  'src/engine/apply.ts -> providers/types.ts',
+  'src/engine/apply.ts -> providers/shared/errors.ts',
+  'src/engine/apply.ts -> providers/shared/hosted-dmarc.ts',
+  'src/engine/memory-dns.ts -> providers/types.ts',
+  'src/engine/tick.ts -> providers/types.ts',
+  'src/fleet/enroll.ts -> providers/types.ts',
+  'src/fleet/lifecycle.ts -> providers/types.ts',
+  'src/fleet/start-stage.ts -> providers/types.ts',
+  'src/fleet/start-stage.ts -> providers/shared/hosted-dmarc.ts',
+  // The record a stage writes (recordForPlanStage, dmarcName) belongs in src/record/, not in the module
+  // that writes DNS; the views then stop importing the writer.
+  'src/fleet/views.ts -> src/engine/apply.ts',
+  // Types the store returns, declared where they are computed: they belong in src/store/schema.ts
+  // (or a types module below both).
+  'src/store/observations.ts -> src/engine/types.ts',
+  'src/store/report-arrivals.ts -> src/engine/reporters.ts',
+  'src/store/audit.ts -> src/notify/events.ts',
+  'src/store/notifications.ts -> src/notify/events.ts',
+  // A data migration reads report contents to fill a new column; the digest belongs in src/record/ or
+  // a migration-local copy (a landed migration is never edited, so only the import can move).
+  'src/store/migrations.ts -> src/reports/digest.ts',
+  'src/store/migrations.ts -> src/reports/model.ts',
+  // The notifications page shows notify's summaries: the summary types belong in src/store/ beside the rows.
+  'src/web/notifications-page.ts -> src/notify/summary.ts',
+  'src/web/notifications-page.ts -> src/notify/views.ts',
+  // The API's context names the daemon's metrics registry type: it belongs in src/api/ (the daemon fills it).
+  'src/api/context.ts -> src/daemon/metrics.ts',
+];
+
+/** Value-import cycles between files that exist today (each as its files, sorted). This list may only shrink. */
+const KNOWN_CYCLES: readonly string[] = [];
+
+/** Files that build a stage label inline instead of calling stageLabel() (src/record/stage.ts). May only shrink. */
+const KNOWN_INLINE_STAGE_LABELS: readonly string[] = [
+  'src/cli/commands/engine.ts',
+  'src/engine/apply.ts',
+  'src/engine/decide.ts',
+  'src/engine/explain.ts',
+  'src/engine/simulate.ts',
+  'src/engine/tick.ts',
+  'src/fleet/status.ts',
+  'src/plans/schema.ts',
+];
+
+export interface Import {
+  from: string;
+  to: string;
+  /** `import type` / `export type`: gone at run time, so it cannot make a load-order cycle. */
+  typeOnly: boolean;
+}
+
+/** The unit a file belongs to: providers, a folder of src/, or a file directly in src/ by its name. */
+export function unitOf(file: string): string {
+  const parts = file.split('/');
+  if (parts[0] === 'providers') return 'providers';
+  return parts.length === 2 ? parts[1]!.replace(/\.ts$/, '') : parts[1]!;
+}
+
+/** The relative imports of one file (static, re-exports and import() with a literal), as repository paths. */
+export function importsOf(file: string, source: string): Import[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const found: Import[] = [];
+  const pattern = /(?:^|[;\s])(import|export)\s+(type\s+)?(?:[\w*{}\s,]+?\s+from\s+)?['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
+  for (const m of code.matchAll(pattern)) {
+    const spec = m[3] ?? m[4]!;
+    const to = relative(REPO_ROOT, resolve(REPO_ROOT, dirname(file), spec)).replace(/\.js$/, '.ts');
+    found.push({ from: file, to, typeOnly: m[2] !== undefined });
+  }
+  return found;
+}
+
+export interface LayeringReport {
+  /** `from -> to` of each import against ALLOWED or READ_SIDE. */
+  violations: string[];
+  /** Each value-import cycle, its files sorted and joined with ` <-> `. */
+  cycles: string[];
+}
+
+/** The pure checker: which imports go against the allowed order, and which files import each other in a cycle. */
+export function checkLayering(imports: readonly Import[], allowed: Readonly<Record<string, readonly string[]>>): LayeringReport {
+  const violations = new Set<string>();
+  for (const i of imports) {
+    const [a, b] = [unitOf(i.from), unitOf(i.to)];
+    const edge = `${i.from} -> ${i.to}`;
+    if (a !== b && !(allowed[a] ?? []).includes(b)) violations.add(edge);
+    if (READ_SIDE.some((r) => r.test(i.from)) && DNS_WRITERS.some((w) => w.test(i.to))) violations.add(edge);
+  }
+  return { violations: [...violations].sort(), cycles: valueCycles(imports) };
+}
+
+/** Strongly connected components of more than one file over value imports (Tarjan). */
+function valueCycles(imports: readonly Import[]): string[] {
+  const next = new Map<string, string[]>();
+  for (const i of imports) if (!i.typeOnly) next.set(i.from, [...(next.get(i.from) ?? []), i.to]);
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[] = [];
+  let counter = 0;
+  const visit = (v: string) => {
+    index.set(v, counter);
+    low.set(v, counter++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of next.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        component.push(w);
+      } while (w !== v);
+      if (component.length > 1) cycles.push(component.sort().join(' <-> '));
+    }
+  };
+  for (const v of next.keys()) if (!index.has(v)) visit(v);
+  return cycles.sort();
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(join(REPO_ROOT, dir)).flatMap((name) => {
+    const path = `${dir}/${name}`;
+    if (statSync(join(REPO_ROOT, path)).isDirectory()) return sourceFiles(path);
+    return path.endsWith('.ts') && !path.endsWith('.d.ts') ? [path] : [];
+  });
+}
+
+const FILES = [...sourceFiles('src'), ...sourceFiles('providers')];
+const IMPORTS = FILES.flatMap((f) => importsOf(f, readFileSync(join(REPO_ROOT, f), 'utf8')));
+
+test('the checker fails on a deliberately wrong import: record importing the engine, and the cycle it closes', () => {
+  const graph: Import[] = [
+    { from: 'src/engine/decide.ts', to: 'src/record/stage.ts', typeOnly: false },
+    { from: 'src/record/stage.ts', to: 'src/engine/decide.ts', typeOnly: false }, // the wrong one
+    { from: 'src/fleet/views.ts', to: 'src/engine/apply.ts', typeOnly: false }, // a view importing the DNS writer
+    { from: 'src/cli/main.ts', to: 'providers/index.ts', typeOnly: false }, // a door building adapters: fine
+  ];
+  const report = checkLayering(graph, ALLOWED);
+  assert.deepEqual(report.violations, ['src/fleet/views.ts -> src/engine/apply.ts', 'src/record/stage.ts -> src/engine/decide.ts']);
+  assert.deepEqual(report.cycles, ['src/engine/decide.ts <-> src/record/stage.ts']);
+  // A type-only import cannot close a load-order cycle.
+  assert.deepEqual(checkLayering([graph[0]!, { ...graph[1]!, typeOnly: true }], ALLOWED).cycles, []);
+});
+
+test('the import reader sees static imports, re-exports and import() with a literal, and skips comments', () => {
+  const source = [
+    "import { a } from '../record/index.js';",
+    "import type { B } from '../store/schema.js';",
+    "export { c } from './c.js';",
+    "const d = await import('../dns/index.js');",
+    "// import { e } from '../api/server.js';",
+    '/* import { f } from "../web/pages.js"; */',
+  ].join('\n');
+  assert.deepEqual(
+    importsOf('src/engine/x.ts', source).map((i) => `${i.to}${i.typeOnly ? ' (type)' : ''}`),
+    ['src/record/index.ts', 'src/store/schema.ts (type)', 'src/engine/c.ts', 'src/dns/index.ts'],
+  );
+});
+
+test('every unit of src/ and providers/ has a place in the allowed order', () => {
+  const units = [...new Set(FILES.map(unitOf))].sort();
+  assert.deepEqual(
+    units.filter((u) => !(u in ALLOWED)),
+    [],
+    'a new folder (or a file directly in src/) needs a line in ALLOWED saying what it may import',
+  );
+  // The order itself has no cycle: following allowed imports never comes back.
+  const seen = new Set<string>();
+  const path: string[] = [];
+  const walk = (u: string) => {
+    assert.ok(!path.includes(u), `ALLOWED has a cycle: ${[...path, u].join(' -> ')}`);
+    if (seen.has(u)) return;
+    path.push(u);
+    for (const v of ALLOWED[u] ?? []) walk(v);
+    path.pop();
+    seen.add(u);
+  };
+  for (const u of Object.keys(ALLOWED)) walk(u);
+});
+
+test('no import goes against the allowed order except the known edges, which may only shrink', () => {
+  const { violations } = checkLayering(IMPORTS, ALLOWED);
+  assert.deepEqual(
+    violations.filter((v) => !KNOWN_EDGES.includes(v)),
+    [],
+    'a new import against the order: import from a lower layer, or move the code down',
+  );
+  assert.deepEqual(
+    KNOWN_EDGES.filter((k) => !violations.includes(k)),
+    [],
+    'a known edge is gone: delete it from KNOWN_EDGES so it cannot come back',
+  );
+});
+
+test('no value imports form a cycle between files, except the known ones, which may only shrink', () => {
+  const { cycles } = checkLayering(IMPORTS, ALLOWED);
+  assert.deepEqual(cycles.filter((c) => !KNOWN_CYCLES.includes(c)), [], 'a new import cycle');
+  assert.deepEqual(KNOWN_CYCLES.filter((k) => !cycles.includes(k)), [], 'a known cycle is gone: delete it from KNOWN_CYCLES');
+});
+
+test('stage labels come from stageLabel(); files that still build `${policy}:${pct}` inline may only shrink', () => {
+  const inline = /`[^`]*\$\{\s*([\w.!?]+)\.policy\s*\}:\$\{\s*\1\.pct\s*\}/;
+  const offenders = FILES.filter((f) => f !== 'src/record/stage.ts' && inline.test(readFileSync(join(REPO_ROOT, f), 'utf8')));
+  assert.deepEqual(offenders.filter((f) => !KNOWN_INLINE_STAGE_LABELS.includes(f)), [], 'use stageLabel() from src/record/stage.ts');
+  assert.deepEqual(KNOWN_INLINE_STAGE_LABELS.filter((f) => !offenders.includes(f)), [], 'fixed: delete it from KNOWN_INLINE_STAGE_LABELS');
+});
+
+test('domain names are normalised in one place (src/fleet/domain-name.ts)', () => {
+  const idna = FILES.filter((f) => /\bdomainToASCII\b|\btoASCII\(|from ['"](node:)?punycode/.test(readFileSync(join(REPO_ROOT, f), 'utf8')));
+  assert.deepEqual(idna, ['src/fleet/domain-name.ts'], 'call normalizeDomainName() instead of converting names yourself');
+});
+
+test('paths come from src/paths.ts: no other module works out a folder from its own location', () => {
+  const own = FILES.filter((f) => f !== 'src/paths.ts' && /import\.meta\.(url|dirname|filename)/.test(readFileSync(join(REPO_ROOT, f), 'utf8')));
+  assert.deepEqual(own, [], 'ask src/paths.ts: the compiled dist/ is one folder deeper than the sources');
+});
