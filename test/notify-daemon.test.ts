@@ -1,0 +1,107 @@
+/**
+ * Durable delivery through the real daemon process: a daemon killed with
+ * SIGKILL while a webhook delivery is in flight loses nothing and, after a
+ * restart, delivers every message, repeating only the one that was in flight
+ * (under the same idempotency key, which is what the key is for).
+ */
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { classifySource } from '../src/fleet/actions.js';
+import { openSqliteStore, type Store } from '../src/store/open.js';
+import { tempStore } from './helpers/cli.js';
+import { startDaemonProcess, waitFor } from './helpers/daemon-process.js';
+import { startHttpReceiver, type HttpReceiver } from './helpers/receivers.js';
+
+const SECRET = 'daemon-test-hmac-secret';
+
+describe('the daemon killed mid-delivery', () => {
+  let receiver: HttpReceiver;
+  let store: Store;
+  let config: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    receiver = await startHttpReceiver();
+    const { dir, db } = tempStore();
+    config = join(dir, 'config.yaml');
+    writeFileSync(
+      config,
+      [
+        `store: { sqlite: ${db} }`,
+        // Ticks every second (each dispatches the outbox); ingest never runs by itself.
+        "schedule: { ingest: '0 0 1 1 *', tick: '* * * * * *' }",
+        'notifications:',
+        '  poll_seconds: 0.2',
+        '  timeout_seconds: 120',
+        '  channels:',
+        '    hook: { type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET }',
+      ].join('\n'),
+    );
+    env = { DMARC_ROLLOUT_DB: db, HOOK_URL: `${receiver.url}/hook`, HOOK_SECRET: SECRET };
+    store = await openSqliteStore(db);
+  });
+  after(async () => {
+    await store.close();
+    await receiver.close();
+  });
+
+  const allow = (source: string) => classifySource(store, null, source, 'authorised', { actor: 'cli:carol', now: new Date() }, null);
+
+  it('delivers every message after a restart, repeating only the one in flight, under its idempotency key', async () => {
+    for (const source of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) await allow(source);
+    // The first delivery attempt hangs: the receiver holds the request open until the daemon is killed.
+    receiver.respond = ({ count }) => (count === 0 ? 'hang' : 200);
+
+    const first = startDaemonProcess(config, env);
+    await waitFor('the first delivery to reach the receiver', () => receiver.requests.length === 1, 60_000);
+    // Events written while the delivery hangs go into the next tick's digest, queued behind it.
+    await allow('198.51.100.0/24');
+    await allow('dkim:esp.example');
+    const messages = () => store.db.selectFrom('notification_messages').selectAll().orderBy('id').execute();
+    await waitFor('the second digest to be queued', async () => (await messages()).length === 2, 30_000);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const afterKill = await messages();
+    assert.deepEqual(
+      afterKill.map((m) => [m.status, m.attempts]),
+      [
+        ['pending', 0],
+        ['pending', 0],
+      ],
+      `nothing was recorded as delivered: ${first.output()}`,
+    );
+    const events = await store.db.selectFrom('notification_events').select(['id', 'dispatched_at']).orderBy('id').execute();
+    assert.equal(events.length, 5);
+    assert.ok(events.every((e) => e.dispatched_at !== null));
+
+    const second = startDaemonProcess(config, env);
+    try {
+      await waitFor('both messages delivered after the restart', async () => (await messages()).every((m) => m.status === 'delivered'), 60_000);
+    } finally {
+      second.child.kill('SIGTERM');
+    }
+    assert.equal(await second.exited, 0, second.output());
+
+    const keys = afterKill.map((m) => m.key);
+    const bodies = receiver.requests.map((r) => JSON.parse(r.body) as { id: string; domains: Array<{ events: Array<{ id: number }> }> });
+    assert.deepEqual(
+      bodies.map((b) => b.id),
+      [keys[0], keys[0], keys[1]],
+      'the message in flight is sent again under the same key; nothing else twice',
+    );
+    for (const r of receiver.requests) {
+      const timestamp = String(r.headers['x-dmarc-rollout-timestamp']);
+      assert.equal(r.headers['x-dmarc-rollout-signature'], `v1=${createHmac('sha256', SECRET).update(`${timestamp}.${r.body}`).digest('hex')}`);
+    }
+    const delivered = bodies.slice(1).flatMap((b) => b.domains.flatMap((d) => d.events.map((e) => e.id)));
+    assert.deepEqual(
+      delivered,
+      events.map((e) => e.id),
+      'every event arrived once, in order',
+    );
+  });
+});
