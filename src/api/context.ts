@@ -7,11 +7,12 @@ import type { FastifyRequest } from 'fastify';
 import type { DaemonMetrics } from '../daemon/metrics.js';
 import type { SourceRule } from '../engine/types.js';
 import type { Actor } from '../fleet/actions.js';
+import type { ProviderLookup } from '../fleet/enroll.js';
 import type { ViewContext } from '../fleet/views.js';
 import type { Plan } from '../plans/index.js';
 import type { IngestResult } from '../reports/index.js';
-import type { Store } from '../store/open.js';
 import type { NotifySettings } from '../notify/config.js';
+import type { Store } from '../store/open.js';
 import { actorOf } from './auth.js';
 
 export interface ApiContext {
@@ -25,6 +26,8 @@ export interface ApiContext {
   metrics?: DaemonMetrics;
   /** The notification channels (their secrets read), for the notifications page and API; none when absent. */
   notify?: NotifySettings;
+  /** The configured DNS providers (set-provider, unenroll with restore); none when absent. */
+  providers?: ProviderLookup;
 }
 
 export const viewContext = (ctx: ApiContext): ViewContext => ({ loadPlan: ctx.loadPlan, sourceRules: ctx.sourceRules });

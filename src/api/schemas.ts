@@ -81,7 +81,7 @@ const sourceSchema = z.object({
   ip: z.string(),
   dkimDomains: z.array(z.string()),
   spfDomains: z.array(z.string()),
-  class: z.enum(['authorised', 'unaligned', 'unauthenticated']),
+  class: z.enum(['authorised', 'unaligned', 'unauthenticated', 'forwarded']),
   classReason: z.string(),
   messages: z.number().int(),
   passed: z.number().int(),
@@ -184,6 +184,12 @@ export const pauseBody = z.object({ reason }).strict();
 export const resumeBody = z.object({ reason: reason.optional() }).strict();
 export const rollbackBody = z.object({ to: stageLabel.optional(), reason: reason.optional() }).strict();
 export const forceBody = z.object({ to: stageLabel, reason }).strict();
+export const unenrollBody = z
+  .object({ reason, restore: z.boolean().default(false).describe('write back the record found at enrolment (none found: remove the DMARC record)') })
+  .strict();
+export const setProviderBody = z.object({ provider: z.string().min(1).max(63).describe('a provider named in the daemon config'), reason }).strict();
+export const setPlanBody = z.object({ plan: z.string().min(1).max(200).describe('a registered plan name (see GET /api/v1/plans)'), reason }).strict();
+export const unenrollResult = z.object({ domain: z.string(), message: z.string() }).meta({ id: 'UnenrollResult' });
 
 export const actionResult = z
   .object({ domain: z.string(), message: z.string().describe('what was done, in plain words'), status: domainOverviewSchema })

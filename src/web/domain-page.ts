@@ -57,7 +57,7 @@ function actions(ctx: PageContext, v: DomainView): SafeHtml {
   const forms: SafeHtml[] = [];
   // plan_stages is 0-based and stage_number 1-based, so the next stage sits at index stage_number.
   const nextGated = v.plan_stages[v.stage_number]?.requires_approval === true;
-  if (v.next_stage !== null && (v.awaiting_approval || nextGated)) {
+  if (v.next_stage !== null && v.state === 'active' && (v.awaiting_approval || nextGated)) {
     forms.push(
       v.approved_stage !== null
         ? html`<p class="approved"><span class="badge badge-approval">approved</span> ${v.approved_stage} is approved; the next tick moves there once the current stage is clean.</p>`

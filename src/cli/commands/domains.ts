@@ -13,7 +13,9 @@ import {
   type ProviderLookup,
 } from '../../fleet/index.js';
 import { ActionError } from '../../fleet/actions.js';
+import { setPlan, setProvider, unenroll } from '../../fleet/lifecycle.js';
 import { planForEnrolment } from '../../fleet/plan-registry.js';
+import { loadPlan, planDirectories } from '../../plans/index.js';
 import type { CliContext } from '../context.js';
 
 interface EnrollOptions {
@@ -142,6 +144,67 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
       }
       if (result.refused.length > 0) ctx.exitCode = 1;
     });
+
+  const who = () => ({ actor: ctx.actor, now: ctx.now() });
+  const lifecycle = async (fn: () => Promise<string>) => {
+    try {
+      ctx.out(await fn());
+    } catch (error) {
+      if (!(error instanceof ActionError)) throw error;
+      ctx.err(error.message);
+      ctx.exitCode = 1;
+    }
+  };
+
+  program
+    .command('unenroll')
+    .description('stop managing a domain: its audit log and stage history are kept, its live record is left as it is unless --restore')
+    .argument('<domain>')
+    .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .option('--restore', 'write back the record found at enrolment (none found: remove the DMARC record) through the domain’s provider')
+    .option('--config <file>', 'the daemon config (its providers and store); default $DMARC_ROLLOUT_CONFIG')
+    .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
+    .action((input: string, o: { reason: string; restore?: boolean; config?: string; providers?: string }) =>
+      lifecycle(async () => {
+        const settings = await fleetSettings(ctx, o);
+        const store = await ctx.store();
+        let provider;
+        if (o.restore) {
+          const name = normalizeDomainName(input);
+          const row = name.ok ? await store.db.selectFrom('domains').select('provider').where('domain', '=', name.domain).executeTakeFirst() : undefined;
+          if (row?.provider && settings.providers.names.includes(row.provider)) provider = settings.providers.get(row.provider);
+        }
+        return unenroll(store, input, who(), { reason: o.reason, ...(o.restore ? { restore: true } : {}), ...(provider ? { provider } : {}) });
+      }),
+    );
+
+  program
+    .command('set-provider')
+    .description('move a domain to another configured DNS provider (its record there must be the one this program tracks)')
+    .argument('<domain>')
+    .argument('<provider>')
+    .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .option('--config <file>', 'the daemon config (its providers and store); default $DMARC_ROLLOUT_CONFIG')
+    .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
+    .action((input: string, provider: string, o: { reason: string; config?: string; providers?: string }) =>
+      lifecycle(async () => {
+        const settings = await fleetSettings(ctx, o);
+        return setProvider(await ctx.store(), input, who(), { provider, providers: settings.providers, reason: o.reason });
+      }),
+    );
+
+  program
+    .command('set-plan')
+    .description('move a domain to another plan, keeping its stage by label (refused when the plan lacks it); a plan file is validated and registered')
+    .argument('<domain>')
+    .argument('<plan>')
+    .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .action((input: string, planName: string, o: { reason: string }) =>
+      lifecycle(async () => {
+        const { plan } = planForEnrolment(planName, ctx.env);
+        return setPlan(await ctx.store(), input, who(), { plan, current: (name) => loadPlan(name, planDirectories(ctx.env)), reason: o.reason });
+      }),
+    );
 
   program
     .command('status')
