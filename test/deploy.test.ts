@@ -475,7 +475,7 @@ describe('deploy/kubernetes', () => {
     assert.equal(obj(state.volume.persistentVolumeClaim, 'state volume PVC').claimName, metaName(pvc, 'pvc.yaml'));
     assert.deepEqual(obj(pvc.spec, 'pvc spec').accessModes, ['ReadWriteOnce']);
 
-    // A read-only root needs a writable /tmp: tsx keeps its compile cache there.
+    // A read-only root still needs a writable /tmp: SQLite's temporary files go there.
     assert.ok(isObj(mountAt('/tmp').volume.emptyDir), '/tmp is not an emptyDir');
 
     // Settings from the ConfigMap that configmap.yaml declares, holding the files the container is pointed at,
@@ -637,7 +637,7 @@ describe('deploy/compose', () => {
     assert.equal(context, ROOT);
     assert.ok(existsSync(join(context, str(build.dockerfile, 'dockerfile'))));
 
-    // A read-only container still needs a writable /tmp (tsx's cache).
+    // A read-only container still needs a writable /tmp (SQLite's temporary files).
     assert.equal(service.read_only, true);
     assert.ok(arr(service.tmpfs, 'tmpfs').includes('/tmp'));
     assert.deepEqual(service.cap_drop, ['ALL']);
@@ -735,14 +735,15 @@ describe('deploy/docker/Dockerfile', () => {
       assert.ok(match, `line ${f.line}: FROM without "AS <stage>"`);
       return match[2]!;
     });
-    assert.ok(froms.every((f) => /node:20-bookworm-slim/.test(f.args) || f.args.startsWith('${NODE_IMAGE}')));
-    assert.ok(instructions.some((i) => i.keyword === 'ARG' && i.args === 'NODE_IMAGE=node:20-bookworm-slim'));
+    assert.ok(froms.every((f) => /node:24-bookworm-slim/.test(f.args) || f.args.startsWith('${NODE_IMAGE}')));
+    assert.ok(instructions.some((i) => i.keyword === 'ARG' && i.args === 'NODE_IMAGE=node:24-bookworm-slim'), 'Node 24 LTS, a runtime the suite runs on');
     // The final stage copies from an earlier one, by name.
     const lastFrom = instructions.lastIndexOf(froms[froms.length - 1]!);
     const final = instructions.slice(lastFrom);
     const build = instructions.slice(0, lastFrom);
     assert.ok(build.some((i) => i.keyword === 'RUN' && /python3/.test(i.args) && /\bmake\b/.test(i.args) && /g\+\+/.test(i.args)), 'the build stage installs python3 make g++');
-    assert.ok(build.some((i) => i.keyword === 'RUN' && /npm ci --omit=dev/.test(i.args)));
+    // npm ci builds dist/ (prepare needs the compiler, a dev package); the prune then drops the dev packages.
+    assert.ok(build.some((i) => i.keyword === 'RUN' && /npm ci\b/.test(i.args) && /npm prune --omit=dev/.test(i.args)));
     const fromStage = final.filter((i) => i.keyword === 'COPY' && i.args.startsWith('--from='));
     assert.ok(fromStage.length > 0 && fromStage.every((i) => stages.slice(0, -1).includes(i.args.slice('--from='.length).split(/\s/)[0]!)));
     assert.ok(!final.some((i) => i.keyword === 'RUN' && /apt-get install/.test(i.args)), 'no compiler in the runtime stage');
@@ -768,9 +769,14 @@ describe('deploy/docker/Dockerfile', () => {
         assert.ok(existsSync(join(ROOT, source)), `line ${copy.line}: COPY ${source} does not exist in the repository`);
       }
     }
-    for (const needed of ['bin', 'src', 'providers', 'data/plans', 'package.json']) {
+    for (const needed of ['bin', 'data/plans', 'package.json']) {
       assert.ok(final.some((i) => i.keyword === 'COPY' && i.args.split(/\s+/).includes(needed)), `the image lacks ${needed}`);
     }
+    // The compiled program, from the build stage; no TypeScript sources in the image.
+    assert.ok(fromStage.some((i) => /\/app\/dist\s+\.\/dist$/.test(i.args)), 'the image lacks the compiled dist/');
+    assert.ok(!final.some((i) => i.keyword === 'COPY' && /(^|\s)(src|providers)(\s|$)/.test(i.args)), 'the runtime stage copies TypeScript sources');
+    const packageJson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    assert.ok(!('tsx' in packageJson.dependencies), 'tsx is for development only');
 
     const one = (keyword: string) => {
       const found = final.filter((i) => i.keyword === keyword);
@@ -868,6 +874,10 @@ describe('deploy/systemd', () => {
 
     const exec = last('ExecStart') ?? '';
     assert.equal(exec, '/usr/bin/node /opt/dmarc-rollout/bin/dmarc-rollout.js daemon --config ${CONFIGURATION_DIRECTORY}/config.yaml');
+    // That executable runs the compiled build (dist/, made by npm ci through prepare), never the TypeScript sources.
+    const bin = readFileSync(join(ROOT, 'bin/dmarc-rollout.js'), 'utf8');
+    assert.match(bin, /\.\.\/dist\/src\/cli\/run\.js/);
+    assert.doesNotMatch(bin, /['"]tsx(\/[^'"]*)?['"]/);
     const environment = (service.get('Environment') ?? []).map((e) => e.split('=', 2) as [string, string]);
     const db = environment.find(([k]) => k === 'DMARC_ROLLOUT_DB')?.[1];
     assert.equal(dirname(db ?? ''), `/var/lib/${last('StateDirectory')}`, 'the SQLite file must be in the state directory');
