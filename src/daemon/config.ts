@@ -67,6 +67,11 @@ export const daemonConfigSchema = z
       })
       .strict()
       .default({ reporters: {} }),
+    /** Work per reporter and hour from the report sources: past it a report is kept with the reason and not counted. */
+    budget: z
+      .object({ records_per_reporter_per_hour: z.number().int().positive().default(200_000) })
+      .strict()
+      .default({ records_per_reporter_per_hour: 200_000 }),
     /** Resolvers for doctor's DNS checks and for report provenance (DKIM keys, SPF, DMARC); the system's when absent. */
     dns: z.object({ resolvers: z.array(z.string().min(1)).min(1) }).strict().optional(),
     /**

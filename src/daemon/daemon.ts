@@ -12,6 +12,7 @@ import { TokenSet } from '../api/tokens.js';
 import { runTick } from '../engine/tick.js';
 import { dnsVerifier } from '../engine/verify.js';
 import { defaultRejectedDir, ingestInput } from '../reports/index.js';
+import { ReporterBudget } from '../reports/budget.js';
 import { dnsResolve } from '../reports/provenance.js';
 import { openSqliteStore, type Store } from '../store/open.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
@@ -89,10 +90,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   });
   // Every source's input is checked for provenance unless the source says it is trusted.
   const provenance = { resolve: dnsResolve(config.dns?.resolvers), reporters: config.provenance.reporters };
+  const budget = new ReporterBudget(config.budget.records_per_reporter_per_hour);
   const deliverFor =
     (sourceName: string): Deliver =>
     async (input, source) => {
-      const checked = { ...input, provenance: { trusted: false, ...provenance, ...input.provenance } };
+      const checked = { ...input, provenance: { trusted: false, ...provenance, ...input.provenance }, budget };
       const result = await ingestInput(store.db, checked, source, { rejectedDir, now });
       metrics.recordIngest(sourceName, result);
       return result;

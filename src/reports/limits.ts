@@ -18,6 +18,22 @@ export interface Limits {
   maxElementDepth: number;
   /** Attributes on one element. */
   maxAttributes: number;
+  /**
+   * Decompressed bytes per byte of input, past `expansionFloorBytes`: real
+   * reports compress 10 to 50 times; a bomb of repeated rows or comments far
+   * more. Counted over the whole input, so a small mail cannot become
+   * hundreds of thousands of rows.
+   */
+  maxExpansionRatio: number;
+  expansionFloorBytes: number;
+  /** Characters of comments, processing instructions and text outside <feedback>: no report needs them, and they cost parsing time. */
+  maxNonDataChars: number;
+  /**
+   * Messages one report may claim per day it covers. A receiver reports the
+   * mail it saw; no reporter sees more than this for one domain in a day.
+   * Keeps sums far inside exact integers (2^53) whatever reports claim.
+   */
+  maxMessagesPerDay: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -28,6 +44,10 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxTokenChars: 1024 * 1024,
   maxElementDepth: 32,
   maxAttributes: 64,
+  maxExpansionRatio: 100,
+  expansionFloorBytes: 8 * 1024 * 1024,
+  maxNonDataChars: 1024 * 1024,
+  maxMessagesPerDay: 1_000_000_000,
 });
 
 export function resolveLimits(partial: Partial<Limits> | undefined): Limits {

@@ -6,7 +6,7 @@
 import { ReportError } from './errors.js';
 import { resolveLimits, type Limits } from './limits.js';
 import type { RawInput } from './streams.js';
-import { checkProvenance } from './provenance.js';
+import { checkProvenance, claimedReporterDomains } from './provenance.js';
 import { unpack } from './unpack.js';
 import { parseReportXml, type ParsedReport, type ReportSink } from './xml.js';
 
@@ -31,16 +31,28 @@ export async function readReport(input: RawInput, options: ParseOptions = {}): P
   const limits = resolveLimits(options.limits);
   const unpacked = await unpack(input, limits);
   const policy = input.provenance;
-  // Provenance is judged on the header, before the sink sees anything: a forged report writes no row.
-  const sink = policy
-    ? {
-        ...options.sink,
-        header: async (header: Parameters<NonNullable<ReportSink['header']>>[0]) => {
-          checkProvenance(header.metadata, unpacked.mail, policy);
-          await options.sink?.header?.(header);
-        },
-      }
-    : options.sink;
+  const budget = input.budget;
+  let reporter = '';
+  let records = 0;
+  // Provenance and the reporter's budget are judged on the header, before the sink sees anything:
+  // a forged report writes no row; a flood stops at its budget, inside the store's transaction.
+  const sink: ReportSink | undefined =
+    policy || budget
+      ? {
+          ...options.sink,
+          header: async (header) => {
+            if (policy) checkProvenance(header.metadata, unpacked.mail, policy);
+            reporter = claimedReporterDomains(header.metadata)[0] ?? (header.metadata.org.trim().toLowerCase() || '(no org_name)');
+            budget?.check(reporter, 0);
+            await options.sink?.header?.(header);
+          },
+          records: async (batch) => {
+            records += batch.length;
+            budget?.check(reporter, records);
+            await options.sink?.records?.(batch);
+          },
+        }
+      : options.sink;
   let parsed: ParsedReport;
   try {
     parsed = await parseReportXml(unpacked.xml, limits, sink, options.batchSize);
@@ -48,6 +60,7 @@ export async function readReport(input: RawInput, options: ParseOptions = {}): P
     await unpacked.xml.return(undefined).catch(() => undefined);
     throw e;
   }
+  budget?.spend(reporter, records);
   const repairs = [...parsed.repairs, ...unpacked.notes];
   return {
     ...parsed,

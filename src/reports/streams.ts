@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import zlib from 'node:zlib';
 import { ReportError } from './errors.js';
 import { formatBytes } from './limits.js';
+import type { ReporterBudget } from './budget.js';
 import type { ProvenancePolicy } from './provenance.js';
 
 /**
@@ -16,7 +17,11 @@ import type { ProvenancePolicy } from './provenance.js';
  * bytes in memory; with the provenance check its source asks for (none: the
  * input is believed, as for a file a person gives to `ingest`).
  */
-export type RawInput = ({ readonly path: string } | { readonly bytes: Buffer }) & { readonly provenance?: ProvenancePolicy };
+export type RawInput = ({ readonly path: string } | { readonly bytes: Buffer }) & {
+  readonly provenance?: ProvenancePolicy;
+  /** Records per reporter and hour, shared by every input of a daemon. */
+  readonly budget?: ReporterBudget;
+};
 
 export function isFileInput(input: RawInput): input is { readonly path: string } {
   return 'path' in input;

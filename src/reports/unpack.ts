@@ -5,6 +5,7 @@
  * stream of XML bytes; nothing decompressed is held whole.
  */
 import yauzl from 'yauzl';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ReportError } from './errors.js';
 import { formatBytes, type Limits } from './limits.js';
@@ -55,7 +56,8 @@ export async function unpack(input: RawInput, limits: Limits): Promise<Unpacked>
         await s.return(undefined);
         throw new ReportError(
           'unrecognised',
-          `${where} is not XML, gzip, zip, zlib or a mail (starts with bytes ${head.subarray(0, 8).toString('hex')})`,
+          // Never the bytes themselves: a reason is shown and stored, and the input may be anything (a key, a secret).
+          `${where} is not XML, gzip, zip, zlib or a mail (it starts with ${/^[\x09\x0a\x0d\x20-\x7e]*$/.test(head.subarray(0, 64).toString('latin1')) ? 'other text' : 'other binary data'})`,
           chain.join('+') || null,
         );
       case 'xml':
@@ -94,8 +96,21 @@ export async function unpack(input: RawInput, limits: Limits): Promise<Unpacked>
   }
 
   const inner = await layer(readInput(input), 0, isFileInput(input) ? input.path : null);
+  const inputBytes = isFileInput(input) ? (await stat(input.path)).size : input.bytes.length;
+  const expansionCap = Math.max(limits.expansionFloorBytes, limits.maxExpansionRatio * inputBytes);
   async function* withNotes(): AsyncGenerator<Buffer> {
-    yield* capBytes(inner, limits.maxXmlBytes, 'decompressed report');
+    let out = 0;
+    for await (const chunk of capBytes(inner, limits.maxXmlBytes, 'decompressed report')) {
+      out += chunk.length;
+      if (out > expansionCap) {
+        throw new ReportError(
+          'limit',
+          `the ${formatBytes(inputBytes)} input expands to more than ${formatBytes(expansionCap)} of XML (over ${limits.maxExpansionRatio} times its size); refused as a decompression bomb`,
+          chain.join('+') || null,
+        );
+      }
+      yield chunk;
+    }
     for (const [i, n] of inflateNotes.entries()) {
       const label = chain.filter((c) => c === 'gzip' || c === 'zlib')[i] ?? 'gzip';
       if (n.extraMembers) notes.push(`${label} stream has ${n.extraMembers + 1} concatenated members`);

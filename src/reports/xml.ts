@@ -303,12 +303,23 @@ export async function parseReportXml(
   });
 
   const onText = (t: string) => {
-    if (!inFeedback) return;
+    if (!inFeedback) {
+      noise(t.length);
+      return;
+    }
     text += t;
     if (text.length > limits.maxTokenChars) fail('limit', `text longer than ${limits.maxTokenChars} characters`, where());
   };
   parser.on('text', onText);
   parser.on('cdata', onText);
+  // Comments, processing instructions and text outside the report carry no data; a budget keeps a bomb of them cheap.
+  let nonData = 0;
+  const noise = (n: number) => {
+    nonData += n;
+    if (nonData > limits.maxNonDataChars) fail('limit', `more than ${limits.maxNonDataChars} characters of comments, processing instructions or text outside the report (limit)`, inFeedback ? where() : null);
+  };
+  parser.on('comment', (c: string) => noise(c.length));
+  parser.on('processinginstruction', (pi: { target: string; body: string }) => noise(pi.target.length + pi.body.length));
 
   parser.on('closetag', () => {
     if (!inFeedback) {
@@ -372,6 +383,10 @@ export async function parseReportXml(
       if (r.count < 0) fail('schema', 'missing (a message count is required)', recField('row/count'));
       figures.records++;
       figures.messages += r.count;
+      const days = Math.max(1, Math.ceil((m.end - m.begin) / 86_400));
+      if (figures.messages > limits.maxMessagesPerDay * days) {
+        fail('limit', `the report claims more than ${limits.maxMessagesPerDay} messages per day for ${days} day(s) (up to record ${figures.records}); no reporter sees that much mail for one domain, refused`, `record[${figures.records}]/row/count`);
+      }
       if (r.dkim === 'pass' || r.spf === 'pass') figures.dmarc_pass += r.count;
       else figures.dmarc_fail += r.count;
       hashBuf += canonicalRecord(r);
