@@ -130,10 +130,8 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
         [
           'delta.example: establish -> none:100',
           '  - (no record)',
-          '  + v=DMARC1; p=none',
-          'gamma.example: establish -> none:100',
-          '  - v=DMARC1; p=quarantine; rua=mailto:d@gamma.example',
-          '  + v=DMARC1; p=none; rua=mailto:d@gamma.example',
+          '  + v=DMARC1; p=none; rua=mailto:dmarc@reports.example',
+          'gamma.example: establish -> quarantine:100: no change (write and verify the quarantine:100 record; its window starts after that.)',
           '',
         ].join('\n'),
       );
@@ -149,7 +147,8 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
         ['delta.example', 'verified'],
         ['gamma.example', 'verified'],
       ]);
-      assert.deepEqual((await queryTxt('_dmarc.gamma.example', [pdns.dnsServer])).txt, ['v=DMARC1; p=none; rua=mailto:d@gamma.example']);
+      // gamma published p=quarantine: it starts there, and nothing weaker is ever written.
+      assert.deepEqual((await queryTxt('_dmarc.gamma.example', [pdns.dnsServer])).txt, ['v=DMARC1; p=quarantine; rua=mailto:d@gamma.example']);
 
       const broken = await runCli(['plan'], { ...env, PDNS_CLI_KEY: '' });
       assert.equal(broken.code, 0, 'nothing to write, so no provider is needed');

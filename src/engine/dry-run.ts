@@ -45,8 +45,9 @@ export async function planChanges(opts: Omit<TickOptions, 'dryRun'> & { loadPlan
       if (intent?.record) {
         change.next = intent.record;
       } else {
-        const edit = recordForPlanStage(opts.loadPlan(row.plan), toIndex, change.live);
-        if (edit.ok) change.next = edit.record;
+        const edit = recordForPlanStage(opts.loadPlan(row.plan), toIndex, change.live, row.report_uri);
+        // A record already as the stage wants it is verified without a write: no diff to show.
+        if (edit.ok) change.next = edit.record === change.live ? null : edit.record;
         else change.problem = `the record would be invalid: ${edit.problems.map((p) => p.reason).join('; ')}`;
       }
     } catch (error) {
