@@ -9,8 +9,8 @@
  * success. A rate decides only with evidence (evidence.ts): an alarm needs the
  * failure to be surely above its threshold, an advance needs it surely at or
  * below. Alarms look at every report arrived so far, over the whole window and
- * over its latest complete day(s), so a sharp regression stops the stage the
- * day its report arrives; advancing looks at complete days only.
+ * over its latest reported day(s), so a sharp regression stops the stage the
+ * day its first report arrives; advancing looks at complete days only.
  */
 import type { Plan, Stage } from '../plans/index.js';
 import { describeEvidence, rateEvidence, type RateEvidence } from './evidence.js';
@@ -82,7 +82,13 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
   const populations: Array<{ suffix: string; what: string; e: RateEvidence }> = [{ suffix: '', what: 'in the window', e: windowEvidence }];
   const recent = metrics.recent;
   if (recent && recent.days.length > 0 && recent.messages > 0 && recent.messages < metrics.authorised.messages) {
-    populations.push({ suffix: '-recent', what: `on ${recent.days.join(', ')} (the latest complete day${recent.days.length > 1 ? 's' : ''})`, e: evidenceOf(recent) });
+    const complete = new Set(metrics.days?.complete ?? []);
+    const whole = recent.days.every((d) => complete.has(d));
+    populations.push({
+      suffix: '-recent',
+      what: `on ${recent.days.join(', ')} (the latest reported day${recent.days.length > 1 ? 's' : ''}${whole ? '' : ', reports so far'})`,
+      e: evidenceOf(recent),
+    });
   }
 
   /** An alarm fires when the failure is surely above `threshold`: its lower bound is, on enough messages. */
@@ -165,8 +171,14 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
   });
 
   const daysOk = metrics.daysObserved >= stage.min_days;
-  const waiting = metrics.reporters.filter((r) => r.awaitedDay && !r.late && !r.quiet && !r.acknowledgedBy);
-  const pending = metrics.days?.pending ?? [];
+  // Name what the oldest incomplete day waits for: the reporters still to send it, and how late they usually are.
+  const firstPending = metrics.days?.firstPending ?? null;
+  const waiting = firstPending
+    ? firstPending.reporters.map((name) => {
+        const r = metrics.reporters.find((x) => x.reporter === name);
+        return awaitingText({ reporter: name, awaitedDay: firstPending.day, usualDelaySeconds: r?.usualDelaySeconds ?? 0, lastReportEnd: '', daysReported: 0, regular: true, quiet: false });
+      })
+    : [];
   const missed = metrics.days?.missed ?? [];
   checks.push({
     rule: 'min-days',
@@ -175,7 +187,7 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     threshold: stage.min_days,
     detail:
       `${metrics.daysObserved} complete UTC day(s) with reports since ${metrics.windowStart ?? '-'}; needs ${stage.min_days}` +
-      (!daysOk && pending.length > 0 && waiting.length > 0 ? `; waiting for ${waiting.map(awaitingText).join('; ')}` : '') +
+      (!daysOk && waiting.length > 0 ? `; waiting for ${waiting.join('; ')}` : '') +
       (missed.length > 0 ? `; ${missed.length} day(s) a regular reporter missed do not count (${missed.slice(-3).join(', ')})` : ''),
   });
 

@@ -151,10 +151,15 @@ export function measureStage(input: MeasureInput): StageMetrics {
     return { ...totals, failRate: totals.messages === 0 ? null : totals.failed / totals.messages, days: days.map(epochDayToIso) };
   };
   const recentCount = input.recentDays ?? 1;
+  const todayNumber = Math.floor(nowSeconds / DAY_SECONDS);
+  const reportedDays = [...authorisedByDay.keys()].filter((d) => d < todayNumber).sort((a, b) => a - b);
   const days: DaysSummary = {
     complete: counted.map(epochDayToIso),
     pending: completeness.days.filter((d) => d.state === 'waiting' || d.state === 'late').map((d) => epochDayToIso(d.day)),
     missed: completeness.days.filter((d) => d.state === 'missed').map((d) => epochDayToIso(d.day)),
+    firstPending: ((first) => (first ? { day: epochDayToIso(first.day), reporters: first.missing.map((m) => m.reporter).sort() } : null))(
+      completeness.days.find((d) => d.state === 'waiting' || d.state === 'late'),
+    ),
   };
 
   return {
@@ -169,7 +174,8 @@ export function measureStage(input: MeasureInput): StageMetrics {
     subdomainsJudged: input.subdomainsJudged,
     authorised: { ...authorised, failRate: authorised.messages === 0 ? null : authorised.failed / authorised.messages },
     complete: totalsOver(counted),
-    recent: totalsOver(counted.slice(-recentCount)),
+    // The latest reported days, complete or not: an alarm may sound on the first reports of a bad day.
+    recent: totalsOver(reportedDays.slice(-recentCount)),
     spoofing,
     sources: sources.sort((a, b) => b.lookbackMessages - a.lookbackMessages || a.key.localeCompare(b.key)),
     reporters: completeness.reporters,

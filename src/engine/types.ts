@@ -105,6 +105,8 @@ export interface DaysSummary {
   pending: string[];
   /** Days a regular reporter skipped or never sent: never counted towards min_days. */
   missed: string[];
+  /** The oldest pending day and the reporters whose report for it is still awaited. */
+  firstPending?: { day: string; reporters: string[] } | null;
 }
 
 /** Authorised mail over a set of days, with the days named. */
@@ -141,7 +143,7 @@ export interface StageMetrics {
   authorised: MailTotals & { failRate: number | null };
   /** Authorised mail on complete days only: advancing looks at this (absent: `authorised`). */
   complete?: JudgedTotals;
-  /** Authorised mail on the latest complete day(s): a sharp regression shows here first. */
+  /** Authorised mail on the latest reported day(s), as far as reports have arrived: a sharp regression shows here first. */
   recent?: JudgedTotals;
   /** Unauthenticated (spoofing) volume: shown, never blocking. */
   spoofing: MailTotals;
