@@ -60,3 +60,30 @@ describe('adkim=s', () => {
     assert.equal(strict.class, 'unaligned', strict.classReason);
   });
 });
+
+describe('SPF history is per address', () => {
+  const base = { reporter: 'google.com', policyDomain: 'example.com', headerFrom: 'example.com', disposition: 'none' };
+  const on = (day: string) => ({ begin: Date.parse(`${day}T00:00:00Z`) / 1000, end: Date.parse(`${day}T23:59:59Z`) / 1000 });
+  it('the own server whose SPF broke is authorised failing; a neighbour in its /24 spoofing the envelope is not', () => {
+    const m = measureStage({
+      domain: 'example.com',
+      rows: [
+        { ...base, ...on('2026-03-11'), sourceIp: '192.0.2.10', count: 200, dkim: 'fail', spf: 'pass', authDkim: [], authSpf: [{ domain: 'example.com', result: 'pass' }] },
+        { ...base, ...on('2026-03-12'), sourceIp: '192.0.2.10', count: 200, dkim: 'fail', spf: 'fail', authDkim: [], authSpf: [{ domain: 'example.com', result: 'fail' }] },
+        { ...base, ...on('2026-03-12'), sourceIp: '192.0.2.99', count: 500, dkim: 'fail', spf: 'fail', authDkim: [], authSpf: [{ domain: 'example.com', result: 'fail' }] },
+      ] satisfies ObservedRow[],
+      windowStart: new Date('2026-03-10T00:00:00Z'),
+      now: new Date('2026-03-20T12:00:00Z'),
+      enrolledDomains: new Set(['example.com']),
+      subdomainsJudged: true,
+      rules: new SourceRules([]),
+      unalignedSourceMinMessages: 50,
+      quietReporterDays: 3,
+    });
+    const own = m.sources.filter((s) => s.ip === '192.0.2.10').map((s) => s.class);
+    assert.deepEqual(own, ['authorised', 'authorised']);
+    const neighbour = m.sources.find((s) => s.ip === '192.0.2.99')!;
+    assert.equal(neighbour.class, 'unauthenticated', neighbour.classReason);
+    assert.deepEqual([m.authorised.messages, m.authorised.failed, m.spoofing.messages], [400, 200, 500]);
+  });
+});

@@ -7,9 +7,10 @@
  * - authorised: an operator vouched for it; or it authenticates as the
  *   domain (aligned DKIM d= or SPF domain, per the record's adkim/aspf, as the
  *   receiver evaluated it); or it fails while carrying an aligned identity
- *   that passed from the same network in the look-back (a DKIM d= whose
- *   signature broke, an SPF domain whose record no longer covers the IP):
- *   an authorised sender that broke, which is what the halt rate must see.
+ *   that passed in the look-back: a DKIM d= that passed from the same network
+ *   (an ESP's pool; the signature broke), an SPF domain that passed from the
+ *   same IP (its record no longer covers it). An authorised sender that broke,
+ *   which is what the halt rate must see.
  * - forwarded: the receiver named an override reason (forwarded,
  *   mailing_list, trusted_forwarder, local_policy), or the mail passed DKIM as
  *   the domain while SPF failed for an IP the domain's SPF never covered
@@ -190,7 +191,7 @@ function factsOf(row: ObservedRow): RowFacts {
 interface History {
   /** Networks the domain's SPF covered: they passed SPF aligned. Its own senders, not relays. */
   spfOrigins: Set<string>;
-  /** Aligned SPF domain -> networks it passed from. */
+  /** Aligned SPF domain -> IPs it passed from (SPF authorises addresses: a neighbour in the same range is not covered). */
   spfPassed: Map<string, Set<string>>;
   /** Aligned DKIM d= -> network -> selectors it passed with (relayed mail excluded). */
   dkimPassed: Map<string, Map<string, Set<string>>>;
@@ -214,9 +215,9 @@ function learnHistory(rows: ObservedRow[], facts: Map<ObservedRow, RowFacts>): H
     const spfPass = f.alignedSpf.some((s) => s.pass) ? f.alignedSpf.filter((s) => s.pass) : [{ domain: f.from, pass: true }];
     for (const s of spfPass) {
       h.spfOrigins.add(f.network);
-      let nets = h.spfPassed.get(s.domain);
-      if (!nets) h.spfPassed.set(s.domain, (nets = new Set()));
-      nets.add(f.network);
+      let ips = h.spfPassed.get(s.domain);
+      if (!ips) h.spfPassed.set(s.domain, (ips = new Set()));
+      ips.add(row.sourceIp);
     }
   }
   for (const row of rows) {
@@ -288,10 +289,10 @@ function classOf(row: ObservedRow, f: RowFacts, h: History, rules: SourceRules):
     ];
   }
   for (const s of f.alignedSpf.filter((x) => !x.pass)) {
-    if (!h.spfPassed.get(s.domain)?.has(f.network)) continue;
+    if (!h.spfPassed.get(s.domain)?.has(row.sourceIp)) continue;
     return [
       'authorised',
-      `sends as ${s.domain}, which passed SPF aligned from ${f.network} in the look-back; SPF now fails for ${row.sourceIp}: an authorised sender the SPF record no longer covers`,
+      `sends as ${s.domain}, which passed SPF aligned from ${row.sourceIp} in the look-back; SPF now fails there: an authorised sender the SPF record no longer covers`,
     ];
   }
 
