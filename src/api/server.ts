@@ -19,6 +19,7 @@ import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
 import { ApiError, errorBody, sendError } from './errors.js';
 import { actionRoutes } from './routes/actions.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
 import { allowlistRoutes } from './routes/allowlist.js';
 import { auditRoutes } from './routes/audit.js';
 import { notificationRoutes } from './routes/notifications.js';
@@ -141,6 +142,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   metaRoutes(app, context);
   domainRoutes(app, context);
   actionRoutes(app, context);
+  lifecycleRoutes(app, context);
   planRoutes(app, context);
   allowlistRoutes(app, context);
   auditRoutes(app, context);

@@ -28,7 +28,7 @@ export interface CommandGroup {
 export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { commands: ['record'], load: async () => (await import('./commands/record.js')).registerRecordCommands },
   { commands: ['plans'], load: async () => (await import('./commands/plans.js')).registerPlanCommands },
-  { commands: ['enroll', 'status'], load: async () => (await import('./commands/domains.js')).registerDomainCommands },
+  { commands: ['enroll', 'status', 'unenroll', 'set-provider', 'set-plan'], load: async () => (await import('./commands/domains.js')).registerDomainCommands },
   { commands: ['ingest', 'report'], load: async () => (await import('./commands/reports.js')).registerReportCommands },
   {
     commands: ['tick', 'plan', 'explain', 'history', 'approvals', 'approve', 'pause', 'resume', 'rollback', 'force', 'allow', 'abuse', 'simulate'],

@@ -62,6 +62,12 @@ export async function approve(store: Store, input: string, plan: (name: string) 
   const p = plan(row.plan);
   const next = row.stage_index + 1;
   if (!p.stages[next]) throw new ActionError(`${row.domain} is at the last stage of plan ${p.name}; there is nothing to approve`);
+  // An approval opens one gate the plan set: on a domain that is not moving, or for a step the plan does not gate, it would mean nothing.
+  if (row.state !== 'active') throw new ActionError(`${row.domain} is ${row.state}${row.state_reason ? ` (${row.state_reason})` : ''}; resume it before approving its next stage`);
+  if (!p.stages[next]!.requires_approval) {
+    throw new ActionError(`${labelAt(p, next)}, the next stage of ${row.domain}, is not gated in plan ${p.name}: the engine moves there on the evidence alone, so there is nothing to approve`);
+  }
+  if (row.approved_stage_index === next) return `${row.domain}: ${labelAt(p, next)} is already approved`;
   await store.db.transaction().execute(async (trx) => {
     await updateDomain(trx, row.domain, { approved_stage_index: next, updated_at: who.now.toISOString() });
     await appendAudit(trx, { at: who.now, actor: who.actor, domain: row.domain, action: 'approve', reason: `${labelAt(p, next)} approved: ${reason}` });
