@@ -81,15 +81,10 @@ const KNOWN_EDGES: readonly string[] = [
   // (or a types module below both).
   'src/store/observations.ts -> src/engine/types.ts',
   'src/store/report-arrivals.ts -> src/engine/reporters.ts',
-  'src/store/audit.ts -> src/notify/events.ts',
-  'src/store/notifications.ts -> src/notify/events.ts',
   // A data migration reads report contents to fill a new column; the digest belongs in src/record/ or
   // a migration-local copy (a landed migration is never edited, so only the import can move).
   'src/store/migrations.ts -> src/reports/digest.ts',
   'src/store/migrations.ts -> src/reports/model.ts',
-  // The notifications page shows notify's summaries: the summary types belong in src/store/ beside the rows.
-  'src/web/notifications-page.ts -> src/notify/summary.ts',
-  'src/web/notifications-page.ts -> src/notify/views.ts',
   // The API's context names the daemon's metrics registry type: it belongs in src/api/ (the daemon fills it).
   'src/api/context.ts -> src/daemon/metrics.ts',
 ];

@@ -8,7 +8,7 @@
 import type { Store } from '../store/open.js';
 import { conditionsOfType, deleteCondition, domainTags, getCondition, insertEvent, markReminded, storeEvents } from '../store/notifications.js';
 import type { NotifySettings } from './config.js';
-import { EVENT_TYPES, type EventType, type NotifyEvent } from './events.js';
+import { EVENT_TYPES, type EventType, type NotifyEvent } from '../store/notify-events.js';
 
 /** What the daemon knows about its own schedules. */
 export interface DaemonHealth {

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
-import { EVENT_TYPE_NAMES, SEVERITIES, type EventType, type Severity } from './events.js';
+import { EVENT_TYPE_NAMES, SEVERITIES, type EventType, type Severity } from '../store/notify-events.js';
 
 const secretName = z.string().min(1).optional();
 

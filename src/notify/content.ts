@@ -6,7 +6,7 @@
  */
 import type { NotificationEventRow } from '../store/schema.js';
 import { parseTags } from '../store/notifications.js';
-import { EVENT_TYPES, SEVERITIES, type EventType, type Severity } from './events.js';
+import { EVENT_TYPES, SEVERITIES, type EventType, type Severity } from '../store/notify-events.js';
 import type { ChannelFilter } from './config.js';
 import type { FleetSummary } from './summary.js';
 

@@ -6,7 +6,7 @@
  * notification, nor announced without being recorded.
  */
 import type { Kysely, Transaction } from 'kysely';
-import { eventsFromAudit } from '../notify/events.js';
+import { eventsFromAudit } from './notify-events.js';
 import { storeEvents } from './notifications.js';
 import type { AuditEvent, Database } from './schema.js';
 

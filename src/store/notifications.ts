@@ -6,7 +6,7 @@
  * transaction, so callers decide the transaction bounds.
  */
 import type { Kysely, Transaction } from 'kysely';
-import type { EventType, NotifyEvent } from '../notify/events.js';
+import type { EventType, NotifyEvent } from './notify-events.js';
 import type { Database, NotificationConditionRow, NotificationEventRow, NotificationMessageRow } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;

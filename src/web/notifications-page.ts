@@ -4,15 +4,49 @@
  * error, and the same summary the weekly mail carries (the chart drawn with
  * <progress> elements, which need no inline style under the page's CSP).
  */
-import type { FleetSummary } from '../notify/summary.js';
-import type { NotificationsView } from '../notify/views.js';
 import { formatPercent, formatTime, domainPath, queryString } from './format.js';
 import { html } from './html.js';
 import { renderLayout, type PageContext } from './layout.js';
 
+/** What the page shows of the summary (src/notify/summary.ts builds it; the page is below notify, so it names only what it reads). */
+export interface SummaryShown {
+  since: string;
+  totals: { domains: number; by_state: Record<'active' | 'paused' | 'halted' | 'completed', number>; at_reject_100: number; moved: number };
+  stages: ReadonlyArray<{ stage: string; domains: number }>;
+  waiting: ReadonlyArray<{ domain: string; why: string }>;
+  domains: ReadonlyArray<{
+    domain: string;
+    stage: string | null;
+    stage_number: number;
+    stage_count: number | null;
+    state: string;
+    authorised_fail_rate: number | null;
+    moves: ReadonlyArray<{ at: string; from: string | null; to: string; action: string }>;
+  }>;
+}
+
+/** What the page shows of the channels and messages (src/notify/views.ts builds it). */
+export interface NotificationsShown {
+  channels: ReadonlyArray<{ name: string; type: string; target: string | null; events: readonly string[] | null; min_severity: string; tags: readonly string[] | null; pending: number; delivered: number; failed: number }>;
+  messages: ReadonlyArray<{
+    key: string;
+    channel: string;
+    kind: string;
+    title: string;
+    domains: readonly string[];
+    status: 'pending' | 'delivered' | 'failed';
+    attempts: number;
+    created_at: string;
+    next_attempt_at: string | null;
+    delivered_at: string | null;
+    last_error: string | null;
+  }>;
+  next_before: number | null;
+}
+
 const STATUS_CLASS = { delivered: 'outcome-passed', pending: 'outcome-inconclusive', failed: 'outcome-failed' } as const;
 
-export function renderNotificationsPage(ctx: PageContext, opts: { view: NotificationsView; summary: FleetSummary; filter: { status?: string; channel?: string } }): string {
+export function renderNotificationsPage(ctx: PageContext, opts: { view: NotificationsShown; summary: SummaryShown; filter: { status?: string; channel?: string } }): string {
   const { view, summary, filter } = opts;
   const channels =
     view.channels.length === 0
@@ -68,7 +102,7 @@ ${renderSummary(summary)}`;
 }
 
 /** The summary block: the same figures as the weekly mail. */
-export function renderSummary(s: FleetSummary) {
+export function renderSummary(s: SummaryShown) {
   const max = Math.max(1, ...s.stages.map((x) => x.domains));
   const moved = s.domains.filter((d) => d.moves.length > 0);
   return html`<section id="summary" aria-labelledby="summary-title">

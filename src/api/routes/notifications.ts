@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { EVENT_TYPE_NAMES, SEVERITIES } from '../../notify/events.js';
+import { EVENT_TYPE_NAMES, SEVERITIES } from '../../store/notify-events.js';
 import { sendTestMessage } from '../../notify/outbox.js';
 import { buildSummary, parsePeriod } from '../../notify/summary.js';
 import { notificationsView } from '../../notify/views.js';

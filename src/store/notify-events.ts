@@ -1,7 +1,9 @@
 /**
- * The notification events: one typed list, each type with its severity, and
- * the pure mapping from an audit entry (what the program already records) to
- * the events it announces. Nothing else in the program calls the notifier:
+ * The notification events the outbox holds: one typed list, each type with
+ * its severity, and the pure mapping from an audit entry (what the program
+ * already records) to the events it announces. It lives in the store because
+ * appending an audit entry writes its events in the same transaction;
+ * src/notify turns them into messages and delivers them. Nothing else in the program calls the notifier:
  * the audit log is the one place every decision, stage change, operator
  * action and apply failure passes through, so mapping it here covers checks
  * and actions added later too (by check rule and action name, generically).
