@@ -166,3 +166,67 @@ describe('rollback that finishes', () => {
     assert.equal(again.d.from, 'quarantine:25');
   });
 });
+
+describe('real-world noise', () => {
+  it('lists, forwarders, a tenant spoofing on a shared IP, a spoofing spike, a key rotation, subdomains and re-sent reports do not stop a clean domain', async () => {
+    const D = 'mixed.example';
+    const reporters = REPORTERS.map((r) => (r.org === 'Yahoo' ? { ...r, resendAfterHours: 30 } : r));
+    const mail = (d: number) => [
+      // Its own servers; the DKIM key is rotated on day 35 (new selector, same d=).
+      { ...own(D, '192.0.2.60', 5000), selector: d < 35 ? 's2026a' : 's2026b' },
+      // A subdomain without a record of its own follows p and is judged with the domain.
+      own(`news.${D}`, '192.0.2.61', 800),
+      // A mailing list rewrites the body (DKIM fails) and sends from its own servers; receivers say so.
+      { ip: '198.51.100.80', count: 60, headerFrom: D, dkim: 'fail' as const, spf: 'fail' as const, dkimDomain: D, dkimResult: 'fail' as const, spfDomain: 'lists.example.org', spfResult: 'pass' as const, reason: 'mailing_list' },
+      // A forwarder with ARC the receiver trusts.
+      { ip: '203.0.113.90', count: 40, headerFrom: D, dkim: 'fail' as const, spf: 'fail' as const, dkimDomain: D, dkimResult: 'fail' as const, spfDomain: 'forwarder.example.net', spfResult: 'pass' as const, reason: 'local_policy' },
+      // Another tenant of the same mail provider, on day 30 only, signing as itself.
+      ...(d === 30 ? [{ ip: '192.0.2.60', count: 40, headerFrom: D, dkim: 'fail' as const, spf: 'fail' as const, dkimDomain: 'attacker-tenant.example', dkimResult: 'pass' as const, spfDomain: D, spfResult: 'fail' as const }] : []),
+      // Spoofing: steady, with a spike on days 40-42.
+      spoof(D, '203.0.113.66', d >= 40 && d <= 42 ? 40_000 : 200),
+    ];
+    const deliveries = trafficFor(D, START, 70, reporters, mail);
+    const w = await world({ domains: [D], plan, start: START, deliveries, tickHours: TICKS, enrolDay: ENROL_DAY });
+    worlds.push(w);
+    const log = decisions(await w.run(0, 64));
+
+    assert.equal(log.some(({ d }) => d.action === 'halt' || d.action === 'rollback'), false, log.find(({ d }) => d.action === 'halt')?.d.summary);
+    const final = await state(w, D);
+    assert.equal(final.state, 'active');
+    assert.ok(final.stage_index >= 5, `only reached ${label(final.stage_index)}: ${log[log.length - 1]?.d.summary}`);
+
+    // Every re-sent report was stored, flagged and not counted.
+    const resent = w.ingested.filter((r) => r.status === 'stored' && r.source.endsWith('/resent'));
+    assert.ok(resent.length > 40);
+    assert.ok(resent.every((r) => r.status === 'stored' && !r.counted && r.flag !== null), JSON.stringify(resent[0]));
+    // So every advance was judged on the day's real authorised mail (5800 a day), not 1.2x it.
+    for (const { d } of log.filter(({ d }) => d.action === 'advance')) {
+      const perDay = Number(checkOf(d, 'min-messages').measured) / Number(checkOf(d, 'min-days').measured);
+      assert.ok(perDay > 5800 * 0.8 && perDay < 5800 * 1.01, `${d.from}: authorised per complete day ${perDay}`);
+      assert.equal(checkOf(d, 'advance-rate').measured, 0, 'lists and forwarders are not authorised failures');
+    }
+    const { assessDomain } = await import('../src/engine/tick.js');
+    const a = await assessDomain(w.store, final, plan, new Date(`${iso(64)}T12:00:00Z`));
+    // Lists and forwarders are their own class: shown, never counted as authorised failure.
+    const forwarded = a.metrics.sources.filter((s) => s.class === 'forwarded');
+    assert.ok(forwarded.some((s) => s.ip === '198.51.100.80') && forwarded.some((s) => s.ip === '203.0.113.90'), JSON.stringify(a.metrics.sources.map((s) => [s.key, s.class])));
+  });
+
+  it('a sender that degrades slowly stops the advance as soon as the rate is not surely clean, then halts once it is surely bad', async () => {
+    const D = 'drift.example';
+    const share = (d: number) => Math.max(0, (d - 17) * 0.005); // 0.5 % more of its mail fails each day from day 18
+    const deliveries = trafficFor(D, START, 40, REPORTERS, (d) => [own(D, '192.0.2.70', Math.round(10_000 * (1 - share(d)))), broken(D, '192.0.2.70', Math.round(10_000 * share(d)))]);
+    const w = await world({ domains: [D], plan, start: START, deliveries, tickHours: TICKS, enrolDay: ENROL_DAY, records: { [D]: `v=DMARC1; p=quarantine; pct=25; ${rua}` } });
+    worlds.push(w);
+    const log = decisions(await w.run(0, 34));
+    const halt = log.find(({ d }) => d.action === 'halt');
+    assert.ok(halt, 'never halted');
+    // The latest day is surely above 5 % from day 28 (5.5 %) on: halted when its first reports are in.
+    assert.ok(halt.day >= 28 && halt.day <= 30, `halted on day ${halt.day}`);
+    const advancedLate = log.filter(({ d, day }) => d.action === 'advance' && day > 22);
+    assert.deepEqual(advancedLate.map(({ day }) => day), [], 'advanced while the failure rate was climbing past 2 %');
+    const heldOnRate = log.find(({ d, day }) => day > 22 && d.action === 'hold' && checkOf(d, 'advance-rate')?.outcome === 'failed');
+    assert.ok(heldOnRate, 'the advance-rate check never held it');
+    assert.match(checkOf(heldOnRate.d, 'advance-rate').detail, /may advance when surely at or below 2\.0%/);
+  });
+});

@@ -44,6 +44,8 @@ export interface TrafficRow {
   spfResult?: 'pass' | 'fail' | 'softfail';
   /** policy_evaluated/reason type: forwarded, mailing_list, trusted_forwarder, local_policy. */
   reason?: string;
+  /** The DKIM selector (a key rotation changes it); s1 when absent. */
+  selector?: string;
 }
 
 /** The domain's mail on day `day` (offset from the start), before it is split between reporters. */
@@ -57,7 +59,7 @@ export function reportXml(org: string, reportId: string, domain: string, begin: 
     .map(
       (r) => `<record><row><source_ip>${r.ip}</source_ip><count>${r.count}</count><policy_evaluated><disposition>none</disposition><dkim>${r.dkim}</dkim><spf>${r.spf}</spf>${r.reason ? `<reason><type>${r.reason}</type></reason>` : ''}</policy_evaluated></row>
 <identifiers><header_from>${esc(r.headerFrom)}</header_from></identifiers>
-<auth_results>${r.dkimDomain ? `<dkim><domain>${r.dkimDomain}</domain><selector>s1</selector><result>${r.dkimResult ?? r.dkim}</result></dkim>` : ''}<spf><domain>${r.spfDomain ?? r.headerFrom}</domain><result>${r.spfResult ?? r.spf}</result></spf></auth_results></record>`,
+<auth_results>${r.dkimDomain ? `<dkim><domain>${r.dkimDomain}</domain><selector>${r.selector ?? 's1'}</selector><result>${r.dkimResult ?? r.dkim}</result></dkim>` : ''}<spf><domain>${r.spfDomain ?? r.headerFrom}</domain><result>${r.spfResult ?? r.spf}</result></spf></auth_results></record>`,
     )
     .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
