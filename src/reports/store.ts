@@ -25,7 +25,7 @@
  * stored and memory does not grow with the report.
  */
 import { randomUUID } from 'node:crypto';
-import { CompiledQuery, type ControlledTransaction, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type ControlledTransaction, type Kysely } from 'kysely';
 import type { Database, NewReportRecord } from '../store/schema.js';
 import { RowsDigest } from './digest.js';
 import type { ReportHeader, ReportRecord } from './model.js';
@@ -140,7 +140,8 @@ async function repeatedCopy(db: Kysely<Database>, h: ReportHeader, rowsDigest: s
     .select(['id', 'report_id', 'counted'])
     .where('rows_digest', '=', rowsDigest)
     .where('domain', '=', h.policy.domain)
-    .where('org', '=', h.metadata.org)
+    // Some reporters change the case of their org_name between sends.
+    .where(sql<string>`lower(org)`, '=', h.metadata.org.toLowerCase())
     .where('begin', '=', h.metadata.begin)
     .where('end', '=', h.metadata.end)
     .where('id', '!=', exceptId)
