@@ -236,8 +236,8 @@ describe('the HTTP API', () => {
       const res = await asViewer('GET', `/api/v1/domains/${fleet.gated}`);
       assert.equal(res.status, 200);
       const v = res.json;
-      assert.equal(v.record_now, 'v=DMARC1; p=none');
-      assert.equal(v.record_next, 'v=DMARC1; p=quarantine');
+      assert.equal(v.record_now, 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example');
+      assert.equal(v.record_next, 'v=DMARC1; p=quarantine; rua=mailto:dmarc@reports.example');
       assert.equal(v.next_stage, 'quarantine:100');
       assert.deepEqual(v.plan_stages.map((s: any) => s.label), ['none:100', 'quarantine:100', 'reject:100']);
       assert.ok(v.checks.some((c: any) => c.rule === 'approval' && c.outcome === 'inconclusive'));
@@ -486,6 +486,9 @@ describe('the HTTP API', () => {
         '/api/v1/domains/{domain}/pause',
         '/api/v1/domains/{domain}/resume',
         '/api/v1/domains/{domain}/rollback',
+        '/api/v1/domains/{domain}/set-plan',
+        '/api/v1/domains/{domain}/set-provider',
+        '/api/v1/domains/{domain}/unenroll',
         '/api/v1/plans',
         '/api/v1/plans/{name}',
         '/api/v1/reports',
