@@ -6,8 +6,13 @@
 # The suite runs in a copy of the working tree with node_modules of its own:
 # native modules (better-sqlite3) are built for one Node ABI, and the
 # checkout's stay built for the machine's Node. npm builds better-sqlite3
-# from source against the headers that come with the `node` package, so
-# nothing is fetched from outside the npm registry.
+# from source (nothing is fetched from outside the npm registry) against the
+# C headers of Node 24.18.1, the headers its published 12.x binaries were
+# built with: built against the headers of Node 24.19 or later, better-sqlite3
+# 12 aborts the process when the garbage collector frees a statement outside
+# JavaScript ("Assertion failed: (env) != nullptr" in
+# RemoveEnvironmentCleanupHook; node::ObjectWrap changed in 24.19, fixed in
+# better-sqlite3 13, which no longer runs on Node 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -17,7 +22,11 @@ if [ ! -x "$node24" ]; then
   echo "Node 24 is not installed: run bash test/setup.sh first" >&2
   exit 1
 fi
-headers=$(dirname "$(dirname "$(dirname "$(find "$tools/node_modules/node/node_modules" -maxdepth 4 -path '*/include/node/node.h' | head -1)")")")
+headers=$root/.tools/node24-headers/node_modules/node-$(uname -s | tr A-Z a-z)-$("$node24" -p process.arch)
+if [ ! -f "$headers/include/node/node.h" ]; then
+  echo "the Node 24.18.1 headers are not installed: run bash test/setup.sh first" >&2
+  exit 1
+fi
 tree=$tools/tree
 
 # The working tree as it is (uncommitted changes included), without what is built or installed per runtime.

@@ -26,4 +26,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$made_policy" = no ] || "${as_root[@]}" rm -f /usr/sbin/policy-rc.d
 fi
 
+# Node 24 LTS, the second runtime CI runs the suite on (test/node24.sh), from the npm registry's
+# `node` package; and the C headers of Node 24.18.1 that test/node24.sh builds better-sqlite3 against
+# (the headers its published binaries were built with; see there why not newer ones).
+if ! .tools/node24/node_modules/node/bin/node --version 2>/dev/null | grep -q '^v24\.'; then
+  npm install --prefix .tools/node24 --no-audit --no-fund --no-save node@24
+fi
+headers_package="node-$(uname -s | tr A-Z a-z)-$(node -p process.arch)"
+if [ ! -f ".tools/node24-headers/node_modules/$headers_package/include/node/node.h" ]; then
+  npm install --prefix .tools/node24-headers --no-audit --no-fund --no-save --ignore-scripts "$headers_package@24.18.1"
+fi
+
+# The packages from the lockfile; `prepare` compiles src/ and providers/ into dist/.
 npm ci --no-audit --no-fund
