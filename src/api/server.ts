@@ -69,8 +69,9 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     trustProxy: config.trust_proxy,
     bodyLimit: 1024 * 1024,
-    // Tokens and cookies never reach the log: pino's redact covers headers, and URLs carry neither.
-    disableRequestLogging: false,
+    // Requests are logged (fastify's default; naming disableRequestLogging at all prints a
+    // deprecation warning into the JSON log). Tokens and cookies never reach the log: pino's
+    // redact covers headers, and URLs carry neither.
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
