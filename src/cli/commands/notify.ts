@@ -70,11 +70,12 @@ export function registerNotifyCommands(program: Command, ctx: CliContext): void 
     .description('queue undeliverable (failed) messages again, after the receiver is fixed; the running daemon delivers them')
     .addOption(configOption())
     .option('--channel <name>', 'only this channel')
-    .action(async (opts: { config?: string; channel?: string }) => {
+    .option('--json', 'print { requeued }')
+    .action(async (opts: { config?: string; channel?: string; json?: boolean }) => {
       await daemonConfig(ctx, opts.config);
       const { requeueFailed } = await import('../../store/notifications.js');
       const n = await requeueFailed((await ctx.store()).db, { ...(opts.channel ? { channel: opts.channel } : {}), at: ctx.now().toISOString() });
-      ctx.out(`${n} message(s) queued again`);
+      ctx.out(opts.json ? JSON.stringify({ requeued: n }) : `${n} message(s) queued again`);
     });
 
   program
