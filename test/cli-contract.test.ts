@@ -17,6 +17,7 @@ import { createContext } from '../src/cli/context.js';
 import { ERROR_CODES } from '../src/errors.js';
 import { BIN, REPO_ROOT, runCli, runMain, tempStore } from './helpers/cli.js';
 import { CORPUS_DIR } from './helpers/corpus.js';
+import { freePort, startDaemonProcess, waitFor } from './helpers/daemon-process.js';
 
 /** Packages no light command may load: DNS SDKs, the HTTP server, mail and IMAP libraries, the TypeScript loader. */
 const HEAVY = ['@aws-sdk', 'cloudflare', 'fastify', '@fastify', 'imapflow', 'mailparser', 'smtp-server', 'nodemailer', 'mailauth', 'tsx', 'esbuild'];
@@ -219,4 +220,43 @@ test('runCli runs the built executable', async () => {
   const run = await runCli(['--version']);
   assert.equal(run.code, 0);
   assert.equal(run.stdout.trim(), JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version);
+});
+
+test("the daemon's log is JSON lines only: no deprecation or other warnings from the runtime or a library", async () => {
+  const { dir } = tempStore();
+  const config = join(dir, 'config.yaml');
+  const [apiPort, smtpPort] = [await freePort(), await freePort()];
+  writeFileSync(
+    config,
+    [
+      `store: { sqlite: ${join(dir, 'store.sqlite')} }`,
+      `sources: [{ type: folder, path: ${join(dir, 'inbox')} }, { type: smtp, host: 127.0.0.1, port: ${smtpPort}, recipients: [dmarc@example.com] }]`,
+      'providers:',
+      '  hand: { type: manual }',
+      'api:',
+      `  listen: { host: 127.0.0.1, port: ${apiPort} }`,
+      '  tokens: []',
+      '',
+    ].join('\n'),
+  );
+  const daemon = startDaemonProcess(config, {});
+  try {
+    await waitFor('the API', async () => (await fetch(`http://127.0.0.1:${apiPort}/healthz`).catch(() => null))?.ok);
+    // A request, so the HTTP layer logs too.
+    await fetch(`http://127.0.0.1:${apiPort}/api/v1/domains`);
+  } finally {
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const lines = daemon.output().split('\n').filter((l) => l.trim() !== '');
+  assert.ok(lines.length > 0);
+  const notJson = lines.filter((l) => {
+    try {
+      return typeof JSON.parse(l) !== 'object';
+    } catch {
+      return true;
+    }
+  });
+  assert.deepEqual(notJson, []);
 });

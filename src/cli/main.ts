@@ -31,7 +31,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { commands: ['enroll', 'status', 'unenroll', 'set-provider', 'set-plan'], load: async () => (await import('./commands/domains.js')).registerDomainCommands },
   { commands: ['ingest', 'report'], load: async () => (await import('./commands/reports.js')).registerReportCommands },
   {
-    commands: ['tick', 'plan', 'explain', 'history', 'approvals', 'approve', 'pause', 'resume', 'rollback', 'force', 'allow', 'abuse', 'simulate'],
+    commands: ['tick', 'plan', 'explain', 'history', 'approvals', 'approve', 'pause', 'resume', 'rollback', 'force', 'allow', 'abuse', 'simulate', 'acknowledge'],
     load: async () => (await import('./commands/engine.js')).registerEngineCommands,
   },
   { commands: ['doctor', 'daemon'], load: async () => (await import('./commands/daemon.js')).registerDaemonCommands },

@@ -148,11 +148,11 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
   const who = () => ({ actor: ctx.actor, now: ctx.now() });
   const lifecycle = async (fn: () => Promise<string>) => {
     try {
-      ctx.out(await fn());
+      const message = await fn();
+      ctx.out(ctx.json ? JSON.stringify({ ok: true, message }) : message);
     } catch (error) {
       if (!(error instanceof ActionError)) throw error;
-      ctx.err(error.message);
-      ctx.exitCode = 1;
+      ctx.fail(error);
     }
   };
 
@@ -164,6 +164,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
     .option('--restore', 'write back the record found at enrolment (none found: remove the DMARC record) through the domain’s provider')
     .option('--config <file>', 'the daemon config (its providers and store); default $DMARC_ROLLOUT_CONFIG')
     .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((input: string, o: { reason: string; restore?: boolean; config?: string; providers?: string }) =>
       lifecycle(async () => {
         const settings = await fleetSettings(ctx, o);
@@ -186,6 +187,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
     .requiredOption('--reason <text>', 'why (kept in the audit log)')
     .option('--config <file>', 'the daemon config (its providers and store); default $DMARC_ROLLOUT_CONFIG')
     .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((input: string, provider: string, o: { reason: string; config?: string; providers?: string }) =>
       lifecycle(async () => {
         const settings = await fleetSettings(ctx, o);
@@ -199,6 +201,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
     .argument('<domain>')
     .argument('<plan>')
     .requiredOption('--reason <text>', 'why (kept in the audit log)')
+    .option('--json', 'print { ok, message }, or the error as JSON')
     .action((input: string, planName: string, o: { reason: string }) =>
       lifecycle(async () => {
         const { plan } = planForEnrolment(planName, ctx.env);
