@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { ConfigError, loadDaemonConfig } from '../src/daemon/config.js';
 import { runTick } from '../src/engine/tick.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
-import { approve, resume } from '../src/fleet/actions.js';
+import { approve, classifySource, pause, resume } from '../src/fleet/actions.js';
 import { tagDomain } from '../src/fleet/tags.js';
 import { evaluateConditions, type DaemonHealth } from '../src/notify/conditions.js';
 import { notificationsConfigSchema, resolveNotifications, type NotifySettings } from '../src/notify/config.js';
@@ -327,6 +327,72 @@ describe('durable delivery', () => {
       ['delivered', 'delivered'],
     );
     await dead.close();
+  });
+});
+
+describe('a change stuck in flight', () => {
+  it('is announced once after change_stuck_hours, and forgotten once the change is verified', async () => {
+    const { store, fleet, dns } = await fixtureStore();
+    const settings = settingsFor({}, {}, { change_stuck_hours: 6 });
+    const at = (h: number) => new Date(NOW.getTime() + h * HOUR);
+    const health = (d: Date): DaemonHealth => ({ startedAt: d, lastTickOkAt: d, lastTickError: null, tickIntervalMs: HOUR });
+    await approve(store, fleet.gated, fleet.loadPlan, { actor: 'cli:alice', now: NOW });
+    dns.failWrites = new Error('SERVFAIL from the provider');
+    await tick(store, fleet, dns, at(0));
+    const retrying = await store.db.selectFrom('notification_events').select(['type', 'detail']).where('type', '=', 'change-retrying').execute();
+    assert.equal(retrying.length, 1);
+    assert.match(retrying[0]!.detail, /SERVFAIL from the provider/);
+    assert.deepEqual(await evaluateConditions(store, settings, at(5.9), health(at(5.9))), []);
+    const stuck = await evaluateConditions(store, settings, at(6), health(at(6)));
+    assert.deepEqual(
+      stuck.map((e) => [e.type, e.domain]),
+      [['change-stuck', fleet.gated]],
+    );
+    assert.match(stuck[0]!.detail, /still (pending|requested) after \d+ attempt\(s\); last error: .*SERVFAIL/);
+    assert.deepEqual(await evaluateConditions(store, settings, at(7), health(at(7))), []);
+    dns.failWrites = null;
+    await tick(store, fleet, dns, at(8));
+    assert.equal((await store.db.selectFrom('intents').selectAll().execute()).length, 0, 'the change went through');
+    await evaluateConditions(store, settings, at(9), health(at(9)));
+    assert.deepEqual(await store.db.selectFrom('notification_conditions').select('key').where('type', 'like', 'change-%').execute(), []);
+    await store.close();
+  });
+});
+
+describe('large digests and hostile text', () => {
+  it('splits a digest over 500 events into numbered parts, and breaks Markdown links in Teams cards', async () => {
+    const { store, fleet } = await fixtureStore();
+    const [hook, teams] = await Promise.all([startHttpReceiver(), startHttpReceiver()]);
+    const settings = settingsFor(
+      { hook: { type: 'webhook', url_env: 'H', secret_env: 'S' }, teams: { type: 'teams', url_env: 'T', events: ['operator-action'] } },
+      { H: hook.url, T: teams.url, S: SECRET },
+    );
+    await dispatchEvents(store, { channels: [], baseUrl: null }, NOW);
+    for (let i = 0; i < 1100; i++) {
+      await classifySource(store, null, `10.${Math.floor(i / 250)}.${i % 250}.1`, 'authorised', { actor: 'cli:dave', now: NOW }, null);
+    }
+    await pause(store, fleet.steady, { actor: 'cli:dave', now: NOW }, 'see [the runbook](https://evil.example/phish)');
+    const dispatched = await dispatchEvents(store, settings, NOW);
+    assert.deepEqual(
+      dispatched.messages.filter((m) => m.channel === 'hook').map((m) => m.events),
+      [500, 500, 101],
+    );
+    await new NotificationSender({ store, settings, logger: quietLogger, now: () => NOW }).runOnce();
+    assert.deepEqual(
+      hook.requests.map((r) => JSON.parse(r.body).part),
+      [
+        { index: 1, of: 3 },
+        { index: 2, of: 3 },
+        { index: 3, of: 3 },
+      ],
+    );
+    const seen = hook.requests.flatMap((r) => JSON.parse(r.body).domains.flatMap((d: { events: Array<{ id: number }> }) => d.events.map((e) => e.id)));
+    assert.equal(new Set(seen).size, 1101, 'every event once across the parts');
+    const card = teams.requests.map((r) => r.body).join('\n');
+    assert.doesNotMatch(card, /\[the runbook\]\(https/);
+    assert.match(card, /the runbook/);
+    await Promise.all([hook.close(), teams.close()]);
+    await store.close();
   });
 });
 

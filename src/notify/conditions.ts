@@ -1,7 +1,7 @@
 /**
  * The conditions no audit event records: the tick failing or not finishing
- * for several intervals, ingest rejecting more than usual, and reminders of
- * approvals still waiting. The daemon runs this after each tick and ingest,
+ * for several intervals, a change stuck in flight, ingest rejecting more than
+ * usual, and reminders of approvals still waiting. The daemon runs this after each tick and ingest,
  * with the clock passed in; each condition is announced once when it starts
  * (and once more when it is over), keyed so an unchanged one is not repeated.
  */
@@ -25,7 +25,7 @@ const DAY_MS = 86_400_000;
 
 export async function evaluateConditions(
   store: Store,
-  settings: Pick<NotifySettings, 'tickStaleIntervals' | 'ingestRejected' | 'approvalReminderMs'>,
+  settings: Pick<NotifySettings, 'tickStaleIntervals' | 'ingestRejected' | 'approvalReminderMs' | 'changeStuckMs'>,
   now: Date,
   health: DaemonHealth,
 ): Promise<NotifyEvent[]> {
@@ -93,6 +93,40 @@ export async function evaluateConditions(
     ),
     'ingest rejects no more than usual',
   );
+
+  // Changes stuck in flight: a paused or halted domain's queued change waits on purpose and is not stuck.
+  const stuck = await store.db
+    .selectFrom('intents')
+    .innerJoin('domains', 'domains.domain', 'intents.domain')
+    .select(['intents.id', 'intents.domain', 'intents.created_at', 'intents.action', 'intents.status', 'intents.attempts', 'intents.last_error', 'domains.state'])
+    .where('intents.created_at', '<=', new Date(now.getTime() - settings.changeStuckMs).toISOString())
+    .execute();
+  const stuckKeys = new Set<string>();
+  for (const intent of stuck) {
+    if (intent.state !== 'active' && intent.status !== 'written') continue;
+    const key = `change-stuck:${intent.domain}:intent:${intent.id}`;
+    stuckKeys.add(key);
+    const hours = Math.floor((now.getTime() - Date.parse(intent.created_at)) / 3_600_000);
+    const event: NotifyEvent = {
+      type: 'change-stuck',
+      severity: EVENT_TYPES['change-stuck'].severity,
+      domain: intent.domain,
+      at,
+      title: `${intent.domain}: ${intent.action} change in flight for ${hours} h`,
+      detail: `the ${intent.action} change queued at ${intent.created_at} is still ${intent.status} after ${intent.attempts} attempt(s)${intent.last_error ? `; last error: ${intent.last_error}` : ''}; the stage does not move until it is verified`,
+      data: { intent: intent.id, action: intent.action, status: intent.status, attempts: intent.attempts, last_error: intent.last_error },
+      condition: { key, fingerprint: '' },
+    };
+    await store.db.transaction().execute(async (trx) => {
+      if (await getCondition(trx, key)) return;
+      await storeEvents(trx, [event]);
+      announced.push(event);
+    });
+  }
+  // A change that was verified, stopped or replaced is no longer stuck; announced again if it gets stuck again.
+  for (const condition of await conditionsOfType(store.db, 'change-stuck')) {
+    if (condition.key.includes(':intent:') && !stuckKeys.has(condition.key)) await deleteCondition(store.db, condition.key);
+  }
 
   // Approval reminders: the condition is settled by the next decision, so one still here still waits.
   for (const condition of await conditionsOfType(store.db, 'approval-waiting')) {

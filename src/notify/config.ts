@@ -77,6 +77,8 @@ export const notificationsConfigSchema = z
     channels: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'a channel name is letters, digits, - and _'), z.unknown()).default({}),
     /** A waiting approval is announced once, then reminded of this often while it waits. */
     approval_reminder_hours: z.number().positive().default(24),
+    /** Announce a change (queued, written or retrying) still in flight after this many hours. */
+    change_stuck_hours: z.number().positive().default(6),
     /** Announce when no tick has finished for this many tick intervals. */
     tick_stale_intervals: z.number().int().min(2).default(3),
     /** Announce when ingest rejects, over the last 24 hours, at least `min` inputs and `factor` times the daily average of the 7 days before. */
@@ -129,6 +131,7 @@ export interface NotifySettings {
   channels: ResolvedChannel[];
   approvalReminderMs: number;
   tickStaleIntervals: number;
+  changeStuckMs: number;
   ingestRejected: { min: number; factor: number };
   maxBackoffMs: number;
   giveUpAfterMs: number;
@@ -195,6 +198,7 @@ export function resolveNotifications(config: NotificationsConfig, env: NodeJS.Pr
       channels,
       approvalReminderMs: config.approval_reminder_hours * 3_600_000,
       tickStaleIntervals: config.tick_stale_intervals,
+      changeStuckMs: config.change_stuck_hours * 3_600_000,
       ingestRejected: config.ingest_rejected,
       maxBackoffMs: config.retry.max_backoff_minutes * 60_000,
       giveUpAfterMs: config.retry.give_up_after_hours * 3_600_000,

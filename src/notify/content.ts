@@ -37,6 +37,8 @@ export interface MessageContent {
   counts: Record<Severity, number>;
   groups: DomainGroup[];
   summary?: FleetSummary;
+  /** A digest too large for one message is sent in parts of at most MAX_EVENTS_PER_MESSAGE events. */
+  part?: { index: number; of: number };
   /** The page's address, when configured, for links. */
   baseUrl: string | null;
 }
@@ -74,8 +76,11 @@ export function channelWants(filter: ChannelFilter, event: Pick<ContentEvent, 't
   return true;
 }
 
+/** A message carries at most this many events, so a first tick over a large fleet stays within what receivers accept. */
+export const MAX_EVENTS_PER_MESSAGE = 500;
+
 /** A digest of events: grouped by domain (fleet-wide first, then by name), each group oldest first. */
-export function digestContent(events: readonly ContentEvent[], baseUrl: string | null): MessageContent {
+export function digestContent(events: readonly ContentEvent[], baseUrl: string | null, part?: { index: number; of: number }): MessageContent {
   const groups = new Map<string | null, DomainGroup>();
   for (const e of events) {
     let group = groups.get(e.domain);
@@ -92,7 +97,15 @@ export function digestContent(events: readonly ContentEvent[], baseUrl: string |
     first ??
     `${events.length} events${domains > 0 ? ` for ${domains} domain${domains === 1 ? '' : 's'}` : ''}` +
       (counts.critical > 0 ? ` (${counts.critical} critical)` : counts.warning > 0 ? ` (${counts.warning} warning)` : '');
-  return { kind: 'digest', title: `dmarc-rollout: ${title}`, severity, counts, groups: ordered, baseUrl };
+  return {
+    kind: 'digest',
+    title: `dmarc-rollout: ${title}${part ? ` (part ${part.index} of ${part.of})` : ''}`,
+    severity,
+    counts,
+    groups: ordered,
+    ...(part ? { part } : {}),
+    baseUrl,
+  };
 }
 
 export function testContent(channel: string, at: Date, baseUrl: string | null): MessageContent {

@@ -12,7 +12,7 @@ import { AppError } from '../errors.js';
 import { insertMessage, markAttemptFailed, markDelivered } from '../store/notifications.js';
 import { deliver } from './channels.js';
 import type { NotifySettings, ResolvedChannel } from './config.js';
-import { channelWants, contentEventOf, digestContent, summaryContent, testContent } from './content.js';
+import { channelWants, contentEventOf, digestContent, MAX_EVENTS_PER_MESSAGE, summaryContent, testContent } from './content.js';
 import type { FleetSummary } from './summary.js';
 
 export interface DispatchResult {
@@ -29,10 +29,14 @@ export async function dispatchEvents(store: Store, settings: Pick<NotifySettings
     const messages: DispatchResult['messages'] = [];
     for (const channel of settings.channels) {
       const wanted = events.filter((e) => channelWants(channel.filter, e));
-      if (wanted.length === 0) continue;
-      const key = randomUUID();
-      await insertMessage(trx, { key, channel: channel.name, kind: 'digest', createdAt: now.toISOString(), content: digestContent(wanted, settings.baseUrl), eventCount: wanted.length });
-      messages.push({ channel: channel.name, key, events: wanted.length });
+      const parts = Math.ceil(wanted.length / MAX_EVENTS_PER_MESSAGE);
+      for (let i = 0; i < parts; i++) {
+        const slice = wanted.slice(i * MAX_EVENTS_PER_MESSAGE, (i + 1) * MAX_EVENTS_PER_MESSAGE);
+        const key = randomUUID();
+        const content = digestContent(slice, settings.baseUrl, parts > 1 ? { index: i + 1, of: parts } : undefined);
+        await insertMessage(trx, { key, channel: channel.name, kind: 'digest', createdAt: now.toISOString(), content, eventCount: slice.length });
+        messages.push({ channel: channel.name, key, events: slice.length });
+      }
     }
     // Marked even when no channel wants them: a channel added later starts from
     // then on instead of receiving the backlog; the page still lists them.

@@ -32,6 +32,7 @@ export function webhookPayload(content: MessageContent, meta: MessageMeta): Reco
     title: content.title,
     severity: content.severity,
     counts: content.counts,
+    ...(content.part ? { part: content.part } : {}),
     url: content.baseUrl,
     domains: content.groups.map((g) => ({
       domain: g.domain,
@@ -81,21 +82,30 @@ function summarySections(s: FleetSummary): string[] {
   return out;
 }
 
+/**
+ * Adaptive Card text is Markdown: a reporter's org name could carry a link
+ * (`[click](https://…)`). A zero-width space after each bracket breaks the
+ * link syntax and changes nothing a person reads.
+ */
+function teamsText(text: string): string {
+  return text.replace(/([[\]])/g, '$1\u200b');
+}
+
 /** A Teams incoming webhook (Workflows or connector) body: one Adaptive Card. */
 export function teamsPayload(content: MessageContent, meta: MessageMeta): Record<string, unknown> {
   const body: Array<Record<string, unknown>> = [
-    { type: 'TextBlock', text: content.title, weight: 'Bolder', size: 'Medium', wrap: true, color: content.severity === 'critical' ? 'Attention' : content.severity === 'warning' ? 'Warning' : 'Default' },
+    { type: 'TextBlock', text: teamsText(content.title), weight: 'Bolder', size: 'Medium', wrap: true, color: content.severity === 'critical' ? 'Attention' : content.severity === 'warning' ? 'Warning' : 'Default' },
   ];
   if (content.summary) {
     const s = content.summary;
     body.push({ type: 'TextBlock', text: summaryHeadline(s), wrap: true });
     body.push({ type: 'FactSet', facts: s.stages.map((st) => ({ title: st.stage, value: `${'█'.repeat(barLength(st.domains, s))} ${st.domains}` })) });
-    for (const w of s.waiting) body.push({ type: 'TextBlock', text: `**${w.domain}**: ${w.why}`, wrap: true });
+    for (const w of s.waiting) body.push({ type: 'TextBlock', text: `**${w.domain}**: ${teamsText(w.why)}`, wrap: true });
   }
   for (const g of content.groups.slice(0, 40)) {
     body.push({ type: 'TextBlock', text: g.domain ?? 'fleet', weight: 'Bolder', wrap: true, spacing: 'Medium', separator: true });
     if (g.tags.length > 0) body.push({ type: 'TextBlock', text: g.tags.join(', '), isSubtle: true, spacing: 'None', wrap: true });
-    body.push({ type: 'FactSet', facts: g.events.map((e) => ({ title: `${e.severity} · ${e.type}`, value: clip(e.detail, 1000) })) });
+    body.push({ type: 'FactSet', facts: g.events.map((e) => ({ title: `${e.severity} · ${e.type}`, value: teamsText(clip(e.detail, 1000)) })) });
   }
   if (content.groups.length > 40) body.push({ type: 'TextBlock', text: `…and ${content.groups.length - 40} more domains; see the notifications page.`, wrap: true });
   body.push({ type: 'TextBlock', text: `dmarc-rollout · ${meta.channel} · ${meta.key}`, isSubtle: true, size: 'Small', wrap: true });
