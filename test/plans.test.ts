@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { listPlans, loadPlan, parsePlan, PlanError, type PlanProblem } from '../src/plans/index.js';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 
 const STAGE = 'min_days: 3, min_messages: 100, advance_max_fail_rate: 0.02';
 
@@ -126,22 +126,22 @@ describe('plans on disk and the plans commands', () => {
     const listings = listPlans([dir]);
     assert.deepEqual(listings.map((l) => [l.name, l.plan !== null]), [['broken', false], ['default', true]]);
 
-    const list = await runCli(['plans', 'list', '--json'], { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PLANS: dir });
+    const list = await runMain(['plans', 'list', '--json'], { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PLANS: dir });
     assert.equal(list.code, 1, 'an invalid plan in the path makes list fail');
-    const rows = list.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const rows = JSON.parse(list.stdout).plans;
     assert.deepEqual(rows.map((r) => [r.name, r.valid, r.shadowed]), [['broken', false, false], ['default', true, false], ['default', true, true]]);
     assert.equal(rows[0].problems[0].field, 'requires_approval');
   });
 
   it('plans validate exits 0 on the default plan and 1 with the problems on a bad one', async () => {
     const { dir, db } = tempStore();
-    const ok = await runCli(['plans', 'validate', 'data/plans/default.yaml'], { DMARC_ROLLOUT_DB: db });
+    const ok = await runMain(['plans', 'validate', 'data/plans/default.yaml'], { DMARC_ROLLOUT_DB: db });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /valid, 13 stages/);
 
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, `stages:\n  - { policy: none, pct: 100, ${STAGE} }\n  - { policy: reject, pct: 101, ${STAGE} }\n`);
-    const res = await runCli(['plans', 'validate', bad], { DMARC_ROLLOUT_DB: db });
+    const res = await runMain(['plans', 'validate', bad], { DMARC_ROLLOUT_DB: db });
     assert.equal(res.code, 1);
     assert.equal(res.stderr.trim(), `${bad}: stage 1 (reject:101): pct: must be 1 to 100`);
   });

@@ -1,39 +1,21 @@
 /**
- * `dmarc-rollout record check|render`, run as the real executable in a child
- * process, as an operator runs it: exit codes, what goes to stdout and what
- * to stderr.
+ * `dmarc-rollout record check|render` as an operator runs them: exit codes,
+ * what goes to stdout and what to stderr. Through main() in this process
+ * (test/helpers/cli.ts runMain): no process boundary is under test here;
+ * test/cli-contract.test.ts starts the real executable.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { runMain, type CliRun } from './helpers/cli.js';
 
-const BIN = resolve(fileURLToPath(new URL('.', import.meta.url)), '../bin/dmarc-rollout.js');
 const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-record-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, DMARC_ROLLOUT_DB: join(dir, 'store.sqlite') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+function cli(...args: string[]): Promise<CliRun> {
+  return runMain(args, { DMARC_ROLLOUT_DB: join(dir, 'store.sqlite') });
 }
 
 describe('record check', { concurrency: true }, () => {
@@ -218,22 +200,22 @@ describe('record render', { concurrency: true }, () => {
     assert.deepEqual(out.problems.map((p: { code: string; tag: string }) => [p.code, p.tag]), [['bad-uri', 'rua']]);
   });
 
-  test('a stage that is not one: exit 1 with the reason', async () => {
+  test('a stage that is not one: exit 2 (a usage error) with the reason', async () => {
     const none5 = await cli('record', 'render', '--stage', 'none:5');
-    assert.equal(none5.code, 1);
+    assert.equal(none5.code, 2);
     assert.equal(none5.stdout, '');
     assert.match(none5.stderr, /none:5 is not a stage/);
     const garbage = await cli('record', 'render', '--stage', 'enforce');
-    assert.equal(garbage.code, 1);
+    assert.equal(garbage.code, 2);
     assert.match(garbage.stderr, /expected <policy>:<pct>/);
   });
 
-  test('a missing --stage or a bad --manage-sp policy: exit 1', async () => {
+  test('a missing --stage or a bad --manage-sp policy: exit 2 (a usage error)', async () => {
     const missing = await cli('record', 'render');
-    assert.equal(missing.code, 1);
+    assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--stage/);
     const badSp = await cli('record', 'render', '--stage', 'reject:100', '--manage-sp', 'block');
-    assert.equal(badSp.code, 1);
+    assert.equal(badSp.code, 2);
     assert.match(badSp.stderr, /Allowed choices are none, quarantine, reject/);
   });
 });

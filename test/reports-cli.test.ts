@@ -1,13 +1,14 @@
 /**
- * The report commands as an operator and a script run them: the real
- * executable as a child process, with its own SQLite store.
+ * The report commands as an operator and a script run them, with their own
+ * SQLite store: through main() in this process (no process boundary is under
+ * test here; test/cli-contract.test.ts starts the real executable).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 import { makeMail, makeZip, reportXml } from './fixtures/reports/make.js';
 
 function inputs(dir: string) {
@@ -51,7 +52,7 @@ function inputs(dir: string) {
 test('report parse --json: one object per file in the order given, stores nothing, exit 0 when all read', async () => {
   const { dir, db } = tempStore('dmarc-rollout-cli-');
   const f = inputs(dir);
-  const run = await runCli(['report', 'parse', '--json', f.mail, f.plain, f.gz], { DMARC_ROLLOUT_DB: db });
+  const run = await runMain(['report', 'parse', '--json', f.mail, f.plain, f.gz], { DMARC_ROLLOUT_DB: db });
   assert.equal(run.code, 0, run.stderr);
   const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(
@@ -82,7 +83,7 @@ test('report parse --json: an unreadable file gets file and error, the others st
   const { dir } = tempStore('dmarc-rollout-cli-');
   const f = inputs(dir);
   const missing = join(dir, 'nope.xml');
-  const run = await runCli(['report', 'parse', '--json', f.broken, f.plain, f.ruf, missing]);
+  const run = await runMain(['report', 'parse', '--json', f.broken, f.plain, f.ruf, missing]);
   assert.equal(run.code, 1);
   const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.length, 4);
@@ -97,7 +98,7 @@ test('report parse --json: an unreadable file gets file and error, the others st
 test('report parse without --json prints a line per report and names the file and reason of a failure on stderr', async () => {
   const { dir } = tempStore('dmarc-rollout-cli-');
   const f = inputs(dir);
-  const run = await runCli(['report', 'parse', f.plain, f.broken]);
+  const run = await runMain(['report', 'parse', f.plain, f.broken]);
   assert.equal(run.code, 1);
   assert.match(run.stdout, /plain\.xml: org="receiver\.example" report_id=r-1 domain=example\.com .* records=3 messages=12 pass=0 fail=12/);
   assert.match(run.stderr, new RegExp(`${f.broken.replace(/[.]/g, '\\.')}: .*not well-formed XML`));
@@ -110,7 +111,7 @@ test('ingest: stores, keeps rejected inputs with their reason, prints a summary;
   const f = inputs(join(inbox));
   writeFileSync(join(inbox, 'nested', 'copy.xml.gz'), gzipSync(Buffer.from(reportXml({ records: 3, count: 4, dkim: 'fail' }))));
   const rejectedDir = join(dir, 'kept');
-  const run = await runCli(['ingest', inbox, '--rejected-dir', rejectedDir], { DMARC_ROLLOUT_DB: db });
+  const run = await runMain(['ingest', inbox, '--rejected-dir', rejectedDir], { DMARC_ROLLOUT_DB: db });
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /6 inputs: 3 stored, 1 duplicate, 2 rejected, 0 errors/);
   assert.match(run.stdout, new RegExp(`rejected ${f.ruf.replace(/[.]/g, '\\.')}: failure \\(ruf\\) report, not aggregate data`));
@@ -118,7 +119,7 @@ test('ingest: stores, keeps rejected inputs with their reason, prints a summary;
   assert.match(run.stdout, /rejected inputs are kept in .*kept/);
   assert.equal(readdirSync(rejectedDir).filter((n) => n.endsWith('.reason.json')).length, 2);
 
-  const again = await runCli(['ingest', inbox, '--json', '--rejected-dir', rejectedDir], { DMARC_ROLLOUT_DB: db });
+  const again = await runMain(['ingest', inbox, '--json', '--rejected-dir', rejectedDir], { DMARC_ROLLOUT_DB: db });
   assert.equal(again.code, 0);
   const summary = JSON.parse(again.stdout);
   assert.equal(summary.stored, 0);
@@ -131,7 +132,7 @@ test('ingest: stores, keeps rejected inputs with their reason, prints a summary;
 test('ingest: the rejected folder defaults to rejected/ beside DMARC_ROLLOUT_DB; a missing path is an error, exit 1', async () => {
   const { dir, db } = tempStore('dmarc-rollout-cli-');
   writeFileSync(join(dir, 'x.xml'), '<feedback>');
-  const run = await runCli(['ingest', join(dir, 'x.xml'), join(dir, 'missing')], { DMARC_ROLLOUT_DB: db });
+  const run = await runMain(['ingest', join(dir, 'x.xml'), join(dir, 'missing')], { DMARC_ROLLOUT_DB: db });
   assert.equal(run.code, 1);
   assert.match(run.stderr, /error .*missing: cannot read/);
   assert.equal(readdirSync(join(dir, 'rejected')).length, 2);
