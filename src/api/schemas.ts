@@ -74,6 +74,10 @@ const checkSchema = z.object({
   measured: z.union([z.number(), z.string()]).nullable(),
   threshold: z.union([z.number(), z.string()]).nullable(),
   detail: z.string(),
+  interval: z
+    .object({ low: z.number(), high: z.number(), confidence: z.number(), messages: z.number().int() })
+    .optional()
+    .describe("for a rate: its one-sided Wilson bounds at the plan's evidence_confidence and the messages it stands on"),
 });
 
 const sourceSchema = z.object({
@@ -97,6 +101,10 @@ const reporterSchema = z.object({
   daysReported: z.number().int(),
   regular: z.boolean(),
   quiet: z.boolean(),
+  late: z.boolean().optional().describe('past its usual delay plus the plan slack: the domain holds for it'),
+  usualDelaySeconds: z.number().int().optional().describe('report end to arrival, learned from its history'),
+  awaitedDay: z.string().nullable().optional().describe('YYYY-MM-DD: the first day it has not reported yet'),
+  acknowledgedBy: z.string().nullable().optional().describe('who acknowledged its silence'),
 });
 
 const stageChangeSchema = z.object({
