@@ -16,6 +16,7 @@ import { ActionError } from '../../fleet/actions.js';
 import { setPlan, setProvider, unenroll } from '../../fleet/lifecycle.js';
 import { planForEnrolment } from '../../fleet/plan-registry.js';
 import { loadPlan, planDirectories } from '../../plans/index.js';
+import { AppError } from '../../errors.js';
 import type { CliContext } from '../context.js';
 
 interface EnrollOptions {
@@ -81,20 +82,17 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
         try {
           text = readFileSync(file, 'utf8');
         } catch (error) {
-          ctx.err(`${file}: cannot be read: ${(error as Error).message}`);
-          ctx.exitCode = 1;
+          ctx.fail(new AppError('invalid', `${file}: cannot be read: ${(error as Error).message}`, { field: '--file', cause: error }));
           return;
         }
         inputs.push(...enrollInputsFromText(text, file));
       }
       if (inputs.length === 0) {
-        ctx.err('enroll: give at least one domain or --file');
-        ctx.exitCode = 1;
+        ctx.fail(new AppError('usage', 'enroll: give at least one domain or --file', { field: 'domain' }));
         return;
       }
       if (opts.startAt !== undefined && (opts.reason ?? '').trim() === '') {
-        ctx.err('enroll: --start-at needs --reason: starting anywhere but where the live record stands is a person’s decision');
-        ctx.exitCode = 1;
+        ctx.fail(new AppError('usage', 'enroll: --start-at needs --reason: starting anywhere but where the live record stands is a person’s decision', { field: '--reason' }));
         return;
       }
       let result;
@@ -116,8 +114,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
         });
       } catch (error) {
         if (!(error instanceof ActionError)) throw error;
-        ctx.err(`enroll: ${error.message}`);
-        ctx.exitCode = 1;
+        ctx.fail(new AppError(error.kind === 'invalid' || error.kind === 'not-found' ? error.kind : 'conflict', `enroll: ${error.message}`, { ...(error.field ? { field: error.field } : {}), cause: error }));
         return;
       }
       if (opts.json) {
@@ -225,8 +222,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
       const name = normalizeDomainName(domain);
       const detail = name.ok ? await domainDetail(store, name.domain, ctx.now()) : undefined;
       if (!detail) {
-        ctx.err(name.ok ? `${name.domain} is not enrolled` : `"${domain}": ${name.reason}`);
-        ctx.exitCode = 1;
+        ctx.fail(name.ok ? new AppError('not-found', `${name.domain} is not enrolled`, { field: 'domain' }) : new AppError('invalid', `"${domain}": ${name.reason}`, { field: 'domain' }));
         return;
       }
       if (opts.json) {

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { stringify } from 'yaml';
 import { apiTokenEntrySchema } from '../../api/config.js';
 import { generateToken } from '../../api/tokens.js';
+import { AppError } from '../../errors.js';
 import type { CliContext } from '../context.js';
 
 export function registerTokenCommands(program: Command, ctx: CliContext): void {
@@ -17,8 +18,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       const { token: secret, sha256 } = generateToken();
       const entry = apiTokenEntrySchema.safeParse({ name, role: opts.role, sha256 });
       if (!entry.success) {
-        ctx.err(`token name "${name}": ${entry.error.issues[0]!.message}`);
-        ctx.exitCode = 1;
+        ctx.fail(new AppError('invalid', `token name "${name}": ${entry.error.issues[0]!.message}`, { field: 'name' }));
         return;
       }
       if (opts.json) {
