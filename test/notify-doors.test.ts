@@ -21,7 +21,7 @@ import { openSqliteStore, type Store } from '../src/store/open.js';
 import { runCli, tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { startHttpReceiver, type HttpReceiver } from './helpers/receivers.js';
-import { formSignIn } from './helpers/web.js';
+import { formSignIn, postForm } from './helpers/web.js';
 
 // The command line runs on the real clock, so the fleet is built as of now.
 const NOW = new Date(Date.now() - 60_000);
@@ -34,6 +34,7 @@ describe('notification doors', () => {
   let server: RunningApiServer;
   let config: string;
   let env: Record<string, string>;
+  let notify: ReturnType<typeof loadDaemonConfig>['notify'];
   const viewer = generateToken();
   const operator = generateToken();
   const dns = new MemoryDns();
@@ -58,7 +59,7 @@ describe('notification doors', () => {
       ].join('\n'),
     );
     env = { SLACK_URL: `${slack.url}/services/T/B/X`, GONE_URL: `${broken.url}/services/T/B/gone`, DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PLANS: fleet.plansDir };
-    const { notify } = loadDaemonConfig(config, env);
+    ({ notify } = loadDaemonConfig(config, env));
     // The fixture's own setup (enrolments, first records, a pause) is not what this test looks at.
     await dispatchEvents(store, { channels: [], baseUrl: null }, NOW);
     await runTick({ store, now: NOW, providerFor: () => dns, loadPlan: fleet.loadPlan });
@@ -130,6 +131,24 @@ describe('notification doors', () => {
     const res = await post(operator.token);
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { requeued: 1 });
+  });
+
+  it('lets an operator queue undeliverable messages again from the page, with the form’s CSRF token', async () => {
+    // The message queued again by the API test above fails once more (the give-up time has long passed).
+    await new NotificationSender({ store, settings: notify, logger: { info() {}, warn() {}, error() {} }, now: () => new Date(NOW.getTime() + 3 * 3_600_000) }).runOnce();
+    const failed = () => store.db.selectFrom('notification_messages').select('status').where('channel', '=', 'gone').execute();
+    assert.deepEqual((await failed()).map((m) => m.status), ['failed']);
+    const { session } = await formSignIn(server.url, operator.token, '/notifications');
+    const page = await (await fetch(`${server.url}/notifications`, { headers: { cookie: session! } })).text();
+    const form = /<form class="inline" method="post" action="\/ui\/notifications\/retry"><input type="hidden" name="_csrf" value="([^"]+)"><input type="hidden" name="channel" value="gone">/.exec(page);
+    assert.ok(form, 'a Retry button beside the undeliverable count');
+    const forged = await postForm(server.url, '/ui/notifications/retry', session!, { channel: 'gone', _csrf: 'forged' });
+    assert.equal(forged.status, 403);
+    const res = await postForm(server.url, '/ui/notifications/retry', session!, { channel: 'gone', _csrf: form[1]! });
+    assert.equal(res.status, 303);
+    assert.deepEqual((await failed()).map((m) => m.status), ['pending']);
+    const after = await (await fetch(`${server.url}/notifications`, { headers: { cookie: session! } })).text();
+    assert.match(after, /1 undeliverable message\(s\) queued again for gone/);
   });
 
   it('shows channels, messages and the summary on the page', async () => {

@@ -11,6 +11,7 @@ import { approvalsQueue, auditLogPage, domainView, fleetOverview } from '../flee
 import { APP_CSS } from '../web/assets.js';
 import { buildSummary } from '../notify/summary.js';
 import { notificationsView } from '../notify/views.js';
+import { requeueFailed } from '../store/notifications.js';
 import { renderNotificationsPage } from '../web/notifications-page.js';
 import {
   renderApprovalsPage,
@@ -183,6 +184,23 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
       return renderNotificationsPage(pageContext(request, reply), { view, summary, filter });
     }),
   );
+
+  app.post('/ui/notifications/retry', { schema: { hide: true } }, async (request, reply) => {
+    if (!request.principal) return reply.redirect('/login', 303);
+    if (request.principal.role !== 'operator') {
+      return html(reply, renderErrorPage(pageContext(request, reply), 403, `"${request.principal.name}" holds a viewer token; retrying needs an operator`), 403);
+    }
+    try {
+      await checkCsrf(app, request, reply);
+    } catch (error) {
+      return html(reply, renderErrorPage(pageContext(request, reply), 403, (error as Error).message), 403);
+    }
+    const channel = firstString((request.body as Record<string, unknown> | undefined)?.channel);
+    const n = await requeueFailed(ctx.store.db, { ...(channel ? { channel } : {}), at: ctx.now().toISOString() });
+    request.log.info({ holder: request.principal.name, channel: channel ?? null, requeued: n }, 'undeliverable notifications queued again');
+    request.session.set('flash', { kind: 'ok', text: `${n} undeliverable message(s) queued again${channel ? ` for ${channel}` : ''}` });
+    return reply.redirect('/notifications', 303);
+  });
 
   // The buttons. Each answers with a redirect to the domain page and a one-line message (post/redirect/get).
   const actions: Record<PageAction, (domain: string, request: FastifyRequest, reason: string | undefined, to: string | undefined) => Promise<string>> = {

@@ -6,7 +6,7 @@
  */
 import { formatPercent, formatTime, domainPath, queryString } from './format.js';
 import { html } from './html.js';
-import { renderLayout, type PageContext } from './layout.js';
+import { csrfField, renderLayout, type PageContext } from './layout.js';
 
 /** What the page shows of the summary (src/notify/summary.ts builds it; the page is below notify, so it names only what it reads). */
 export interface SummaryShown {
@@ -58,7 +58,11 @@ export function renderNotificationsPage(ctx: PageContext, opts: { view: Notifica
 <td><a href="/notifications${queryString({ channel: c.name })}">${c.name}</a></td>
 <td>${c.type}${c.target ? html` <span class="muted">${c.target}</span>` : ''}</td>
 <td>${c.events ? c.events.join(', ') : 'every event'}; ${c.min_severity} and above${c.tags ? html`; tags ${c.tags.join(', ')}` : ''}</td>
-<td class="num">${c.pending}</td><td class="num">${c.delivered}</td><td class="num${c.failed > 0 ? ' outcome-failed' : ''}">${c.failed > 0 ? html`<a href="/notifications${queryString({ status: 'failed', channel: c.name })}">${c.failed}</a>` : '0'}</td>
+<td class="num">${c.pending}</td><td class="num">${c.delivered}</td><td class="num${c.failed > 0 ? ' outcome-failed' : ''}">${c.failed > 0 ? html`<a href="/notifications${queryString({ status: 'failed', channel: c.name })}">${c.failed}</a>${
+            ctx.user.role === 'operator'
+              ? html` <form class="inline" method="post" action="/ui/notifications/retry">${csrfField(ctx.csrfToken)}<input type="hidden" name="channel" value="${c.name}"><button type="submit">Retry</button></form>`
+              : ''
+          }` : '0'}</td>
 </tr>`,
         )}</tbody></table></div>`;
 
