@@ -134,7 +134,7 @@ describe('approvals', () => {
     assert.ok(!before.stdout.includes(fleet.steady), 'a domain without enough mail is not waiting for a person');
     assert.equal((await runCli(['approve', fleet.gated, '--reason', 'ticket 12'], env)).code, 0);
     const after = await runCli(['approvals', '--json'], env);
-    const gated = after.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((d) => d.domain === fleet.gated);
+    const gated = JSON.parse(after.stdout).approvals.find((d: { domain: string }) => d.domain === fleet.gated);
     assert.equal(gated.approved_stage, 'quarantine:100');
   });
 });

@@ -163,12 +163,12 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
   program
     .command('approvals')
     .description('domains waiting for a person: the next stage is gated and everything else says go, or approved and not yet moved')
-    .option('--json', 'one JSON object per domain')
+    .option('--json', 'print { approvals: [...] }, one entry per domain (an empty list when nothing waits)')
     .action(async (opts: { json?: boolean }) => {
       const queue = await approvalsQueue(await ctx.store(), ctx.now());
-      for (const d of queue) {
-        if (opts.json) ctx.out(JSON.stringify(d));
-        else if (d.approved_stage) ctx.out(`${d.domain}: ${d.stage} -> ${d.approved_stage} approved; moves once ${d.stage} is clean`);
+      if (opts.json) ctx.out(JSON.stringify({ approvals: queue }));
+      for (const d of opts.json ? [] : queue) {
+        if (d.approved_stage) ctx.out(`${d.domain}: ${d.stage} -> ${d.approved_stage} approved; moves once ${d.stage} is clean`);
         else ctx.out(`${d.domain}: ${d.stage} -> ${d.next_decision?.to} waits for approval: ${d.next_decision?.summary}`);
       }
       if (queue.length === 0 && !opts.json) ctx.out('nothing waits for approval');
