@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decide, HALT_EVIDENCE_MIN_MESSAGES } from '../src/engine/decide.js';
-import { rateEvidence } from '../src/engine/evidence.js';
+import { normalQuantile, rateEvidence } from '../src/engine/evidence.js';
+import { assessCompleteness, awaitingText, type ReportArrival, type ReporterAcknowledgement } from '../src/engine/reporters.js';
 import { measureStage, type MeasureInput } from '../src/engine/metrics.js';
 import { SourceRules } from '../src/engine/sources.js';
 import type { Check, DomainSnapshot, ObservedRow, ReporterSummary, SourceRule, SourceSummary, StageMetrics } from '../src/engine/types.js';
@@ -662,5 +663,91 @@ describe('stageWindowStart()', () => {
   });
   it('a negative TTL counts as none', () => {
     assert.equal(stageWindowStart(new Date('2026-03-11T00:00:00Z'), -5).toISOString(), '2026-03-11T00:00:00.000Z');
+  });
+});
+
+describe('evidence: one-sided Wilson bounds', () => {
+  it('matches the closed forms: the normal quantile, and 0 of n (upper bound z²/(n+z²))', () => {
+    assert.ok(Math.abs(normalQuantile(0.975) - 1.959964) < 1e-6);
+    assert.ok(Math.abs(normalQuantile(0.95) - 1.644854) < 1e-6);
+    assert.ok(Math.abs(normalQuantile(0.01) + 2.326348) < 1e-6);
+    const zero = rateEvidence(0, 300, 0.95);
+    const z2 = 1.644854 ** 2;
+    assert.equal(zero.low, 0);
+    assert.ok(Math.abs(zero.high - z2 / (300 + z2)) < 1e-6, String(zero.high));
+    const all = rateEvidence(20, 20, 0.95);
+    assert.ok(Math.abs(all.low - 20 / (20 + z2)) < 1e-6 && all.high === 1);
+  });
+
+  it('narrows with the messages it stands on, and always contains the rate', () => {
+    const small = rateEvidence(1, 32, 0.95);
+    const big = rateEvidence(1000, 32_000, 0.95);
+    assert.equal(small.rate, big.rate);
+    assert.ok(small.low < 0.01 && small.high > 0.1, JSON.stringify(small));
+    assert.ok(big.low > 0.029 && big.high < 0.034, JSON.stringify(big));
+    for (const [f, n] of [[0, 1], [1, 1], [3, 7], [50, 51], [999, 100_000]] as const) {
+      const e = rateEvidence(f, n, 0.99);
+      assert.ok(e.low <= f / n && f / n <= e.high, `${f}/${n}`);
+    }
+    assert.deepEqual(rateEvidence(0, 0, 0.95), { failed: 0, messages: 0, rate: null, low: 0, high: 1, confidence: 0.95 });
+  });
+});
+
+describe('complete days: reporters learned from their arrivals', () => {
+  const DAY_S = 86_400;
+  const day0 = dayStart('2026-03-01');
+  /** A reporter's daily reports for days [from, to), each arriving `delayHours` after its end. */
+  const reports = (reporter: string, from: number, to: number, delayHours: number, skip: number[] = []): ReportArrival[] =>
+    Array.from({ length: to - from }, (_, i) => from + i)
+      .filter((d) => !skip.includes(d))
+      .map((d) => ({ reporter, begin: day0 + d * DAY_S, end: day0 + (d + 1) * DAY_S - 1, arrivedAt: day0 + (d + 1) * DAY_S + delayHours * 3600 }));
+  const at = (d: number, hour: number) => new Date((day0 + d * DAY_S + hour * 3600) * 1000);
+  const judge = (arrivals: ReportArrival[], now: Date, acks: ReporterAcknowledgement[] = []) =>
+    assessCompleteness({ arrivals: arrivals.filter((a) => a.arrivedAt <= now.getTime() / 1000), windowStart: new Date((day0 + 10 * DAY_S) * 1000), now, lateSlackSeconds: 12 * 3600, quietAfterSeconds: 3 * DAY_S, acknowledgements: acks });
+
+  it('a day is complete once every regular reporter sent it; a slow one is waited for, not late, within its usual delay', () => {
+    const arrivals = [...reports('fast.example', 0, 30, 2), ...reports('slow.example', 0, 30, 80)];
+    // Day 20 12:00: fast has sent day 19, slow (80 h) only up to day 16 (arrived day 20 08:00).
+    const c = judge(arrivals, at(20, 12));
+    const state = (d: number) => c.days.find((x) => x.day === Math.floor(day0 / DAY_S) + d)!.state;
+    assert.equal(state(16), 'complete');
+    assert.equal(state(17), 'waiting');
+    assert.equal(state(19), 'waiting');
+    const slow = c.reporters.find((r) => r.reporter === 'slow.example')!;
+    assert.deepEqual([slow.regular, slow.late, slow.quiet, slow.awaitedDay, slow.usualDelaySeconds], [true, false, false, '2026-03-18', 80 * 3600 + 1]);
+    assert.equal(awaitingText(slow.reporter, slow.awaitedDay!, slow.usualDelaySeconds!), "slow.example's report for 2026-03-18, usually 3.3 days late");
+  });
+
+  it('past its usual delay plus the slack a reporter is late; past the limit it is quiet; its missed days never count', () => {
+    const arrivals = [...reports('fast.example', 0, 30, 2), ...reports('stops.example', 0, 18, 6)];
+    const late = judge(arrivals, at(19, 20)); // day 18 was due day 19 06:00, late from 18:00
+    const r = late.reporters.find((x) => x.reporter === 'stops.example')!;
+    assert.deepEqual([r.late, r.quiet, r.awaitedDay], [true, false, '2026-03-19']);
+    const quiet = judge(arrivals, at(22, 12)); // silent since day 18 06:00 + 3 days
+    const q = quiet.reporters.find((x) => x.reporter === 'stops.example')!;
+    assert.deepEqual([q.late, q.quiet], [false, true]);
+    const counted = quiet.days.filter((d) => d.state === 'complete').length;
+    assert.equal(counted, 8, 'days 10-17 only');
+    assert.equal(quiet.days.find((d) => d.day === Math.floor(day0 / DAY_S) + 18)!.state, 'missed');
+  });
+
+  it('an acknowledgement lets the missed days count until the reporter sends again', () => {
+    const arrivals = [...reports('fast.example', 0, 30, 2), ...reports('stops.example', 0, 18, 6)];
+    const ack = { reporter: 'stops.example', at: at(22, 9).getTime() / 1000, actor: 'cli:alice' };
+    const after = judge(arrivals, at(22, 12), [ack]);
+    assert.equal(after.days.filter((d) => d.state === 'complete').length, 12, 'days 10-21');
+    const r = after.reporters.find((x) => x.reporter === 'stops.example')!;
+    assert.deepEqual([r.quiet, r.late, r.acknowledgedBy], [false, false, 'cli:alice']);
+    // It comes back: awaited again.
+    const back = judge([...arrivals, ...reports('stops.example', 22, 23, 1)], at(24, 12), [ack]);
+    assert.equal(back.reporters.find((x) => x.reporter === 'stops.example')!.acknowledgedBy, null);
+  });
+
+  it('an occasional reporter is never waited for; a hole in a regular one is a missed day', () => {
+    const arrivals = [...reports('fast.example', 0, 30, 2, [14]), ...reports('weekly.example', 0, 30, 2).filter((_, i) => i % 4 === 0)];
+    const c = judge(arrivals, at(25, 12));
+    assert.equal(c.reporters.find((r) => r.reporter === 'weekly.example')!.regular, false);
+    assert.equal(c.days.find((d) => d.day === Math.floor(day0 / DAY_S) + 14)!.state, 'missed');
+    assert.equal(c.days.filter((d) => d.state === 'complete').length, 14, 'days 10-24 but 14');
   });
 });

@@ -142,7 +142,7 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     threshold: `${plan.late_reporter_slack_hours} hours past its usual delay`,
     detail:
       late.length > 0
-        ? `waiting for ${late.map(awaitingText).join('; ')}: late, so the day is not judged without it`
+        ? `waiting for ${late.map((r) => awaitingText(r.reporter, r.awaitedDay ?? '?', r.usualDelaySeconds ?? 0)).join('; ')}: late, so the day is not judged without it`
         : 'no regular reporter is past its usual delay',
   });
 
@@ -174,10 +174,7 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
   // Name what the oldest incomplete day waits for: the reporters still to send it, and how late they usually are.
   const firstPending = metrics.days?.firstPending ?? null;
   const waiting = firstPending
-    ? firstPending.reporters.map((name) => {
-        const r = metrics.reporters.find((x) => x.reporter === name);
-        return awaitingText({ reporter: name, awaitedDay: firstPending.day, usualDelaySeconds: r?.usualDelaySeconds ?? 0, lastReportEnd: '', daysReported: 0, regular: true, quiet: false });
-      })
+    ? firstPending.reporters.map((name) => awaitingText(name, firstPending.day, metrics.reporters.find((r) => r.reporter === name)?.usualDelaySeconds ?? 0))
     : [];
   const missed = metrics.days?.missed ?? [];
   checks.push({

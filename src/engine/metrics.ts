@@ -1,7 +1,9 @@
 /**
  * Measuring a domain's current stage from report rows: which mail its record
- * governs, how much of it is authorised, how much of that failed, which
- * reporters went quiet. Pure: rows, rules and the clock in, StageMetrics out.
+ * governs, how much of it is authorised, how much of that failed, over the
+ * whole window (alarms), its complete days (advancing) and its latest reported
+ * day (a sharp regression), and where each reporter stands (reporters.ts).
+ * Pure: rows, arrivals, rules and the clock in, StageMetrics out.
  */
 import { assessCompleteness, type ReportArrival, type ReporterAcknowledgement } from './reporters.js';
 import { classifyRows, dmarcPassed, type SourceRules } from './sources.js';

@@ -190,7 +190,7 @@ export function assessCompleteness(input: CompletenessInput): Completeness {
   return { days, reporters };
 }
 
-/** "waiting for google.com's report for 2026-03-02, usually 1 day late" */
-export function awaitingText(r: ReporterSummary): string {
-  return `${r.reporter}'s report for ${r.awaitedDay ?? '?'}, usually ${describeDelay(r.usualDelaySeconds ?? 0)} late`;
+/** "google.com's report for 2026-03-02, usually 1 day late" (what a hold is waiting for). */
+export function awaitingText(reporter: string, day: string, usualDelaySeconds: number): string {
+  return `${reporter}'s report for ${day}, usually ${describeDelay(usualDelaySeconds)} late`;
 }
