@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { classifySource } from '../src/fleet/actions.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
-import { tempStore } from './helpers/cli.js';
+import { runCli, tempStore } from './helpers/cli.js';
 import { startDaemonProcess, waitFor } from './helpers/daemon-process.js';
 import { startHttpReceiver, type HttpReceiver } from './helpers/receivers.js';
 
@@ -103,5 +103,17 @@ describe('the daemon killed mid-delivery', () => {
       events.map((e) => e.id),
       'every event arrived once, in order',
     );
+  });
+
+  it('delivers what a `daemon --once` run announced before it exits', async () => {
+    const before = receiver.requests.length;
+    await allow('203.0.113.0/24');
+    const once = await runCli(['daemon', '--config', config, '--once'], env);
+    assert.equal(once.code, 0, once.stderr);
+    assert.equal(receiver.requests.length, before + 1);
+    const body = JSON.parse(receiver.requests.at(-1)!.body);
+    assert.match(body.domains[0].events[0].detail, /203\.0\.113\.0\/24/);
+    const pending = await store.db.selectFrom('notification_messages').select('status').where('status', '!=', 'delivered').execute();
+    assert.deepEqual(pending, []);
   });
 });

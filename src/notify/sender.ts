@@ -46,6 +46,9 @@ export class NotificationSender {
   readonly #now: () => Date;
   readonly #busy = new Map<string, Promise<AttemptOutcome[]>>();
   #timer: NodeJS.Timeout | null = null;
+  /** Stopping: no new poll is scheduled. */
+  #closing = false;
+  /** Stopped: nothing more is attempted. */
   #stopped = false;
 
   constructor(opts: SenderOptions) {
@@ -55,11 +58,11 @@ export class NotificationSender {
 
   /** Starts polling for due messages every poll interval. */
   start(): void {
-    if (this.#timer || this.#stopped) return;
+    if (this.#timer || this.#closing) return;
     const loop = () => {
       this.#timer = setTimeout(() => {
         void this.runOnce().finally(() => {
-          if (!this.#stopped) loop();
+          if (!this.#closing) loop();
         });
       }, this.#opts.settings.pollMs);
       this.#timer.unref?.();
@@ -84,11 +87,19 @@ export class NotificationSender {
     return (await Promise.all(passes)).flat();
   }
 
-  /** Stops polling and waits for attempts in flight (each is bounded by the timeout). */
+  /**
+   * Stops polling, waits for attempts in flight, then gives every due
+   * message one last attempt (each bounded by the timeout), so `daemon
+   * --once` run from cron delivers what its tick announced. Whatever is
+   * still pending waits in the store for the next start.
+   */
   async stop(): Promise<void> {
-    this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#closing = true;
     await Promise.all(this.#busy.values());
+    await this.runOnce();
+    this.#stopped = true;
   }
 
   async #drain(channel: ResolvedChannel): Promise<AttemptOutcome[]> {
