@@ -67,7 +67,8 @@ describe('the daemon', () => {
         ].join('\n'),
       );
       env = { PDNS_DAEMON_KEY: pdns.apiKey, IMAP_DAEMON_PASSWORD: dovecot.password, DMARC_ROLLOUT_DB: db };
-      assert.equal((await runCli(['enroll', 'daemon.example', '--provider', 'pdns'], env)).code, 0);
+      // Enrolment reads the live record through the config's provider; the daemon's own SMTP address becomes the rua.
+      assert.equal((await runCli(['enroll', 'daemon.example', '--provider', 'pdns', '--config', config, '--report-address', 'dmarc-reports@daemon.example'], env)).code, 0);
     });
     after(async () => {
       await pdns?.stop();
@@ -82,7 +83,7 @@ describe('the daemon', () => {
         writeFileSync(join(dir, 'inbox', `r-${day}.xml`), aggregateReportXml({ reporter: 'google.com', domain: 'daemon.example', day, rows: [cleanRow('daemon.example', '192.0.2.1', 600)] }));
       }
       const first = startDaemonProcess(config, env);
-      await waitFor('the first stage in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none');
+      await waitFor('the first stage in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none; rua=mailto:dmarc-reports@daemon.example');
       await waitFor('the inbox to empty', () => readdirSync(join(dir, 'inbox')).filter((f) => f.endsWith('.xml')).length === 0);
       await waitFor('the IMAP report to be stored', () => {
         const peek = new SqliteDatabase(join(dir, 'store.sqlite'), { readonly: true });
@@ -121,7 +122,7 @@ describe('the daemon', () => {
       assert.equal(stored.n, 22, 'every report stored exactly once: 20 from the folder, 1 by SMTP, 1 from IMAP');
 
       const restarted = startDaemonProcess(config, env);
-      await waitFor('quarantine:1 in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=quarantine; pct=1; t=y');
+      await waitFor('quarantine:1 in DNS', async () => (await queryTxt('_dmarc.daemon.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=quarantine; pct=1; t=y; rua=mailto:dmarc-reports@daemon.example');
       restarted.child.kill('SIGTERM');
       assert.equal(await restarted.exited, 0, restarted.output());
 
@@ -164,18 +165,18 @@ describe('SIGTERM in the middle of a tick', () => {
         return file;
       };
       const env = { PDNS_SIGTERM_KEY: pdns.apiKey, DMARC_ROLLOUT_DB: join(dir, 'store.sqlite') };
-      assert.equal((await runCli(['enroll', 'sigterm.example', '--provider', 'pdns'], env)).code, 0);
+      assert.equal((await runCli(['enroll', 'sigterm.example', '--provider', 'pdns', '--config', config(pdns.dnsServer), '--report-address', 'dmarc@reports.example'], env)).code, 0);
 
       const first = startDaemonProcess(config(silentServer), env);
       // The record is written; the tick now waits on the silent server.
-      await waitFor('the write', async () => (await queryTxt('_dmarc.sigterm.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none');
+      await waitFor('the write', async () => (await queryTxt('_dmarc.sigterm.example', [pdns.dnsServer])).txt[0] === 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example');
       first.child.kill('SIGTERM');
       assert.equal(await first.exited, 0, first.output());
       const mid = new SqliteDatabase(join(dir, 'store.sqlite'), { readonly: true });
       const intent = mid.prepare('select status, record from intents').get() as { status: string; record: string } | undefined;
       const stage = mid.prepare('select stage_since from domains').get() as { stage_since: string | null };
       mid.close();
-      assert.deepEqual(intent, { status: 'written', record: 'v=DMARC1; p=none' }, 'the change is kept as an intent');
+      assert.deepEqual(intent, { status: 'written', record: 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example' }, 'the change is kept as an intent');
       assert.equal(stage.stage_since, null, 'an unverified change does not move the stage');
 
       const second = startDaemonProcess(config(pdns.dnsServer), env);
@@ -223,7 +224,7 @@ describe('doctor', () => {
         ].join('\n'),
       );
       const env = { PDNS_DOCTOR_KEY: pdns.apiKey, DMARC_ROLLOUT_DB: join(dir, 'store.sqlite') };
-      assert.equal((await runCli(['enroll', 'doc.example', '--provider', 'pdns'], env)).code, 0);
+      assert.equal((await runCli(['enroll', 'doc.example', '--provider', 'pdns', '--config', config], env)).code, 0);
 
       const before = await runCli(['doctor', '--config', config, '--json'], env);
       assert.equal(before.code, 1, before.stderr);

@@ -131,7 +131,8 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
           'delta.example: establish -> none:100',
           '  - (no record)',
           '  + v=DMARC1; p=none; rua=mailto:dmarc@reports.example',
-          'gamma.example: establish -> quarantine:100: no change (write and verify the quarantine:100 record; its window starts after that.)',
+          'gamma.example: establish -> quarantine:100: no change to write (the zone already shows it; the tick verifies it)',
+          '2 domain(s): 1 to write, 1 to verify without a write',
           '',
         ].join('\n'),
       );

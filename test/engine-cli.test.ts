@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { openSqliteStore } from '../src/store/open.js';
+import { startPdns } from './helpers/pdns.js';
 import { runCli, tempStore } from './helpers/cli.js';
 import { buildFleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow, spoofRow, unalignedEspRow } from './helpers/reports.js';
@@ -68,9 +69,14 @@ describe('simulate: replaying a quarter of reports through the real engine', () 
 });
 
 describe('operator commands on a real store', () => {
-  it('explain shows the sources by class; allow, pause, resume, force and history are audited', async () => {
+  it('explain shows the sources by class; allow, pause, resume, force and history are audited', async (t) => {
     const { dir, db } = tempStore();
-    const env = { DMARC_ROLLOUT_DB: db };
+    // Enrolment reads the live record through the domain's provider: a real PowerDNS holds ops.example.
+    const pdns = await startPdns();
+    t.after(() => pdns.stop());
+    await pdns.createZone('ops.example', [{ name: '_dmarc.ops.example.', type: 'TXT', ttl: 300, records: [{ content: '"v=DMARC1; p=none; rua=mailto:d@ops.example"' }] }]);
+    writeFileSync(join(dir, 'providers.yaml'), `pdns: { type: powerdns, api_url: "${pdns.apiUrl}", api_key_env: PDNS_OPS_KEY }\n`);
+    const env = { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PROVIDERS: join(dir, 'providers.yaml'), PDNS_OPS_KEY: pdns.apiKey };
     mkdirSync(join(dir, 'in'));
     for (let d = 0; d < 5; d++) {
       const day = isoDay('2026-11-10', d);
@@ -111,7 +117,7 @@ describe('operator commands on a real store', () => {
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /force to quarantine:5 queued/);
 
-    const tick = await runCli(['tick'], env);
+    const tick = await runCli(['tick'], { DMARC_ROLLOUT_DB: db });
     assert.equal(tick.code, 1, 'a tick with no provider settings fails for the domain');
     assert.match(tick.stdout, /ops\.example: error: no provider settings/);
 

@@ -38,6 +38,10 @@ const domainStatusShape = {
   stage_since: iso.nullable(),
   days_in_stage: z.number().int().nullable(),
   enrolled_at: iso,
+  stuck: z
+    .object({ attempts: z.number().int(), last_error: z.string().nullable() })
+    .nullable()
+    .describe('the change in flight has failed this many times (5 or more) and is still retried; null when not stuck'),
   plan_problem: z.string().optional(),
 };
 

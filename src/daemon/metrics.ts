@@ -6,6 +6,7 @@
  * (domains per stage, reports stored, changes in flight) is read from the
  * store at scrape time, so it is right after a restart and matches `status`.
  */
+import { STUCK_AFTER_ATTEMPTS } from '../engine/planned-change.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DomainTickResult } from '../engine/tick.js';
 import { cachedPlanLoader } from '../fleet/status.js';
@@ -99,6 +100,9 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
   storeGauge('reports_stored', 'Aggregate reports in the store (changed copies included, duplicates not).', countRows('reports'));
   storeGauge('rejected_inputs', 'Inputs kept as rejected because they were not a readable aggregate report.', countRows('rejected_inputs'));
   storeGauge('changes_in_flight', 'DMARC record changes queued, written or awaiting verification in DNS.', countRows('intents'));
+  storeGauge('changes_stuck', `DMARC record changes in flight that failed ${STUCK_AFTER_ATTEMPTS} times or more (still retried; see status or explain for the last error).`, async () =>
+    Number((await db.selectFrom('intents').select((eb) => eb.fn.countAll<number>().as('n')).where('attempts', '>=', STUCK_AFTER_ATTEMPTS).executeTakeFirstOrThrow()).n),
+  );
 
   const decisions = new Counter({
     name: `${PREFIX}decisions_total`,

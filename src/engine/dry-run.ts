@@ -1,59 +1,60 @@
 /**
- * The dry run: what the next tick would change, domain by domain, as a diff of
- * the `_dmarc` record (old → new). It reads the live record through the
- * provider and edits it exactly as a real apply would, and writes nothing.
+ * The dry run: the planned change of every domain (planned-change.ts), as
+ * the next tick would make it. It decides with the tick's own code (a tick
+ * with dryRun), reads each `_dmarc` set the tick would write through the
+ * domain's provider, and checks it with the same function the apply step
+ * uses, so a CNAME, a delegation, drift, a missing provider or a stuck change
+ * shows here exactly as the tick would meet it. It writes nothing.
  */
-import type { Plan } from '../plans/index.js';
-import { dmarcRecordsOf } from '../record/index.js';
+import type { DnsProvider } from '../../providers/types.js';
+import { PlanError, type Plan } from '../plans/index.js';
+import { listDomains } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
-import { dmarcName, recordForPlanStage } from './apply.js';
+import { dmarcName, planChange, stuckOf, type PlannedChange } from './planned-change.js';
 import { runTick, type TickOptions } from './tick.js';
-import type { Decision } from './types.js';
 
-export interface PlannedChange {
-  domain: string;
-  /** What the tick would decide; absent for a change already in flight. */
-  decision?: Decision;
-  /** The DMARC record live now, as the provider reports it. */
-  live: string | null;
-  /** The record the tick would publish; null when nothing would be written. */
-  next: string | null;
-  /** Why the change could not be planned (no provider, an invalid result, ...). */
-  problem?: string;
-}
+export type { PlannedChange } from './planned-change.js';
+
+const MOVES = new Set(['establish', 'advance', 'rollback']);
 
 export async function planChanges(opts: Omit<TickOptions, 'dryRun'> & { loadPlan(name: string): Plan }): Promise<PlannedChange[]> {
-  const results = await runTick({ ...opts, dryRun: true });
+  const decided = new Map((await runTick({ ...opts, dryRun: true })).map((r) => [r.domain, r]));
+  const wanted = opts.domains ? new Set(opts.domains) : null;
   const changes: PlannedChange[] = [];
-  for (const result of results) {
-    const row = await opts.store.db.selectFrom('domains').selectAll().where('domain', '=', result.domain).executeTakeFirstOrThrow();
-    const intent = await getIntent(opts.store.db, row.domain);
-    const toIndex = result.decision?.toIndex ?? intent?.to_index ?? null;
-    const moves = intent !== undefined || (result.decision && ['establish', 'advance', 'rollback'].includes(result.decision.action));
-    const change: PlannedChange = { domain: row.domain, live: null, next: null };
-    if (result.decision) change.decision = result.decision;
-    if (result.error) change.problem = result.error;
-    if (!moves || toIndex === null || result.error) {
-      changes.push(change);
-      continue;
-    }
+  for (const row of await listDomains(opts.store.db)) {
+    if (wanted && !wanted.has(row.domain)) continue;
+    let plan: Plan | { problem: string };
     try {
-      const provider = opts.providerFor(row);
-      const dmarc = dmarcRecordsOf(await provider.readTxt(dmarcName(row.domain)));
-      change.live = dmarc[0] ?? null;
-      if (dmarc.length > 1) throw new Error(`${dmarc.length} v=DMARC1 records at _dmarc.${row.domain}`);
-      if (intent?.record) {
-        change.next = intent.record;
-      } else {
-        const edit = recordForPlanStage(opts.loadPlan(row.plan), toIndex, change.live, row.report_uri);
-        // A record already as the stage wants it is verified without a write: no diff to show.
-        if (edit.ok) change.next = edit.record === change.live ? null : edit.record;
-        else change.problem = `the record would be invalid: ${edit.problems.map((p) => p.reason).join('; ')}`;
-      }
+      plan = opts.loadPlan(row.plan);
     } catch (error) {
-      change.problem = error instanceof Error ? error.message : String(error);
+      if (!(error instanceof PlanError)) throw error;
+      plan = { problem: error.message };
     }
-    changes.push(change);
+    const intent = (await getIntent(opts.store.db, row.domain)) ?? null;
+    const decision = decided.get(row.domain)?.decision ?? null;
+    const active = row.state === 'active' || intent?.status === 'written';
+    // The zone is read where the tick would read it: before a write, and (for drift) wherever it has written before.
+    const attempted = intent
+      ? !stuckOf(intent) && Date.parse(intent.next_attempt_at) <= opts.now.getTime()
+      : decision !== null && (MOVES.has(decision.action) || row.last_record !== null);
+    let providerProblem: string | null = null;
+    let provider: DnsProvider | null = null;
+    let zone: Parameters<typeof planChange>[0]['zone'] = null;
+    if (active && attempted && !('problem' in plan)) {
+      try {
+        provider = opts.providerFor(row);
+      } catch (error) {
+        providerProblem = error instanceof Error ? error.message : String(error);
+      }
+      if (provider) {
+        try {
+          zone = { view: await provider.inspect(dmarcName(row.domain)) };
+        } catch (error) {
+          zone = { error };
+        }
+      }
+    }
+    changes.push(planChange({ row, plan, intent, decision, providerProblem, zone, now: opts.now }));
   }
   return changes;
 }

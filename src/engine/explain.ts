@@ -16,7 +16,8 @@ export const CLASS_TITLES: Record<SourceClass, string> = {
   unauthenticated: 'Unauthenticated sources (spoofing: shown, never blocking)',
 };
 
-export function explainText(a: DomainAssessment, decision: Decision): string {
+/** `inFlight` (planned-change.ts's inFlightText) replaces the "Next tick" line while a change is in flight: the tick finishes that first. */
+export function explainText(a: DomainAssessment, decision: Decision, inFlight?: string): string {
   const m = a.metrics;
   const stage = a.plan.stages[a.row.stage_index]!;
   const lines: string[] = [];
@@ -69,7 +70,7 @@ export function explainText(a: DomainAssessment, decision: Decision): string {
       lines.push(`  ${r.reporter || '(no org name)'}: ${r.daysReported} day(s), last report ended ${r.lastReportEnd}${delay}${status}`);
     }
   }
-  lines.push('', `Next tick: ${decision.action}${decision.to ? ` -> ${decision.to}` : ''}. ${decision.summary}`);
+  lines.push('', inFlight ?? `Next tick: ${decision.action}${decision.to ? ` -> ${decision.to}` : ''}. ${decision.summary}`);
   for (const c of decision.checks) lines.push(`  [${c.outcome}] ${c.rule}: ${c.detail}`);
   return lines.join('\n');
 }

@@ -6,7 +6,9 @@ import { loadPlan, PlanError, type Plan } from '../plans/index.js';
 import { recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory } from '../store/domains.js';
 import type { Store } from '../store/open.js';
-import type { AuditEvent, DomainRow, DomainState, StageChange } from '../store/schema.js';
+import { getIntent, listIntents } from '../store/intents.js';
+import type { AuditEvent, DomainRow, DomainState, Intent, StageChange } from '../store/schema.js';
+import { stuckOf } from '../engine/planned-change.js';
 
 export interface DomainStatus {
   domain: string;
@@ -24,6 +26,8 @@ export interface DomainStatus {
   /** Whole days since stage_since at `now`, null when not yet in effect. */
   days_in_stage: number | null;
   enrolled_at: string;
+  /** The change in flight has failed this many times or more (STUCK_AFTER_ATTEMPTS) and its last error; null when not stuck. */
+  stuck: { attempts: number; last_error: string | null } | null;
   /** Why the plan could not be loaded, when it could not. */
   plan_problem?: string;
 }
@@ -38,7 +42,8 @@ export interface DomainDetail extends DomainStatus {
 export async function fleetStatus(store: Store, now: Date, planLoader: (name: string) => Plan = loadPlan): Promise<DomainStatus[]> {
   const plans = cachedPlanLoader(planLoader);
   const rows = await listDomains(store.db);
-  return rows.map((row) => statusOf(row, plans(row.plan), now));
+  const intents = new Map((await listIntents(store.db)).map((i) => [i.domain, i]));
+  return rows.map((row) => statusOf(row, plans(row.plan), now, intents.get(row.domain)));
 }
 
 /** Status of one domain with its stage history and recent audit events, or undefined if not enrolled. */
@@ -50,7 +55,7 @@ export async function domainDetail(
 ): Promise<DomainDetail | undefined> {
   const row = await getDomain(store.db, domain);
   if (!row) return undefined;
-  const status = statusOf(row, cachedPlanLoader(planLoader)(row.plan), now);
+  const status = statusOf(row, cachedPlanLoader(planLoader)(row.plan), now, await getIntent(store.db, domain));
   return {
     ...status,
     record: row.last_record,
@@ -68,7 +73,7 @@ export interface LoadedPlan {
 }
 
 /** A domain's status at `now`, given its plan as loaded. */
-export function statusOf(row: DomainRow, loaded: LoadedPlan, now: Date): DomainStatus {
+export function statusOf(row: DomainRow, loaded: LoadedPlan, now: Date, intent?: Intent): DomainStatus {
   const stage = loaded.plan?.stages[row.stage_index];
   const status: DomainStatus = {
     domain: row.domain,
@@ -82,6 +87,7 @@ export function statusOf(row: DomainRow, loaded: LoadedPlan, now: Date): DomainS
     stage_since: row.stage_since,
     days_in_stage: row.stage_since === null ? null : Math.floor((now.getTime() - Date.parse(row.stage_since)) / DAY_MS),
     enrolled_at: row.enrolled_at,
+    stuck: stuckOf(intent),
   };
   if (loaded.problem) status.plan_problem = loaded.problem;
   else if (!stage) status.plan_problem = `plan ${row.plan} has no stage ${row.stage_index + 1}`;

@@ -203,8 +203,8 @@ async function overviewOf(
   enrolled?: ReadonlySet<string>,
 ): Promise<{ overview: DomainOverview; judged: Judged | null; plan: Plan | undefined }> {
   const loaded = load(row.plan);
-  const status = statusOf(row, loaded, now);
   const intent = await getIntent(store.db, row.domain);
+  const status = statusOf(row, loaded, now, intent);
   const plan = loaded.plan;
   let judged: Judged | null = null;
   if (plan && plan.stages[row.stage_index]) {

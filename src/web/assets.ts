@@ -80,6 +80,7 @@ dl.facts dd { margin: 0; }
 .state-completed { color: var(--completed); background: var(--completed-bg); }
 .badge-approval, .badge-blocking, .badge-quiet { color: var(--attention); background: var(--attention-bg); }
 .badge-inflight { color: var(--completed); background: var(--completed-bg); }
+.badge-stuck { color: var(--halted); background: var(--halted-bg); }
 .outcome-passed { color: var(--active); font-weight: 600; }
 .outcome-failed { color: var(--halted); font-weight: 600; }
 .outcome-inconclusive { color: var(--attention); font-weight: 600; }

@@ -48,6 +48,7 @@ function inFlight(v: DomainView): SafeHtml | '' {
   return html`<section class="in-flight" aria-labelledby="in-flight-heading">
 <h2 id="in-flight-heading">Change in flight</h2>
 <p><span class="badge badge-inflight">${c.status}</span> ${c.action} → <span class="mono">${c.to}</span>, asked by ${c.actor}: ${c.reason}</p>
+${v.stuck ? html`<p class="flash flash-error" id="stuck"><span class="badge badge-stuck">stuck</span> This change has failed ${v.stuck.attempts} times; it is still retried, at most hourly. Fix what the last error names (or pause the domain).</p>` : ''}
 <p class="muted">${c.attempts} attempt${c.attempts === 1 ? '' : 's'} so far; next attempt ${formatTime(c.next_attempt_at)}.${c.last_error ? html` Last error: <span class="error-text">${c.last_error}</span>` : ''}</p>
 </section>`;
 }

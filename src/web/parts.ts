@@ -36,6 +36,9 @@ export function nextDecisionText(d: DomainOverview): SafeHtml {
   if (d.change_in_flight) {
     const c = d.change_in_flight;
     const tip = c.last_error ? `last attempt failed: ${c.last_error}` : `${c.reason} (by ${c.actor})`;
+    if (d.stuck) {
+      return html`<span class="badge badge-stuck" title="${tip}">stuck</span> ${c.action} → <span class="mono">${c.to}</span> <span class="muted">(failed ${d.stuck.attempts} times)</span>`;
+    }
     return html`<span class="badge badge-inflight" title="${tip}">change in flight</span> ${c.action} → <span class="mono">${c.to}</span> <span class="muted">(${c.status}${c.attempts > 0 ? `, ${c.attempts} attempt${c.attempts === 1 ? '' : 's'}` : ''})</span>`;
   }
   if (d.awaiting_approval) {

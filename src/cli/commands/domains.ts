@@ -246,7 +246,7 @@ function fleetTable(rows: DomainStatus[]): string {
     r.domain,
     r.plan,
     r.stage === null ? `? (${r.plan_problem ?? 'unknown'})` : `${r.stage} (${r.stage_number}/${r.stage_count})`,
-    r.state_reason ? `${r.state}: ${r.state_reason}` : r.state,
+    (r.state_reason ? `${r.state}: ${r.state_reason}` : r.state) + (r.stuck ? ` (STUCK: the change in flight failed ${r.stuck.attempts} times${r.stuck.last_error ? `; last error: ${r.stuck.last_error}` : ''})` : ''),
     r.days_in_stage === null ? 'not yet in effect' : String(r.days_in_stage),
     r.provider ?? '-',
   ]);

@@ -7,6 +7,8 @@ import type { Command } from 'commander';
 import { acknowledgeReporter } from '../../engine/acknowledge.js';
 import { decide } from '../../engine/decide.js';
 import { planChanges } from '../../engine/dry-run.js';
+import { inFlightText, planSummary, stuckOf, type PlannedChange } from '../../engine/planned-change.js';
+import { getIntent } from '../../store/intents.js';
 import { explainText } from '../../engine/explain.js';
 import { simulate } from '../../engine/simulate.js';
 import { assessDomain, runTick } from '../../engine/tick.js';
@@ -58,6 +60,23 @@ async function tickScope(ctx: CliContext, domains: string[], settings: { config?
 }
 
 export function registerEngineCommands(program: Command, ctx: CliContext): void {
+  /** The planned changes, one a domain (a diff where a record would be written), then a summary line; exit 1 when any is refused or unreadable. */
+  const printPlanned = (changes: PlannedChange[], json: boolean) => {
+    for (const c of changes) {
+      if (json) {
+        ctx.out(JSON.stringify(c));
+        continue;
+      }
+      const head = `${c.domain}: ${c.action ?? 'hold'}${c.to ? ` -> ${c.to}` : ''}`;
+      if (c.kind === 'write') ctx.out(`${head}\n  - ${c.live ?? '(no record)'}\n  + ${c.next}`);
+      else if (c.kind === 'verify') ctx.out(`${head}: no change to write (the zone already shows it; the tick verifies it)`);
+      else if (c.kind === 'hold') ctx.out(`${head}: no change (${c.reason})`);
+      else ctx.out(`${c.domain}: ${c.kind.toUpperCase()}${c.to ? ` (${c.action} -> ${c.to})` : ''}: ${c.reason}`);
+    }
+    if (!json) ctx.out(planSummary(changes));
+    if (changes.some((c) => c.kind === 'refused' || c.kind === 'unreadable')) ctx.exitCode = 1;
+  };
+
   const who = () => ({ actor: ctx.actor, now: ctx.now() });
 
   program
@@ -71,7 +90,12 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .action(async (domains: string[], opts: { config?: string; providers?: string; dryRun?: boolean; json?: boolean }) => {
       const scope = await tickScope(ctx, domains, opts);
       if (scope === null) return;
-      const results = await runTick({ store: await ctx.store(), now: ctx.now(), ...scope, ...(opts.dryRun ? { dryRun: true } : {}) });
+      if (opts.dryRun) {
+        // Exactly what the tick would do, from the same planned change as `plan`.
+        printPlanned(await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope }), opts.json === true);
+        return;
+      }
+      const results = await runTick({ store: await ctx.store(), now: ctx.now(), ...scope });
       for (const r of results) {
         if (opts.json) {
           ctx.out(JSON.stringify(r));
@@ -83,7 +107,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
             ? `${r.decision.action}${r.decision.to ? ` -> ${r.decision.to}` : ''}: ${r.decision.summary}`
             : r.apply
               ? 'change in flight'
-              : 'not active';
+              : 'not moved (paused, halted or completed)';
         const applied = r.apply ? ` [${r.apply.status}${'reason' in r.apply ? `: ${r.apply.reason}` : ''}]` : '';
         ctx.out(`${r.domain}: ${what}${applied}`);
       }
@@ -100,18 +124,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .action(async (domains: string[], opts: { config?: string; providers?: string; json?: boolean }) => {
       const scope = await tickScope(ctx, domains, opts);
       if (scope === null) return;
-      const changes = await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope });
-      for (const c of changes) {
-        if (opts.json) {
-          ctx.out(JSON.stringify(c));
-          continue;
-        }
-        const head = c.decision ? `${c.decision.action}${c.decision.to ? ` -> ${c.decision.to}` : ''}` : 'change in flight';
-        if (c.problem) ctx.out(`${c.domain}: ${head}: cannot plan: ${c.problem}`);
-        else if (c.next === null) ctx.out(`${c.domain}: ${head}: no change${c.decision ? ` (${c.decision.summary})` : ''}`);
-        else ctx.out(`${c.domain}: ${head}\n  - ${c.live ?? '(no record)'}\n  + ${c.next}`);
-      }
-      if (changes.some((c) => c.problem)) ctx.exitCode = 1;
+      printPlanned(await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope }), opts.json === true);
     });
 
   program
@@ -131,8 +144,10 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
       const now = ctx.now();
       const assessment = await assessDomain(store, row, loadPlan(row.plan), now);
       const decision = decide(assessment.snapshot, assessment.plan, assessment.metrics, now);
-      if (opts.json) ctx.out(JSON.stringify({ domain: name, metrics: assessment.metrics, decision }));
-      else ctx.out(explainText(assessment, decision));
+      const intent = await getIntent(store.db, name);
+      const inFlight = intent ? inFlightText(intent, assessment.plan, now) : undefined;
+      if (opts.json) ctx.out(JSON.stringify({ domain: name, metrics: assessment.metrics, decision, change_in_flight: intent ? { ...intent, stuck: stuckOf(intent) !== null, next_tick: inFlight } : null }));
+      else ctx.out(explainText(assessment, decision, inFlight));
     });
 
   program
