@@ -489,9 +489,13 @@ describe('the HTTP API', () => {
         '/api/v1/domains/{domain}/set-plan',
         '/api/v1/domains/{domain}/set-provider',
         '/api/v1/domains/{domain}/unenroll',
+        '/api/v1/notifications',
+        '/api/v1/notifications/retry',
+        '/api/v1/notifications/test',
         '/api/v1/plans',
         '/api/v1/plans/{name}',
         '/api/v1/reports',
+        '/api/v1/summary',
       ]);
       assert.equal(res.json.components.securitySchemes.bearer.scheme, 'bearer');
       const force = res.json.paths['/api/v1/domains/{domain}/force'].post;
