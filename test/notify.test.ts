@@ -21,7 +21,7 @@ import { dispatchEvents, queueSummary, queueTestMessage } from '../src/notify/ou
 import { NotificationSender } from '../src/notify/sender.js';
 import { buildSummary } from '../src/notify/summary.js';
 import { ingestInput } from '../src/reports/index.js';
-import { requeueFailed } from '../src/store/notifications.js';
+import { pruneNotifications, requeueFailed } from '../src/store/notifications.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
@@ -327,6 +327,30 @@ describe('durable delivery', () => {
       ['delivered', 'delivered'],
     );
     await dead.close();
+  });
+});
+
+describe('retention', () => {
+  it('forgets dispatched events and delivered messages past the cut-off, and keeps undeliverable and pending ones', async () => {
+    const { store, fleet } = await fixtureStore();
+    const ok = await startHttpReceiver();
+    const settings = settingsFor({ ok: { type: 'slack', url_env: 'OK' }, dead: { type: 'slack', url_env: 'DEAD' } }, { OK: ok.url, DEAD: 'http://127.0.0.1:9/' }, { retry: { give_up_after_hours: 1 } });
+    const at = (h: number) => new Date(NOW.getTime() + h * HOUR);
+    await dispatchEvents(store, settings, at(0));
+    await new NotificationSender({ store, settings, logger: quietLogger, now: () => at(2) }).runOnce();
+    await tagDomain(store, fleet.gated, { actor: 'cli:erin', now: at(3) }, { set: ['later'] });
+    await dispatchEvents(store, settings, at(3));
+    const pruned = await pruneNotifications(store.db, at(2.5).toISOString());
+    assert.ok(pruned.events > 0);
+    assert.equal(pruned.messages, 1);
+    const left = await store.db.selectFrom('notification_messages').select(['channel', 'status']).orderBy('id').execute();
+    assert.deepEqual(
+      left.map((m) => `${m.channel} ${m.status}`),
+      ['dead failed', 'ok pending', 'dead pending'],
+    );
+    assert.equal((await store.db.selectFrom('notification_events').select('id').execute()).length, 1, 'the later event stays');
+    await ok.close();
+    await store.close();
   });
 });
 

@@ -88,6 +88,8 @@ export const notificationsConfigSchema = z
       .object({ max_backoff_minutes: z.number().positive().default(30), give_up_after_hours: z.number().positive().default(48) })
       .strict()
       .default({ max_backoff_minutes: 30, give_up_after_hours: 48 }),
+    /** Dispatched events and delivered messages are forgotten after this many days (undeliverable ones are kept). */
+    keep_days: z.number().int().min(1).max(3650).default(90),
     /** How often the sender looks for due messages. */
     poll_seconds: z.number().positive().max(3600).default(5),
     /** Give up on one attempt after this long. */
@@ -137,6 +139,7 @@ export interface NotifySettings {
   giveUpAfterMs: number;
   pollMs: number;
   timeoutMs: number;
+  keepMs: number;
   baseUrl: string | null;
   summary: { schedule: string; channels: string[]; sinceDays: number } | null;
 }
@@ -203,6 +206,7 @@ export function resolveNotifications(config: NotificationsConfig, env: NodeJS.Pr
       maxBackoffMs: config.retry.max_backoff_minutes * 60_000,
       giveUpAfterMs: config.retry.give_up_after_hours * 3_600_000,
       pollMs: config.poll_seconds * 1000,
+      keepMs: config.keep_days * 86_400_000,
       timeoutMs: config.timeout_seconds * 1000,
       baseUrl: config.base_url?.replace(/\/+$/, '') ?? null,
       summary: config.summary ? { schedule: config.summary.schedule, channels: config.summary.channels, sinceDays: config.summary.since_days } : null,

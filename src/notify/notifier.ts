@@ -12,6 +12,7 @@ import type { ViewContext } from '../fleet/views.js';
 import type { Store } from '../store/open.js';
 import { evaluateConditions, type DaemonHealth } from './conditions.js';
 import type { NotifySettings } from './config.js';
+import { pruneNotifications } from '../store/notifications.js';
 import { dispatchEvents, queueSummary } from './outbox.js';
 import { NotificationSender } from './sender.js';
 import { buildSummary } from './summary.js';
@@ -57,6 +58,7 @@ export function createNotifier(opts: NotifierOptions): Notifier {
   const sender = new NotificationSender({ store, settings, logger, now, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
   const health: DaemonHealth = { startedAt: now(), lastTickOkAt: null, lastTickError: null, tickIntervalMs: cronIntervalMs(opts.tickSchedule) };
   let tickRunning = false;
+  let prunedAt = 0;
   let summaryTask: ScheduledTask | null = null;
 
   const announce = async (dispatch: boolean) => {
@@ -65,6 +67,12 @@ export function createNotifier(opts: NotifierOptions): Notifier {
       if (dispatch) {
         const result = await dispatchEvents(store, settings, now());
         if (result.events > 0) logger.info({ events: result.events, messages: result.messages.map((m) => `${m.channel}:${m.events}`) }, 'notifications queued');
+        // Once a day: what was delivered long ago goes, so the outbox does not grow without end.
+        if (now().getTime() - prunedAt >= 86_400_000) {
+          prunedAt = now().getTime();
+          const pruned = await pruneNotifications(store.db, new Date(prunedAt - settings.keepMs).toISOString());
+          if (pruned.events + pruned.messages > 0) logger.info(pruned, 'old notifications forgotten');
+        }
       }
     } catch (error) {
       // Notifying must never take the schedules down; the events stay in the outbox.

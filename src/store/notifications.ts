@@ -221,6 +221,17 @@ export async function recentMessages(
   return query.execute();
 }
 
+/**
+ * Forgets what is done and old: events dispatched and messages delivered
+ * before `before`. Undeliverable and pending messages are kept whatever
+ * their age, until delivered or queued again.
+ */
+export async function pruneNotifications(db: Db, before: string): Promise<{ events: number; messages: number }> {
+  const events = await db.deleteFrom('notification_events').where('dispatched_at', '<', before).executeTakeFirst();
+  const messages = await db.deleteFrom('notification_messages').where('status', '=', 'delivered').where('delivered_at', '<', before).executeTakeFirst();
+  return { events: Number(events.numDeletedRows), messages: Number(messages.numDeletedRows) };
+}
+
 /** Messages per channel and status, for the page and /metrics. */
 export async function messageCounts(db: Db): Promise<Array<{ channel: string; status: string; n: number }>> {
   const rows = await db
