@@ -9,6 +9,9 @@ import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { loadDaemonConfig } from '../src/daemon/config.js';
+import { startDaemon } from '../src/daemon/daemon.js';
 import { classifySource } from '../src/fleet/actions.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { runCli, tempStore } from './helpers/cli.js';
@@ -115,5 +118,34 @@ describe('the daemon killed mid-delivery', () => {
     assert.match(body.domains[0].events[0].detail, /203\.0\.113\.0\/24/);
     const pending = await store.db.selectFrom('notification_messages').select('status').where('status', '!=', 'delivered').execute();
     assert.deepEqual(pending, []);
+  });
+});
+
+describe('the summary schedule', () => {
+  it('queues the summary to its channels on its cron schedule, and the sender delivers it', async () => {
+    const receiver = await startHttpReceiver();
+    const { dir, db } = tempStore();
+    const file = join(dir, 'config.yaml');
+    writeFileSync(
+      file,
+      [
+        `store: { sqlite: ${db} }`,
+        "schedule: { ingest: '0 0 1 1 *', tick: '0 0 1 1 *' }",
+        'notifications:',
+        '  poll_seconds: 0.2',
+        "  summary: { schedule: '* * * * * *', channels: [team], since_days: 7 }",
+        '  channels:',
+        '    team: { type: teams, url_env: TEAMS_URL }',
+      ].join('\n'),
+    );
+    const daemon = await startDaemon(loadDaemonConfig(file, { TEAMS_URL: `${receiver.url}/workflows/x` }), { logger: pino({ level: 'silent' }), serve: false });
+    try {
+      await waitFor('a summary to arrive', () => receiver.requests.length > 0, 15_000);
+    } finally {
+      await daemon.stop();
+    }
+    const card = JSON.parse(receiver.requests[0]!.body).attachments[0].content;
+    assert.match(card.body[0].text, /^dmarc-rollout summary .*: 0 domains, 0 waiting for a person$/);
+    await receiver.close();
   });
 });
