@@ -4,6 +4,7 @@
  * src/reports; they hold no rules of their own.
  */
 import type { FastifyRequest } from 'fastify';
+import type { HealthReport } from '../daemon/health.js';
 import type { DaemonMetrics } from '../daemon/metrics.js';
 import type { SourceRule } from '../engine/types.js';
 import type { Actor } from '../fleet/actions.js';
@@ -26,6 +27,8 @@ export interface ApiContext {
   metrics?: DaemonMetrics;
   /** The notification channels (their secrets read), for the notifications page and API; none when absent. */
   notify?: NotifySettings;
+  /** The daemon's schedules and sources, for /healthz; a bare API server (tests) has none and is healthy when it answers. */
+  health?: () => HealthReport;
   /** The configured DNS providers (set-provider, unenroll with restore); none when absent. */
   providers?: ProviderLookup;
 }

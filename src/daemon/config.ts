@@ -67,6 +67,15 @@ export const daemonConfigSchema = z
       })
       .strict()
       .default({ reporters: {} }),
+    /**
+     * A run of ingest or tick going on longer than this, or none finishing for
+     * two intervals plus this, is a stall: /healthz answers 503 and systemd's
+     * watchdog (WatchdogSec=, NotifyAccess=all) gets no keep-alive.
+     */
+    watchdog: z
+      .object({ stall_seconds: z.number().int().positive().default(1800) })
+      .strict()
+      .default({ stall_seconds: 1800 }),
     /** Work per reporter and hour from the report sources: past it a report is kept with the reason and not counted. */
     budget: z
       .object({ records_per_reporter_per_hour: z.number().int().positive().default(200_000) })

@@ -17,7 +17,9 @@ import { dnsResolve } from '../reports/provenance.js';
 import { openSqliteStore, type Store } from '../store/open.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
+import { DaemonHealth, type HealthReport } from './health.js';
 import { acquireInstanceLock } from './lock.js';
+import { startSystemdWatchdog } from './watchdog.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { createFolderSource } from './sources/folder.js';
 import { createImapSource } from './sources/imap.js';
@@ -51,6 +53,8 @@ export interface RunningDaemon {
   ingest(): Promise<void>;
   /** Runs one tick now (unless one is running); resolves when done. */
   tick(): Promise<void>;
+  /** Whether the schedules are running (a stalled tick is not ok) and which sources are failing. */
+  health(): HealthReport;
   /** Stops taking work, waits for the job in flight, closes everything. */
   stop(): Promise<void>;
 }
@@ -101,6 +105,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     };
 
   let stopping = false;
+  const health = new DaemonHealth(Date.now(), config.watchdog.stall_seconds * 1000);
   const inFlight = new Map<string, Promise<void>>();
   // One job of a kind at a time: a slow tick is not joined by the next one.
   const guarded = (name: string, job: () => Promise<void>) => (): Promise<void> => {
@@ -111,9 +116,15 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       return running;
     }
     const started = Date.now();
+    health.started(name, started);
+    let failure: unknown;
     const promise = job()
-      .catch((error: unknown) => logger.error({ job: name, err: error }, 'job failed'))
+      .catch((error: unknown) => {
+        failure = error;
+        logger.error({ job: name, err: error }, 'job failed');
+      })
       .finally(() => {
+        health.finished(name, Date.now(), failure);
         inFlight.delete(name);
         logger.info({ job: name, ms: Date.now() - started }, 'job done');
       });
@@ -124,8 +135,16 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const ingest = guarded('ingest', notifier.watchIngest(async () => {
     for (const source of sources) {
       if (stopping || source.kind !== 'poll') continue;
-      const summary = await source.poll(deliverFor(source.name));
-      logger.info({ source: source.name, delivered: summary.delivered, acknowledged: summary.acknowledged, failed: summary.failed }, 'source polled');
+      // One failing source (a wrong IMAP password, an unreachable server) is retried with a backoff; the others go on.
+      if (!health.sourceDue(source.name, Date.now())) continue;
+      try {
+        const summary = await source.poll(deliverFor(source.name));
+        health.sourceSucceeded(source.name);
+        logger.info({ source: source.name, delivered: summary.delivered, acknowledged: summary.acknowledged, failed: summary.failed }, 'source polled');
+      } catch (error) {
+        const state = health.sourceFailed(source.name, error, Date.now());
+        logger.error({ source: source.name, err: error, failures: state.failures, retry_at: new Date(state.retryAt).toISOString() }, 'source failed; the other sources go on');
+      }
     }
   }));
   const tick = guarded('tick', notifier.watchTick(async () => {
@@ -166,6 +185,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           metrics,
           notify: config.notify,
           providers,
+          health: () => health.report(Date.now()),
           ingest: (bytes, source) => ingestInput(store.db, { bytes }, source, { rejectedDir, now }),
         },
       });
@@ -179,13 +199,34 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     }
     if (config.apiTokens.length === 0) logger.warn('the API has no tokens: every request will be refused (see dmarc-rollout token create)');
   }
-  for (const source of sources) if (source.kind === 'listen') await source.start(deliverFor(source.name));
+  // All up or all down: a listener that cannot start (its port taken) stops the whole start, with the reason, and frees the lock.
+  const listening: Array<Extract<ReportSource, { kind: 'listen' }>> = [];
+  try {
+    for (const source of sources) {
+      if (source.kind !== 'listen') continue;
+      await source.start(deliverFor(source.name));
+      listening.push(source);
+    }
+  } catch (error) {
+    for (const source of listening) await source.stop().catch(() => undefined);
+    await api?.close().catch(() => undefined);
+    await store.close();
+    lock.release();
+    throw new StartError(`${config.file}: sources: ${(error as Error).message}`);
+  }
   notifier.start();
 
   const tasks: ScheduledTask[] = [
     cron.schedule(config.schedule.ingest, ingest, { name: 'ingest', timezone: 'UTC' }),
     cron.schedule(config.schedule.tick, tick, { name: 'tick', timezone: 'UTC' }),
   ];
+  const intervalOf = (task: ScheduledTask) => () => {
+    const [a, b] = task.getNextRuns(2);
+    return a && b ? b.getTime() - a.getTime() : null;
+  };
+  health.schedule('ingest', intervalOf(tasks[0]!));
+  health.schedule('tick', intervalOf(tasks[1]!));
+  const watchdog = startSystemdWatchdog(() => health.report(Date.now()).ok, { onError: (error) => logger.warn({ err: error }, 'systemd watchdog keep-alive failed') });
   logger.info(
     { store: config.storePath, sources: sources.map((s) => s.name), providers: providers.names, schedule: config.schedule, api: api?.url ?? null },
     'daemon started',
@@ -202,9 +243,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     },
     ingest,
     tick,
+    health: () => health.report(Date.now()),
     async stop() {
       if (stopping) return;
       stopping = true;
+      watchdog?.stop();
       for (const task of tasks) await task.destroy();
       // The API stops taking requests first, so no action lands after the last tick.
       await api?.close();

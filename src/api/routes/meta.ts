@@ -5,7 +5,13 @@ import type { ApiContext } from '../context.js';
 
 export function metaRoutes(app: FastifyInstance, ctx: ApiContext): void {
   // Probes and scrapes come every few seconds: their requests are not worth a log line each.
-  app.get('/healthz', { schema: { hide: true }, logLevel: 'warn' }, async () => ({ ok: true }));
+  // No token: probes have none. It tells whether the schedules run (503 on a stall), never any domain's data.
+  app.get('/healthz', { schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => {
+    if (!ctx.health) return { ok: true };
+    const report = ctx.health();
+    // Source names and errors (hosts, paths) are for the log and the operator, not for anyone who can reach the port.
+    return reply.code(report.ok ? 200 : 503).send({ ok: report.ok, problems: report.problems, failing_sources: report.sources.length });
+  });
 
   app.get('/metrics', { preHandler: requireRole(app, 'viewer'), schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => {
     if (!ctx.metrics) return reply.code(404).send({ error: { status: 404, code: 'not-found', message: 'metrics are not collected in this process', issues: [] } });
