@@ -66,15 +66,8 @@ const KNOWN_EDGES: readonly string[] = [
   'src/engine/acknowledge.ts -> src/fleet/actions.ts',
   // The DnsProvider interface (and RecordSetView) belongs beside the DNS code in src/dns/, so engine
   // and fleet see an interface and only daemon/ and cli/ import the adapters in providers/.
-  'src/engine/apply.ts -> providers/types.ts',
-  'src/engine/apply.ts -> providers/shared/errors.ts',
-  'src/engine/apply.ts -> providers/shared/hosted-dmarc.ts',
   'src/engine/memory-dns.ts -> providers/types.ts',
   'src/engine/tick.ts -> providers/types.ts',
-  'src/fleet/enroll.ts -> providers/types.ts',
-  'src/fleet/lifecycle.ts -> providers/types.ts',
-  'src/fleet/start-stage.ts -> providers/types.ts',
-  'src/fleet/start-stage.ts -> providers/shared/hosted-dmarc.ts',
   // The record a stage writes (recordForPlanStage, dmarcName) belongs in src/record/, not in the module
   // that writes DNS; the views then stop importing the writer.
   'src/fleet/views.ts -> src/engine/apply.ts',
@@ -107,7 +100,6 @@ const KNOWN_INLINE_STAGE_LABELS: readonly string[] = [
 
 /** Files that lowercase a DNS name and strip its trailing dot themselves instead of calling canonicalName() (src/names.ts). May only shrink. */
 const KNOWN_INLINE_NAME_NORMALISERS: readonly string[] = [
-  'providers/shared/hosted-dmarc.ts',
   'providers/shared/names.ts',
   'src/dns/authoritative.ts',
   'src/dns/query.ts',

@@ -47,6 +47,7 @@ function overview(over: Partial<DomainOverview> = {}): DomainOverview {
     provider: 'manual',
     state: 'active',
     state_reason: null,
+    stuck: null,
     stage: 'quarantine:100',
     stage_number: 7,
     stage_count: 13,

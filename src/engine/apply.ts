@@ -7,7 +7,7 @@
  * stage and opens its window. A crash anywhere leaves the intent, and the next
  * tick resumes it from what the zone shows, never repeating a write blindly.
  */
-import type { DnsProvider } from '../../providers/types.js';
+import type { DnsProvider } from '../dns/provider.js';
 import type { Plan } from '../plans/index.js';
 import { dmarcRecordsOf, isDmarcRecord } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';

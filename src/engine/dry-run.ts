@@ -6,7 +6,7 @@
  * uses, so a CNAME, a delegation, drift, a missing provider or a stuck change
  * shows here exactly as the tick would meet it. It writes nothing.
  */
-import type { DnsProvider } from '../../providers/types.js';
+import type { DnsProvider } from '../dns/provider.js';
 import { PlanError, type Plan } from '../plans/index.js';
 import { listDomains } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';

@@ -10,9 +10,8 @@
  * (`checkLive`), the dry run and `plan` print this value, and the views show
  * a stuck change from the same rule (`stuckOf`), so none can disagree.
  */
-import { ProviderError } from '../../providers/shared/errors.js';
-import { hostedHint } from '../../providers/shared/hosted-dmarc.js';
-import type { RecordSetView } from '../../providers/types.js';
+import { hostedHint } from '../dns/hosted-dmarc.js';
+import type { RecordSetView } from '../dns/provider.js';
 import type { Plan } from '../plans/index.js';
 import {
   dmarcRecordsOf,
@@ -49,12 +48,23 @@ export function recordForPlanStage(plan: Plan, index: number, live: string | nul
 /** Provider error codes that no retry can heal: the domain stops with the provider's reason until a person fixes it. */
 export const PERMANENT_PROVIDER_CODES: ReadonlySet<string> = new Set(['secret', 'config', 'zone-not-found', 'zone-ambiguous', 'conflict']);
 
-/** Whether a provider failure is worth retrying (throttling, timeouts, 5xx, a connection) or needs a person. */
-export function isPermanentProviderError(error: unknown): error is ProviderError {
-  if (!(error instanceof ProviderError)) return false;
-  if (PERMANENT_PROVIDER_CODES.has(error.code)) return true;
+/**
+ * A failure an adapter reported (providers/shared/errors.ts's ProviderError:
+ * `name`, `code`, maybe the HTTP `status`), read by its fields so the engine
+ * does not depend on the adapters' layer.
+ */
+export interface ProviderFailure extends Error {
+  code: string;
+  status?: number;
+}
+
+/** Whether a provider failure needs a person (true) or is worth retrying: throttling, timeouts, 5xx, a connection. */
+export function isPermanentProviderError(error: unknown): error is ProviderFailure {
+  if (!(error instanceof Error) || error.name !== 'ProviderError') return false;
+  const { code, status } = error as ProviderFailure;
+  if (PERMANENT_PROVIDER_CODES.has(code)) return true;
   // Any other 4xx is the provider refusing this request as it stands; only 408 and 429 say "later".
-  return error.code === 'api' && error.status !== undefined && error.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429;
+  return code === 'api' && status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
 }
 
 /**
@@ -75,7 +85,7 @@ export function weakeningReason(plan: Plan, domain: Pick<DomainRow, 'domain' | '
   if (domain.last_record === null && live !== null && (domain.floor_index === null || live !== domain.found_record)) {
     const published = publishedStage(live);
     if (publishedRank(target) < publishedRank(published)) {
-      return `${stageLabel(target)} would be weaker than the live "${live}" (${published.policy}:${published.pct}); the engine never weakens a domain on its own (a person can: dmarc-rollout force ${domain.domain} --to ${stageLabel(target)} --reason …)`;
+      return `${stageLabel(target)} would be weaker than the live "${live}" (p=${published.policy} at ${published.pct} %); the engine never weakens a domain on its own (a person can: dmarc-rollout force ${domain.domain} --to ${stageLabel(target)} --reason …)`;
     }
   }
   return null;

@@ -10,7 +10,7 @@
  * the valid names go in together, and every refused line comes back with its
  * reason so the operator can fix the file and run it again.
  */
-import type { DnsProvider, RecordSetView } from '../../providers/types.js';
+import type { DnsProvider, RecordSetView } from '../dns/provider.js';
 import { dmarcName, recordForPlanStage } from '../engine/apply.js';
 import type { Plan } from '../plans/index.js';
 import { hasUsableUri, parseRecord, tagValue } from '../record/index.js';

@@ -7,7 +7,7 @@
  * to restore the record found at enrolment, which is then written through the
  * domain's provider and read back.
  */
-import type { DnsProvider } from '../../providers/types.js';
+import type { DnsProvider } from '../dns/provider.js';
 import { dmarcName } from '../engine/apply.js';
 import { stageRank, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';

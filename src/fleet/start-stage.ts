@@ -7,8 +7,8 @@
  * hosted service), several DMARC records, or a record this program cannot
  * edit are refused with what to do about them.
  */
-import type { RecordSetView } from '../../providers/types.js';
-import { hostedHint } from '../../providers/shared/hosted-dmarc.js';
+import type { RecordSetView } from '../dns/provider.js';
+import { hostedHint } from '../dns/hosted-dmarc.js';
 import { recordForPlanStage } from '../engine/apply.js';
 import type { Plan, Stage } from '../plans/index.js';
 import { dmarcRecordsOf, parseStageLabel, policyRank, publishedRank, publishedStage, stageLabel, type PublishedStage } from '../record/index.js';

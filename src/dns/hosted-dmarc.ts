@@ -7,6 +7,8 @@
  * name matches a suffix when it is the suffix or ends in `.suffix`.
  */
 
+import { canonicalName } from '../names.js';
+
 /** `[DNS suffix, service name]`, most specific suffixes first where two overlap. */
 export const HOSTED_DMARC_SERVICES: ReadonlyArray<readonly [string, string]> = [
   ['ondmarc.com', 'Red Sift OnDMARC'],
@@ -35,7 +37,7 @@ export const HOSTED_DMARC_SERVICES: ReadonlyArray<readonly [string, string]> = [
 
 /** The service that owns names under `target`, or null when none on the list does. */
 export function hostedDmarcService(target: string): string | null {
-  const name = target.trim().replace(/\.$/, '').toLowerCase();
+  const name = canonicalName(target);
   const hit = HOSTED_DMARC_SERVICES.find(([suffix]) => name === suffix || name.endsWith(`.${suffix}`));
   return hit ? hit[1] : null;
 }
