@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages of the servers the tests run for real (never as system services),
 # and the browser the web page tests drive.
-packages=(pdns-server pdns-backend-sqlite3 dovecot-imapd chromium fonts-dejavu-core)
+packages=(pdns-server pdns-backend-sqlite3 dovecot-imapd chromium fonts-dejavu-core postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
