@@ -21,7 +21,8 @@ export const EVENT_TYPES = {
   'change-stuck': { severity: 'critical', meaning: 'a change in flight keeps failing or has not verified for too long' },
   'change-retrying': { severity: 'warning', meaning: 'writing or verifying a change failed; it is retried with backoff (once per distinct failure)' },
   'approval-waiting': { severity: 'warning', meaning: 'a gated next stage waits for a person (announced once, then reminders)' },
-  'reporter-quiet': { severity: 'warning', meaning: 'a regular reporter went late or quiet; its silence is not taken as clean' },
+  'reporter-quiet': { severity: 'warning', meaning: 'a regular reporter went quiet; its silence is not taken as clean until a person acknowledges it' },
+  'reporter-late': { severity: 'info', meaning: "a regular reporter is past its usual delay; the day waits for it (often transient)" },
   'blocking-sender': { severity: 'warning', meaning: 'a new unaligned sender holds the domain until someone allows it or marks it as abuse' },
   'stage-verified': { severity: 'info', meaning: 'a new stage was written and verified in DNS' },
   'rollout-complete': { severity: 'info', meaning: 'a domain held its last stage cleanly: the rollout is complete' },
@@ -86,7 +87,7 @@ export interface AuditMapping {
 /** Engine decision actions (tick.ts audits each decision under its action). */
 const DECISIONS = new Set(['establish', 'advance', 'hold', 'await-approval', 'halt', 'rollback', 'complete']);
 /** Types whose conditions a new engine decision re-states or settles. */
-const DECISION_CONDITIONS: EventType[] = ['approval-waiting', 'reporter-quiet', 'blocking-sender'];
+const DECISION_CONDITIONS: EventType[] = ['approval-waiting', 'reporter-quiet', 'reporter-late', 'blocking-sender'];
 const APPLY_CONDITIONS: EventType[] = ['change-retrying', 'change-stuck'];
 
 interface CheckLike {
@@ -201,9 +202,10 @@ export function eventsFromAudit(entry: AuditLike, ctx: AuditContext = {}): Audit
     if (check.outcome === 'passed') continue;
     const measured = typeof check.measured === 'string' || typeof check.measured === 'number' ? String(check.measured) : '';
     if (/reporter/.test(check.rule)) {
+      const type: EventType = /late/.test(check.rule) ? 'reporter-late' : 'reporter-quiet';
       events.push(
-        make('reporter-quiet', `${who}: reporter(s) late or quiet: ${measured}`, check.detail ?? entry.reason, { rule: check.rule, measured }, {
-          key: `reporter-quiet:${domain}:${check.rule}:${measured}`,
+        make(type, `${who}: reporter(s) ${type === 'reporter-late' ? 'late' : 'quiet'}: ${measured}`, check.detail ?? entry.reason, { rule: check.rule, measured }, {
+          key: `${type}:${domain}:${check.rule}:${measured}`,
           fingerprint: '',
         }),
       );
