@@ -64,7 +64,7 @@ for (const [name, args] of [
   test(`${name} runs the compiled build and loads no DNS SDK, HTTP server, mail library or TypeScript loader`, async () => {
     const { code, urls } = await modulesLoadedBy([...args]);
     assert.equal(code, 0);
-    assert.ok(urls.some((u) => u.includes('/dist/src/cli/main.js')), 'the executable runs dist/');
+    assert.ok(urls.some((u) => u.includes('/dist/cli/run.js')), 'the executable runs the build in dist/cli/');
     assert.ok(!urls.some((u) => /\/src\/.*\.ts$/.test(u)), 'no TypeScript source is loaded');
     const packages = packagesIn(urls);
     const heavy = packages.filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)));

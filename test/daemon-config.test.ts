@@ -152,7 +152,8 @@ it('token create prints a token once and an entry the config accepts, holding on
   const bad = await runCli(['token', 'create', 'alice smith', '--role', 'operator']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /token name "alice smith": letters, digits/);
-  assert.equal((await runCli(['token', 'create', 'alice', '--role', 'admin'])).code, 1);
+  // An unknown role is a usage error (README, "Exit codes").
+  assert.equal((await runCli(['token', 'create', 'alice', '--role', 'admin'])).code, 2);
 });
 
 it('in the daemon a manual provider prints and returns unless the file sets a wait, and doctor warns of a wait', async () => {

@@ -876,7 +876,7 @@ describe('deploy/systemd', () => {
     assert.equal(exec, '/usr/bin/node /opt/dmarc-rollout/bin/dmarc-rollout.js daemon --config ${CONFIGURATION_DIRECTORY}/config.yaml');
     // That executable runs the compiled build (dist/, made by npm ci through prepare), never the TypeScript sources.
     const bin = readFileSync(join(ROOT, 'bin/dmarc-rollout.js'), 'utf8');
-    assert.match(bin, /\.\.\/dist\/src\/cli\/run\.js/);
+    assert.match(bin, /\.\.\/dist\/cli\/run\.js/);
     assert.doesNotMatch(bin, /['"]tsx(\/[^'"]*)?['"]/);
     const environment = (service.get('Environment') ?? []).map((e) => e.split('=', 2) as [string, string]);
     const db = environment.find(([k]) => k === 'DMARC_ROLLOUT_DB')?.[1];
