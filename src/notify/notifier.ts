@@ -115,6 +115,10 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     },
     sendSummary,
     start() {
+      logger.info(
+        { channels: settings.channels.map((c) => `${c.name} (${c.type})`), summary: settings.summary ? `${settings.summary.schedule} to ${settings.summary.channels.join(', ')}` : null },
+        settings.channels.length > 0 ? 'notifications on' : 'no notification channels configured',
+      );
       sender.start();
       if (settings.summary) {
         summaryTask = cron.schedule(
