@@ -194,3 +194,25 @@ while True:
     assert.equal(startSystemdWatchdog(() => true, { env: {} }), null, 'nothing without NOTIFY_SOCKET');
   });
 });
+
+describe('config errors name the file and the field', () => {
+  it('a YAML alias bomb, and a store in a folder that does not exist', async () => {
+    const { dir } = tempStore('dmarc-rollout-config-');
+    const bomb = join(dir, 'bomb.yaml');
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 0; i < 9; i++) lines.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(',')}]`);
+    lines.push('store: { sqlite: store.sqlite }', 'sources: *j');
+    writeFileSync(bomb, `${lines.join('\n')}\n`);
+    assert.throws(() => loadDaemonConfig(bomb, {}), (error: Error) => {
+      assert.equal(error.name, 'ConfigError');
+      assert.match(error.message, /bomb\.yaml: not valid YAML: .*alias/i);
+      return true;
+    });
+    const missing = join(dir, 'missing.yaml');
+    writeFileSync(missing, 'store: { sqlite: no-such-folder/store.sqlite }\n');
+    assert.throws(() => loadDaemonConfig(missing, {}), /missing\.yaml: store\.sqlite: the folder .*no-such-folder does not exist/);
+    const run = await runCli(['daemon', '--config', missing]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /store\.sqlite: the folder .*no-such-folder does not exist/);
+  });
+});

@@ -4,7 +4,7 @@
  * not start. Secrets are never in it: provider blocks name an environment
  * variable or a file.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { validate as validCron } from 'node-cron';
 import { parseDocument } from 'yaml';
@@ -156,7 +156,14 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `${file}: not valid YAML: ${e.message.split('\n')[0]}`).join('\n'));
-  const result = daemonConfigSchema.safeParse(doc.toJS() ?? {});
+  let data: unknown;
+  try {
+    // yaml refuses a document whose aliases expand beyond a bound (a "billion laughs"): say so as a config error.
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    throw new ConfigError(`${file}: not valid YAML: ${(error as Error).message}`);
+  }
+  const result = daemonConfigSchema.safeParse(data);
   if (!result.success) {
     throw new ConfigError(
       result.error.issues
@@ -178,6 +185,10 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   const base = dirname(resolve(file));
   const storePath = result.data.store ? resolve(base, result.data.store.sqlite) : defaultDatabasePath(env);
+  // The lock file and the store go in this folder: a typo here would otherwise fail deep in SQLite without a name.
+  if (result.data.store && !existsSync(dirname(storePath))) {
+    throw new ConfigError(`${file}: store.sqlite: the folder ${dirname(storePath)} does not exist; create it (owned by the daemon's user) or fix the path`);
+  }
   const sources = result.data.sources.map((s) => (s.type === 'folder' ? { ...s, path: resolve(base, s.path) } : s));
   const api = result.data.api
     ? {
