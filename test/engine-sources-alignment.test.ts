@@ -87,3 +87,29 @@ describe('SPF history is per address', () => {
     assert.deepEqual([m.authorised.messages, m.authorised.failed, m.spoofing.messages], [400, 200, 500]);
   });
 });
+
+describe('the receiver’s alignment verdict', () => {
+  const base = { reporter: 'google.com', policyDomain: 'shop.example.com', headerFrom: 'shop.example.com', disposition: 'none' };
+  const on = (day: string) => ({ begin: Date.parse(`${day}T00:00:00Z`) / 1000, end: Date.parse(`${day}T23:59:59Z`) / 1000 });
+  const spf = [{ domain: 'bounce.esp.example', result: 'pass' }];
+  it('a sibling d= the receiver judged aligned (its public suffix list, not ours) is the domain’s own identity when its signature later fails', () => {
+    const m = measureStage({
+      domain: 'shop.example.com',
+      rows: [
+        { ...base, ...on('2026-03-11'), sourceIp: '198.51.100.20', count: 300, dkim: 'pass', spf: 'fail', authDkim: [{ domain: 'mail.example.com', selector: 'k1', result: 'pass' }], authSpf: spf },
+        { ...base, ...on('2026-03-12'), sourceIp: '198.51.100.21', count: 100, dkim: 'fail', spf: 'fail', authDkim: [{ domain: 'mail.example.com', selector: 'k2', result: 'fail' }], authSpf: spf },
+      ] satisfies ObservedRow[],
+      windowStart: new Date('2026-03-10T00:00:00Z'),
+      now: new Date('2026-03-20T12:00:00Z'),
+      enrolledDomains: new Set(['shop.example.com']),
+      subdomainsJudged: true,
+      rules: new SourceRules([]),
+      unalignedSourceMinMessages: 50,
+      quietReporterDays: 3,
+    });
+    const broken = m.sources.find((s) => s.passed === 0)!;
+    assert.equal(broken.class, 'authorised', broken.classReason);
+    assert.match(broken.classReason, /d=mail\.example\.com s=k2.*with selector k1/);
+    assert.deepEqual([m.authorised.messages, m.authorised.failed], [400, 100]);
+  });
+});

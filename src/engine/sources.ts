@@ -166,14 +166,48 @@ interface RowFacts {
   spfFailed: boolean;
 }
 
-function factsOf(row: ObservedRow): RowFacts {
-  const from = normalName(row.headerFrom || row.policyDomain);
+/**
+ * Which auth domains the receivers judged aligned with each header_from:
+ * when a row passed DKIM (or SPF) aligned and our own alignment check, which
+ * has no public suffix list, sees no aligned passing domain, the receiver's
+ * verdict wins: the one domain that passed is taken as aligned, for that row
+ * and for failing rows signed by it.
+ */
+interface ReceiverAlignment {
+  dkim: Map<string, Set<string>>;
+  spf: Map<string, Set<string>>;
+}
+
+const fromOf = (row: ObservedRow) => normalName(row.headerFrom || row.policyDomain);
+
+function learnReceiverAlignment(rows: ObservedRow[]): ReceiverAlignment {
+  const learned: ReceiverAlignment = { dkim: new Map(), spf: new Map() };
+  const learn = (into: Map<string, Set<string>>, from: string, entries: ObservedRow['authDkim'], mode: 'r' | 's', policyDomain: string) => {
+    const passing = [...new Set(entries.filter((e) => e.domain && isPass(e.result)).map((e) => normalName(e.domain!)))];
+    // Only when one domain passed: with two (an ESP signing as itself and as the domain) it is not known which one aligned.
+    if (passing.length !== 1 || aligned(passing[0]!, from, mode, policyDomain)) return;
+    let set = into.get(from);
+    if (!set) into.set(from, (set = new Set()));
+    set.add(passing[0]!);
+  };
+  for (const row of rows) {
+    const from = fromOf(row);
+    if (isPass(row.dkim)) learn(learned.dkim, from, row.authDkim, row.adkim ?? 'r', row.policyDomain);
+    if (isPass(row.spf)) learn(learned.spf, from, row.authSpf, row.aspf ?? 'r', row.policyDomain);
+  }
+  return learned;
+}
+
+function factsOf(row: ObservedRow, receiver: ReceiverAlignment): RowFacts {
+  const from = fromOf(row);
   const reason = (row.reasons ?? []).find((r) => r.type !== null && FORWARDING_REASONS.has(r.type.toLowerCase()));
+  const isAligned = (d: string, mode: 'r' | 's', learned: Map<string, Set<string>>) =>
+    aligned(d, from, mode, row.policyDomain) || learned.get(from)?.has(normalName(d)) === true;
   const alignedSignatures = row.authDkim
-    .filter((e) => e.domain && aligned(e.domain, from, row.adkim ?? 'r', row.policyDomain))
+    .filter((e) => e.domain && isAligned(e.domain, row.adkim ?? 'r', receiver.dkim))
     .map((e) => ({ domain: normalName(e.domain!), selector: e.selector ?? null, pass: isPass(e.result) }));
   const alignedSpf = row.authSpf
-    .filter((e) => e.domain && aligned(e.domain, from, row.aspf ?? 'r', row.policyDomain))
+    .filter((e) => e.domain && isAligned(e.domain, row.aspf ?? 'r', receiver.spf))
     .map((e) => ({ domain: normalName(e.domain!), pass: isPass(e.result) }));
   const spfResults = row.authSpf.map((e) => e.result?.toLowerCase() ?? '');
   return {
@@ -345,7 +379,8 @@ export function classifyRows(
   unalignedBlockingMessages: number,
 ): Classification {
   const facts = new Map<ObservedRow, RowFacts>();
-  for (const row of rows) facts.set(row, factsOf(row));
+  const receiver = learnReceiverAlignment(rows);
+  for (const row of rows) facts.set(row, factsOf(row, receiver));
   const history = learnHistory(rows, facts);
 
   const sources = new Map<string, SourceAccumulator>();
