@@ -72,6 +72,20 @@ for (const [name, args] of [
   });
 }
 
+test('commands need no writable temporary or cache folder (no compile cache of a TypeScript loader)', async () => {
+  // Under a regular file nothing can be created, not even by root.
+  const { dir, db } = tempStore();
+  const blocker = join(dir, 'a-file');
+  writeFileSync(blocker, '');
+  const env = { TMPDIR: join(blocker, 'tmp'), XDG_CACHE_HOME: join(blocker, 'cache'), HOME: join(blocker, 'home'), DMARC_ROLLOUT_DB: db };
+  for (const args of [['--version'], ['record', 'check', 'v=DMARC1; p=none'], ['status', '--json']]) {
+    const run = await runCli(args, env);
+    assert.equal(run.code, 0, `${args.join(' ')}: ${run.stderr}`);
+    assert.equal(run.stderr, '');
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('the lazy loader picks one group per command, none for --version, all for help; each group registers exactly the commands it names', async () => {
   assert.deepEqual(groupsFor(['--version']), []);
   assert.deepEqual(groupsFor(['record', 'check', 'x']).map((g) => g.commands), [['record']]);
