@@ -1,5 +1,5 @@
 /**
- * 150 simulated days of a small fleet on a real SQLite store, with reports
+ * 150 simulated days of a small fleet on a real store (SQLite, then Postgres), with reports
  * generated and ingested day by day as receivers would send them, and the
  * in-memory zone. Exercises the whole engine path: ingest, measure, decide,
  * apply, verify, operator actions.
@@ -13,8 +13,8 @@ import { approve, classifySource } from '../src/fleet/actions.js';
 import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
-import { openSqliteStore } from '../src/store/open.js';
 import { tempStore } from './helpers/cli.js';
+import { storeDialects } from './helpers/dialects.js';
 import { aggregateReportXml, brokenRow, cleanRow, spoofRow, unalignedEspRow, type GeneratedReport } from './helpers/reports.js';
 
 const DAY_MS = 86_400_000;
@@ -47,13 +47,13 @@ function reportsFor(d: number): GeneratedReport[] {
   return reports;
 }
 
-describe('150 simulated days of a fleet', () => {
+for (const dialect of storeDialects()) describe(`150 simulated days of a fleet on ${dialect.name}`, () => {
   const history = new Map<string, Array<{ day: number; result: DomainTickResult }>>();
   const stageIndexOn = new Map<string, number[]>();
 
   before(async () => {
-    const { dir, db } = tempStore();
-    const store = await openSqliteStore(db);
+    const { dir } = tempStore();
+    const store = await dialect.open();
     const dns = new MemoryDns();
     dns.set('_dmarc.clean.example', { txt: ['v=DMARC1; p=none; rua=mailto:dmarc@clean.example; fo=1'], ttl: 3600 });
     await enrollDomains(store, {

@@ -35,14 +35,16 @@ export async function appendAudit(db: Kysely<Database> | Transaction<Database>, 
       reason: entry.reason,
       details: entry.details === undefined ? null : JSON.stringify(entry.details),
     })
-    .executeTakeFirst();
+    // RETURNING rather than insertId: Postgres reports no insert id.
+    .returning('id')
+    .executeTakeFirstOrThrow();
   const stageChange =
     entry.action === 'verified' && entry.domain !== null
       ? await db.selectFrom('stage_history').select(['action', 'from_stage', 'to_stage']).where('domain', '=', entry.domain).orderBy('id', 'desc').executeTakeFirst()
       : undefined;
   const mapping = eventsFromAudit(entry, { stageChange });
   await storeEvents(db, mapping.events, {
-    auditId: inserted.insertId === undefined ? null : Number(inserted.insertId),
+    auditId: Number(inserted.id),
     settles: { domain: entry.domain, types: mapping.settles },
   });
 }

@@ -1,7 +1,8 @@
 /**
- * Opening the store: the SQLite file under data/ by default, migrated to the
- * latest schema before anything reads it. One place decides where the file
- * lives so the CLI, the daemon and the API all open the same one.
+ * Opening the store: the SQLite file under data/ by default, or a Postgres
+ * database (src/store/location.ts says which), migrated to the latest schema
+ * before anything reads it. One place opens it so the CLI, the daemon and
+ * the API all get the same store with the same settings.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -9,6 +10,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { CodeMigrationProvider, type Dialect } from './migrations.js';
 import type { Database } from './schema.js';
+import { describeStore, type PostgresConnection, type StoreLocation } from './location.js';
 import { defaultDatabasePath } from '../paths.js';
 
 /** Where the store file is by default (src/paths.ts decides). */
@@ -35,6 +37,52 @@ export async function openSqliteStore(path: string = defaultDatabasePath()): Pro
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrate(db, 'sqlite');
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/** Opens the store at `location` (a SQLite file or a Postgres database) and runs pending migrations. */
+export function openStore(location: StoreLocation): Promise<Store> {
+  return location.kind === 'sqlite' ? openSqliteStore(location.path) : openPostgresStore(location.connection);
+}
+
+/**
+ * Opens a pool on the Postgres database and runs pending migrations (kysely's
+ * migrator takes a lock, so daemons starting together migrate once).
+ * bigint and numeric results (counts, sums, the report time columns) come
+ * back as numbers, as they do from SQLite, instead of pg's strings.
+ * @throws Error naming the store (never its password) when it cannot be reached or migrated.
+ */
+export async function openPostgresStore(connection: PostgresConnection): Promise<Store> {
+  const [{ default: pg }, { PostgresDialect }] = await Promise.all([import('pg'), import('kysely')]);
+  const asNumber = (text: string) => Number(text);
+  const types = {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      oid === pg.types.builtins.INT8 || oid === pg.types.builtins.NUMERIC ? asNumber : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+  };
+  const pool = new pg.Pool({
+    host: connection.host,
+    port: connection.port,
+    database: connection.database,
+    user: connection.user,
+    ...(connection.password !== undefined ? { password: connection.password } : {}),
+    ssl: connection.ssl === false ? false : { rejectUnauthorized: connection.ssl.rejectUnauthorized, ...(connection.ssl.ca ? { ca: connection.ssl.ca } : {}) },
+    max: connection.poolSize,
+    connectionTimeoutMillis: 10_000,
+    // Statements that wait on a lock longer than this fail instead of hanging a tick.
+    options: '-c lock_timeout=30000',
+    application_name: 'dmarc-rollout',
+    types,
+  });
+  // An idle connection the server drops emits here; without a listener the process would exit. The next query reconnects.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await migrate(db, 'postgres');
+  } catch (error) {
+    await db.destroy().catch(() => {});
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${describeStore({ kind: 'postgres', connection })} (${connection.origin}): ${message}`, { cause: error });
+  }
+  return { db, dialect: 'postgres', close: () => db.destroy() };
 }
 
 async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {
