@@ -50,6 +50,7 @@ describe('manual provider (real DNS from a pdns_server)', () => {
     }
     await pdns.createZone('manual.test', [
       { name: '_dmarc.cname.manual.test.', type: 'CNAME', records: [{ content: 'dmarc.hosted.example.' }] },
+      { name: '_dmarc.delegated.manual.test.', type: 'NS', records: [{ content: 'ns1.sdmarc.net.' }, { content: 'ns2.sdmarc.net.' }] },
     ]);
   });
   beforeEach(() => {
@@ -81,7 +82,7 @@ describe('manual provider (real DNS from a pdns_server)', () => {
     assert.match(printed, /Seen on the server: _dmarc\.manual\.test is published\./);
 
     assert.deepEqual(await p.readTxt('_dmarc.manual.test'), [record]);
-    assert.deepEqual(await p.inspect('_dmarc.manual.test'), { txt: [record], ttl: null, cname: null });
+    assert.deepEqual(await p.inspect('_dmarc.manual.test'), { txt: [record], ttl: null, cname: null, delegation: null });
 
     // An empty set asks for deletion and waits until DNS has none.
     await p.writeTxt('_dmarc.manual.test', [], { ttl: 300 });
@@ -114,8 +115,19 @@ describe('manual provider (real DNS from a pdns_server)', () => {
       manualConfigSchema.parse({ type: 'manual', resolvers: [pdns.dnsServer], authoritative_port: pdns.dnsPort }),
       { output: new Writable({ write: (_c, _e, done) => done() }) },
     );
-    assert.deepEqual(await p.inspect('_dmarc.cname.manual.test'), { txt: [], ttl: null, cname: 'dmarc.hosted.example' });
+    assert.deepEqual(await p.inspect('_dmarc.cname.manual.test'), { txt: [], ttl: null, cname: 'dmarc.hosted.example', delegation: null });
     assert.deepEqual(await p.readTxt('_dmarc.nothing.manual.test'), []);
+  });
+
+  test('reports an NS delegation at _dmarc, as the API-backed adapters do', async () => {
+    const quiet = { output: new Writable({ write: (_c, _e, done) => done() }) };
+    // Asking the zone's own server: it answers with a referral to the delegated servers.
+    const direct = new ManualProvider(manualConfigSchema.parse({ type: 'manual', nameservers: [pdns.dnsServer] }), quiet);
+    assert.deepEqual(await direct.inspect('_dmarc.delegated.manual.test'), { txt: [], ttl: null, cname: null, delegation: ['ns1.sdmarc.net', 'ns2.sdmarc.net'] });
+    assert.deepEqual((await direct.inspect('_dmarc.manual.test')).delegation, null);
+    // Finding the servers through a resolver.
+    const found = new ManualProvider(manualConfigSchema.parse({ type: 'manual', resolvers: [pdns.dnsServer], authoritative_port: pdns.dnsPort }), quiet);
+    assert.deepEqual((await found.inspect('_dmarc.delegated.manual.test')).delegation, ['ns1.sdmarc.net', 'ns2.sdmarc.net']);
   });
 
   test('a server that does not answer is an error, not an empty record', async () => {

@@ -72,6 +72,14 @@ describe('powerdns provider (real pdns_server)', () => {
     assert.deepEqual((await queryTxt('_dmarc.example.test', [pdns.dnsServer])).txt, [odd]);
   });
 
+  test('a tab and a non-ASCII byte go out in zone-file form (decimal escapes, PowerDNS\'s own) and come back unchanged', async () => {
+    const p = provider();
+    const record = 'v=DMARC1; p=none; rua=mailto:d@example.test;\tx-note=café "q" \\';
+    await p.writeTxt('_dmarc.example.test', [record], { ttl: 300 });
+    assert.deepEqual(await p.readTxt('_dmarc.example.test'), [record]);
+    assert.deepEqual((await queryTxt('_dmarc.example.test', [pdns.dnsServer])).txt, [record], 'served to resolvers as the same bytes');
+  });
+
   test('a record over 255 octets goes out as several quoted strings and comes back identical', async () => {
     const p = provider();
     const record = longRecord();

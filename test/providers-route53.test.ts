@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { Route53Provider, route53ConfigSchema } from '../providers/route53/index.js';
 import { ProviderError } from '../providers/shared/errors.js';
+import { fromPresentation } from '../providers/shared/txt.js';
 import type { Clock } from '../providers/shared/clock.js';
 import { Route53Server, type FakeHostedZone } from './helpers/route53-server.js';
 import { fakeClock } from './helpers/fake-clock.js';
@@ -92,6 +93,26 @@ describe('route53 provider (real SDK, REST/XML server on loopback)', () => {
     assert.deepEqual(await p.readTxt('_dmarc.example.com'), [record]);
     // The server enforces the 255 limit: a single long string would have been refused.
     assert.equal(server.recordSet(zone.id, '_dmarc.example.com', 'TXT')?.values[0], value);
+  });
+
+  test('TXT escapes in Route 53\'s documented octal form: a tab, a quote, a backslash and a non-ASCII byte read and written back unchanged', async () => {
+    // As Route 53 answers it: \011 is a tab (octal; 011 read as decimal would be a vertical tab), \303\251 is é in UTF-8.
+    const stored = '"v=DMARC1; p=none; rua=mailto:d@example.org;\\011x-note=say \\"hi\\" \\\\ caf\\303\\251"';
+    server.addZone('example.org', { recordSets: [{ name: '_dmarc.example.org', type: 'TXT', ttl: 300, values: [stored] }] });
+    const p = provider();
+    const record = 'v=DMARC1; p=none; rua=mailto:d@example.org;\tx-note=say "hi" \\ café';
+    assert.deepEqual(await p.readTxt('_dmarc.example.org'), [record]);
+
+    // Written back: the server takes it (a raw tab or é would be refused) and holds exactly the form it answered.
+    const org = server.zones.get([...server.zones.keys()].find((id) => server.zones.get(id)!.name === 'example.org.')!)!;
+    await p.writeTxt('_dmarc.example.org', [record], { ttl: 300 });
+    assert.deepEqual(sentValues(server.calls('ChangeResourceRecordSets')[0]!.body), [stored]);
+    assert.deepEqual(server.recordSet(org.id, '_dmarc.example.org', 'TXT')?.values, [stored]);
+    assert.deepEqual(await p.readTxt('_dmarc.example.org'), [record]);
+
+    // Read as RFC 1035's decimal escapes (what the adapter used to do), the same value is garbage: \303 is no decimal octet.
+    assert.throws(() => fromPresentation(stored), /octets go up to 255/);
+    assert.equal(fromPresentation('"a\\011b"'), 'a\vb', 'decimal 011 is a vertical tab, not the tab Route 53 meant');
   });
 
   test('an empty set DELETEs exactly the current record set', async () => {

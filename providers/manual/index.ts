@@ -6,7 +6,7 @@
  * see. It holds no secret.
  */
 import type { Writable } from 'node:stream';
-import { authoritativeServers, queryTxtEach, type ServerAnswer } from '../../src/dns/index.js';
+import { authoritativeServers, delegationAt, nsRecordsAt, queryTxtEach, type ServerAnswer } from '../../src/dns/index.js';
 import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
@@ -38,14 +38,27 @@ export class ManualProvider implements DnsProvider {
     return (await this.inspect(fqdn)).txt;
   }
 
-  /** What the first answering server holds. TTL is null: the system resolver does not report TXT TTLs. */
+  /**
+   * What the first answering server holds. TTL is null: the system resolver
+   * does not report TXT TTLs. A referral from that server (the name itself
+   * delegated to other nameservers, often a hosted DMARC service) is reported
+   * as `delegation`, as the API-backed adapters report an NS set there.
+   */
   async inspect(fqdn: string): Promise<RecordSetView> {
     const answers = await queryTxtEach(fqdn, await this.#servers(fqdn));
-    const answered = answers.find((a) => a.answer !== null)?.answer;
-    if (!answered) {
+    const first = answers.find((a) => a.answer !== null);
+    if (!first?.answer) {
       throw new ProviderError(NAME, 'api', `no server answered for ${normalizeName(fqdn)}: ${answers.map((a) => `${a.server} ${a.error}`).join('; ')}`);
     }
-    return { txt: answered.txt, ttl: null, cname: answered.cname };
+    let delegation: string[] | null;
+    try {
+      // Servers found by walking up from the name are the delegated zone's own when the name is a zone cut: ask NS there first.
+      const own = this.#config.nameservers === undefined ? await nsRecordsAt(fqdn, this.#config.resolvers ?? []) : [];
+      delegation = own.length > 0 ? own : await delegationAt(fqdn, first.server);
+    } catch (error) {
+      throw new ProviderError(NAME, 'api', `cannot tell whether ${normalizeName(fqdn)} is delegated: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return { txt: delegation ? [] : first.answer.txt, ttl: null, cname: first.answer.cname, delegation };
   }
 
   async writeTxt(fqdn: string, records: string[], opts: { ttl: number }): Promise<void> {

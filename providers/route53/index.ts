@@ -26,7 +26,7 @@ import { absoluteName, isInZone, normalizeName, zoneCandidates } from '../shared
 import { withRetry, type RetryDecision } from '../shared/retry.js';
 import type { Environment } from '../shared/secret.js';
 import { TokenBucket } from '../shared/token-bucket.js';
-import { fromPresentation, toPresentation } from '../shared/txt.js';
+import { fromRoute53Txt, toRoute53Txt } from './txt.js';
 import type { Route53Config } from './config.js';
 
 export { route53ConfigSchema, type Route53Config } from './config.js';
@@ -152,7 +152,7 @@ export class Route53Provider implements DnsProvider {
     const cname = sets.find((s) => s.Type === 'CNAME')?.ResourceRecords?.[0]?.Value;
     const ns = normalizeName(fqdn) === zone.name ? undefined : sets.find((s) => s.Type === 'NS');
     return {
-      txt: (txt?.ResourceRecords ?? []).map((r) => fromPresentation(r.Value ?? '')),
+      txt: (txt?.ResourceRecords ?? []).map((r) => fromRoute53Txt(r.Value ?? '')),
       ttl: txt?.TTL ?? null,
       cname: cname === undefined ? null : normalizeName(cname),
       delegation: ns ? (ns.ResourceRecords ?? []).map((r) => normalizeName(r.Value ?? '')) : null,
@@ -178,7 +178,7 @@ export class Route53Provider implements DnsProvider {
             Name: absoluteName(fqdn),
             Type: 'TXT',
             TTL: opts.ttl,
-            ResourceRecords: records.map((r) => ({ Value: toPresentation(r) })),
+            ResourceRecords: records.map((r) => ({ Value: toRoute53Txt(r) })),
           },
         };
       }

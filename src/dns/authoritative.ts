@@ -50,3 +50,15 @@ export async function authoritativeServers(
   }
   throw new DnsLookupError(`no zone with NS records holds ${domain}`, 'ENOZONE');
 }
+
+/**
+ * The NS records at exactly `name`, through `resolverServers` (the system's
+ * when empty): non-empty when `name` is a zone of its own, as a delegated
+ * `_dmarc` is. [] when there are none.
+ * @throws DnsLookupError when the lookup fails for another reason.
+ */
+export async function nsRecordsAt(name: string, resolverServers: readonly string[] = [], options: QueryOptions = {}): Promise<string[]> {
+  const resolver = resolverFor(resolverServers, options);
+  const bare = name.replace(/\.$/, '');
+  return (await lookupOr(`NS ${bare}`, () => resolver.resolveNs(bare), [] as string[])).map((ns) => ns.replace(/\.$/, '').toLowerCase());
+}

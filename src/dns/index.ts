@@ -4,4 +4,5 @@
  * name. Used by the `manual` provider and by the engine's verification.
  */
 export { DnsLookupError, queryTxt, queryTxtEach, resolverFor, type QueryOptions, type ServerAnswer, type TxtAnswer } from './query.js';
-export { authoritativeServers, type AuthoritativeOptions } from './authoritative.js';
+export { authoritativeServers, nsRecordsAt, type AuthoritativeOptions } from './authoritative.js';
+export { delegationAt } from './referral.js';

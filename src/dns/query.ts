@@ -67,7 +67,9 @@ export async function queryTxt(fqdn: string, servers: readonly string[], options
   const cname = cnames[0];
   return {
     // Behind a CNAME a resolver may hand back the target's TXT: that is not a record at this name.
-    txt: cname === undefined ? txt.map((parts) => parts.join('')) : [],
+    // The resolver hands each character-string back as latin1 (one char per byte): back to bytes, then UTF-8,
+    // after joining, so a character split across two 255-octet strings comes back whole.
+    txt: cname === undefined ? txt.map((parts) => Buffer.from(parts.join(''), 'latin1').toString('utf8')) : [],
     cname: cname === undefined ? null : cname.replace(/\.$/, '').toLowerCase(),
   };
 }

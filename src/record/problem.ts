@@ -28,6 +28,7 @@ export type ProblemCode =
   | 'bad-flag'
   | 'bad-alignment'
   | 'bad-fo'
+  | 'fo-rfc9989'
   | 'bad-uri'
   | 'non-mailto-uri'
   | 'obsolete-size-limit'

@@ -17,6 +17,25 @@ const FO = /^[01ds](?:[ \t]*:[ \t]*[01ds])*$/i;
 const RF = /^[A-Za-z0-9-]+(?::[A-Za-z0-9-]+)*$/;
 
 /**
+ * `fo` as RFC 9989 reads it: each option once, and not both 0 (report when
+ * every mechanism fails) and 1 (when any fails), which contradict each other.
+ * RFC 7489's grammar allowed any list, so such a value is a warning, not an
+ * error: RFC 7489 receivers take it, RFC 9989 ones may set it aside.
+ */
+function foRfc9989Problems(value: string): RecordProblem[] {
+  const options = value.split(':').map((o) => o.trim().toLowerCase());
+  const repeated = [...new Set(options.filter((o, i) => options.indexOf(o) !== i))];
+  const problems: RecordProblem[] = [];
+  if (repeated.length > 0) {
+    problems.push(warning('fo-rfc9989', 'fo', `fo=${value} names ${repeated.join(', ')} more than once; RFC 9989 lists each option once (RFC 7489 receivers accepted it)`));
+  }
+  if (options.includes('0') && options.includes('1')) {
+    problems.push(warning('fo-rfc9989', 'fo', `fo=${value} asks for both 0 (report when every mechanism fails) and 1 (when any fails); RFC 9989 takes one of them, so write fo=1 (RFC 7489 receivers accepted both)`));
+  }
+  return problems;
+}
+
+/**
  * The problems of one tag's value, judged alone. Problems that need the
  * whole record (position, duplicates, how pct and t combine) are found in
  * validate.ts. `v` is left to validate.ts too: where it stands matters more
@@ -49,7 +68,7 @@ export function tagValueProblems(name: string, value: string): RecordProblem[] {
         : [error('bad-alignment', name, `${name}=${value} must be r (relaxed) or s (strict)`)];
     case 'fo':
       return FO.test(value)
-        ? []
+        ? foRfc9989Problems(value)
         : [error('bad-fo', 'fo', `fo=${value} must be a colon-separated list of 0, 1, d and s (e.g. 1 or d:s)`)];
     case 'rua':
     case 'ruf':

@@ -363,6 +363,10 @@ export async function parseReportXml(
     'record/identifiers/header_from': (r, v) => void (r.header_from = lowerOrNull(v)),
     'record/identifiers/envelope_from': (r, v) => void (r.envelope_from = lowerOrNull(v)),
     'record/identifiers/envelope_to': (r, v) => void (r.envelope_to = lowerOrNull(v)),
+    // RFC 9990 names the element <identities>; reporters send both spellings.
+    'record/identities/header_from': (r, v) => void (r.header_from = lowerOrNull(v)),
+    'record/identities/envelope_from': (r, v) => void (r.envelope_from = lowerOrNull(v)),
+    'record/identities/envelope_to': (r, v) => void (r.envelope_to = lowerOrNull(v)),
     'record/auth_results/dkim/domain': (_r, v) => void (dkim && (dkim.domain = lowerOrNull(v))),
     'record/auth_results/dkim/selector': (_r, v) => void (dkim && (dkim.selector = orNull(v))),
     'record/auth_results/dkim/result': (_r, v) => void (dkim && (dkim.result = lowerOrNull(v))),

@@ -108,19 +108,75 @@ function compareSets(a: { name: string; type: string }, b: { name: string; type:
   return a.type < b.type ? -1 : a.type > b.type ? 1 : 0;
 }
 
-/** The character-strings of a TXT value in presentation format, or null when it is malformed. */
-function txtStrings(value: string): string[] | null {
-  const out: string[] = [];
-  const re = /\s*"((?:[^"\\]|\\.)*)"\s*/gy;
-  let match: RegExpExecArray | null;
-  let consumed = 0;
-  while ((match = re.exec(value)) !== null) {
-    out.push((match[1] ?? '').replace(/\\(.)/g, '$1'));
-    consumed = re.lastIndex;
-    if (consumed === value.length) break;
+/**
+ * The character-strings of a TXT value as Route 53 reads them (their bytes),
+ * or null when the value is malformed: strings in double quotes, `\"` and
+ * `\\` inside them, and every byte outside printable ASCII written as a
+ * three-digit OCTAL escape (`\011` is a tab, `\303\251` is é), as Route 53
+ * documents. A raw control or non-ASCII character is refused, as Route 53
+ * refuses it. A value with no quotes at all is one string, as given.
+ */
+function txtStrings(value: string): Buffer[] | null {
+  const text = value.trim();
+  if (!text.startsWith('"')) {
+    if (value.includes('"') || text === '' || /[^\x20-\x7e]/.test(value)) return null;
+    return [Buffer.from(value, 'latin1')];
   }
-  if (out.length === 0) return value.includes('"') || value.trim() === '' ? null : [value];
-  return consumed === value.length ? out : null;
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i < text.length) {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i += 1;
+    if (i >= text.length) break;
+    if (text[i] !== '"') return null;
+    i += 1;
+    const bytes: number[] = [];
+    let closed = false;
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        closed = true;
+        i += 1;
+        break;
+      }
+      if (c < 0x20 || c > 0x7e) return null;
+      if (c === 0x5c) {
+        const octal = /^[0-7]{3}/.exec(text.slice(i + 1, i + 4));
+        if (octal) {
+          const byte = parseInt(octal[0], 8);
+          if (byte > 255) return null;
+          bytes.push(byte);
+          i += 4;
+          continue;
+        }
+        const next = text.charCodeAt(i + 1);
+        if (Number.isNaN(next) || next < 0x20 || next > 0x7e) return null;
+        bytes.push(next);
+        i += 2;
+        continue;
+      }
+      bytes.push(c);
+      i += 1;
+    }
+    if (!closed) return null;
+    out.push(Buffer.from(bytes));
+  }
+  return out.length > 0 ? out : null;
+}
+
+/** The value as Route 53 answers it: each string quoted, `\"` and `\\` escaped, every other byte outside printable ASCII as `\ooo` octal. */
+function canonicalTxt(strings: Buffer[]): string {
+  return strings
+    .map((bytes) => {
+      let out = '"';
+      for (const byte of bytes) {
+        if (byte === 0x22) out += '\\"';
+        else if (byte === 0x5c) out += '\\\\';
+        else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
+        else out += `\\${byte.toString(8).padStart(3, '0')}`;
+      }
+      return `${out}"`;
+    })
+    .join(' ');
 }
 
 class ApiError extends Error {
@@ -397,13 +453,15 @@ export class Route53Server {
         throw new ApiError(400, 'InvalidChangeBatch', `RRSet with DNS name ${set.name} is not permitted in zone ${zone.name}`);
       }
       if (set.type === 'TXT') {
-        for (const value of set.values) {
+        set.values = set.values.map((value) => {
           const strings = txtStrings(value);
           if (strings === null) throw new ApiError(400, 'InvalidChangeBatch', `[Invalid Resource Record: 'FATAL problem: InvalidCharacterString (Value should be enclosed in quotation marks) encountered with '${value}'']`);
-          if (strings.some((s) => Buffer.byteLength(s) > 255)) {
+          if (strings.some((s) => s.length > 255)) {
             throw new ApiError(400, 'InvalidChangeBatch', `[Invalid Resource Record: 'FATAL problem: TXTRDATATooLong (Value is too long) encountered with '${value.slice(0, 40)}'']`);
           }
-        }
+          // Route 53 keeps and answers the value in its own escaped form, whatever escapes the request used.
+          return canonicalTxt(strings);
+        });
       }
       const index = next.findIndex((s) => s.name === set.name && s.type === set.type);
       if (action === 'DELETE') {
