@@ -28,7 +28,9 @@ export class ReportError extends Error {
     /** Element path (`report_metadata/org_name`) or container part; null for the whole input. */
     readonly field: string | null = null,
   ) {
-    super(message);
+    // A reason is stored, logged and sent back to SMTP clients: one line, bounded, whatever of the input it quotes.
+    const line = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
+    super(line.length > 500 ? `${line.slice(0, 497)}...` : line);
     this.name = 'ReportError';
   }
 }
