@@ -23,6 +23,7 @@ import { getDomain } from '../src/store/domains.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { queryTxt } from '../src/dns/index.js';
 import { runCli, tempStore } from './helpers/cli.js';
+import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 
 const plan = loadPlan('default');
@@ -154,6 +155,29 @@ describe('lifecycle over the API, approvals and permanent provider errors', () =
     const halted = await call('/api/v1/domains/gate.example/approve', { reason: 'ready' });
     assert.equal(halted.status, 409);
     assert.match(halted.json.error.message, /halted .*resume it before approving/);
+  });
+
+  it('the page offers the lifecycle forms, and approve only for a gated next stage of an active domain', async () => {
+    dns.set('_dmarc.page.example', { txt: ['v=DMARC1; p=none; rua=mailto:r@page.example'], ttl: 300 });
+    await enrollDomains(store, { inputs: [{ text: 'page.example', origin: 'test' }], plan, provider: 'memory', providers, actor: 'test', now: NOW });
+    const { session } = await formSignIn(server.url, operator.token);
+    const page = async (d: string) => (await fetch(`${server.url}/domains/${d}`, { headers: { cookie: session! } })).text();
+    const post = async (d: string, action: string, fields: Record<string, string>) => {
+      const res = await postForm(server.url, `/ui/domains/${d}/${action}`, session!, { _csrf: csrfOf(await page(d)), ...fields });
+      return { status: res.status, location: res.headers.get('location') };
+    };
+    const html = await page('page.example');
+    for (const action of ['set-provider', 'set-plan', 'unenroll']) assert.match(html, new RegExp(`action="/ui/domains/page\\.example/${action}"`));
+    assert.doesNotMatch(html, /Approve /, 'none:100 -> quarantine:1 is not gated');
+    // gate.example is at quarantine:100, halted: its gated next stage (reject:1) is not offered either.
+    assert.doesNotMatch(await page('gate.example'), /<button[^>]*>Approve /);
+
+    assert.deepEqual(await post('page.example', 'set-provider', { to: 'other', reason: 'moved' }), { status: 303, location: '/domains/page.example' });
+    assert.match(await page('page.example'), /flash-error[^]*page\.example at provider other holds no DMARC record/);
+    assert.deepEqual(await post('page.example', 'set-plan', { to: 'default', reason: 'same' }), { status: 303, location: '/domains/page.example' });
+    assert.deepEqual(await post('page.example', 'unenroll', { to: 'keep', reason: 'handed over' }), { status: 303, location: '/' });
+    assert.equal(await getDomain(store.db, 'page.example'), undefined);
+    assert.deepEqual(await dns.readTxt('_dmarc.page.example'), ['v=DMARC1; p=none; rua=mailto:r@page.example'], 'the record is left as it is');
   });
 
   it('a provider error no retry can heal stops the domain with the provider’s reason', async () => {

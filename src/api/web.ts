@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { approve, enrolledDomain, pause, resume, rollback } from '../fleet/actions.js';
+import { setPlanByName, setProvider, unenrollFromPage } from '../fleet/lifecycle.js';
 import { approvalsQueue, auditLogPage, domainView, fleetOverview } from '../fleet/views.js';
 import { APP_CSS } from '../web/assets.js';
 import { buildSummary } from '../notify/summary.js';
@@ -40,7 +41,7 @@ declare module 'fastify' {
 export const SIGN_IN_LIMIT = { attempts: 10, windowMs: 10 * 60_000 };
 
 /** The page's buttons, by the name in the form's address; anything else is a 404 (no `__proto__`, no `toString`). */
-const PAGE_ACTIONS = ['approve', 'pause', 'resume', 'rollback'] as const;
+const PAGE_ACTIONS = ['approve', 'pause', 'resume', 'rollback', 'unenroll', 'set-provider', 'set-plan'] as const;
 type PageAction = (typeof PAGE_ACTIONS)[number];
 const isPageAction = (name: string): name is PageAction => (PAGE_ACTIONS as readonly string[]).includes(name);
 
@@ -209,6 +210,11 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     resume: (d, request, reason) => resume(ctx.store, d, actor(ctx, request), reason ?? 'resumed on the web page'),
     rollback: (d, request, reason, to) =>
       rollback(ctx.store, d, ctx.loadPlan, actor(ctx, request), { reason: reason ?? 'rolled back on the web page', ...(to ? { to } : {}) }),
+    // The lifecycle forms name their target in `to`: the provider, the plan, or what becomes of the record (keep or restore).
+    unenroll: (d, request, reason, to) => unenrollFromPage(ctx, d, actor(ctx, request), reason ?? '', to === 'restore'),
+    'set-provider': (d, request, reason, to) =>
+      setProvider(ctx.store, d, actor(ctx, request), { provider: to ?? '', providers: ctx.providers ?? { names: [], get: () => { throw new Error('no providers'); } }, reason: reason ?? '' }),
+    'set-plan': (d, request, reason, to) => setPlanByName(ctx, d, actor(ctx, request), to ?? '', reason ?? ''),
   };
 
   app.post('/ui/domains/:domain/:action', { schema: { hide: true } }, async (request, reply) => {
@@ -230,6 +236,8 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
       const row = await enrolledDomain(ctx.store, input);
       const message = await run(row.domain, request, firstString(body.reason), firstString(body.to));
       request.session.set('flash', { kind: 'ok', text: message });
+      // An unenrolled domain has no page any more: back to the fleet.
+      if (action === 'unenroll') return reply.redirect('/', 303);
     } catch (error) {
       const { status, body: errorBody } = toErrorResponse(error, request);
       if (status >= 500) throw error;

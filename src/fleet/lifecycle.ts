@@ -9,7 +9,7 @@
  */
 import type { DnsProvider } from '../dns/provider.js';
 import { dmarcName } from '../engine/apply.js';
-import { stageRank, type Plan } from '../plans/index.js';
+import { PlanError, stageRank, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { getDomain, stageHistory, updateDomain } from '../store/domains.js';
@@ -151,4 +151,30 @@ export async function setPlan(store: Store, input: string, who: Actor, opts: { p
     });
   });
   return `${row.domain} now follows plan ${opts.plan.name}, still at ${stage}`;
+}
+
+/** What the doors hand the lifecycle besides the store: plans by name and the configured providers. */
+export interface LifecycleContext {
+  store: Store;
+  loadPlan(name: string): Plan;
+  providers?: ProviderLookup;
+}
+
+/** set-plan by a registered plan's name (the API and the page); an unknown or invalid plan is refused naming the field. */
+export async function setPlanByName(ctx: LifecycleContext, input: string, who: Actor, planName: string, reason: string): Promise<string> {
+  let plan: Plan;
+  try {
+    plan = ctx.loadPlan(planName);
+  } catch (error) {
+    if (!(error instanceof PlanError)) throw error;
+    throw new ActionError(`plan ${planName || '(none given)'} cannot be used: ${error.message}`, 'invalid', 'plan');
+  }
+  return setPlan(ctx.store, input, who, { plan, current: ctx.loadPlan, reason });
+}
+
+/** unenroll with the domain's own configured provider for a restore (the API and the page). */
+export async function unenrollFromPage(ctx: LifecycleContext, input: string, who: Actor, reason: string, restore: boolean): Promise<string> {
+  const row = await enrolledDomain(ctx.store, input);
+  const provider = restore && row.provider !== null && (ctx.providers?.names ?? []).includes(row.provider) ? ctx.providers!.get(row.provider) : undefined;
+  return unenroll(ctx.store, row.domain, who, { reason, restore, ...(provider ? { provider } : {}) });
 }

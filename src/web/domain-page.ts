@@ -91,10 +91,38 @@ ${earlier.map((s, i) => html`<option value="${s.label}"${i === previous ? html` 
 <button type="submit" class="danger">Roll back</button>
 </form>`);
   }
-  if (forms.length === 0) return html``;
-  return html`<section class="actions" aria-labelledby="actions-heading">
+  return html`${forms.length === 0 ? '' : html`<section class="actions" aria-labelledby="actions-heading">
 <h2 id="actions-heading">Actions</h2>
 ${forms}
+</section>`}
+${lifecycle(ctx, v)}`;
+}
+
+/** Moving the domain to another provider or plan, or unenrolling it: each needs a reason, and names its target in `to`. */
+function lifecycle(ctx: PageContext, v: DomainView): SafeHtml {
+  return html`<section class="actions lifecycle" aria-labelledby="lifecycle-heading">
+<h2 id="lifecycle-heading">Provider, plan, enrolment</h2>
+<form method="post" action="${domainActionPath(v.domain, 'set-provider')}" class="action action-set-provider">
+${csrfField(ctx.csrfToken)}
+<label for="set-provider-to">DNS provider <input type="text" id="set-provider-to" name="to" required maxlength="63" value="${v.provider ?? ''}"></label>
+<label for="set-provider-reason">Reason <input type="text" id="set-provider-reason" name="reason" required maxlength="500"></label>
+<button type="submit">Change provider</button>
+</form>
+<form method="post" action="${domainActionPath(v.domain, 'set-plan')}" class="action action-set-plan">
+${csrfField(ctx.csrfToken)}
+<label for="set-plan-to">Plan <input type="text" id="set-plan-to" name="to" required maxlength="200" value="${v.plan}"></label>
+<label for="set-plan-reason">Reason <input type="text" id="set-plan-reason" name="reason" required maxlength="500"></label>
+<button type="submit">Change plan (the stage is kept)</button>
+</form>
+<form method="post" action="${domainActionPath(v.domain, 'unenroll')}" class="action action-unenroll">
+${csrfField(ctx.csrfToken)}
+<label for="unenroll-to">The record <select id="unenroll-to" name="to">
+<option value="keep" selected>stays as it is now</option>
+<option value="restore">goes back to the one found at enrolment</option>
+</select></label>
+<label for="unenroll-reason">Reason <input type="text" id="unenroll-reason" name="reason" required maxlength="500"></label>
+<button type="submit" class="danger">Unenroll</button>
+</form>
 </section>`;
 }
 

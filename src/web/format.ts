@@ -49,7 +49,7 @@ export function domainPath(domain: string): string {
 }
 
 /** Where a domain's action forms post, e.g. `/ui/domains/example.com/pause`. */
-export function domainActionPath(domain: string, action: 'approve' | 'pause' | 'resume' | 'rollback'): string {
+export function domainActionPath(domain: string, action: 'approve' | 'pause' | 'resume' | 'rollback' | 'unenroll' | 'set-provider' | 'set-plan'): string {
   return `/ui/domains/${encodeURIComponent(domain)}/${action}`;
 }
 

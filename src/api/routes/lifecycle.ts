@@ -6,10 +6,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { ActionError, enrolledDomain } from '../../fleet/actions.js';
-import { setPlan, setProvider, unenroll } from '../../fleet/lifecycle.js';
+import { enrolledDomain } from '../../fleet/actions.js';
+import { setPlanByName, setProvider, unenrollFromPage } from '../../fleet/lifecycle.js';
 import { domainOverview } from '../../fleet/views.js';
-import { PlanError } from '../../plans/index.js';
 import { requireRole } from '../auth.js';
 import { actor, viewContext, type ApiContext } from '../context.js';
 import { actionResult, domainParams, errorSchema, setPlanBody, setProviderBody, unenrollBody, unenrollResult } from '../schemas.js';
@@ -32,9 +31,7 @@ export function lifecycleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     { preHandler: operator, schema: { summary: 'Stop managing the domain: history kept, the live record left as it is unless restore is true', tags: ['lifecycle'], params: domainParams, body: unenrollBody, response: { 200: unenrollResult, ...errors } } },
     async (request) => {
       const row = await enrolledDomain(ctx.store, request.params.domain);
-      const provider = request.body.restore && row.provider !== null && (ctx.providers?.names ?? []).includes(row.provider) ? ctx.providers!.get(row.provider) : undefined;
-      const message = await unenroll(ctx.store, row.domain, actor(ctx, request), { reason: request.body.reason, restore: request.body.restore, ...(provider ? { provider } : {}) });
-      return { domain: row.domain, message };
+      return { domain: row.domain, message: await unenrollFromPage(ctx, row.domain, actor(ctx, request), request.body.reason, request.body.restore) };
     },
   );
 
@@ -52,14 +49,7 @@ export function lifecycleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     { preHandler: operator, schema: { summary: 'Move the domain to another plan, keeping its stage by label (refused when the plan lacks it)', tags: ['lifecycle'], params: domainParams, body: setPlanBody, response: { 200: actionResult, ...errors } } },
     async (request) => {
       const row = await enrolledDomain(ctx.store, request.params.domain);
-      let plan;
-      try {
-        plan = ctx.loadPlan(request.body.plan);
-      } catch (error) {
-        if (!(error instanceof PlanError)) throw error;
-        throw new ActionError(`plan ${request.body.plan} cannot be used: ${error.message}`, 'invalid', 'plan');
-      }
-      return status(row.domain, await setPlan(ctx.store, row.domain, actor(ctx, request), { plan, current: ctx.loadPlan, reason: request.body.reason }));
+      return status(row.domain, await setPlanByName(ctx, row.domain, actor(ctx, request), request.body.plan, request.body.reason));
     },
   );
 }
