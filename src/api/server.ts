@@ -69,6 +69,10 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     trustProxy: config.trust_proxy,
     bodyLimit: 1024 * 1024,
+    // A domain name is up to 253 characters, more when percent-encoded; longer path segments are refused below.
+    routerOptions: { maxParamLength: 1024 },
+    // Errors the router raises before any route (a bad URL, an overlong segment) get the one error shape too.
+    frameworkErrors: (error, _request, reply) => sendError(reply, error),
     // Requests are logged (fastify's default; naming disableRequestLogging at all prints a
     // deprecation warning into the JSON log). Tokens and cookies never reach the log: pino's
     // redact covers headers, and URLs carry neither.
