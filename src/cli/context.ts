@@ -15,13 +15,13 @@
  */
 import { userInfo } from 'node:os';
 import { errorJson, errorMessage, exitCodeFor } from '../errors.js';
-import { defaultDatabasePath } from '../paths.js';
 import type { DaemonConfig } from '../daemon/config.js';
 import type { TickOptions } from '../engine/tick.js';
 import type { DnsProvider } from '../../providers/types.js';
 import type { SourceRule } from '../engine/types.js';
 import type { DomainRow } from '../store/schema.js';
 import type { Store } from '../store/open.js';
+import type { StoreLocation } from '../store/location.js';
 
 export interface CliContext {
   out(text: string): void;
@@ -39,6 +39,8 @@ export interface CliContext {
   store(): Promise<Store>;
   /** Use this store file instead of DMARC_ROLLOUT_DB (the daemon config's); only before the first store(). */
   useStorePath(path: string): void;
+  /** Use this store (the daemon config's, SQLite or Postgres) instead of the environment's; only before the first store(). */
+  useStore(location: StoreLocation): void;
   /**
    * Prints a failure the one way (a line on stderr, or the JSON error on
    * stdout with --json) and sets the exit code from its error code
@@ -64,7 +66,8 @@ export function createContext(
   options: { json?: boolean; io?: CliIo } = {},
 ): CliContext & { close(): Promise<void> } {
   let opened: Promise<Store> | undefined;
-  let storePath = defaultDatabasePath(env);
+  // Unset: the environment's (DMARC_ROLLOUT_DATABASE_URL, else DMARC_ROLLOUT_DB), read when the store is first opened.
+  let location: StoreLocation | undefined;
   const io = options.io ?? PROCESS_IO;
   const ctx: CliContext & { close(): Promise<void> } = {
     out: (text) => io.stdout(text.endsWith('\n') ? text : `${text}\n`),
@@ -75,12 +78,17 @@ export function createContext(
     actor: `cli:${safeUserName()}`,
     now: () => new Date(),
     store() {
-      opened ??= import('../store/open.js').then(({ openSqliteStore }) => openSqliteStore(storePath));
+      opened ??= Promise.all([import('../store/open.js'), import('../store/location.js')]).then(([{ openStore }, { storeLocationFromEnv }]) =>
+        openStore(location ?? storeLocationFromEnv(env)),
+      );
       return opened;
     },
     useStorePath(path) {
+      ctx.useStore({ kind: 'sqlite', path });
+    },
+    useStore(next) {
       if (opened) throw new Error('the store is already open');
-      storePath = path;
+      location = next;
     },
     fail(error) {
       if (ctx.json) ctx.out(JSON.stringify(errorJson(error)));
@@ -123,7 +131,7 @@ export async function dnsSetup(ctx: CliContext, options: { config?: string; prov
   if (configFile !== undefined) {
     const { configSourceRules, loadDaemonConfig } = await import('../daemon/config.js');
     const config = loadDaemonConfig(configFile, ctx.env);
-    ctx.useStorePath(config.storePath);
+    ctx.useStore(config.storeLocation);
     const providers = providerSetFrom(config.providers, config.file);
     const sourceRules = configSourceRules(config);
     return {

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { parseProviderConfig } from '../../providers/index.js';
 import { apiConfigSchema, type ApiTokenEntry } from '../api/config.js';
 import { readTokenFile } from '../api/tokens.js';
-import { defaultDatabasePath } from '../store/open.js';
+import { postgresConfigSchema, postgresConnectionFromConfig, storeLocationFromEnv, type StoreLocation } from '../store/location.js';
 import { parseSourceSpec } from '../fleet/actions.js';
 import { normalizeDomainName } from '../fleet/domain-name.js';
 import type { SourceRule } from '../engine/types.js';
@@ -30,7 +30,15 @@ const cron = (fallback: string) =>
 export const daemonConfigSchema = z
   .object({
     /** The SQLite file; relative paths are from the config file's folder. Default: DMARC_ROLLOUT_DB or data/dmarc-rollout.sqlite. */
-    store: z.object({ sqlite: z.string().min(1) }).strict().optional(),
+    store: z
+      .object({
+        sqlite: z.string().min(1).optional(),
+        /** A Postgres database instead of the file: host, port, database, user, password_env or password_file, ssl. */
+        postgres: postgresConfigSchema.optional(),
+      })
+      .strict()
+      .refine((s) => (s.sqlite === undefined) !== (s.postgres === undefined), { message: 'give either sqlite (a file) or postgres (a database), not both or neither' })
+      .optional(),
     schedule: z
       .object({
         /** How often sources are polled. */
@@ -134,8 +142,10 @@ export function configSourceRules(config: DaemonConfig): SourceRule[] {
 export type DaemonConfig = z.infer<typeof daemonConfigSchema> & {
   /** The config file, for messages. */
   file: string;
-  /** The store path, resolved. */
-  storePath: string;
+  /** The SQLite store's path, resolved; null when the store is Postgres. */
+  storePath: string | null;
+  /** The store: the SQLite file, or the Postgres database (password read). Default: DMARC_ROLLOUT_DATABASE_URL, else DMARC_ROLLOUT_DB, else the package's file. */
+  storeLocation: StoreLocation;
   /** Every API token (the config's and the token file's), hashes only. */
   apiTokens: ApiTokenEntry[];
   /** The notifications block with its channels' secrets read. */
@@ -184,9 +194,23 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
   problems.push(...notify.problems.map((p) => `${file}: ${p}`));
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   const base = dirname(resolve(file));
-  const storePath = result.data.store ? resolve(base, result.data.store.sqlite) : defaultDatabasePath(env);
+  let storeLocation: StoreLocation;
+  try {
+    const configured = result.data.store;
+    storeLocation = configured?.postgres
+      ? { kind: 'postgres', connection: postgresConnectionFromConfig(configured.postgres, base, env, 'store.postgres') }
+      : configured?.sqlite
+        ? { kind: 'sqlite', path: resolve(base, configured.sqlite) }
+        : storeLocationFromEnv(env);
+  } catch (error) {
+    throw new ConfigError(`${file}: ${(error as Error).message}`);
+  }
+  const storePath = storeLocation.kind === 'sqlite' ? storeLocation.path : null;
+  if (storePath === null && result.data.rejected_dir === undefined) {
+    throw new ConfigError(`${file}: rejected_dir: required with a Postgres store (rejected inputs are kept as files; name a folder the daemon can write)`);
+  }
   // The lock file and the store go in this folder: a typo here would otherwise fail deep in SQLite without a name.
-  if (result.data.store && !existsSync(dirname(storePath))) {
+  if (result.data.store?.sqlite && storePath !== null && !existsSync(dirname(storePath))) {
     throw new ConfigError(`${file}: store.sqlite: the folder ${dirname(storePath)} does not exist; create it (owned by the daemon's user) or fix the path`);
   }
   const sources = result.data.sources.map((s) => (s.type === 'folder' ? { ...s, path: resolve(base, s.path) } : s));
@@ -206,7 +230,7 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
     if (names.has(t.name)) throw new ConfigError(`${file}: api.tokens: the name "${t.name}" is used twice; each holder needs a name of their own`);
     names.add(t.name);
   }
-  const config = { ...result.data, providers: daemonProviderDefaults(result.data.providers), ...(api ? { api } : {}), sources, file, storePath, apiTokens, notify: notify.settings };
+  const config = { ...result.data, providers: daemonProviderDefaults(result.data.providers), ...(api ? { api } : {}), sources, file, storePath, storeLocation, apiTokens, notify: notify.settings };
   configSourceRules(config); // a bad allowlist domain refuses the start, like any other field
   return config;
 }

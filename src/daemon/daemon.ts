@@ -14,11 +14,13 @@ import { dnsVerifier } from '../engine/verify.js';
 import { defaultRejectedDir, ingestInput } from '../reports/index.js';
 import { ReporterBudget } from '../reports/budget.js';
 import { dnsResolve } from '../reports/provenance.js';
-import { openSqliteStore, type Store } from '../store/open.js';
+import { openStore, type Store } from '../store/open.js';
+import { describeStore } from '../store/location.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
 import { DaemonHealth, type HealthReport } from './health.js';
 import { acquireInstanceLock } from './lock.js';
+import { acquirePostgresInstanceLock } from './postgres-lock.js';
 import { startSystemdWatchdog } from './watchdog.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { createFolderSource } from './sources/folder.js';
@@ -62,10 +64,20 @@ export interface RunningDaemon {
 export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
   const now = deps.now ?? (() => new Date());
-  const lock = acquireInstanceLock(config.storePath);
+  let stopOnLostLock: (() => Promise<void>) | undefined;
+  const location = config.storeLocation;
+  const lock =
+    location.kind === 'sqlite'
+      ? acquireInstanceLock(location.path)
+      : await acquirePostgresInstanceLock(location.connection, (error) => {
+          // Without the lock a second daemon may start ticking the same domains: stop rather than go on unguarded.
+          logger.fatal({ err: error }, 'instance lock lost; stopping');
+          process.exitCode = 1;
+          void stopOnLostLock?.();
+        });
   let store: Store;
   try {
-    store = await openSqliteStore(config.storePath);
+    store = await openStore(location);
   } catch (error) {
     lock.release();
     throw error;
@@ -74,7 +86,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   // by the previous run get one immediate attempt instead of waiting out a backoff
   // the previous process chose.
   await store.db.updateTable('intents').set({ next_attempt_at: now().toISOString() }).execute();
-  const rejectedDir = config.rejected_dir ?? defaultRejectedDir({ DMARC_ROLLOUT_DB: config.storePath });
+  const rejectedDir = config.rejected_dir ?? defaultRejectedDir(config.storePath === null ? {} : { DMARC_ROLLOUT_DB: config.storePath });
   const providers = providerSetFrom(config.providers, config.file, { logger });
   const sourceRules = configSourceRules(config);
   const sources: ReportSource[] = config.sources.map((s) => {
@@ -228,11 +240,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   health.schedule('tick', intervalOf(tasks[1]!));
   const watchdog = startSystemdWatchdog(() => health.report(Date.now()).ok, { onError: (error) => logger.warn({ err: error }, 'systemd watchdog keep-alive failed') });
   logger.info(
-    { store: config.storePath, sources: sources.map((s) => s.name), providers: providers.names, schedule: config.schedule, api: api?.url ?? null },
+    { store: describeStore(location), sources: sources.map((s) => s.name), providers: providers.names, schedule: config.schedule, api: api?.url ?? null },
     'daemon started',
   );
 
-  return {
+  const running: RunningDaemon = {
     store,
     metrics,
     notifier,
@@ -259,4 +271,6 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       logger.info('daemon stopped');
     },
   };
+  stopOnLostLock = () => running.stop();
+  return running;
 }

@@ -14,11 +14,14 @@ import { queryTxt } from '../dns/index.js';
 import { dmarcName } from '../engine/apply.js';
 import { dmarcRecordsOf, mailtoAddresses, parseRecord, tagValue } from '../record/index.js';
 import { listDomains } from '../store/domains.js';
-import { openSqliteStore } from '../store/open.js';
+import { openStore } from '../store/open.js';
+import { describeStore } from '../store/location.js';
 import type { DomainRow } from '../store/schema.js';
 import { errorMessage } from '../errors.js';
+import { notificationChecks } from '../notify/doctor.js';
 import type { DaemonConfig } from './config.js';
 import { acquireInstanceLock, LockHeldError } from './lock.js';
+import { acquirePostgresInstanceLock } from './postgres-lock.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -34,30 +37,42 @@ export interface DoctorCheck {
 export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = process.env): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [{ subject: 'config', status: 'ok', detail: `${config.file} is valid` }];
   checks.push(...apiChecks(config, env));
+  checks.push(...(await notificationChecks(config.notify, config.file)));
 
   // A first install has no store yet (maybe not even its folder): say so, check the folder can be
   // made, and go on with everything that needs no store. Opening it here would create it.
-  if (!existsSync(config.storePath)) {
-    checks.push(firstInstallStoreCheck(config.storePath));
+  const location = config.storeLocation;
+  const where = describeStore(location);
+  if (location.kind === 'sqlite' && !existsSync(location.path)) {
+    checks.push(firstInstallStoreCheck(location.path));
     checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon has run on this store yet', fix: `dmarc-rollout daemon --config ${config.file}` });
     checks.push(...(await storeFreeChecks(config, [])));
     return checks;
   }
 
   try {
-    acquireInstanceLock(config.storePath).release();
+    if (location.kind === 'sqlite') acquireInstanceLock(location.path).release();
+    else (await acquirePostgresInstanceLock(location.connection)).release();
     checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon is running on this store', fix: `dmarc-rollout daemon --config ${config.file}` });
   } catch (error) {
+    if (location.kind === 'postgres' && !(error instanceof LockHeldError)) {
+      checks.push({ subject: 'store', status: 'fail', detail: errorMessage(error), fix: `check that the database is reachable and the user and password (${location.connection.origin}) are right` });
+      return checks;
+    }
     if (!(error instanceof LockHeldError)) throw error;
     checks.push({ subject: 'daemon', status: 'ok', detail: error.message.replace(/; one daemon per store$/, '') });
   }
 
   let store;
   try {
-    store = await openSqliteStore(config.storePath);
-    checks.push({ subject: 'store', status: 'ok', detail: `${config.storePath} opens and is migrated` });
+    store = await openStore(location);
+    checks.push({ subject: 'store', status: 'ok', detail: `${where} opens and is migrated` });
   } catch (error) {
-    checks.push({ subject: 'store', status: 'fail', detail: `${config.storePath}: ${errorMessage(error)}`, fix: 'check the path and its permissions (store.sqlite in the config, or DMARC_ROLLOUT_DB)' });
+    const fix =
+      location.kind === 'sqlite'
+        ? 'check the path and its permissions (store.sqlite in the config, or DMARC_ROLLOUT_DB)'
+        : `check the database and the user's rights to create tables in it (${location.connection.origin})`;
+    checks.push({ subject: 'store', status: 'fail', detail: location.kind === 'sqlite' ? `${where}: ${errorMessage(error)}` : errorMessage(error), fix });
     return checks;
   }
   try {

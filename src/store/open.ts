@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { CodeMigrationProvider, type Dialect } from './migrations.js';
 import type { Database } from './schema.js';
 import { describeStore, type PostgresConnection, type StoreLocation } from './location.js';
@@ -76,6 +76,8 @@ export async function openPostgresStore(connection: PostgresConnection): Promise
   pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
+    // Reached first, so a wrong password or host reads as such and not as a failed migration.
+    await sql`select 1`.execute(db);
     await migrate(db, 'postgres');
   } catch (error) {
     await db.destroy().catch(() => {});
@@ -89,7 +91,8 @@ async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {
   const migrator = new Migrator({ db, provider: new CodeMigrationProvider(dialect) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new Error(`store migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`);
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(failed ? `store migration ${failed} failed: ${message}` : `store migrations could not run: ${message}`);
   }
 }

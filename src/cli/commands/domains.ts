@@ -47,7 +47,7 @@ export async function fleetSettings(
   if (configFile !== undefined && opts.providers === undefined) {
     const { loadDaemonConfig } = await import('../../daemon/config.js');
     const config = loadDaemonConfig(configFile, ctx.env);
-    ctx.useStorePath(config.storePath);
+    ctx.useStore(config.storeLocation);
     return { providers: providerSetFrom(config.providers, config.file), reportAddresses: config.report_addresses, origin: config.file };
   }
   const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;

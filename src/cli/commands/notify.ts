@@ -12,7 +12,7 @@ async function daemonConfig(ctx: CliContext, file: string | undefined) {
   if (configFile === undefined) throw new AppError('usage', 'give the daemon config with --config <file> (or set DMARC_ROLLOUT_CONFIG): the channels are defined there');
   const { loadDaemonConfig } = await import('../../daemon/config.js');
   const config = loadDaemonConfig(configFile, ctx.env);
-  ctx.useStorePath(config.storePath);
+  ctx.useStore(config.storeLocation);
   return config;
 }
 
