@@ -368,7 +368,8 @@ describe('deploy/: the API in each example config', () => {
         // Sign in through the page's form, as a browser does through this deployment's front door.
         const login = await app.inject({ method: 'GET', url: '/login', ...browser });
         assert.equal(login.statusCode, 200, what);
-        const formCookie = login.cookies.find((c) => c.name === 'dmarc_rollout_session');
+        // The form's CSRF cookie; the session cookie comes only with sign-in (anonymous visitors leave no session).
+        const formCookie = login.cookies.find((c) => c.name === 'dmarc_rollout_sign_in');
         assert.ok(formCookie, `${what}: no session cookie on the sign-in page: sign-in would fail`);
         assert.equal(Boolean(formCookie.secure), api.session.secure_cookie, what);
         const csrf = /name="_csrf" value="([^"]+)"/.exec(login.body)?.[1];

@@ -122,7 +122,10 @@ export const SIGN_IN_COOKIE = 'dmarc_rollout_sign_in';
 
 export function issueSignInToken(reply: FastifyReply, secret: string, secure: boolean): string {
   const nonce = randomBytes(24).toString('base64url');
-  reply.setCookie(SIGN_IN_COOKIE, nonce, { path: '/ui/login', httpOnly: true, sameSite: 'strict', secure, maxAge: 3600 });
+  // Like the session cookie: a Secure cookie is not sent over plain http (nor to a peer trust_proxy does not believe).
+  if (!secure || reply.request.protocol === 'https') {
+    reply.setCookie(SIGN_IN_COOKIE, nonce, { path: '/ui/login', httpOnly: true, sameSite: 'strict', secure, maxAge: 3600 });
+  }
   return signInMac(secret, nonce);
 }
 
