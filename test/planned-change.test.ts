@@ -15,12 +15,13 @@ import { MemoryDns } from '../src/engine/memory-dns.js';
 import { planSummary, STUCK_AFTER_ATTEMPTS } from '../src/engine/planned-change.js';
 import { runTick, type TickOptions } from '../src/engine/tick.js';
 import { enrollDomains, fleetStatus } from '../src/fleet/index.js';
-import { domainOverview } from '../src/fleet/views.js';
+import { domainOverview, domainView } from '../src/fleet/views.js';
+import { renderDomainPage } from '../src/web/domain-page.js';
 import { loadPlan } from '../src/plans/index.js';
 import { getIntent } from '../src/store/intents.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import type { DomainRow } from '../src/store/schema.js';
-import { tempStore } from './helpers/cli.js';
+import { runCli, tempStore } from './helpers/cli.js';
 
 const plan = loadPlan('default');
 const T0 = new Date('2026-05-04T10:00:00Z');
@@ -28,6 +29,7 @@ const HOUR = 3_600_000;
 
 describe('the dry run says what the tick then does', () => {
   let store: Store;
+  let db: string;
   const dns = new MemoryDns();
   // The stuck domain's provider refuses every write for now (throttled after its own retries): transient, so retried.
   const stuckProvider = {
@@ -45,7 +47,8 @@ describe('the dry run says what the tick then does', () => {
   const options = (now: Date): Omit<TickOptions, 'dryRun'> & { loadPlan: typeof loadPlan } => ({ store, now, providerFor, loadPlan });
 
   before(async () => {
-    store = await openSqliteStore(tempStore().db);
+    db = tempStore().db;
+    store = await openSqliteStore(db);
     const providers = { names: ['memory', 'gone'], get: () => dns };
     const domains = ['write.example', 'hosted.example', 'drift.example', 'stuck.example'];
     for (const d of domains) dns.set(`_dmarc.${d}`, { txt: [`v=DMARC1; p=none; pct=100; rua=mailto:r@${d}`], ttl: 300 });
@@ -100,5 +103,16 @@ describe('the dry run says what the tick then does', () => {
     const text = await metrics.registry.metrics();
     assert.match(text, /dmarc_rollout_changes_stuck 1/);
     assert.ok(await getIntent(store.db, 'stuck.example'));
+
+    // The page and the command line say so too.
+    const view = (await domainView(store, 'stuck.example', now))!;
+    const page = renderDomainPage({ user: { name: 'olivia', role: 'operator' }, csrfToken: 't' }, view);
+    assert.match(page, /<span class="badge badge-stuck">stuck<\/span> This change has failed [5-9] times/);
+    const explain = await runCli(['explain', 'stuck.example'], { DMARC_ROLLOUT_DB: db });
+    assert.equal(explain.code, 0, explain.stderr);
+    assert.match(explain.stdout, /Next tick: STUCK: establish -> none:100 has failed [5-9] times .*Last error: writing _dmarc\.stuck\.example/);
+    assert.doesNotMatch(explain.stdout, /Next tick: establish/);
+    const table = await runCli(['status'], { DMARC_ROLLOUT_DB: db });
+    assert.match(table.stdout, /stuck\.example .*active \(STUCK: the change in flight failed [5-9] times; last error: /);
   });
 });
