@@ -128,7 +128,7 @@ describe('plans on disk and the plans commands', () => {
 
     const list = await runMain(['plans', 'list', '--json'], { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PLANS: dir });
     assert.equal(list.code, 1, 'an invalid plan in the path makes list fail');
-    const rows = JSON.parse(list.stdout).plans;
+    const rows: Array<{ name: string; valid: boolean; shadowed: boolean; problems: Array<{ field: string }> }> = JSON.parse(list.stdout).plans;
     assert.deepEqual(rows.map((r) => [r.name, r.valid, r.shadowed]), [['broken', false, false], ['default', true, false], ['default', true, true]]);
     assert.equal(rows[0].problems[0].field, 'requires_approval');
   });
