@@ -130,7 +130,7 @@ describe('plans on disk and the plans commands', () => {
     assert.equal(list.code, 1, 'an invalid plan in the path makes list fail');
     const rows: Array<{ name: string; valid: boolean; shadowed: boolean; problems: Array<{ field: string }> }> = JSON.parse(list.stdout).plans;
     assert.deepEqual(rows.map((r) => [r.name, r.valid, r.shadowed]), [['broken', false, false], ['default', true, false], ['default', true, true]]);
-    assert.equal(rows[0].problems[0].field, 'requires_approval');
+    assert.equal(rows[0]!.problems[0]!.field, 'requires_approval');
   });
 
   it('plans validate exits 0 on the default plan and 1 with the problems on a bad one', async () => {
