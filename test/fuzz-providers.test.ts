@@ -165,3 +165,55 @@ it('faults from the provider never make the store claim what the zone does not s
   assert.ok(injected >= 10 && proxy.counts['lost-answer'] > 0 && proxy.counts.partial > 0 && proxy.counts.hang > 0 && proxy.counts.throttle > 0, JSON.stringify(proxy.counts));
   console.log(`provider faults (seed ${SEED}): ${JSON.stringify(proxy.counts)}; apply outcomes ${JSON.stringify(outcomes)}`);
 });
+
+it('Route 53 through the real AWS SDK, with seeded storms of throttling, 503s and PriorRequestNotComplete: every move lands once', async () => {
+  const { Route53Server } = await import('./helpers/route53-server.js');
+  const { Route53Provider, route53ConfigSchema } = await import('../providers/route53/index.js');
+  const server = new Route53Server();
+  await server.start();
+  server.accessKeyId = 'AKIDFAULTTEST';
+  const rnd = prng(SEED + 1);
+  const names = ['r1.example', 'r2.example'];
+  for (const d of names) server.addZone(d, { recordSets: [{ name: `_dmarc.${d}`, type: 'TXT', ttl: 300, values: [`"v=DMARC1; p=none; rua=mailto:dmarc@${d}"`] }] });
+  const provider = new Route53Provider(route53ConfigSchema.parse({ type: 'route53', endpoint: server.endpoint, poll_seconds: 2 }), {
+    env: { AWS_ACCESS_KEY_ID: 'AKIDFAULTTEST', AWS_SECRET_ACCESS_KEY: 'fault-test-secret' },
+    clock: fakeClock(),
+    random: () => 0.5,
+  });
+  const r53store = await openSqliteStore(tempStore('dmarc-rollout-r53-faults-').db);
+  try {
+    const start = new Date('2026-04-01T10:00:00Z');
+    await enrollDomains(r53store, { inputs: names.map((text) => ({ text, origin: 'argv' })), plan, provider: 'r53', providers: { names: ['r53'], get: () => provider }, actor: 'test', now: start } as Parameters<typeof enrollDomains>[1]);
+    await runTick({ store: r53store, now: start, providerFor: () => provider });
+    for (const d of names) await force(r53store, d, () => plan, { actor: 'test:operator', now: start }, { to: labels[4]!, reason: 'r53 fault run' });
+    const injected: Record<string, number> = {};
+    let now = start;
+    for (let tick = 0; tick < 10; tick++) {
+      const code = pick(['Throttling', 'ServiceUnavailable', 'PriorRequestNotComplete'] as const, rnd);
+      const times = Math.floor(rnd() * 5);
+      if (times > 0) server.inject({ operation: rnd() < 0.5 ? '*' : 'ChangeResourceRecordSets', code, times });
+      injected[code] = (injected[code] ?? 0) + times;
+      now = new Date(now.getTime() + 2 * 3_600_000);
+      await runTick({ store: r53store, now, providerFor: () => provider });
+      for (const d of names) {
+        const row = (await getDomain(r53store.db, d))!;
+        if (row.stage_index === 4) assert.deepEqual(await provider.readTxt(`_dmarc.${d}`), [row.last_record], `${d} claims a record the zone does not hold`);
+      }
+    }
+    for (const d of names) {
+      const row = (await getDomain(r53store.db, d))!;
+      assert.equal(row.state, 'active', `${d}: ${row.state_reason}`);
+      assert.equal(row.stage_index, 4);
+      assert.equal((await stageHistory(r53store.db, d)).filter((h) => h.reason === 'r53 fault run').length, 1);
+    }
+    console.log(`route53 faults (seed ${SEED + 1}): injected ${JSON.stringify(injected)}`);
+  } finally {
+    provider.close();
+    await r53store.close();
+    await server.stop();
+  }
+});
+
+function pick<T>(list: readonly T[], rnd: () => number): T {
+  return list[Math.floor(rnd() * list.length)]!;
+}
