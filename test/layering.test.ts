@@ -90,10 +90,7 @@ const KNOWN_CYCLES: readonly string[] = [];
 const KNOWN_INLINE_STAGE_LABELS: readonly string[] = [
   'src/cli/commands/engine.ts',
   'src/engine/apply.ts',
-  'src/engine/decide.ts',
   'src/engine/explain.ts',
-  'src/engine/simulate.ts',
-  'src/engine/tick.ts',
   'src/fleet/status.ts',
   'src/plans/schema.ts',
 ];

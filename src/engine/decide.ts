@@ -13,6 +13,7 @@
  * day its first report arrives; advancing looks at complete days only.
  */
 import type { Plan, Stage } from '../plans/index.js';
+import { stageLabel } from '../record/index.js';
 import { describeEvidence, rateEvidence, type RateEvidence } from './evidence.js';
 import { awaitingText } from './reporters.js';
 import { percent } from './sources.js';
@@ -21,7 +22,7 @@ import type { Check, Decision, DecisionAction, DomainSnapshot, MailTotals, Stage
 /** Halting or rolling back needs at least this many authorised messages: fewer is an anecdote, whatever the interval. */
 export const HALT_EVIDENCE_MIN_MESSAGES = 20;
 
-const label = (stage: Stage) => `${stage.policy}:${stage.pct}`;
+const label = (stage: Stage) => stageLabel(stage);
 
 /** The stage a rollback from `index` goes to: the plan's rollback_to, else the last stage that held cleanly, else the one before. */
 export function rollbackTarget(plan: Plan, index: number, lastCleanIndex: number | null | undefined): number | null {

@@ -107,7 +107,8 @@ export function learnReporters(arrivals: ReportArrival[]): Map<string, Profile> 
       lastEnd: Math.max(...list.map((a) => a.end)),
       lastArrival: Math.max(...list.map((a) => a.arrivedAt)),
       delaySeconds: Math.max(0, median(list.map((a) => a.arrivedAt - a.end))),
-      cadenceDays: Math.max(1, Math.round(median(list.map((a) => daysCovered(a.begin, a.end).length)))),
+      // A report's length in days: a CET day touches two UTC days but is one day of reporting.
+      cadenceDays: Math.max(1, Math.round(median(list.map((a) => (a.end - a.begin + 1) / DAY_SECONDS)))),
       regular: days.size >= REGULAR_REPORTER_MIN_DAYS && days.size / span >= REGULAR_REPORTER_SHARE,
     });
   }

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { approve, classifySource, resume } from '../fleet/actions.js';
 import { enrollDomains } from '../fleet/enroll.js';
 import type { Plan } from '../plans/index.js';
+import { stageLabel } from '../record/index.js';
 import { ingestPaths } from '../reports/index.js';
 import { openSqliteStore, type Store } from '../store/open.js';
 import type { SourceRuleRow } from '../store/schema.js';
@@ -167,7 +168,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
     const reached = new Map<string, string>();
     const haltedAt = new Map<string, number>();
     const last = opts.plan.stages[opts.plan.stages.length - 1]!;
-    const label = (i: number) => `${opts.plan.stages[i]!.policy}:${opts.plan.stages[i]!.pct}`;
+    const label = (i: number) => stageLabel(opts.plan.stages[i]!);
     let next = 0;
     const push = (step: SimulationStep) => {
       const key = `${step.action}|${step.stage}|${step.reasons.join('|')}`;
@@ -217,7 +218,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
             }
             if (result.apply?.status === 'verified') {
               const to = opts.plan.stages[result.apply.toIndex]!;
-              push({ domain: result.domain, at: now.toISOString(), day, stage: `${to.policy}:${to.pct}`, action: 'verified', reasons: [`judged on mail from ${result.apply.windowStart}`] });
+              push({ domain: result.domain, at: now.toISOString(), day, stage: stageLabel(to), action: 'verified', reasons: [`judged on mail from ${result.apply.windowStart}`] });
               if (to.policy === last.policy && to.pct === last.pct && !reached.has(result.domain)) reached.set(result.domain, day);
             }
             if (decision?.action === 'await-approval' && opts.approveAll) {

@@ -7,7 +7,7 @@
  */
 import type { DnsProvider } from '../../providers/types.js';
 import { loadPlan, type Plan } from '../plans/index.js';
-import { dmarcRecordsOf, parseRecord, tagValue } from '../record/index.js';
+import { dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
@@ -162,7 +162,7 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
 async function haltAfterRollback(store: Store, domain: string, intent: { action: string; actor: string }, apply: ApplyOutcome, plan: Plan, now: Date): Promise<void> {
   if (apply.status !== 'verified' || intent.action !== 'rollback' || intent.actor !== 'engine') return;
   const stage = plan.stages[apply.toIndex]!;
-  const reason = `rolled back to ${stage.policy}:${stage.pct} and halted for a person: find the failing sender (explain ${domain}), then resume; resume judges on a fresh window`;
+  const reason = `rolled back to ${stageLabel(stage)} and halted for a person: find the failing sender (explain ${domain}), then resume; resume judges on a fresh window`;
   await store.db.transaction().execute(async (trx) => {
     await updateDomain(trx, domain, { state: 'halted', state_reason: reason, updated_at: now.toISOString() });
     await appendAudit(trx, { at: now, actor: 'engine', domain, action: 'halt', reason });
@@ -251,7 +251,7 @@ export function lastCleanStage(plan: Plan, current: number, history: Array<{ act
   for (let i = history.length - 1; i >= 0; i--) {
     const change = history[i]!;
     if (change.action !== 'advance' || change.from_stage === null) continue;
-    const index = plan.stages.findIndex((s) => `${s.policy}:${s.pct}` === change.from_stage);
+    const index = plan.stages.findIndex((s) => stageLabel(s) === change.from_stage);
     if (index >= 0 && index < current) return index;
   }
   return null;
