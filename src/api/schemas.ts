@@ -66,6 +66,7 @@ const overviewShape = {
   change_in_flight: changeInFlight.nullable(),
   awaiting_approval: z.boolean(),
   approved_stage: stageLabel.nullable(),
+  assessed_at: iso.nullable().optional().describe('when the figures and next decision were measured: by the last tick, or for this request when stale'),
 };
 
 export const domainOverviewSchema = z.object(overviewShape).meta({ id: 'DomainOverview' });
@@ -184,8 +185,21 @@ export const domainListQuery = z
     provider: z.string().min(1).optional(),
     q: z.string().min(1).max(253).optional().describe('part of the domain name'),
     awaiting_approval: z.enum(['true', 'false']).optional(),
+    sort: z
+      .enum(['domain', 'state', 'stage', 'days_in_stage', 'authorised_fail_rate', 'authorised_messages', 'spoofing_messages', 'blocking_sources'])
+      .default('domain')
+      .describe('the column to sort by (ties by domain name); domains without figures come last'),
+    order: z.enum(['asc', 'desc']).default('asc'),
+    limit: z.coerce.number().int().min(1).max(1000).default(100).describe('domains per page'),
+    offset: z.coerce.number().int().min(0).default(0).describe('domains to skip: next_offset of the previous page'),
   })
   .strict();
+
+export const domainListResponse = z.object({
+  domains: z.array(domainOverviewSchema),
+  total: z.number().int().describe('domains matching the filter, on all pages'),
+  next_offset: z.number().int().nullable().describe('offset of the next page; null on the last'),
+});
 
 export const domainParams = z.object({ domain: z.string().min(1).max(253) });
 

@@ -12,12 +12,14 @@ import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadObservedRows } from '../store/observations.js';
+import { latestReportId, saveAssessment } from '../store/assessments.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
 import { sourceRulesFor } from '../store/source-rules.js';
 import { applyIntent, dmarcName, driftReason, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
 import { decide } from './decide.js';
+import { headlineFigures } from './figures.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';
 import { REPORTER_HISTORY_DAYS } from './reporters.js';
 import { SourceRules } from './sources.js';
@@ -70,6 +72,9 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
       // One broken domain (bad plan, unknown provider) must not stop the fleet.
       results.push({ domain: row.domain, error: error instanceof Error ? error.message : String(error) });
     }
+    // A turn of the event loop between domains: SQLite answers synchronously, so without it a
+    // tick over a large fleet would hold off /healthz and every request until it ends.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   return results;
 }
@@ -99,12 +104,16 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
     }
   }
 
+  // Read before measuring: a report stored meanwhile then marks the stored figures stale.
+  const lastReportId = opts.dryRun ? 0 : await latestReportId(store.db, row.domain);
   const assessment = await assessDomain(store, row, plan, now, {
     enrolled,
     ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}),
   });
   const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
   if (opts.dryRun) return { domain: row.domain, decision };
+  // The fleet page and the API read this instead of judging every domain per request.
+  await saveAssessment(store.db, { domain: row.domain, plan: row.plan, stageIndex: row.stage_index, assessedAt: now, lastReportId, figures: headlineFigures(assessment.metrics, decision) });
 
   const moves = decision.action === 'establish' || decision.action === 'advance' || decision.action === 'rollback';
   await store.db.transaction().execute(async (trx) => {

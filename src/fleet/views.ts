@@ -24,7 +24,8 @@ import type { AuditEvent, DomainRow, Intent, SourceRuleRow, StageChange } from '
 import { listSourceRules, sourceRulesFor } from '../store/source-rules.js';
 import { ActionError, enrolledDomain } from './actions.js';
 import { normalizeDomainName } from './domain-name.js';
-import { cachedPlanLoader, statusOf, type DomainStatus, type LoadedPlan } from './status.js';
+import { cachedPlanLoader, type DomainStatus, type LoadedPlan } from './status.js';
+import { figuresOf, fleetPage, overviewFrom } from './fleet-page.js';
 
 /** What every view needs besides the store and the clock. */
 export interface ViewContext {
@@ -52,6 +53,8 @@ export interface DomainOverview extends DomainStatus {
   awaiting_approval: boolean;
   /** The stage a person approved and the tick has not moved into yet. */
   approved_stage: string | null;
+  /** When the figures and next decision were measured (by the last tick, or for this request); null when never. */
+  assessed_at?: string | null;
 }
 
 /** One UTC day of a domain's mail, for the chart. */
@@ -96,14 +99,13 @@ interface Judged {
   decision: Decision;
 }
 
-/** The fleet table: every domain with its figures and next decision. */
+/**
+ * The fleet table: every domain with the figures and next decision the last
+ * tick stored (src/fleet/fleet-page.ts; stale ones measured again, a few a
+ * call). fleetPage() gives one page of it, filtered and sorted.
+ */
 export async function fleetOverview(store: Store, now: Date, ctx: ViewContext = {}): Promise<DomainOverview[]> {
-  const load = planLoader(ctx);
-  const rows = await listDomains(store.db);
-  const enrolled = new Set(rows.map((r) => r.domain));
-  const out: DomainOverview[] = [];
-  for (const row of rows) out.push((await overviewOf(store, row, now, ctx, load, enrolled)).overview);
-  return out;
+  return (await fleetPage(store, now, ctx, { limit: null })).domains;
 }
 
 /** One row of the fleet table, or undefined when the domain is not enrolled. */
@@ -138,7 +140,7 @@ export function filterFleet(domains: DomainOverview[], f: FleetFilter): DomainOv
 
 /** Domains waiting for a person: the next stage is gated and everything else says go, or approved and not yet moved. */
 export async function approvalsQueue(store: Store, now: Date, ctx: ViewContext = {}): Promise<DomainOverview[]> {
-  return (await fleetOverview(store, now, ctx)).filter((d) => d.awaiting_approval || d.approved_stage !== null);
+  return (await fleetPage(store, now, ctx, { approvals: true, limit: null })).domains.filter((d) => d.awaiting_approval || d.approved_stage !== null);
 }
 
 /** One domain in depth, or undefined when it is not enrolled. `days` is how far back the daily series goes. */
@@ -204,7 +206,6 @@ async function overviewOf(
 ): Promise<{ overview: DomainOverview; judged: Judged | null; plan: Plan | undefined }> {
   const loaded = load(row.plan);
   const intent = await getIntent(store.db, row.domain);
-  const status = statusOf(row, loaded, now, intent);
   const plan = loaded.plan;
   let judged: Judged | null = null;
   if (plan && plan.stages[row.stage_index]) {
@@ -214,34 +215,7 @@ async function overviewOf(
     });
     judged = { metrics: assessment.metrics, decision: decide(assessment.snapshot, plan, assessment.metrics, now) };
   }
-  const label = (index: number) => {
-    const s = plan?.stages[index];
-    return s ? stageLabel(s) : `stage ${index + 1}`;
-  };
-  // decide() judges any state; only an active domain with nothing in flight acts on it.
-  const acts = row.state === 'active' && intent === undefined && judged !== null;
-  const overview: DomainOverview = {
-    ...status,
-    authorised_fail_rate: judged?.metrics.authorised.failRate ?? null,
-    authorised_messages: judged?.metrics.authorised.messages ?? 0,
-    spoofing_messages: judged?.metrics.spoofing.messages ?? 0,
-    blocking_sources: judged?.metrics.sources.filter((s) => s.blocking).length ?? 0,
-    next_decision: acts ? { action: judged!.decision.action, to: judged!.decision.to, summary: judged!.decision.summary } : null,
-    change_in_flight: intent
-      ? {
-          action: intent.action,
-          to: label(intent.to_index),
-          status: intent.status,
-          attempts: intent.attempts,
-          next_attempt_at: intent.next_attempt_at,
-          last_error: intent.last_error,
-          actor: intent.actor,
-          reason: intent.reason,
-        }
-      : null,
-    awaiting_approval: acts && judged!.decision.action === 'await-approval',
-    approved_stage: row.approved_stage_index !== null && row.approved_stage_index > row.stage_index ? label(row.approved_stage_index) : null,
-  };
+  const overview = overviewFrom(row, loaded, now, intent, judged ? figuresOf(judged.metrics, judged.decision, now) : null);
   return { overview, judged, plan };
 }
 

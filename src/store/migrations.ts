@@ -372,6 +372,39 @@ function engineWindows(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * Each domain's latest assessment, stored by the tick (and by a page that had
+ * to measure a domain again), so the fleet page and the API read one row a
+ * domain, filtered, sorted and paged in SQL, instead of judging every domain
+ * per request. last_report_id is the newest report of the domain's own when
+ * it was measured: a newer one marks the figures stale. The domains indexes
+ * serve the fleet filters.
+ */
+function domainAssessments(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('domain_assessments')
+        .addColumn('domain', 'text', (c) => c.primaryKey().references('domains.domain').onDelete('cascade'))
+        .addColumn('assessed_at', 'text', (c) => c.notNull())
+        .addColumn('plan', 'text', (c) => c.notNull())
+        .addColumn('stage_index', 'integer', (c) => c.notNull())
+        .addColumn('last_report_id', 'bigint', (c) => c.notNull())
+        .addColumn('authorised_fail_rate', 'double precision')
+        .addColumn('authorised_messages', 'bigint', (c) => c.notNull())
+        .addColumn('spoofing_messages', 'bigint', (c) => c.notNull())
+        .addColumn('blocking_sources', 'integer', (c) => c.notNull())
+        .addColumn('decision_action', 'text')
+        .addColumn('decision_to', 'text')
+        .addColumn('decision_summary', 'text')
+        .execute();
+      await db.schema.createIndex('domain_assessments_decision').on('domain_assessments').columns(['decision_action', 'domain']).execute();
+      await db.schema.createIndex('domains_state').on('domains').columns(['state', 'domain']).execute();
+      await db.schema.createIndex('domains_plan_stage').on('domains').columns(['plan', 'stage_index']).execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -383,6 +416,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0007_hardening': hardening(),
     '0008_notifications': notifications(dialect),
     '0009_engine_windows': engineWindows(dialect),
+    '0010_domain_assessments': domainAssessments(),
   };
 }
 

@@ -268,7 +268,27 @@ export interface ReporterAcknowledgementsTable {
   reason: string;
 }
 
+/** A domain's latest assessment: the stage window's headline figures and the decision, as of assessed_at. */
+export interface DomainAssessmentsTable {
+  domain: string;
+  assessed_at: string;
+  /** The plan and stage the figures were measured for; another stage now means they are stale. */
+  plan: string;
+  stage_index: number;
+  /** The newest report stored under the domain when it was measured (0: none). */
+  last_report_id: number;
+  authorised_fail_rate: number | null;
+  authorised_messages: number;
+  spoofing_messages: number;
+  blocking_sources: number;
+  /** decide()'s answer at assessed_at; null when the plan could not be loaded. */
+  decision_action: string | null;
+  decision_to: string | null;
+  decision_summary: string | null;
+}
+
 export interface Database {
+  domain_assessments: DomainAssessmentsTable;
   reporter_acknowledgements: ReporterAcknowledgementsTable;
   domains: DomainsTable;
   stage_history: StageHistoryTable;
@@ -285,6 +305,7 @@ export interface Database {
 }
 
 export type DomainRow = Selectable<DomainsTable>;
+export type StoredAssessment = Selectable<DomainAssessmentsTable>;
 export type NewDomain = Insertable<DomainsTable>;
 export type DomainUpdate = Updateable<DomainsTable>;
 export type AuditEvent = Selectable<AuditEventsTable>;

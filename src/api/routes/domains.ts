@@ -3,10 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { enrolledDomain } from '../../fleet/actions.js';
-import { approvalsQueue, domainView, filterFleet, fleetOverview } from '../../fleet/views.js';
+import { approvalsQueue, domainView } from '../../fleet/views.js';
+import { fleetPage } from '../../fleet/fleet-page.js';
 import { requireRole } from '../auth.js';
 import { viewContext, type ApiContext } from '../context.js';
-import { domainListQuery, domainOverviewSchema, domainParams, domainViewSchema, errorSchema } from '../schemas.js';
+import { domainListQuery, domainListResponse, domainOverviewSchema, domainParams, domainViewSchema, errorSchema } from '../schemas.js';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema };
 
@@ -19,17 +20,15 @@ export function domainRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       preHandler: viewer,
       schema: {
-        summary: 'Every enrolled domain with its stage, state, figures and next decision',
+        summary: 'Enrolled domains with their stage, state, figures and next decision (as the last tick measured them), a page at a time, filtered and sorted',
         tags: ['domains'],
         querystring: domainListQuery,
-        response: { 200: z.object({ domains: z.array(domainOverviewSchema) }), ...errors },
+        response: { 200: domainListResponse, ...errors },
       },
     },
     async (request) => {
       const { awaiting_approval: awaiting, ...q } = request.query;
-      const all = await fleetOverview(ctx.store, ctx.now(), viewContext(ctx));
-      const domains = filterFleet(all, { ...q, ...(awaiting !== undefined ? { awaitingApproval: awaiting === 'true' } : {}) });
-      return { domains };
+      return fleetPage(ctx.store, ctx.now(), viewContext(ctx), { ...q, ...(awaiting !== undefined ? { awaitingApproval: awaiting === 'true' } : {}) });
     },
   );
 

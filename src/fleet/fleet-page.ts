@@ -1,0 +1,191 @@
+/**
+ * The fleet as the page, the API and the approvals queue list it: each
+ * domain's status with the figures and decision the tick stored, filtered,
+ * sorted and paged in SQL (src/store/assessments.ts). Only the domains on
+ * the page whose stored figures are stale (never measured, moved, changed by
+ * a person, a report or an allowlist entry since) are measured again, a few
+ * at most per request, with a turn of the event loop after each so health
+ * checks and other requests are answered meanwhile; the result is stored.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { decide } from '../engine/decide.js';
+import { assessDomain } from '../engine/tick.js';
+import { headlineFigures } from '../engine/figures.js';
+import type { Decision, SourceRule, StageMetrics } from '../engine/types.js';
+import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
+import { stageLabel } from '../record/index.js';
+import { enrolledPlans, fleetRows, latestReportId, saveAssessment, staleAssessments, type FleetRow, type FleetSort } from '../store/assessments.js';
+import type { Store } from '../store/open.js';
+import type { DomainRow, Intent, StoredAssessment } from '../store/schema.js';
+import { cachedPlanLoader, statusOf, type LoadedPlan } from './status.js';
+import type { DomainOverview, FleetFilter, ViewContext } from './views.js';
+
+export const FLEET_SORTS: readonly FleetSort[] = ['domain', 'state', 'stage', 'days_in_stage', 'authorised_fail_rate', 'authorised_messages', 'spoofing_messages', 'blocking_sources'];
+
+/** Domains measured again per request at most; the rest of a page shows the stored figures with their assessed_at. */
+export const REMEASURE_PER_REQUEST = 100;
+
+export interface FleetPageQuery extends FleetFilter {
+  /** Awaiting approval, or approved and not yet moved. */
+  approvals?: boolean;
+  sort?: FleetSort;
+  order?: 'asc' | 'desc';
+  /** Domains per page; null for all of them. */
+  limit?: number | null;
+  offset?: number;
+  /** Stale domains to measure again in this call (default REMEASURE_PER_REQUEST). */
+  remeasure?: number;
+}
+
+export interface FleetPage {
+  domains: DomainOverview[];
+  /** Domains matching the filter, on every page. */
+  total: number;
+  /** The offset of the next page; null on the last. */
+  next_offset: number | null;
+}
+
+/** The headline figures and decision of a domain, measured now or stored by a tick. */
+export interface JudgedFigures {
+  assessed_at: string;
+  authorised_fail_rate: number | null;
+  authorised_messages: number;
+  spoofing_messages: number;
+  blocking_sources: number;
+  decision: { action: Decision['action']; to: string | null; summary: string } | null;
+}
+
+export function figuresOf(metrics: StageMetrics, decision: Decision, at: Date): JudgedFigures {
+  return storedFigures({ ...headlineFigures(metrics, decision), assessed_at: at.toISOString() })!;
+}
+
+function storedFigures(a: Omit<StoredAssessment, 'domain' | 'plan' | 'stage_index' | 'last_report_id'>): JudgedFigures | null {
+  if (a.decision_action === null) return null;
+  return {
+    assessed_at: a.assessed_at,
+    authorised_fail_rate: a.authorised_fail_rate,
+    authorised_messages: a.authorised_messages,
+    spoofing_messages: a.spoofing_messages,
+    blocking_sources: a.blocking_sources,
+    decision: { action: a.decision_action as Decision['action'], to: a.decision_to, summary: a.decision_summary ?? '' },
+  };
+}
+
+/** One row of the fleet table from the domain, its plan, its change in flight and its judged figures (null: not judged). */
+export function overviewFrom(row: DomainRow, loaded: LoadedPlan, now: Date, intent: Intent | undefined, judged: JudgedFigures | null): DomainOverview {
+  const plan = loaded.plan;
+  const label = (index: number) => {
+    const s = plan?.stages[index];
+    return s ? stageLabel(s) : `stage ${index + 1}`;
+  };
+  // decide() judges any state; only an active domain with nothing in flight acts on it.
+  const acts = row.state === 'active' && intent === undefined && judged !== null && judged.decision !== null;
+  return {
+    ...statusOf(row, loaded, now, intent),
+    authorised_fail_rate: judged?.authorised_fail_rate ?? null,
+    authorised_messages: judged?.authorised_messages ?? 0,
+    spoofing_messages: judged?.spoofing_messages ?? 0,
+    blocking_sources: judged?.blocking_sources ?? 0,
+    assessed_at: judged?.assessed_at ?? null,
+    next_decision: acts ? judged!.decision : null,
+    change_in_flight: intent
+      ? {
+          action: intent.action,
+          to: label(intent.to_index),
+          status: intent.status,
+          attempts: intent.attempts,
+          next_attempt_at: intent.next_attempt_at,
+          last_error: intent.last_error,
+          actor: intent.actor,
+          reason: intent.reason,
+        }
+      : null,
+    awaiting_approval: acts && judged!.decision!.action === 'await-approval',
+    approved_stage: row.approved_stage_index !== null && row.approved_stage_index > row.stage_index ? label(row.approved_stage_index) : null,
+  };
+}
+
+/**
+ * Measures a domain at `now` as a tick would (assessDomain, decide) and
+ * stores the figures. A domain whose plan cannot be loaded is stored with no
+ * figures, so it is not measured again until something changes.
+ */
+export async function remeasure(
+  store: Store,
+  row: DomainRow,
+  plan: Plan | undefined,
+  now: Date,
+  opts: { enrolled?: ReadonlySet<string>; configRules?: readonly SourceRule[] } = {},
+): Promise<void> {
+  const lastReportId = await latestReportId(store.db, row.domain);
+  if (!plan || !plan.stages[row.stage_index]) {
+    await saveAssessment(store.db, { domain: row.domain, plan: row.plan, stageIndex: row.stage_index, assessedAt: now, lastReportId, figures: null });
+    return;
+  }
+  const assessment = await assessDomain(store, row, plan, now, opts);
+  const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
+  await saveAssessment(store.db, { domain: row.domain, plan: row.plan, stageIndex: row.stage_index, assessedAt: now, lastReportId, figures: headlineFigures(assessment.metrics, decision) });
+}
+
+/** A page of the fleet table, filtered and sorted (default: by domain name, 100 a page). */
+export async function fleetPage(store: Store, now: Date, ctx: ViewContext, q: FleetPageQuery = {}): Promise<FleetPage> {
+  const load = cachedPlanLoader(ctx.loadPlan ?? defaultLoadPlan);
+  const limit = q.limit === null ? Number.MAX_SAFE_INTEGER : (q.limit ?? 100);
+  const offset = q.offset ?? 0;
+  let stageIn: Array<{ plan: string; indices: number[] }> | undefined;
+  if (q.stage !== undefined) {
+    stageIn = (await enrolledPlans(store.db)).map((name) => ({
+      plan: name,
+      indices: (load(name).plan?.stages ?? []).flatMap((s, i) => (stageLabel(s) === q.stage ? [i] : [])),
+    }));
+  }
+  const query = {
+    ...(q.state !== undefined ? { state: q.state } : {}),
+    ...(stageIn !== undefined ? { stageIn } : {}),
+    ...(q.plan !== undefined ? { plan: q.plan } : {}),
+    ...(q.provider !== undefined ? { provider: q.provider } : {}),
+    ...(q.q !== undefined ? { q: q.q.toLowerCase() } : {}),
+    ...(q.awaitingApproval !== undefined ? { awaitingApproval: q.awaitingApproval } : {}),
+    ...(q.approvals ? { approvals: true } : {}),
+    sort: q.sort ?? 'domain',
+    order: q.order ?? 'asc',
+    limit,
+    offset,
+  };
+  let { rows, total } = await fleetRows(store.db, query);
+  const stale = await staleAssessments(store.db, rows);
+  const budget = Math.min(stale.size, q.remeasure ?? REMEASURE_PER_REQUEST);
+  if (budget > 0) {
+    // Attribution needs every enrolled name; read once for the whole page.
+    const enrolled = new Set((await store.db.selectFrom('domains').select('domain').execute()).map((r) => r.domain));
+    const configRules = ctx.sourceRules ?? [];
+    let done = 0;
+    for (const { row } of rows) {
+      if (done >= budget) break;
+      if (!stale.has(row.domain)) continue;
+      await remeasure(store, row, load(row.plan).plan, now, { enrolled, configRules });
+      done += 1;
+      await nextTurn();
+    }
+    // Read the page again: the new figures may move domains across the filter or the order.
+    ({ rows, total } = await fleetRows(store.db, query));
+  }
+  const intents = await intentsOf(store, rows);
+  return {
+    domains: rows.map(({ row, assessment }) =>
+      overviewFrom(row, load(row.plan), now, intents.get(row.domain), assessment ? storedFigures(assessment) : null),
+    ),
+    total,
+    next_offset: offset + rows.length < total && rows.length > 0 ? offset + rows.length : null,
+  };
+}
+
+async function intentsOf(store: Store, rows: readonly FleetRow[]): Promise<Map<string, Intent>> {
+  const out = new Map<string, Intent>();
+  const names = rows.map((r) => r.row.domain);
+  for (let i = 0; i < names.length; i += 500) {
+    const found = await store.db.selectFrom('intents').selectAll().where('domain', 'in', names.slice(i, i + 500)).execute();
+    for (const intent of found) out.set(intent.domain, intent);
+  }
+  return out;
+}
