@@ -1,0 +1,182 @@
+/**
+ * Stored assessments on SQLite and Postgres: the tick stores each domain's
+ * figures and decision; the fleet listing reads them a page at a time,
+ * filtered and sorted in SQL, and measures again only the domains whose
+ * figures went stale (a report, a person's action since). The API serves
+ * the page, and /healthz is answered while a slow page is still being built.
+ * Real engine, real ingest, the in-memory zone.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { startApiServer, type RunningApiServer } from '../src/api/server.js';
+import { generateToken, TokenSet } from '../src/api/tokens.js';
+import { MemoryDns } from '../src/engine/memory-dns.js';
+import { runTick } from '../src/engine/tick.js';
+import { approve } from '../src/fleet/actions.js';
+import { fleetPage } from '../src/fleet/fleet-page.js';
+import { enrollDomains } from '../src/fleet/index.js';
+import { domainOverview } from '../src/fleet/views.js';
+import { loadPlan } from '../src/plans/index.js';
+import { ingestInput } from '../src/reports/index.js';
+import type { Store } from '../src/store/open.js';
+import { tempStore } from './helpers/cli.js';
+import { storeDialects } from './helpers/dialects.js';
+import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
+import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
+
+const NOW = new Date('2026-06-15T12:00:00Z');
+const LATER = new Date('2026-06-15T13:00:00Z');
+
+for (const dialect of storeDialects()) {
+  describe(`the fleet listing on ${dialect.name}`, () => {
+    let store: Store;
+    let fleet: FleetFixture;
+    const dns = new MemoryDns();
+
+    before(async () => {
+      store = await dialect.open();
+      fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: dns });
+      await runTick({ store, now: NOW, providerFor: () => dns, loadPlan: fleet.loadPlan });
+    });
+    after(async () => {
+      await store?.close();
+    });
+    const ctx = () => ({ loadPlan: fleet.loadPlan });
+
+    it('a tick stores every judged domain’s figures and decision, and the listing shows what a fresh measurement shows', async () => {
+      const stored = await store.db.selectFrom('domain_assessments').selectAll().orderBy('domain').execute();
+      assert.deepEqual(stored.map((a) => a.domain), [fleet.gated, fleet.paused, fleet.spoofed, fleet.steady]);
+      for (const a of stored) {
+        // The paused domain was last judged by the fixture's first tick, before it was paused; a tick leaves it alone since.
+        assert.equal(a.assessed_at, a.domain === fleet.paused ? new Date(NOW.getTime() - 6 * 86_400_000).toISOString() : NOW.toISOString(), a.domain);
+      }
+      const page = await fleetPage(store, NOW, ctx(), { limit: null, remeasure: 0 });
+      for (const listed of page.domains) {
+        const live = await domainOverview(store, listed.domain, NOW, ctx());
+        const { assessed_at: _listedAt, ...fromStore } = listed;
+        const { assessed_at: _liveAt, ...measured } = live!;
+        if (listed.domain === fleet.paused) continue; // judged before it was paused: measured again when a page shows it (below)
+        assert.deepEqual(fromStore, measured, `${listed.domain}: the stored figures differ from a fresh measurement`);
+      }
+      const gated = page.domains.find((d) => d.domain === fleet.gated)!;
+      assert.equal(gated.awaiting_approval, true);
+      const spoofed = page.domains.find((d) => d.domain === fleet.spoofed)!;
+      assert.equal(spoofed.spoofing_messages, 5 * 75);
+    });
+
+    it('pages, filters and sorts in SQL: totals, next offsets, figures-less domains last', async () => {
+      const first = await fleetPage(store, NOW, ctx(), { remeasure: 0, sort: 'authorised_messages', order: 'desc', limit: 2 });
+      assert.equal(first.total, 4);
+      assert.equal(first.next_offset, 2);
+      assert.deepEqual(first.domains.map((d) => d.domain), [fleet.gated, fleet.spoofed]);
+      const rest = await fleetPage(store, NOW, ctx(), { remeasure: 0, sort: 'authorised_messages', order: 'desc', limit: 2, offset: 2 });
+      assert.equal(rest.next_offset, null);
+      assert.equal(rest.domains.length, 2);
+      const byRate = await fleetPage(store, NOW, ctx(), { remeasure: 0, sort: 'authorised_fail_rate', order: 'asc', limit: null });
+      assert.equal(byRate.domains.at(-1)!.authorised_fail_rate, null, 'a domain without authorised mail sorts last either way');
+      const byRateDesc = await fleetPage(store, NOW, ctx(), { remeasure: 0, sort: 'authorised_fail_rate', order: 'desc', limit: null });
+      assert.equal(byRateDesc.domains.at(-1)!.authorised_fail_rate, null);
+      assert.deepEqual((await fleetPage(store, NOW, ctx(), { remeasure: 0, state: 'paused' })).domains.map((d) => d.domain), [fleet.paused]);
+      assert.deepEqual((await fleetPage(store, NOW, ctx(), { remeasure: 0, q: 'SPOOF' })).domains.map((d) => d.domain), [fleet.spoofed]);
+      assert.deepEqual((await fleetPage(store, NOW, ctx(), { remeasure: 0, q: '%' })).domains, [], 'LIKE wildcards in the search are literal');
+      const all = await fleetPage(store, NOW, ctx(), { remeasure: 0, limit: null });
+      const awaiting = (await fleetPage(store, NOW, ctx(), { remeasure: 0, awaitingApproval: true })).domains.map((d) => d.domain);
+      assert.ok(awaiting.includes(fleet.gated));
+      assert.deepEqual(awaiting, all.domains.filter((d) => d.awaiting_approval).map((d) => d.domain));
+      const atNone = await fleetPage(store, NOW, ctx(), { remeasure: 0, stage: 'none:100', limit: null });
+      assert.equal(atNone.total, 4);
+      assert.equal((await fleetPage(store, NOW, ctx(), { remeasure: 0, stage: 'reject:100' })).total, 0);
+    });
+
+    it('measures again only the domains whose figures went stale: a report stored since, a person’s approval since', async () => {
+      const dir = tempStore().dir;
+      const day = NOW.toISOString().slice(0, 10);
+      const xml = aggregateReportXml({ reporter: 'yahoo.com', domain: fleet.spoofed, day, rows: [cleanRow(fleet.spoofed, '192.0.2.30', 10), spoofRow(fleet.spoofed, '203.0.113.67', 25)] });
+      assert.equal((await ingestInput(store.db, { bytes: Buffer.from(xml) }, 'late.xml', { rejectedDir: join(dir, 'rejected'), now: () => LATER })).status, 'stored');
+      await approve(store, fleet.gated, fleet.loadPlan, { actor: 'test:operator', now: LATER });
+      const page = await fleetPage(store, LATER, ctx(), { limit: null });
+      const at = Object.fromEntries(page.domains.map((d) => [d.domain, d.assessed_at]));
+      assert.equal(at[fleet.spoofed], LATER.toISOString(), 'a new report: measured again');
+      assert.equal(at[fleet.gated], LATER.toISOString(), 'approved since: measured again');
+      assert.equal(at[fleet.steady], NOW.toISOString(), 'nothing new: the tick’s figures stand');
+      assert.equal(at[fleet.paused], LATER.toISOString(), 'paused after it was last measured: measured again, now stored');
+      assert.equal(page.domains.find((d) => d.domain === fleet.gated)!.approved_stage, 'quarantine:100');
+      // Stored now: the next listing measures nothing.
+      const again = await fleetPage(store, new Date(LATER.getTime() + 60_000), ctx(), { limit: null });
+      assert.deepEqual(
+        again.domains.map((d) => d.assessed_at),
+        page.domains.map((d) => d.assessed_at),
+      );
+    });
+  });
+}
+
+describe('GET /api/v1/domains on a fleet whose reports came after the last tick', () => {
+  const dialect = storeDialects()[0]!;
+  let store: Store;
+  let server: RunningApiServer;
+  const viewer = generateToken();
+  const names = Array.from({ length: 40 }, (_, i) => `d${String(i).padStart(2, '0')}.example`);
+
+  before(async () => {
+    store = await dialect.open();
+    const dns = new MemoryDns();
+    const plan = loadPlan('default');
+    await enrollDomains(store, {
+      inputs: names.map((text) => ({ text, origin: 'argv' as const })),
+      plan,
+      provider: 'memory',
+      providers: { names: ['memory'], get: () => dns },
+      reportAddress: 'dmarc@reports.example',
+      actor: 'test:setup',
+      now: new Date(NOW.getTime() - 3 * 86_400_000),
+    });
+    // The first stage established (and every domain measured) before the reports below arrive: all of them stale now.
+    await runTick({ store, now: new Date(NOW.getTime() - 3 * 86_400_000 + 60_000), providerFor: () => dns });
+    const dir = tempStore().dir;
+    for (const d of [2, 1]) {
+      const day = new Date(NOW.getTime() - d * 86_400_000).toISOString().slice(0, 10);
+      for (const [i, name] of names.entries()) {
+        const xml = aggregateReportXml({ reporter: 'google.com', domain: name, day, rows: [cleanRow(name, '192.0.2.10', 100 + i), spoofRow(name, '203.0.113.9', i)] });
+        await ingestInput(store.db, { bytes: Buffer.from(xml) }, `${name}-${day}`, { rejectedDir: join(dir, 'rejected'), now: () => NOW });
+      }
+    }
+    server = await startApiServer({
+      config: { listen: { host: '127.0.0.1', port: 0 }, tokens: [], session: { max_age_hours: 1, secure_cookie: false }, upload_max_bytes: 64 * 1024, trust_proxy: false },
+      tokens: new TokenSet([{ name: 'vera', role: 'viewer', sha256: viewer.sha256 }]),
+      logger: pino({ level: 'silent' }),
+      context: { store, now: () => NOW, loadPlan, sourceRules: [], ingest: () => Promise.reject(new Error('no uploads here')) },
+    });
+  });
+  after(async () => {
+    await server?.close();
+    await store?.close();
+  });
+
+  it('answers /healthz while a page is still being measured, then returns the page filtered and sorted as asked', async () => {
+    let listDone = false;
+    const list = fetch(`${server.url}/api/v1/domains?q=d3&order=desc&limit=5`, { headers: { authorization: `Bearer ${viewer.token}` } }).then(async (res) => {
+      listDone = true;
+      return { status: res.status, body: (await res.json()) as { domains: Array<{ domain: string; spoofing_messages: number }>; total: number; next_offset: number | null } };
+    });
+    // Sent after the list request: answered first only if measuring the page's domains yields to the event loop.
+    await new Promise((r) => setTimeout(r, 5));
+    const health = await fetch(`${server.url}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal(listDone, false, '/healthz waited for the fleet page');
+    const { status, body } = await list;
+    assert.equal(status, 200);
+    assert.equal(body.total, 10);
+    assert.equal(body.next_offset, 5);
+    assert.deepEqual(body.domains.map((d) => d.domain), ['d39.example', 'd38.example', 'd37.example', 'd36.example', 'd35.example']);
+    assert.deepEqual(body.domains.map((d) => d.spoofing_messages), [78, 76, 74, 72, 70], 'measured for this request: two days of reports');
+    // Measured and stored: sorting on the figures now orders the whole fleet by them.
+    const measured = await fetch(`${server.url}/api/v1/domains?sort=spoofing_messages&order=desc&limit=40`, { headers: { authorization: `Bearer ${viewer.token}` } });
+    const all = (await measured.json()) as { domains: Array<{ domain: string; spoofing_messages: number }> };
+    assert.deepEqual(all.domains.map((d) => d.domain), [...names].reverse());
+    const bad = await fetch(`${server.url}/api/v1/domains?limit=5000`, { headers: { authorization: `Bearer ${viewer.token}` } });
+    assert.equal(bad.status, 400);
+  });
+});
