@@ -25,7 +25,7 @@ import { force } from '../src/fleet/actions.js';
 import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { openSqliteStore } from '../src/store/open.js';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 import { freePort, waitFor } from './helpers/daemon-process.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 
@@ -67,8 +67,11 @@ describe('all up or all down', () => {
     assert.equal(await listen(api, apiPort), apiPort, 'the API port was let go');
     await new Promise((r) => api.close(r));
 
-    // And as an operator sees it: the command exits 1 with the reason (it used to keep running).
-    const run = await runCli(['daemon', '--config', file]);
+    // And as an operator sees it: the command exits 1 with the reason (it used to keep running; a regression hangs here, hence the race).
+    const run = await Promise.race([
+      runMain(['daemon', '--config', file]),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the daemon command kept running instead of refusing to start')), 20_000).unref()),
+    ]);
     assert.equal(run.code, 1, `${run.stderr}\n${run.stdout}`);
     assert.match(run.stderr, /refusing to start: .*sources: smtp:127\.0\.0\.1:\d+: cannot listen/);
   });
@@ -211,7 +214,7 @@ describe('config errors name the file and the field', () => {
     const missing = join(dir, 'missing.yaml');
     writeFileSync(missing, 'store: { sqlite: no-such-folder/store.sqlite }\n');
     assert.throws(() => loadDaemonConfig(missing, {}), /missing\.yaml: store\.sqlite: the folder .*no-such-folder does not exist/);
-    const run = await runCli(['daemon', '--config', missing]);
+    const run = await runMain(['daemon', '--config', missing]);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /store\.sqlite: the folder .*no-such-folder does not exist/);
   });
