@@ -64,7 +64,10 @@ export async function unenroll(
   }
   const history = await stageHistory(store.db, row.domain);
   await store.db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('intents').where('domain', '=', row.domain).execute();
+    // Checked again inside the transaction: a tick may have claimed the queued change since the check above.
+    const claimed = await trx.selectFrom('intents').select('status').where('domain', '=', row.domain).where('status', '!=', 'requested').executeTakeFirst();
+    if (claimed) throw new ActionError(`${row.domain} has a change in flight (${claimed.status}); unenroll waits until it is verified or stopped`);
+    await trx.deleteFrom('intents').where('domain', '=', row.domain).where('status', '=', 'requested').execute();
     await trx.deleteFrom('stage_history').where('domain', '=', row.domain).execute();
     await trx.deleteFrom('reporter_acknowledgements' as never).where('domain' as never, '=', row.domain as never).execute();
     await trx.deleteFrom('domains').where('domain', '=', row.domain).execute();
