@@ -25,6 +25,8 @@ import { tempStore } from './helpers/cli.js';
 import { storeDialects } from './helpers/dialects.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
+import { formSignIn } from './helpers/web.js';
+import { renderFleetPage } from '../src/web/pages.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 const LATER = new Date('2026-06-15T13:00:00Z');
@@ -178,5 +180,25 @@ describe('GET /api/v1/domains on a fleet whose reports came after the last tick'
     assert.deepEqual(all.domains.map((d) => d.domain), [...names].reverse());
     const bad = await fetch(`${server.url}/api/v1/domains?limit=5000`, { headers: { authorization: `Bearer ${viewer.token}` } });
     assert.equal(bad.status, 400);
+  });
+
+  it('the fleet page shows one page, filtered in SQL, with the whole fleet’s counts', async () => {
+    const { session } = await formSignIn(server.url, viewer.token);
+    const res = await fetch(`${server.url}/?q=d1`, { headers: { cookie: session! } });
+    assert.equal(res.status, 200);
+    const page = await res.text();
+    const rows = [...page.matchAll(/<tr data-domain="([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(rows, names.filter((n) => n.startsWith('d1')));
+    assert.match(page, /<strong>40<\/strong>all/, 'the counts are over the whole fleet, not the page');
+  });
+
+  it('a page of a larger fleet links to the pages before and after it', () => {
+    const html = renderFleetPage(
+      { user: { name: 'vera', role: 'viewer' }, csrfToken: 'x' },
+      { domains: [], filter: { q: 'shop' }, counts: { all: 1000, byState: { active: 1000 }, awaiting: 3 }, pager: { offset: 200, total: 1000, nextOffset: 400, prevOffset: 0 } },
+    );
+    assert.match(html, /rel="prev" href="\/\?q=shop"/);
+    assert.match(html, /rel="next" href="\/\?q=shop&(amp;)?offset=400"/);
+    assert.match(html, /<strong>3<\/strong><span class="badge badge-approval">/);
   });
 });

@@ -8,7 +8,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { approve, enrolledDomain, pause, resume, rollback } from '../fleet/actions.js';
 import { setPlanByName, setProvider, unenrollFromPage } from '../fleet/lifecycle.js';
-import { approvalsQueue, auditLogPage, domainView, fleetOverview } from '../fleet/views.js';
+import { approvalsQueue, auditLogPage, domainView } from '../fleet/views.js';
+import { fleetPage } from '../fleet/fleet-page.js';
+import { domainsPerState } from '../store/assessments.js';
+import type { DomainState } from '../store/schema.js';
 import { APP_CSS } from '../web/assets.js';
 import { buildSummary } from '../notify/summary.js';
 import { notificationsView } from '../notify/views.js';
@@ -44,6 +47,9 @@ export const SIGN_IN_LIMIT = { attempts: 10, windowMs: 10 * 60_000 };
 const PAGE_ACTIONS = ['approve', 'pause', 'resume', 'rollback', 'unenroll', 'set-provider', 'set-plan'] as const;
 type PageAction = (typeof PAGE_ACTIONS)[number];
 const isPageAction = (name: string): name is PageAction => (PAGE_ACTIONS as readonly string[]).includes(name);
+
+/** Rows of the fleet table per page. */
+const FLEET_PAGE_ROWS = 200;
 
 const firstString = (value: unknown): string | undefined => {
   const v = Array.isArray(value) ? value[0] : value;
@@ -131,9 +137,20 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
       const query = request.query as Record<string, unknown>;
       const state = firstString(query.state);
       const q = firstString(query.q);
-      // The whole fleet: the page filters the table itself and counts every state from all of it.
-      const domains = await fleetOverview(ctx.store, ctx.now(), viewContext(ctx));
-      return renderFleetPage(pageContext(request, reply), { domains, filter: { ...(state ? { state } : {}), ...(q ? { q } : {}) } });
+      const offsetText = firstString(query.offset);
+      const offset = offsetText !== undefined && /^\d{1,9}$/.test(offsetText) ? Number(offsetText) : 0;
+      // One page of the fleet, filtered in SQL; the counts over the whole fleet come from grouped reads.
+      const known = (['active', 'paused', 'halted', 'completed'] as const).find((s) => s === state) as DomainState | undefined;
+      const view = viewContext(ctx);
+      const page = await fleetPage(ctx.store, ctx.now(), view, { ...(known ? { state: known } : {}), ...(q?.trim() ? { q: q.trim() } : {}), limit: FLEET_PAGE_ROWS, offset });
+      const byState = await domainsPerState(ctx.store.db);
+      const awaiting = (await fleetPage(ctx.store, ctx.now(), view, { awaitingApproval: true, limit: 1, remeasure: 0 })).total;
+      return renderFleetPage(pageContext(request, reply), {
+        domains: page.domains,
+        filter: { ...(state ? { state } : {}), ...(q ? { q } : {}) },
+        counts: { all: Object.values(byState).reduce((a, b) => a + b, 0), byState, awaiting },
+        pager: { offset, total: page.total, nextOffset: page.next_offset, prevOffset: offset > 0 ? Math.max(0, offset - FLEET_PAGE_ROWS) : null },
+      });
     }),
   );
 

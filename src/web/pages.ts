@@ -35,22 +35,42 @@ ${csrfField(opts.csrfToken)}
   return renderLayout({ title: 'Sign in', ctx: null, body });
 }
 
+/** The whole fleet's counts, when the page shows one page of it (the counts then cannot come from the rows). */
+export interface FleetCounts {
+  all: number;
+  byState: Record<string, number>;
+  awaiting: number;
+}
+
+/** Where a page of the fleet is: the first row's offset, how many match the filter, and the neighbouring pages' offsets. */
+export interface FleetPager {
+  offset: number;
+  total: number;
+  nextOffset: number | null;
+  prevOffset: number | null;
+}
+
 /**
  * The fleet at a glance: counts per state, a filter form (GET `/` with
- * `state` and `q`) and the table `#fleet`, one row per domain. The page
- * applies the filter itself, so the counts at the top are over every domain
- * passed in: pass the whole fleet to have them count the whole fleet.
+ * `state` and `q`) and the table `#fleet`, one row per domain. Given the
+ * whole fleet, the page applies the filter itself and counts every domain
+ * passed in; given one page of it (`counts` and `pager`, the daemon's way
+ * on a large fleet), it shows the counts given and links to the pages
+ * before and after.
  */
-export function renderFleetPage(ctx: PageContext, opts: { domains: DomainOverview[]; filter: { state?: string; q?: string } }): string {
+export function renderFleetPage(
+  ctx: PageContext,
+  opts: { domains: DomainOverview[]; filter: { state?: string; q?: string }; counts?: FleetCounts; pager?: FleetPager },
+): string {
   const state = opts.filter.state && (STATES as readonly string[]).includes(opts.filter.state) ? opts.filter.state : undefined;
   const q = opts.filter.q?.trim().toLowerCase() || undefined;
   const shown = opts.domains.filter((d) => (state === undefined || d.state === state) && (q === undefined || d.domain.toLowerCase().includes(q)));
-  const awaiting = opts.domains.filter((d) => d.awaiting_approval).length;
+  const awaiting = opts.counts?.awaiting ?? opts.domains.filter((d) => d.awaiting_approval).length;
 
   const counts = html`<ul class="counts" aria-label="Domains by state">
-<li><a href="/"${state === undefined ? html` aria-current="true"` : ''}><strong>${formatCount(opts.domains.length)}</strong>all</a></li>
+<li><a href="/"${state === undefined ? html` aria-current="true"` : ''}><strong>${formatCount(opts.counts?.all ?? opts.domains.length)}</strong>all</a></li>
 ${STATES.map((s) => {
-    const n = opts.domains.filter((d) => d.state === s).length;
+    const n = opts.counts?.byState[s] ?? opts.domains.filter((d) => d.state === s).length;
     return html`<li><a href="/${queryString({ state: s })}" class="count-${s}"${state === s ? html` aria-current="true"` : ''}><strong>${formatCount(n)}</strong>${stateBadge(s, null)}</a></li>`;
   })}
 <li><a href="/approvals"><strong>${formatCount(awaiting)}</strong><span class="badge badge-approval">awaiting approval</span></a></li>
@@ -78,9 +98,10 @@ ${state !== undefined || q !== undefined ? html`<a href="/">Clear</a>` : ''}
 </tr>`,
   );
 
+  const enrolled = opts.counts?.all ?? opts.domains.length;
   const table =
     shown.length === 0
-      ? html`<p class="empty">${opts.domains.length === 0 ? 'No domains are enrolled yet. Enroll some with dmarc-rollout enroll.' : 'No domain matches the filter.'}</p>`
+      ? html`<p class="empty">${enrolled === 0 ? 'No domains are enrolled yet. Enroll some with dmarc-rollout enroll.' : 'No domain matches the filter.'}</p>`
       : html`<div class="table-wrap"><table id="fleet">
 <caption class="visually-hidden">Enrolled domains</caption>
 <thead><tr><th scope="col">Domain</th><th scope="col">Stage</th><th scope="col">State</th><th scope="col" class="num">Authorised fail rate</th><th scope="col" class="num">Spoofing</th><th scope="col" class="num">Days in stage</th><th scope="col">Next decision</th></tr></thead>
@@ -89,10 +110,19 @@ ${rows}
 </tbody>
 </table></div>`;
 
+  const p = opts.pager;
+  const pager =
+    p && (p.nextOffset !== null || p.prevOffset !== null)
+      ? html`<p class="pager">${formatCount(p.offset + 1)}–${formatCount(p.offset + shown.length)} of ${formatCount(p.total)}${
+          p.prevOffset !== null ? html` <a rel="prev" href="/${queryString({ state, q: opts.filter.q, offset: p.prevOffset || null })}">Previous</a>` : ''
+        }${p.nextOffset !== null ? html` <a rel="next" href="/${queryString({ state, q: opts.filter.q, offset: p.nextOffset })}">Next</a>` : ''}</p>`
+      : '';
+
   const body = html`<h1>Fleet</h1>
 ${counts}
 ${filterForm}
-${table}`;
+${table}
+${pager}`;
   return renderLayout({ title: 'Fleet', ctx, section: 'fleet', body });
 }
 
