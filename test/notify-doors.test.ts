@@ -20,7 +20,7 @@ import { ingestInput } from '../src/reports/index.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { runCli, tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
-import { startHttpReceiver, type HttpReceiver } from './helpers/receivers.js';
+import { startHttpReceiver, startSmtpReceiver, type HttpReceiver } from './helpers/receivers.js';
 import { formSignIn, postForm } from './helpers/web.js';
 
 // The command line runs on the real clock, so the fleet is built as of now.
@@ -184,6 +184,34 @@ describe('notification doors', () => {
     const list = await runCli(['notify', 'list', '--config', config, '--status', 'failed'], env);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /gone +failed +1x +dmarc-rollout: test message for channel gone\n {4}last error: .*HTTP 404/);
+  });
+
+  it('has doctor ask each mail server and flag a webhook sent in clear, sending nothing', async () => {
+    const smtp = await startSmtpReceiver();
+    const { dir } = tempStore();
+    const file = join(dir, 'doctor.yaml');
+    writeFileSync(
+      file,
+      [
+        `store: { sqlite: ${join(dir, 'store.sqlite')} }`,
+        'notifications:',
+        '  timeout_seconds: 5',
+        '  channels:',
+        `    mail: { type: smtp, host: 127.0.0.1, port: ${smtp.port}, security: none, from: bot@ops.example, to: [ops@ops.example] }`,
+        '    nomail: { type: smtp, host: 127.0.0.1, port: 9, security: none, from: bot@ops.example, to: [ops@ops.example] }',
+        '    clear: { type: webhook, url_env: CLEAR_URL, secret_env: CLEAR_SECRET }',
+      ].join('\n'),
+    );
+    const res = await runCli(['doctor', '--config', file, '--json'], { CLEAR_URL: 'http://hooks.ops.example/dmarc', CLEAR_SECRET: 's' });
+    const { checks } = JSON.parse(res.stdout) as { checks: Array<{ subject: string; status: string; detail: string }> };
+    const of = (subject: string) => checks.find((c) => c.subject === subject);
+    assert.equal(of('notifications mail (smtp)')?.status, 'ok', JSON.stringify(checks));
+    assert.equal(of('notifications nomail (smtp)')?.status, 'fail');
+    assert.match(of('notifications nomail (smtp)')!.detail, /127\.0\.0\.1:9: connect ECONNREFUSED 127\.0\.0\.1:9/);
+    assert.equal(of('notifications clear (webhook)')?.status, 'warn');
+    assert.match(of('notifications clear (webhook)')!.detail, /in clear text/);
+    assert.equal(smtp.mails.length, 0, 'doctor sends nothing');
+    await smtp.close();
   });
 
   it('prints the summary and sets tags from the command line', async () => {

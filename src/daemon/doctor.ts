@@ -18,6 +18,7 @@ import { openStore } from '../store/open.js';
 import { describeStore } from '../store/location.js';
 import type { DomainRow } from '../store/schema.js';
 import { errorMessage } from '../errors.js';
+import { notificationChecks } from '../notify/doctor.js';
 import type { DaemonConfig } from './config.js';
 import { acquireInstanceLock, LockHeldError } from './lock.js';
 import { acquirePostgresInstanceLock } from './postgres-lock.js';
@@ -36,6 +37,7 @@ export interface DoctorCheck {
 export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = process.env): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [{ subject: 'config', status: 'ok', detail: `${config.file} is valid` }];
   checks.push(...apiChecks(config, env));
+  checks.push(...(await notificationChecks(config.notify, config.file)));
 
   // A first install has no store yet (maybe not even its folder): say so, check the folder can be
   // made, and go on with everything that needs no store. Opening it here would create it.

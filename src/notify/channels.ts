@@ -116,11 +116,17 @@ async function sendMail(channel: Extract<ResolvedChannel, { type: 'smtp' }>, con
       headers: { 'X-Dmarc-Rollout-Id': meta.key, 'Auto-Submitted': 'auto-generated' },
     });
   } catch (error) {
-    const e = error as { code?: string; responseCode?: number; response?: string; message?: string };
-    throw new DeliveryError(`smtp channel ${channel.name} (${channel.host}:${channel.port}): ${e.responseCode ? `${e.responseCode} ${e.response ?? ''}`.trim() : (e.code ?? e.message ?? String(error))}`);
+    throw new DeliveryError(`smtp channel ${channel.name} (${channel.host}:${channel.port}): ${smtpErrorText(error)}`);
   } finally {
     transport.close();
   }
+}
+
+/** The server's answer (`535 5.7.8 Authentication failed`) or the socket's error (`connect ECONNREFUSED 127.0.0.1:9`). */
+export function smtpErrorText(error: unknown): string {
+  const e = error as { code?: string; responseCode?: number; response?: string; message?: string };
+  if (e.responseCode) return `${e.responseCode} ${e.response ?? ''}`.trim();
+  return e.message ?? e.code ?? String(error);
 }
 
 function hostOf(url: string): string {
