@@ -387,7 +387,8 @@ export async function parseReportXml(
       if (r.count < 0) fail('schema', 'missing (a message count is required)', recField('row/count'));
       figures.records++;
       figures.messages += r.count;
-      const days = Math.max(1, Math.ceil((m.end - m.begin) / 86_400));
+      // A report spanning years does not buy years of volume: at most a month's worth counts as plausible.
+      const days = Math.min(31, Math.max(1, Math.ceil((m.end - m.begin) / 86_400)));
       if (figures.messages > limits.maxMessagesPerDay * days) {
         fail('limit', `the report claims more than ${limits.maxMessagesPerDay} messages per day for ${days} day(s) (up to record ${figures.records}); no reporter sees that much mail for one domain, refused`, `record[${figures.records}]/row/count`);
       }
