@@ -176,10 +176,6 @@ export async function nextPending(db: Db, channel: string): Promise<Notification
     .executeTakeFirst();
 }
 
-export async function getMessage(db: Db, key: string): Promise<NotificationMessageRow | undefined> {
-  return db.selectFrom('notification_messages').selectAll().where('key', '=', key).executeTakeFirst();
-}
-
 export async function markDelivered(db: Db, id: number, at: string): Promise<void> {
   await db
     .updateTable('notification_messages')

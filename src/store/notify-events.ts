@@ -242,8 +242,3 @@ function sendersIn(detail: string): string | null {
     .sort()
     .join(', ');
 }
-
-/** Whether an event type names a condition that a new decision (or a verified change) settles. */
-export function conditionTypeOf(key: string): string {
-  return key.split(':')[0]!;
-}
