@@ -176,11 +176,8 @@ export function eventsFromAudit(entry: AuditLike, ctx: AuditContext = {}): Audit
     return { events: [make('halted', `${who}: halted`, entry.reason)], settles: [...APPLY_CONDITIONS] };
   }
 
-  if (!DECISIONS.has(action)) {
-    // An engine action this list does not know yet: announce it as a warning rather than drop it.
-    if (action === 'halt') return { events: [make('halted', `${who}: halted`, entry.reason)], settles: [] };
-    return { events: [], settles: [] };
-  }
+  // Other engine bookkeeping (a window reopened, an intent superseded) is in the audit log, not news.
+  if (!DECISIONS.has(action)) return { events: [], settles: [] };
 
   // An engine decision: the action itself, and the lasting conditions its checks show.
   const checks = checksOf(entry.details);
