@@ -743,6 +743,14 @@ describe('complete days: reporters learned from their arrivals', () => {
     assert.equal(back.reporters.find((x) => x.reporter === 'stops.example')!.acknowledgedBy, null);
   });
 
+  it('a regular reporter silent for three weeks is still regular and quiet: it is never silently dropped', () => {
+    const arrivals = [...reports('fast.example', 0, 40, 2), ...reports('gone.example', 0, 17, 6)];
+    const c = judge(arrivals, at(38, 12));
+    const gone = c.reporters.find((r) => r.reporter === 'gone.example')!;
+    assert.deepEqual([gone.regular, gone.quiet, gone.awaitedDay], [true, true, '2026-03-18']);
+    assert.equal(c.days.filter((d) => d.state === 'complete').length, 7, 'days 10-16 only: the three weeks without it do not count');
+  });
+
   it('an occasional reporter is never waited for; a hole in a regular one is a missed day', () => {
     const arrivals = [...reports('fast.example', 0, 30, 2, [14]), ...reports('weekly.example', 0, 30, 2).filter((_, i) => i % 4 === 0)];
     const c = judge(arrivals, at(25, 12));
