@@ -89,8 +89,14 @@ describe('lifecycle on the command line (real PowerDNS)', () => {
     assert.deepEqual((await queryTxt('_dmarc.life.example', [pdns.dnsServer])).txt, [FOUND]);
     const status = await runCli(['status', 'life.example'], env);
     assert.equal(status.code, 1);
-    const history = await runCli(['history', 'life.example'], env);
-    assert.equal(history.code, 1, 'not enrolled any more');
+    const history = await runCli(['history', 'life.example', '--json'], env);
+    assert.equal(history.code, 0, history.stderr);
+    const kept = JSON.parse(history.stdout) as { enrolled: boolean; stages: { action: string; to_stage: string }[]; events: { action: string }[] };
+    assert.equal(kept.enrolled, false);
+    assert.ok(kept.stages.length > 0, 'the stage changes this program made stay readable after unenroll');
+    assert.equal(kept.events.at(-1)!.action, 'unenroll');
+    const never = await runCli(['history', 'never-enrolled.example'], env);
+    assert.equal(never.code, 1, 'a domain with no history at all is not found');
   });
 });
 

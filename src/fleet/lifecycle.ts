@@ -12,7 +12,7 @@ import { dmarcName } from '../engine/apply.js';
 import { PlanError, stageRank, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
-import { getDomain, stageHistory, updateDomain } from '../store/domains.js';
+import { getDomain, updateDomain } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
 import type { Store } from '../store/open.js';
 import { ActionError, enrolledDomain, type Actor } from './actions.js';
@@ -62,13 +62,11 @@ export async function unenroll(
     await opts.provider.writeTxt(fqdn, row.found_record === null ? others : [...others, row.found_record], { ttl: view.ttl ?? 3600 });
     restored = row.found_record ?? '(no DMARC record)';
   }
-  const history = await stageHistory(store.db, row.domain);
   await store.db.transaction().execute(async (trx) => {
     // Checked again inside the transaction: a tick may have claimed the queued change since the check above.
     const claimed = await trx.selectFrom('intents').select('status').where('domain', '=', row.domain).where('status', '!=', 'requested').executeTakeFirst();
     if (claimed) throw new ActionError(`${row.domain} has a change in flight (${claimed.status}); unenroll waits until it is verified or stopped`);
     await trx.deleteFrom('intents').where('domain', '=', row.domain).where('status', '=', 'requested').execute();
-    await trx.deleteFrom('stage_history').where('domain', '=', row.domain).execute();
     await trx.deleteFrom('reporter_acknowledgements' as never).where('domain' as never, '=', row.domain as never).execute();
     await trx.deleteFrom('domains').where('domain', '=', row.domain).execute();
     await appendAudit(trx, {
@@ -77,7 +75,7 @@ export async function unenroll(
       domain: row.domain,
       action: 'unenroll',
       reason: `${opts.reason}; ${restored === null ? `the live record is left as it is (${row.last_record ?? 'never written by this program'})` : `restored the record found at enrolment: ${restored}`}`,
-      details: { plan: row.plan, provider: row.provider, state: row.state, stage_index: row.stage_index, last_record: row.last_record, found_record: row.found_record, restored: restored !== null, stage_history: history },
+      details: { plan: row.plan, provider: row.provider, state: row.state, stage_index: row.stage_index, last_record: row.last_record, found_record: row.found_record, restored: restored !== null },
     });
   });
   return `${row.domain} unenrolled; ${restored === null ? 'its live record is left as it is' : `the record found at enrolment is back: ${restored}`} (its audit log and stage history are kept)`;

@@ -5,7 +5,7 @@
  * Column types are the portable subset SQLite and Postgres share.
  */
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { RowsDigest } from '../reports/digest.js';
 import type { ReportRecord } from '../reports/model.js';
 
@@ -405,6 +405,60 @@ function domainAssessments(): Migration {
   };
 }
 
+/**
+ * Stage history outlives enrolment: an unenrolled domain's stage changes are
+ * the record of what this program did to its DNS, so the foreign key that
+ * forced deleting them goes. SQLite cannot drop a constraint, so the table is
+ * rebuilt there (ids kept); Postgres drops the constraint by name.
+ */
+function stageHistoryKept(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      if (dialect === 'postgres') {
+        await sql`alter table stage_history drop constraint if exists stage_history_domain_fkey`.execute(db);
+        return;
+      }
+      await db.schema
+        .createTable('stage_history_kept')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('from_stage', 'text')
+        .addColumn('to_stage', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('record', 'text')
+        .execute();
+      await sql`insert into stage_history_kept (id, domain, at, from_stage, to_stage, action, actor, reason, record)
+        select id, domain, at, from_stage, to_stage, action, actor, reason, record from stage_history`.execute(db);
+      await db.schema.dropTable('stage_history').execute();
+      await db.schema.alterTable('stage_history_kept').renameTo('stage_history').execute();
+      await db.schema.createIndex('stage_history_domain').on('stage_history').columns(['domain', 'id']).execute();
+    },
+  };
+}
+
+/**
+ * Leases: who works on a domain (or polls a source) now, until when. A tick
+ * takes a domain's lease before judging it and gives it back after, so two
+ * instances (daemons on one Postgres, or the CLI's tick beside the daemon's)
+ * never judge or change the same domain at once; a lease whose holder died
+ * runs out and is taken over.
+ */
+function leases(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -417,6 +471,8 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0008_notifications': notifications(dialect),
     '0009_engine_windows': engineWindows(dialect),
     '0010_domain_assessments': domainAssessments(),
+    '0011_leases': leases(),
+    '0011_stage_history_kept': stageHistoryKept(dialect),
   };
 }
 

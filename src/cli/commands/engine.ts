@@ -159,16 +159,19 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
       const name = await domainName(ctx, input);
       if (name === null) return;
       const store = await ctx.store();
-      if (!(await getDomain(store.db, name))) {
-        ctx.fail(new AppError('not-found', `${name} is not enrolled`, { field: 'domain' }));
-        return;
-      }
+      // An unenrolled domain keeps its history: what this program did to its DNS stays readable.
+      const enrolled = (await getDomain(store.db, name)) !== undefined;
       const stages = await stageHistory(store.db, name);
       const events = (await recentAudit(store.db, { domain: name, limit: 1000 })).reverse();
-      if (opts.json) {
-        ctx.out(JSON.stringify({ domain: name, stages, events: events.map((e) => ({ ...e, details: e.details ? JSON.parse(e.details) : null })) }));
+      if (!enrolled && stages.length === 0 && events.length === 0) {
+        ctx.fail(new AppError('not-found', `${name} is not enrolled and has no history`, { field: 'domain' }));
         return;
       }
+      if (opts.json) {
+        ctx.out(JSON.stringify({ domain: name, enrolled, stages, events: events.map((e) => ({ ...e, details: e.details ? JSON.parse(e.details) : null })) }));
+        return;
+      }
+      if (!enrolled) ctx.out(`${name} is no longer enrolled; its history as kept:`);
       ctx.out('Stage changes:');
       for (const s of stages) ctx.out(`  ${s.at}  ${s.action.padEnd(9)} ${s.from_stage ?? '-'} -> ${s.to_stage}  by ${s.actor}${s.record ? `\n      ${s.record}` : ''}`);
       ctx.out('Audit log:');
