@@ -228,7 +228,7 @@ describe('doctor', () => {
 
       const before = await runCli(['doctor', '--config', config, '--json'], env);
       assert.equal(before.code, 1, before.stderr);
-      const checks = before.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const checks = JSON.parse(before.stdout).checks;
       const bySubject = (s: string) => checks.filter((c: { subject: string }) => c.subject === s);
       assert.equal(bySubject('provider pdns')[0].status, 'ok');
       assert.equal(bySubject('provider cf')[0].status, 'fail');
@@ -241,7 +241,7 @@ describe('doctor', () => {
         { name: 'doc.example._report._dmarc.reports.example.', type: 'TXT', ttl: 300, changetype: 'REPLACE', records: [{ content: '"v=DMARC1"' }] },
       ]);
       const after = await runCli(['doctor', '--config', config, '--json'], env);
-      const ruaAfter = after.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((c: { subject: string }) => c.subject === 'rua doc.example');
+      const ruaAfter = JSON.parse(after.stdout).checks.filter((c: { subject: string }) => c.subject === 'rua doc.example');
       assert.deepEqual(ruaAfter.map((c: { status: string }) => c.status), ['ok', 'ok']);
     } finally {
       await pdns.stop();
