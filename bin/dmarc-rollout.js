@@ -9,6 +9,6 @@ import { existsSync } from 'node:fs';
 const entry = new URL('../dist/cli/run.js', import.meta.url);
 if (!existsSync(entry)) {
   process.stderr.write('dmarc-rollout: dist/ is missing: run `npm run build` (or `npm ci`) in the package folder first\n');
-  process.exit(3);
+  process.exit(1);
 }
 await import(entry.href);
