@@ -40,8 +40,8 @@ export const smtpSourceConfigSchema = z
     max_clients_per_address: z.number().int().positive().default(4),
     /** A connection idle this long is closed (smtp-server's socket timeout), so idle clients cannot lock real senders out. */
     idle_timeout_seconds: z.number().int().positive().default(60),
-    /** Messages one client address may deliver per hour; past that it is told to come back later (451). */
-    messages_per_hour_per_address: z.number().int().positive().default(200),
+    /** Messages one client address may deliver per hour; past that it is told to come back later (451). Behind a relay every message comes from the relay: raise it to the burst your fleet receives. */
+    messages_per_hour_per_address: z.number().int().positive().default(1000),
     /**
      * Believe every report that arrives here. Leave false (the default): each
      * report mail must authenticate (DKIM, or SPF for the connecting client) as
