@@ -37,7 +37,7 @@ export const smtpSourceConfigSchema = z
       .default(25 * 1024 * 1024),
     max_clients: z.number().int().positive().default(20),
     /** Connections one client address may hold at once: one sender cannot take every slot. */
-    max_clients_per_address: z.number().int().positive().default(4),
+    max_clients_per_address: z.number().int().positive().default(10),
     /** A connection idle this long is closed (smtp-server's socket timeout), so idle clients cannot lock real senders out. */
     idle_timeout_seconds: z.number().int().positive().default(60),
     /** Messages one client address may deliver per hour; past that it is told to come back later (451). Behind a relay every message comes from the relay: raise it to the burst your fleet receives. */
