@@ -4,6 +4,7 @@
  * overlaps itself; stopping waits for the job in flight, so a change being
  * applied is finished or left as a stored intent, never cut in half.
  */
+import { hostname } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { providerSetFrom } from '../../providers/config-file.js';
@@ -28,6 +29,12 @@ import { createImapSource } from './sources/imap.js';
 import { createSmtpSource } from './sources/smtp.js';
 import { createNotifier, type Notifier } from '../notify/notifier.js';
 import type { Deliver, ReportSource } from './sources/types.js';
+
+/** How long a domain's lease outlives a daemon that died while working on it: longer than any one domain's apply and verify. */
+const DOMAIN_LEASE_MS = 15 * 60_000;
+
+/** This process, as lease holders and lock notes name it. */
+const instanceName = `daemon pid ${process.pid} on ${hostname()}`;
 
 /** The daemon could not start for a reason the operator must fix (a port in use, a missing secret). */
 export class StartError extends Error {
@@ -167,6 +174,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       providerFor: (row) => providers.get(row.provider),
       verifierFor: (provider) => dnsVerifier(providers.verifySettings(provider)),
       sourceRules,
+      // A `tick` from the command line meanwhile (or another daemon) skips the domain this one works on, and the reverse.
+      lease: { holder: instanceName, ttlMs: DOMAIN_LEASE_MS, now: () => new Date() },
     });
     const providerOf = new Map((await store.db.selectFrom('domains').select(['domain', 'provider']).execute()).map((d) => [d.domain, d.provider]));
     metrics.recordTick(

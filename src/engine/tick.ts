@@ -13,6 +13,7 @@ import { getDomain, listDomains, stageHistory, updateDomain } from '../store/dom
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadObservedRows } from '../store/observations.js';
 import { latestReportId, saveAssessment } from '../store/assessments.js';
+import { claimLease, releaseLease } from '../store/leases.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
@@ -40,6 +41,13 @@ export interface TickOptions {
   dryRun?: boolean;
   /** Allowlist and abuse rules from the config (the store's own rules always apply). */
   sourceRules?: readonly SourceRule[];
+  /**
+   * Take each domain's lease before working on it (src/store/leases.ts), so
+   * another instance ticking the same store skips it meanwhile: `holder`
+   * names this instance, `ttlMs` is how long a lease outlives a holder that
+   * died, `now` is the wall clock the instances share (not a simulated one).
+   */
+  lease?: { holder: string; ttlMs: number; now: () => Date };
 }
 
 export interface DomainTickResult {
@@ -48,6 +56,8 @@ export interface DomainTickResult {
   apply?: ApplyOutcome;
   /** Why the domain could not be handled this tick (bad plan, no provider). */
   error?: string;
+  /** Left alone this tick: another instance holds its lease. */
+  skipped?: string;
 }
 
 /** What the engine knows about a domain at `now`: its plan, stage metrics and snapshot. */
@@ -64,13 +74,22 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
   const enrolled = new Set(rows.map((r) => r.domain));
   const wanted = opts.domains ? new Set(opts.domains) : null;
   const results: DomainTickResult[] = [];
-  for (const row of rows) {
-    if (wanted && !wanted.has(row.domain)) continue;
+  for (const listed of rows) {
+    if (wanted && !wanted.has(listed.domain)) continue;
+    const lease = opts.lease && !opts.dryRun ? { ...opts.lease, name: `domain:${listed.domain}` } : null;
+    if (lease && !(await claimLease(opts.store.db, lease.name, lease.holder, lease.now(), lease.ttlMs))) {
+      results.push({ domain: listed.domain, skipped: 'another instance holds its lease' });
+      continue;
+    }
     try {
-      results.push(await tickDomain(opts, row, plans(row.plan), enrolled));
+      // Read again under the lease: another instance may have moved it since the list was read.
+      const row = lease ? await getDomain(opts.store.db, listed.domain) : listed;
+      if (row) results.push(await tickDomain(opts, row, plans(row.plan), enrolled));
     } catch (error) {
       // One broken domain (bad plan, unknown provider) must not stop the fleet.
-      results.push({ domain: row.domain, error: error instanceof Error ? error.message : String(error) });
+      results.push({ domain: listed.domain, error: error instanceof Error ? error.message : String(error) });
+    } finally {
+      if (lease) await releaseLease(opts.store.db, lease.name, lease.holder);
     }
     // A turn of the event loop between domains: SQLite answers synchronously, so without it a
     // tick over a large fleet would hold off /healthz and every request until it ends.

@@ -14,7 +14,8 @@ import { headlineFigures } from '../engine/figures.js';
 import type { Decision, SourceRule, StageMetrics } from '../engine/types.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
-import { enrolledPlans, fleetRows, latestReportId, saveAssessment, staleAssessments, type FleetRow, type FleetSort } from '../store/assessments.js';
+import { enrolledPlans, fleetRows, latestReportId, saveAssessment, staleActiveDomains, staleAssessments, type FleetRow, type FleetSort } from '../store/assessments.js';
+import { getDomain } from '../store/domains.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow, Intent, StoredAssessment } from '../store/schema.js';
 import { cachedPlanLoader, statusOf, type LoadedPlan } from './status.js';
@@ -152,20 +153,30 @@ export async function fleetPage(store: Store, now: Date, ctx: ViewContext, q: Fl
     limit,
     offset,
   };
+  let budget = q.remeasure ?? REMEASURE_PER_REQUEST;
+  let enrolled: Set<string> | undefined;
+  const configRules = ctx.sourceRules ?? [];
+  const measure = async (row: DomainRow) => {
+    // Attribution needs every enrolled name; read once per request.
+    enrolled ??= new Set((await store.db.selectFrom('domains').select('domain').execute()).map((r) => r.domain));
+    await remeasure(store, row, load(row.plan).plan, now, { enrolled, configRules });
+    budget -= 1;
+    await nextTurn();
+  };
+  if ((q.awaitingApproval === true || q.approvals) && budget > 0) {
+    // Whether a domain waits for approval is a stored figure: a domain that became ready since the last tick
+    // would not match the filter, so the stale ones among those that could are measured first.
+    for (const name of await staleActiveDomains(store.db, budget)) {
+      const row = await getDomain(store.db, name);
+      if (row) await measure(row);
+    }
+  }
   let { rows, total } = await fleetRows(store.db, query);
-  const stale = await staleAssessments(store.db, rows);
-  const budget = Math.min(stale.size, q.remeasure ?? REMEASURE_PER_REQUEST);
-  if (budget > 0) {
-    // Attribution needs every enrolled name; read once for the whole page.
-    const enrolled = new Set((await store.db.selectFrom('domains').select('domain').execute()).map((r) => r.domain));
-    const configRules = ctx.sourceRules ?? [];
-    let done = 0;
+  const stale = budget > 0 ? await staleAssessments(store.db, rows) : new Set<string>();
+  if (stale.size > 0) {
     for (const { row } of rows) {
-      if (done >= budget) break;
-      if (!stale.has(row.domain)) continue;
-      await remeasure(store, row, load(row.plan).plan, now, { enrolled, configRules });
-      done += 1;
-      await nextTurn();
+      if (budget <= 0) break;
+      if (stale.has(row.domain)) await measure(row);
     }
     // Read the page again: the new figures may move domains across the filter or the order.
     ({ rows, total } = await fleetRows(store.db, query));

@@ -223,6 +223,42 @@ export async function staleAssessments(db: Db, rows: readonly FleetRow[]): Promi
   return stale;
 }
 
+/**
+ * Active domains with nothing in flight whose stored figures are stale, by
+ * the same rules as staleAssessments(), found in one read over the whole
+ * fleet (for the approvals queue, which must not miss a domain that became
+ * ready since the last tick); at most `limit`.
+ */
+export async function staleActiveDomains(db: Db, limit: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('domains as d')
+    .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
+    .select('d.domain')
+    .where('d.state', '=', 'active')
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('intents as i').select('i.domain').whereRef('i.domain', '=', 'd.domain'))))
+    .where((eb) =>
+      eb.or([
+        eb('a.domain', 'is', null),
+        eb('a.plan', '!=', eb.ref('d.plan')),
+        eb('a.stage_index', '!=', eb.ref('d.stage_index')),
+        eb('a.assessed_at', '<', eb.ref('d.updated_at')),
+        eb.exists(eb.selectFrom('reports as r').select('r.id').whereRef('r.domain', '=', 'd.domain').whereRef('r.id', '>', 'a.last_report_id')),
+        eb.exists(
+          eb
+            .selectFrom('source_rules as s')
+            .select('s.id')
+            .where((inner) => inner.or([inner('s.domain', 'is', null), inner('s.domain', '=', inner.ref('d.domain'))]))
+            .whereRef('s.added_at', '>', 'a.assessed_at'),
+        ),
+        eb.exists(eb.selectFrom('reporter_acknowledgements as k').select('k.id').whereRef('k.domain', '=', 'd.domain').whereRef('k.at', '>', 'a.assessed_at')),
+      ]),
+    )
+    .orderBy('d.domain')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.domain);
+}
+
 /** How many domains are in each state (for the fleet page's counts), in one grouped read. */
 export async function domainsPerState(db: Db): Promise<Record<DomainState, number>> {
   const counts: Record<DomainState, number> = { active: 0, paused: 0, halted: 0, completed: 0 };

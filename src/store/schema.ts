@@ -287,8 +287,16 @@ export interface DomainAssessmentsTable {
   decision_summary: string | null;
 }
 
+/** A lease: `holder` works on `name` (domain:<domain>, source:<name>) until expires_at, or gives it back first. */
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  expires_at: string;
+}
+
 export interface Database {
   domain_assessments: DomainAssessmentsTable;
+  leases: LeasesTable;
   reporter_acknowledgements: ReporterAcknowledgementsTable;
   domains: DomainsTable;
   stage_history: StageHistoryTable;

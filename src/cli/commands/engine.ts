@@ -3,6 +3,7 @@
  * does to a domain (approve, pause, resume, rollback, force, allow, abuse).
  * Thin doors onto src/engine and src/fleet.
  */
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { acknowledgeReporter } from '../../engine/acknowledge.js';
 import { decide } from '../../engine/decide.js';
@@ -95,7 +96,9 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         printPlanned(await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope }), opts.json === true);
         return;
       }
-      const results = await runTick({ store: await ctx.store(), now: ctx.now(), ...scope });
+      // The daemon may be ticking the same store: each domain is worked on under its lease, by one of them at a time.
+      const lease = { holder: `${ctx.actor} pid ${process.pid} on ${hostname()}`, ttlMs: 15 * 60_000, now: () => new Date() };
+      const results = await runTick({ store: await ctx.store(), now: ctx.now(), ...scope, lease });
       for (const r of results) {
         if (opts.json) {
           ctx.out(JSON.stringify(r));
@@ -103,7 +106,9 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         }
         const what = r.error
           ? `error: ${r.error}`
-          : r.decision
+          : r.skipped
+            ? `skipped: ${r.skipped}`
+            : r.decision
             ? `${r.decision.action}${r.decision.to ? ` -> ${r.decision.to}` : ''}: ${r.decision.summary}`
             : r.apply
               ? 'change in flight'
