@@ -208,6 +208,8 @@ export async function staleAssessments(db: Db, rows: readonly FleetRow[]): Promi
     const newestReport = new Map(reports.map((r) => [r.domain, Number(r.id)]));
     const newestRule = new Map(rules.map((r) => [r.domain, String(r.at)]));
     const newestAck = new Map(acks.map((r) => [r.domain, String(r.at)]));
+    // A turn of the event loop per chunk: over a whole fleet on SQLite these reads would otherwise hold it.
+    await new Promise((resolve) => setImmediate(resolve));
     for (const { row, assessment } of chunk) {
       const a = assessment!;
       const ruleAt = [newestRule.get(row.domain), globalRule?.at ? String(globalRule.at) : undefined].filter((x): x is string => x !== undefined);
