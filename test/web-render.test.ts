@@ -158,6 +158,20 @@ describe('hostile report data comes out as text', () => {
     }
   });
 
+  it('the reporters table says which receiver the engine waits for, for which day, and its usual delay', () => {
+    const page = renderDomainPage(viewer, view({
+      reporters: [
+        { reporter: 'google.com', lastReportEnd: '2026-03-01T23:59:59Z', daysReported: 20, regular: true, quiet: false, late: true, usualDelaySeconds: 30 * 3600, awaitedDay: '2026-03-02' },
+        { reporter: 'Yahoo', lastReportEnd: '2026-03-02T23:59:59Z', daysReported: 20, regular: true, quiet: false, usualDelaySeconds: 3.5 * 86400, awaitedDay: '2026-03-03' },
+        { reporter: 'Mail.Ru', lastReportEnd: '2026-02-10T23:59:59Z', daysReported: 12, regular: true, quiet: true, acknowledgedBy: 'cli:otto' },
+      ],
+    }));
+    const table = page.slice(page.indexOf('id="reporters"'));
+    assert.match(table, /google\.com<\/td>[\s\S]*?30 h<\/td>[\s\S]*?late<\/span> its report for 2026-03-02 is past its usual delay/);
+    assert.match(table, /Yahoo<\/td>[\s\S]*?3\.5 days<\/td>[\s\S]*?awaited for 2026-03-03/);
+    assert.match(table, /Mail\.Ru<\/td>[\s\S]*?silence acknowledged by cli:otto/, 'an acknowledged silence is not shown as quiet');
+  });
+
   it('escapes the state reason and decision summary on the fleet page', () => {
     const page = renderFleetPage(operator, {
       domains: [overview({ state: 'halted', state_reason: ATTR_BREAK, next_decision: { action: 'halt', to: null, summary: SCRIPT } })],

@@ -8,7 +8,7 @@
 import { CLASS_TITLES } from '../engine/explain.js';
 import type { DomainView } from '../fleet/views.js';
 import { renderDailyChart } from './chart.js';
-import { domainActionPath, formatCount, formatMeasure, formatPercent, formatTime, queryString } from './format.js';
+import { domainActionPath, formatCount, formatDelay, formatMeasure, formatPercent, formatTime, queryString } from './format.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, renderLayout, type PageContext } from './layout.js';
 import { approveForm, auditTable, cssToken, nextDecisionText, stageText, stateBadge } from './parts.js';
@@ -227,20 +227,30 @@ ${
   v.reporters.length === 0
     ? html`<p class="empty">No receiver has sent a report for this domain yet.</p>`
     : html`<div class="table-wrap"><table id="reporters">
-<thead><tr><th scope="col">Reporter</th><th scope="col" class="num">Days reported</th><th scope="col">Last report ended</th><th scope="col">Status</th></tr></thead>
+<thead><tr><th scope="col">Reporter</th><th scope="col" class="num">Days reported</th><th scope="col">Last report ended</th><th scope="col" class="num">Usual delay</th><th scope="col">Status</th></tr></thead>
 <tbody>
 ${v.reporters.map(
   (r) => html`<tr>
 <td>${r.reporter === '' ? html`<span class="muted">(no org name)</span>` : r.reporter}</td>
 <td class="num">${formatCount(r.daysReported)}</td>
 <td>${formatTime(r.lastReportEnd)}</td>
-<td>${r.quiet ? html`<span class="badge badge-quiet">quiet</span> it used to report daily` : r.regular ? 'reports regularly' : html`<span class="muted">occasional</span>`}</td>
+<td class="num">${formatDelay(r.usualDelaySeconds)}</td>
+<td>${reporterState(r)}</td>
 </tr>`,
 )}
 </tbody>
 </table></div>`
 }
 </section>`;
+}
+
+/** What the engine waits for from this reporter, in the words of the decision: quiet, late for a day, awaited, or fine. */
+function reporterState(r: DomainView['reporters'][number]): SafeHtml {
+  if (r.acknowledgedBy) return html`<span class="muted">silence acknowledged by ${r.acknowledgedBy}</span>`;
+  if (r.quiet) return html`<span class="badge badge-quiet">quiet</span> it used to report regularly; a person must acknowledge or wait`;
+  if (r.late) return html`<span class="badge badge-quiet">late</span> its report for ${r.awaitedDay ?? 'the awaited day'} is past its usual delay`;
+  if (r.awaitedDay) return html`awaited for ${r.awaitedDay}`;
+  return r.regular ? html`reports regularly` : html`<span class="muted">occasional</span>`;
 }
 
 function history(v: DomainView): SafeHtml {

@@ -63,3 +63,11 @@ export function queryString(params: Record<string, string | number | null | unde
   const text = search.toString();
   return text === '' ? '' : `?${text}`;
 }
+
+/** A reporter's usual delay in the unit a person thinks in: hours under two days, days above. */
+export function formatDelay(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '';
+  const hours = Math.round(seconds / 3600);
+  if (hours < 48) return `${hours} h`;
+  return `${(seconds / 86400).toFixed(1).replace(/\.0$/, '')} days`;
+}
