@@ -32,7 +32,7 @@ tree=$tools/tree
 # The working tree as it is (uncommitted changes included), without what is built or installed per runtime.
 mkdir -p "$tree"
 find "$tree" -mindepth 1 -maxdepth 1 ! -name node_modules -exec rm -rf {} +
-tar -C "$root" --exclude=./node_modules --exclude=./dist --exclude=./.tools --exclude=./.git \
+tar -C "$root" --exclude=./node_modules --exclude=./dist --exclude=./dist.next --exclude=./dist.old --exclude=./.tools --exclude=./.git \
   --exclude='./data/*.sqlite*' --exclude=./data/rejected --exclude=./test-output -cf - . | tar -C "$tree" -xf -
 
 cd "$tree"
