@@ -28,10 +28,13 @@ describe('the folder source and files it must not read', () => {
   });
   after(async () => store?.close());
 
+  // Walked by hand without following links: readdirSync's `recursive` enters a
+  // linked folder on Node 24 (not on 20), and the link moved aside into
+  // rejected/ still points outside, where the secret is by design.
   const everyFileUnder = (root: string): string[] =>
-    readdirSync(root, { withFileTypes: true, recursive: true })
-      .filter((e) => e.isFile())
-      .map((e) => join(e.parentPath, e.name));
+    readdirSync(root, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? everyFileUnder(join(root, e.name)) : e.isFile() ? [join(root, e.name)] : [],
+    );
 
   it('a symlink to a secret is moved aside unread; a linked folder is not entered; a FIFO does not block; reports beside them are stored', async () => {
     const inbox = join(dir, 'inbox');
