@@ -13,8 +13,11 @@ import pino from 'pino';
 import { loadDaemonConfig, ConfigError } from '../src/daemon/config.js';
 import { startDaemon } from '../src/daemon/daemon.js';
 import { runDoctor } from '../src/daemon/doctor.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { LockHeldError } from '../src/daemon/lock.js';
-import { runMain, tempStore } from './helpers/cli.js';
+import { acquirePostgresInstanceLock } from '../src/daemon/postgres-lock.js';
+import { REPO_ROOT, runMain, tempStore } from './helpers/cli.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { reportXml } from './fixtures/reports/make.js';
 
@@ -85,6 +88,38 @@ describe('a Postgres store through the CLI and the daemon', () => {
     await second.stop();
     const log = JSON.stringify(await server.query(database, 'select * from audit_events'));
     assert.doesNotMatch(log, new RegExp(server.password));
+  });
+
+  it('a daemon killed with SIGKILL leaves no lock behind: the server drops it with the connection', async () => {
+    const database = await server.createDatabase('killed');
+    const connection = server.connection(database);
+    const holder = spawn(
+      process.execPath,
+      ['--import', 'tsx', '-e', `import('./src/daemon/postgres-lock.ts').then((m) => m.acquirePostgresInstanceLock(JSON.parse(process.env.PG_CONNECTION))).then(() => { console.log('locked'); setInterval(() => {}, 1000); })`],
+      { cwd: REPO_ROOT, env: { ...process.env, PG_CONNECTION: JSON.stringify(connection) } },
+    );
+    let output = '';
+    holder.stdout.on('data', (b) => (output += b));
+    holder.stderr.on('data', (b) => (output += b));
+    for (let i = 0; i < 200 && !output.includes('locked'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(output, /locked/);
+    await assert.rejects(acquirePostgresInstanceLock(connection), (error: unknown) => {
+      assert.ok(error instanceof LockHeldError);
+      assert.match(error.message, new RegExp(`\\(dmarc-rollout pid ${holder.pid} on `));
+      return true;
+    });
+    holder.kill('SIGKILL');
+    await once(holder, 'exit');
+    let lock;
+    for (let i = 0; i < 50 && !lock; i++) {
+      lock = await acquirePostgresInstanceLock(connection).catch((error: unknown) => {
+        if (!(error instanceof LockHeldError)) throw error;
+        return undefined;
+      });
+      if (!lock) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(lock, 'the lock is free once the killed holder’s connection is gone');
+    lock.release();
   });
 
   it('a config naming an unset password variable, or both sqlite and postgres, is refused with the field', () => {
