@@ -224,6 +224,9 @@ try {
         console.log(
           `  fleet API page (100 of ${page.value.total}, sorted by fail rate): ${page.ms.toFixed(1)} ms (${remeasured} measured again); filtered by name and state, sorted by spoofing: ${pageQ.ms.toFixed(1)} ms; judging every domain, as the page did before: ${(second.ms / 1000).toFixed(2)} s (${(second.ms / page.ms).toFixed(0)}x)`,
         );
+        // The approvals queue looks for stale active domains across the whole fleet in one query (and measures one here).
+        const approvals = await timed(() => fleetPage(store, later, ctx, { approvals: true, limit: 100, remeasure: 1 }));
+        console.log(`  approvals queue over ${size} stale domains (one measured again): ${approvals.ms.toFixed(0)} ms; the event loop held at most ${approvals.loopMaxMs.toFixed(0)} ms at a time`);
         console.log(`  a page of 100 stale domains, measured again for the request: ${stalePage.ms.toFixed(0)} ms; the event loop held at most ${stalePage.loopMaxMs.toFixed(0)} ms at a time`);
       } finally {
         await store.close();

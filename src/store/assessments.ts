@@ -227,16 +227,22 @@ export async function staleAssessments(db: Db, rows: readonly FleetRow[]): Promi
 
 /**
  * Active domains with nothing in flight whose stored figures are stale, by
- * the same rules as staleAssessments(), found in one read over the whole
- * fleet (for the approvals queue, which must not miss a domain that became
- * ready since the last tick); at most `limit`.
+ * the same rules as staleAssessments() (for the approvals queue, which must
+ * not miss a domain that became ready since the last tick): at most `limit`
+ * of them among the next `scan` active domains by name after `after`, and
+ * where the scan stopped (null at the end of the fleet). The caller walks
+ * the fleet a chunk at a time, so no one read holds SQLite for long.
  */
-export async function staleActiveDomains(db: Db, limit: number): Promise<string[]> {
+export async function staleActiveDomains(db: Db, opts: { limit: number; after: string | null; scan: number }): Promise<{ stale: string[]; last: string | null }> {
+  let chunk = db.selectFrom('domains').select('domain').where('state', '=', 'active').orderBy('domain').limit(opts.scan);
+  if (opts.after !== null) chunk = chunk.where('domain', '>', opts.after);
+  const names = (await chunk.execute()).map((r) => r.domain);
+  if (names.length === 0) return { stale: [], last: null };
   const rows = await db
     .selectFrom('domains as d')
     .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
     .select('d.domain')
-    .where('d.state', '=', 'active')
+    .where('d.domain', 'in', names)
     .where((eb) => eb.not(eb.exists(eb.selectFrom('intents as i').select('i.domain').whereRef('i.domain', '=', 'd.domain'))))
     .where((eb) =>
       eb.or([
@@ -256,9 +262,9 @@ export async function staleActiveDomains(db: Db, limit: number): Promise<string[
       ]),
     )
     .orderBy('d.domain')
-    .limit(limit)
+    .limit(opts.limit)
     .execute();
-  return rows.map((r) => r.domain);
+  return { stale: rows.map((r) => r.domain), last: names.length < opts.scan ? null : names.at(-1)! };
 }
 
 /** How many domains are in each state (for the fleet page's counts), in one grouped read. */
