@@ -20,7 +20,10 @@ import { getDomain } from '../src/store/domains.js';
 import { openSqliteStore } from '../src/store/open.js';
 import { REPO_ROOT, tempStore } from './helpers/cli.js';
 import { freePort, startDaemonProcess, waitFor } from './helpers/daemon-process.js';
-import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
+import { buildFleetFixture, FIXTURE_REPORT_ADDRESS, type FleetFixture } from './helpers/fleet-fixture.js';
+
+/** What the approved stage writes: quarantine at 100 % with the rua enrolment added. */
+const QUARANTINE_RECORD = `v=DMARC1; p=quarantine; rua=mailto:${FIXTURE_REPORT_ADDRESS}`;
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -118,14 +121,14 @@ describe('the web page in chromium', () => {
       'the page to show quarantine:100 in force',
       async () => {
         await page.reload();
-        return (await page.locator('#record-now').innerText()) === 'v=DMARC1; p=quarantine';
+        return (await page.locator('#record-now').innerText()) === QUARANTINE_RECORD;
       },
       60_000,
     ).catch((error: Error) => {
       throw new Error(`${error.message}\n--- daemon output ---\n${daemon.output().slice(-4000)}`);
     });
     assert.match(await page.locator('main').innerText(), /quarantine:100 \(2 of 3\)|quarantine:100 · 2 of 3|quarantine:100\s+2 of 3/);
-    assert.deepEqual((await queryTxt(`_dmarc.${fleet.gated}`, [pdns.dnsServer])).txt, ['v=DMARC1; p=quarantine']);
+    assert.deepEqual((await queryTxt(`_dmarc.${fleet.gated}`, [pdns.dnsServer])).txt, [QUARANTINE_RECORD]);
     assert.match(await page.locator('#history').innerText(), /none:100\s*(→|->)\s*quarantine:100/);
     await page.screenshot({ path: join(SCREENSHOTS, 'domain.png'), fullPage: true });
 

@@ -27,6 +27,8 @@ stages:
   - { policy: reject, pct: 100, min_days: 2, min_messages: 10, advance_max_fail_rate: 0.01, halt_fail_rate: 0.03, rollback_fail_rate: 0.05 }
 `;
 
+/** Where the fixture's domains send reports: enrolment adds it to each record as its rua. */
+export const FIXTURE_REPORT_ADDRESS = 'dmarc@reports.example';
 export const HOSTILE_REPORTER = '<script>alert("xss")</script>.example';
 
 export interface FleetFixture {
@@ -62,7 +64,7 @@ export async function buildFleetFixture(
     plan: load('gated'),
     provider: opts.providerName,
     providers: { names: [opts.providerName], get: () => opts.provider },
-    reportAddress: 'dmarc@reports.example',
+    reportAddress: FIXTURE_REPORT_ADDRESS,
     actor: 'test:setup',
     now: new Date(established.getTime() - 60_000),
   });
