@@ -13,11 +13,12 @@ import { createDaemonMetrics } from '../src/daemon/metrics.js';
 import { planChanges } from '../src/engine/dry-run.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { planSummary, STUCK_AFTER_ATTEMPTS } from '../src/engine/planned-change.js';
-import { runTick, type TickOptions } from '../src/engine/tick.js';
+import { runTick, UNHANDLED_ACTION, type TickOptions } from '../src/engine/tick.js';
 import { enrollDomains, fleetStatus } from '../src/fleet/index.js';
 import { domainOverview, domainView } from '../src/fleet/views.js';
 import { renderDomainPage } from '../src/web/domain-page.js';
 import { loadPlan } from '../src/plans/index.js';
+import { recentAudit } from '../src/store/audit.js';
 import { getIntent } from '../src/store/intents.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import type { DomainRow } from '../src/store/schema.js';
@@ -114,5 +115,14 @@ describe('the dry run says what the tick then does', () => {
     assert.doesNotMatch(explain.stdout, /Next tick: establish/);
     const table = await runCli(['status'], { DMARC_ROLLOUT_DB: db });
     assert.match(table.stdout, /stuck\.example .*active \(STUCK: the change in flight failed [5-9] times; last error: /);
+  });
+
+  it('a domain the tick cannot handle is audited and announced once per distinct reason, not every tick', async () => {
+    for (let i = 0; i < 3; i++) await runTick({ store, now: new Date(T0.getTime() + (20 + i) * HOUR), providerFor, domains: ['noprov.example'] });
+    const refusals = (await recentAudit(store.db, { domain: 'noprov.example', limit: 100 })).filter((e) => e.action === UNHANDLED_ACTION);
+    assert.equal(refusals.length, 1, 'three ticks with the same missing provider: one audit entry');
+    assert.match(refusals[0]!.reason, /no provider named "gone"/);
+    const events = await store.db.selectFrom('notification_events').selectAll().where('domain', '=', 'noprov.example').execute();
+    assert.ok(events.some((e) => e.type === 'change-refused'), 'the outbox holds a change-refused event for it');
   });
 });

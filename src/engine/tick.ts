@@ -87,7 +87,9 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
       if (row) results.push(await tickDomain(opts, row, plans(row.plan), enrolled));
     } catch (error) {
       // One broken domain (bad plan, unknown provider) must not stop the fleet.
-      results.push({ domain: listed.domain, error: error instanceof Error ? error.message : String(error) });
+      const message = error instanceof Error ? error.message : String(error);
+      results.push({ domain: listed.domain, error: message });
+      if (!opts.dryRun) await auditUnhandled(opts.store, listed.domain, message, opts.now);
     } finally {
       if (lease) await releaseLease(opts.store.db, lease.name, lease.holder);
     }
@@ -97,6 +99,21 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
   }
   return results;
 }
+
+/**
+ * A domain the tick cannot handle at all (its plan or provider is gone from
+ * the config) is audited, so it reaches the audit log, the page and the
+ * notifications instead of only the tick's log; once per distinct reason, so
+ * an hourly tick does not repeat it while nothing changes.
+ */
+async function auditUnhandled(store: Store, domain: string, reason: string, now: Date): Promise<void> {
+  const [latest] = await recentAudit(store.db, { domain, limit: 1 });
+  if (latest?.action === UNHANDLED_ACTION && latest.reason === reason) return;
+  await appendAudit(store.db, { at: now, actor: 'engine', domain, action: UNHANDLED_ACTION, reason });
+}
+
+/** The audit action of a domain the tick refused to handle (notifications announce it as a refused change). */
+export const UNHANDLED_ACTION = 'tick-refused';
 
 async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolled: ReadonlySet<string>): Promise<DomainTickResult> {
   const { store, now } = opts;

@@ -17,7 +17,7 @@ export const EVENT_TYPES = {
   halted: { severity: 'critical', meaning: 'the engine halted a domain (fail rate over the halt rate, or rollback-then-halt); a person must look' },
   'rolled-back': { severity: 'critical', meaning: 'the engine decided to move a domain back a stage' },
   drift: { severity: 'critical', meaning: "the live _dmarc record is not what this program last verified; the domain stopped" },
-  'change-refused': { severity: 'critical', meaning: 'a change was refused: a CNAME or delegation at _dmarc, several DMARC records, a permanent provider error' },
+  'change-refused': { severity: 'critical', meaning: 'a change was refused: a CNAME or delegation at _dmarc, several DMARC records, a permanent provider error, or a domain the tick cannot handle (plan or provider gone)' },
   'change-stuck': { severity: 'critical', meaning: 'a change in flight keeps failing or has not verified for too long' },
   'change-retrying': { severity: 'warning', meaning: 'writing or verifying a change failed; it is retried with backoff (once per distinct failure)' },
   'approval-waiting': { severity: 'warning', meaning: 'a gated next stage waits for a person (announced once, then reminders)' },
