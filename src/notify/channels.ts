@@ -91,17 +91,7 @@ async function post(channel: Extract<ResolvedChannel, { url: string }>, body: st
 }
 
 async function sendMail(channel: Extract<ResolvedChannel, { type: 'smtp' }>, content: MessageContent, meta: MessageMeta, opts: DeliverOptions): Promise<void> {
-  const transport = nodemailer.createTransport({
-    host: channel.host,
-    port: channel.port,
-    secure: channel.security === 'tls',
-    requireTLS: channel.security === 'starttls',
-    ignoreTLS: channel.security === 'none',
-    ...(channel.auth ? { auth: channel.auth } : {}),
-    connectionTimeout: opts.timeoutMs,
-    greetingTimeout: opts.timeoutMs,
-    socketTimeout: opts.timeoutMs,
-  });
+  const transport = smtpTransport(channel, opts.timeoutMs);
   const parts = mailParts(content, meta);
   try {
     await transport.sendMail({
@@ -123,6 +113,21 @@ async function sendMail(channel: Extract<ResolvedChannel, { type: 'smtp' }>, con
 }
 
 /** The server's answer (`535 5.7.8 Authentication failed`) or the socket's error (`connect ECONNREFUSED 127.0.0.1:9`). */
+/** The nodemailer transport for an SMTP channel: its TLS mode, sign-in and one timeout for every stage. Delivery and doctor share it. */
+export function smtpTransport(channel: Extract<ResolvedChannel, { type: 'smtp' }>, timeoutMs: number) {
+  return nodemailer.createTransport({
+    host: channel.host,
+    port: channel.port,
+    secure: channel.security === 'tls',
+    requireTLS: channel.security === 'starttls',
+    ignoreTLS: channel.security === 'none',
+    ...(channel.auth ? { auth: channel.auth } : {}),
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
+  });
+}
+
 export function smtpErrorText(error: unknown): string {
   const e = error as { code?: string; responseCode?: number; response?: string; message?: string };
   if (e.responseCode) return `${e.responseCode} ${e.response ?? ''}`.trim();

@@ -5,8 +5,7 @@
  * address is checked for being sent in clear. A test message is what
  * `dmarc-rollout notify test <channel>` is for.
  */
-import nodemailer from 'nodemailer';
-import { smtpErrorText } from './channels.js';
+import { smtpErrorText, smtpTransport } from './channels.js';
 import type { NotifySettings } from './config.js';
 
 /** The doctor's check shape (src/daemon/doctor.ts), named here by what it holds. */
@@ -26,17 +25,7 @@ export async function notificationChecks(settings: Pick<NotifySettings, 'channel
     const subject = `notifications ${channel.name} (${channel.type})`;
     const test = `dmarc-rollout notify test ${channel.name} --config ${configFile}`;
     if (channel.type === 'smtp') {
-      const transport = nodemailer.createTransport({
-        host: channel.host,
-        port: channel.port,
-        secure: channel.security === 'tls',
-        requireTLS: channel.security === 'starttls',
-        ignoreTLS: channel.security === 'none',
-        ...(channel.auth ? { auth: channel.auth } : {}),
-        connectionTimeout: settings.timeoutMs,
-        greetingTimeout: settings.timeoutMs,
-        socketTimeout: settings.timeoutMs,
-      });
+      const transport = smtpTransport(channel, settings.timeoutMs);
       try {
         await transport.verify();
         checks.push({ subject, status: 'ok', detail: `${channel.host}:${channel.port} accepts us (${channel.security}${channel.auth ? `, signed in as ${channel.auth.user}` : ''}); mails go to ${channel.to.join(', ')}`, fix: test });
