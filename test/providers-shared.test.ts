@@ -4,9 +4,10 @@
  * file, and building each provider from raw config.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import {
   PROVIDER_TYPES,
@@ -144,6 +145,24 @@ describe('registry', () => {
     for (const p of built) p.close?.();
     const manual = parseProviderConfig({ type: 'manual' });
     assert.deepEqual(manual, { type: 'manual', authoritative_port: 53, poll_seconds: 30, timeout_seconds: 86400, output: 'stderr' });
+  });
+
+  test('the registry equals the adapter folders, and each has its README section and its test file', () => {
+    // Renovate checks its datasources this way: an adapter folder that is not registered, or a
+    // registered type without its folder, documentation or tests, fails here rather than in use.
+    const providersDir = fileURLToPath(new URL('../providers/', import.meta.url));
+    const folders = readdirSync(providersDir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && e.name !== 'shared')
+      .map((e) => e.name)
+      .sort();
+    assert.deepEqual([...PROVIDER_TYPES].sort(), folders, 'providers/<type>/ folders and the registry');
+    const readme = readFileSync(join(providersDir, 'README.md'), 'utf8');
+    const sections = [...readme.matchAll(/^## ([a-z0-9]+)$/gm)].map((m) => m[1]!).sort();
+    assert.deepEqual(sections, folders, 'a "## <type>" section in providers/README.md for each adapter');
+    for (const type of folders) {
+      assert.ok(existsSync(join(providersDir, type, 'index.ts')), `providers/${type}/index.ts`);
+      assert.ok(existsSync(fileURLToPath(new URL(`./providers-${type}.test.ts`, import.meta.url))), `test/providers-${type}.test.ts`);
+    }
   });
 
   test('unknown types, bad settings and missing secrets fail with the key named', () => {
