@@ -21,6 +21,7 @@ import { tempStore } from './helpers/cli.js';
 import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
+import { loopbackApiAccess } from './helpers/api-server.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 
@@ -41,18 +42,7 @@ describe('the HTTP API', () => {
     fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: dns });
     const metrics = createDaemonMetrics({ store, loadPlan: fleet.loadPlan });
     server = await startApiServer({
-      config: {
-        listen: { host: '127.0.0.1', port: 0 },
-        tokens: [],
-        session: { max_age_hours: 1, secure_cookie: false },
-        upload_max_bytes: 64 * 1024,
-        trust_proxy: false,
-      },
-      tokens: new TokenSet([
-        { name: 'vera', role: 'viewer', sha256: viewer.sha256 },
-        { name: 'otto', role: 'operator', sha256: operator.sha256 },
-      ]),
-      logger: pino({ level: 'silent' }),
+      ...loopbackApiAccess(viewer, operator),
       context: {
         store,
         now: () => NOW,

@@ -9,14 +9,14 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import fc from 'fast-check';
-import pino from 'pino';
 import { startApiServer, type RunningApiServer } from '../src/api/server.js';
-import { generateToken, TokenSet } from '../src/api/tokens.js';
+import { generateToken } from '../src/api/tokens.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { ingestInput } from '../src/reports/index.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
+import { loopbackApiAccess } from './helpers/api-server.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 const SEED = 1313;
@@ -31,12 +31,7 @@ before(async () => {
   store = await openSqliteStore(temp.db);
   fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: new MemoryDns() });
   server = await startApiServer({
-    config: { listen: { host: '127.0.0.1', port: 0 }, tokens: [], session: { max_age_hours: 1, secure_cookie: false }, upload_max_bytes: 64 * 1024, trust_proxy: false },
-    tokens: new TokenSet([
-      { name: 'vera', role: 'viewer', sha256: viewer.sha256 },
-      { name: 'otto', role: 'operator', sha256: operator.sha256 },
-    ]),
-    logger: pino({ level: 'silent' }),
+    ...loopbackApiAccess(viewer, operator),
     context: {
       store,
       now: () => NOW,

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pino from 'pino';
 import { startApiServer, type RunningApiServer } from '../src/api/server.js';
-import { generateToken, TokenSet } from '../src/api/tokens.js';
+import { generateToken } from '../src/api/tokens.js';
 import { loadDaemonConfig } from '../src/daemon/config.js';
 import { createDaemonMetrics } from '../src/daemon/metrics.js';
 import { runTick } from '../src/engine/tick.js';
@@ -22,6 +21,7 @@ import { runCli, tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { startHttpReceiver, startSmtpReceiver, type HttpReceiver } from './helpers/receivers.js';
 import { formSignIn, postForm } from './helpers/web.js';
+import { loopbackApiAccess } from './helpers/api-server.js';
 
 // The command line runs on the real clock, so the fleet is built as of now.
 const NOW = new Date(Date.now() - 60_000);
@@ -69,12 +69,7 @@ describe('notification doors', () => {
     await sender.runOnce();
     const metrics = createDaemonMetrics({ store, loadPlan: fleet.loadPlan });
     server = await startApiServer({
-      config: { listen: { host: '127.0.0.1', port: 0 }, tokens: [], session: { max_age_hours: 1, secure_cookie: false }, upload_max_bytes: 64 * 1024, trust_proxy: false },
-      tokens: new TokenSet([
-        { name: 'vera', role: 'viewer', sha256: viewer.sha256 },
-        { name: 'otto', role: 'operator', sha256: operator.sha256 },
-      ]),
-      logger: pino({ level: 'silent' }),
+      ...loopbackApiAccess(viewer, operator),
       context: {
         store,
         now: () => later,
