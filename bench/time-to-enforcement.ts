@@ -21,7 +21,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { simulate } from '../src/engine/simulate.js';
+import { simulate } from '../src/app/simulate.js';
 import { loadPlan } from '../src/plans/index.js';
 import { own, reportXml, spoof } from '../test/helpers/traffic.js';
 

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { acknowledgeReporter } from '../src/engine/acknowledge.js';
+import { acknowledgeReporter } from '../src/app/acknowledge.js';
 import type { DomainTickResult } from '../src/engine/tick.js';
 import { resume } from '../src/fleet/actions.js';
 import { loadPlan } from '../src/plans/index.js';

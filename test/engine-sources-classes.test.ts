@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { explainText } from '../src/engine/explain.js';
+import { explainText } from '../src/app/explain.js';
 import type { SourceSummary } from '../src/engine/types.js';
 import { daysFrom, ownServer, ownViaEsp, rotatedBadly, senderWorld, type SenderRow } from './helpers/sender-reports.js';
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ProviderError } from '../providers/index.js';
 import { createDaemonMetrics } from '../src/daemon/metrics.js';
-import { planChanges } from '../src/engine/dry-run.js';
+import { planChanges } from '../src/app/dry-run.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { planSummary, STUCK_AFTER_ATTEMPTS } from '../src/engine/planned-change.js';
 import { runTick, UNHANDLED_ACTION, type TickOptions } from '../src/engine/tick.js';

@@ -5,7 +5,7 @@
  * operator also gets the forms (approve, pause, resume, roll back); a viewer
  * sees the same facts with no form that could change anything.
  */
-import { CLASS_TITLES } from '../engine/explain.js';
+import { CLASS_TITLES } from '../app/explain.js';
 import type { DomainView } from '../fleet/views.js';
 import { renderDailyChart } from './chart.js';
 import { domainActionPath, formatCount, formatDelay, formatMeasure, formatPercent, formatTime, queryString } from './format.js';

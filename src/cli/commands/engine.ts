@@ -5,13 +5,13 @@
  */
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { acknowledgeReporter } from '../../engine/acknowledge.js';
+import { acknowledgeReporter } from '../../app/acknowledge.js';
 import { decide } from '../../engine/decide.js';
-import { planChanges } from '../../engine/dry-run.js';
+import { planChanges } from '../../app/dry-run.js';
 import { inFlightText, planSummary, stuckOf, type PlannedChange } from '../../engine/planned-change.js';
 import { getIntent } from '../../store/intents.js';
-import { explainText } from '../../engine/explain.js';
-import { simulate } from '../../engine/simulate.js';
+import { explainText } from '../../app/explain.js';
+import { simulate } from '../../app/simulate.js';
 import { assessDomain, runTick } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, parseSourceSpec, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../fleet/domain-name.js';

@@ -10,10 +10,10 @@ import type { DnsProvider } from '../dns/provider.js';
 import { PlanError, type Plan } from '../plans/index.js';
 import { listDomains } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
-import { dmarcName, planChange, stuckOf, type PlannedChange } from './planned-change.js';
-import { runTick, type TickOptions } from './tick.js';
+import { dmarcName, planChange, stuckOf, type PlannedChange } from '../engine/planned-change.js';
+import { runTick, type TickOptions } from '../engine/tick.js';
 
-export type { PlannedChange } from './planned-change.js';
+export type { PlannedChange } from '../engine/planned-change.js';
 
 const MOVES = new Set(['establish', 'advance', 'rollback']);
 

@@ -3,10 +3,10 @@
  * decision the next tick would make, in plain words. Formatting only: the
  * figures come from assessDomain() and the decision from decide().
  */
-import { describeDelay } from './reporters.js';
-import { percent } from './sources.js';
-import type { DomainAssessment } from './tick.js';
-import type { Decision, SourceClass } from './types.js';
+import { describeDelay } from '../engine/reporters.js';
+import { percent } from '../engine/sources.js';
+import type { DomainAssessment } from '../engine/tick.js';
+import type { Decision, SourceClass } from '../engine/types.js';
 
 /** How the CLI and the page title each class of source. */
 export const CLASS_TITLES: Record<SourceClass, string> = {

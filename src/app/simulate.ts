@@ -22,10 +22,10 @@ import { stageLabel } from '../record/index.js';
 import { ingestPaths } from '../reports/index.js';
 import { openSqliteStore, type Store } from '../store/open.js';
 import type { SourceRuleRow } from '../store/schema.js';
-import { MemoryDns } from './memory-dns.js';
-import { runTick } from './tick.js';
-import type { Check, DecisionAction } from './types.js';
-import { DAY_SECONDS, epochDayToIso } from './window.js';
+import { MemoryDns } from '../engine/memory-dns.js';
+import { runTick } from '../engine/tick.js';
+import type { Check, DecisionAction } from '../engine/types.js';
+import { DAY_SECONDS, epochDayToIso } from '../engine/window.js';
 
 /** Without a delay given or learned, a report arrives this long after its period ends. */
 export const DEFAULT_REPORT_DELAY_SECONDS = DAY_SECONDS;

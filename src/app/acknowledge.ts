@@ -8,8 +8,8 @@ import { ActionError, enrolledDomain, type Actor } from '../fleet/actions.js';
 import { appendAudit } from '../store/audit.js';
 import type { Store } from '../store/open.js';
 import { insertReporterAcknowledgement, loadReportArrivals } from '../store/report-arrivals.js';
-import { REPORTER_HISTORY_DAYS } from './reporters.js';
-import { DAY_SECONDS } from './window.js';
+import { REPORTER_HISTORY_DAYS } from '../engine/reporters.js';
+import { DAY_SECONDS } from '../engine/window.js';
 
 export async function acknowledgeReporter(store: Store, domainInput: string, reporter: string, who: Actor, reason: string): Promise<string> {
   if (reason.trim() === '') throw new ActionError('acknowledging a quiet reporter needs a reason (--reason)', 'invalid', 'reason');
