@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { DnsProvider, RecordSetView } from '../providers/types.js';
+import type { DnsProvider, RecordSetView } from '../src/dns/provider.js';
 import { backoffMs } from '../src/engine/apply.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { runTick, type DomainTickResult, type TickOptions } from '../src/engine/tick.js';

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { DnsProvider } from '../providers/types.js';
+import type { DnsProvider } from '../src/dns/provider.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { runTick } from '../src/engine/tick.js';
 import { ActionError, force, rollback } from '../src/fleet/actions.js';

@@ -62,10 +62,6 @@ const DNS_WRITERS = [/^src\/engine\/apply\.ts$/, /^providers\//];
  * This list may only shrink.
  */
 const KNOWN_EDGES: readonly string[] = [
-  // The DnsProvider interface (and RecordSetView) belongs beside the DNS code in src/dns/, so engine
-  // and fleet see an interface and only daemon/ and cli/ import the adapters in providers/.
-  'src/engine/memory-dns.ts -> providers/types.ts',
-  'src/engine/tick.ts -> providers/types.ts',
   // The record a stage writes (recordForPlanStage, dmarcName) belongs in src/record/, not in the module
   // that writes DNS; the views then stop importing the writer.
   'src/fleet/views.ts -> src/engine/apply.ts',
@@ -96,16 +92,7 @@ const KNOWN_INLINE_STAGE_LABELS: readonly string[] = [
 ];
 
 /** Files that lowercase a DNS name and strip its trailing dot themselves instead of calling canonicalName() (src/names.ts). May only shrink. */
-const KNOWN_INLINE_NAME_NORMALISERS: readonly string[] = [
-  'providers/shared/names.ts',
-  'src/dns/authoritative.ts',
-  'src/dns/query.ts',
-  'src/engine/memory-dns.ts',
-  'src/engine/metrics.ts',
-  'src/engine/sources.ts',
-  'src/reports/provenance.ts',
-  'src/reports/xml.ts',
-];
+const KNOWN_INLINE_NAME_NORMALISERS: readonly string[] = [];
 
 export interface Import {
   from: string;

@@ -13,7 +13,7 @@ import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
 import { ProviderError, describe, redact } from '../shared/errors.js';
-import { isInZone, normalizeName, zoneCandidates } from '../shared/names.js';
+import { isInZone, canonicalName, zoneCandidates } from '../shared/names.js';
 import { parseRetryAfter, withRetry, type RetryDecision } from '../shared/retry.js';
 import { readSecret } from '../shared/secret.js';
 import { TokenBucket } from '../shared/token-bucket.js';
@@ -98,14 +98,14 @@ export class CloudflareProvider implements DnsProvider {
     const records = await this.#recordsAt(zone, fqdn);
     const txt = records.filter((r) => r.type === 'TXT');
     const cname = records.find((r) => r.type === 'CNAME');
-    const ns = normalizeName(fqdn) === zone.name ? [] : records.filter((r) => r.type === 'NS');
+    const ns = canonicalName(fqdn) === zone.name ? [] : records.filter((r) => r.type === 'NS');
     // One TTL per RRset in DNS; Cloudflare keeps one per record, so report the smallest: it bounds how stale a cache can be.
     const ttls = txt.map((r) => (r.ttl === 1 ? AUTOMATIC_TTL : r.ttl));
     return {
       txt: txt.map((r) => fromPresentation(r.content)),
       ttl: ttls.length > 0 ? Math.min(...ttls) : null,
-      cname: cname === undefined ? null : normalizeName(cname.content),
-      delegation: ns.length > 0 ? ns.map((r) => normalizeName(r.content)) : null,
+      cname: cname === undefined ? null : canonicalName(cname.content),
+      delegation: ns.length > 0 ? ns.map((r) => canonicalName(r.content)) : null,
     };
   }
 
@@ -114,7 +114,7 @@ export class CloudflareProvider implements DnsProvider {
       throw new ProviderError(NAME, 'config', `TTL must be a whole number of seconds (1 = automatic), got ${opts.ttl}`);
     }
     const zone = await this.#zoneFor(fqdn);
-    const name = normalizeName(fqdn);
+    const name = canonicalName(fqdn);
     const existing = (await this.#recordsAt(zone, fqdn)).filter((r) => r.type === 'TXT');
 
     // Records already holding a wanted value stay; the rest are rewritten in place, added or removed.
@@ -152,14 +152,14 @@ export class CloudflareProvider implements DnsProvider {
   }
 
   async #zoneFor(fqdn: string): Promise<Zone> {
-    const name = normalizeName(fqdn);
+    const name = canonicalName(fqdn);
     const cached = this.#zones.get(name);
     if (cached) return cached;
     let zone: Zone;
     if (this.#config.zone_id !== undefined) {
       const zoneId = this.#config.zone_id;
       const found = await this.#call(`get zone ${zoneId}`, () => this.#client.zones.get({ zone_id: zoneId }));
-      zone = { id: found.id, name: normalizeName(found.name) };
+      zone = { id: found.id, name: canonicalName(found.name) };
       if (!isInZone(name, zone.name)) {
         throw new ProviderError(NAME, 'config', `${name} is not in the configured zone ${zoneId} (${zone.name})`);
       }
@@ -175,7 +175,7 @@ export class CloudflareProvider implements DnsProvider {
       const zones = await this.#all(`list zones named ${candidate}`, () =>
         this.#client.zones.list({ name: candidate, per_page: Math.min(this.#config.page_size, 50) }),
       );
-      const found = zones.filter((z) => normalizeName(z.name) === candidate);
+      const found = zones.filter((z) => canonicalName(z.name) === candidate);
       if (found.length === 1) return { id: found[0]!.id, name: candidate };
       if (found.length > 1) {
         throw new ProviderError(NAME, 'zone-ambiguous', `${found.length} zones named ${candidate} are visible to the token (${found.map((z) => z.id).join(', ')}); set zone_id`);
@@ -186,13 +186,13 @@ export class CloudflareProvider implements DnsProvider {
 
   /** Every record at exactly `fqdn`, any type, across all pages. */
   async #recordsAt(zone: Zone, fqdn: string): Promise<DnsRecord[]> {
-    const name = normalizeName(fqdn);
+    const name = canonicalName(fqdn);
     const records = await this.#all(`list records at ${name}`, () =>
       this.#client.dns.records.list({ zone_id: zone.id, name: { exact: name }, per_page: this.#config.page_size }),
     );
     return records
       .map((r) => ({ id: r.id, name: r.name, type: r.type, content: 'content' in r && typeof r.content === 'string' ? r.content : '', ttl: r.ttl }))
-      .filter((r) => normalizeName(r.name) === name);
+      .filter((r) => canonicalName(r.name) === name);
   }
 
   /** Walks every page of a list, each page request paced and retried on its own. */

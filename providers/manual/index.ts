@@ -11,7 +11,7 @@ import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
 import { ProviderError } from '../shared/errors.js';
-import { absoluteName, normalizeName, sameRecords } from '../shared/names.js';
+import { absoluteName, canonicalName, sameRecords } from '../shared/names.js';
 import { toPresentation } from '../shared/txt.js';
 import type { ManualConfig } from './config.js';
 
@@ -48,7 +48,7 @@ export class ManualProvider implements DnsProvider {
     const answers = await queryTxtEach(fqdn, await this.#servers(fqdn));
     const first = answers.find((a) => a.answer !== null);
     if (!first?.answer) {
-      throw new ProviderError(NAME, 'api', `no server answered for ${normalizeName(fqdn)}: ${answers.map((a) => `${a.server} ${a.error}`).join('; ')}`);
+      throw new ProviderError(NAME, 'api', `no server answered for ${canonicalName(fqdn)}: ${answers.map((a) => `${a.server} ${a.error}`).join('; ')}`);
     }
     let delegation: string[] | null;
     try {
@@ -56,7 +56,7 @@ export class ManualProvider implements DnsProvider {
       const own = this.#config.nameservers === undefined ? await nsRecordsAt(fqdn, this.#config.resolvers ?? []) : [];
       delegation = own.length > 0 ? own : await delegationAt(fqdn, first.server);
     } catch (error) {
-      throw new ProviderError(NAME, 'api', `cannot tell whether ${normalizeName(fqdn)} is delegated: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ProviderError(NAME, 'api', `cannot tell whether ${canonicalName(fqdn)} is delegated: ${error instanceof Error ? error.message : String(error)}`);
     }
     return { txt: delegation ? [] : first.answer.txt, ttl: null, cname: first.answer.cname, delegation };
   }
@@ -69,12 +69,12 @@ export class ManualProvider implements DnsProvider {
     for (;;) {
       const answers = await queryTxtEach(fqdn, servers);
       if (answers.every((a) => a.answer !== null && a.answer.cname === null && sameRecords(a.answer.txt, records))) {
-        this.#output.write(`Seen on ${servers.length === 1 ? 'the server' : `all ${servers.length} servers`}: ${normalizeName(fqdn)} is published.\n`);
-        this.#logger.info({ provider: NAME, fqdn: normalizeName(fqdn), servers }, 'manual change seen in DNS');
+        this.#output.write(`Seen on ${servers.length === 1 ? 'the server' : `all ${servers.length} servers`}: ${canonicalName(fqdn)} is published.\n`);
+        this.#logger.info({ provider: NAME, fqdn: canonicalName(fqdn), servers }, 'manual change seen in DNS');
         return;
       }
       if (this.#clock.now() >= deadline) {
-        throw new ProviderError(NAME, 'timeout', `${normalizeName(fqdn)} did not show the record set within ${this.#config.timeout_seconds} s; last seen: ${describeAnswers(answers)}`);
+        throw new ProviderError(NAME, 'timeout', `${canonicalName(fqdn)} did not show the record set within ${this.#config.timeout_seconds} s; last seen: ${describeAnswers(answers)}`);
       }
       await this.#clock.sleep(this.#config.poll_seconds * 1000);
     }
@@ -93,7 +93,7 @@ export class ManualProvider implements DnsProvider {
             '',
           ];
     return [
-      `dmarc-rollout: manual DNS change for ${normalizeName(fqdn)}`,
+      `dmarc-rollout: manual DNS change for ${canonicalName(fqdn)}`,
       ...lines,
       this.#config.timeout_seconds === 0
         ? `It counts once ${servers.join(', ')} serve it; later runs check.`
@@ -107,7 +107,7 @@ export class ManualProvider implements DnsProvider {
     try {
       return await authoritativeServers(fqdn, this.#config.resolvers ?? [], { port: this.#config.authoritative_port === 53 ? undefined : this.#config.authoritative_port });
     } catch (error) {
-      throw new ProviderError(NAME, 'api', `cannot find the authoritative servers of ${normalizeName(fqdn)}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ProviderError(NAME, 'api', `cannot find the authoritative servers of ${canonicalName(fqdn)}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 }

@@ -8,7 +8,7 @@ import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
 import { ProviderError, describe, redact } from '../shared/errors.js';
-import { absoluteName, isInZone, normalizeName, zoneCandidates } from '../shared/names.js';
+import { absoluteName, isInZone, canonicalName, zoneCandidates } from '../shared/names.js';
 import { parseRetryAfter, withRetry } from '../shared/retry.js';
 import { readSecret } from '../shared/secret.js';
 import { fromPresentation, toPresentation } from '../shared/txt.js';
@@ -80,15 +80,15 @@ export class PowerdnsProvider implements DnsProvider {
     const rrsets = await this.#rrsetsAt(zone, fqdn);
     const txtSet = rrsets.find((r) => r.type === 'TXT');
     const cnameSet = rrsets.find((r) => r.type === 'CNAME');
-    const nsSet = normalizeName(fqdn) === zone.name ? undefined : rrsets.find((r) => r.type === 'NS');
+    const nsSet = canonicalName(fqdn) === zone.name ? undefined : rrsets.find((r) => r.type === 'NS');
     const live = (set: ApiRrset | undefined): string[] =>
       (set?.records ?? []).filter((r) => !r.disabled).map((r) => r.content);
     const cname = live(cnameSet)[0];
     return {
       txt: live(txtSet).map(fromPresentation),
       ttl: txtSet && live(txtSet).length > 0 ? txtSet.ttl : null,
-      cname: cname === undefined ? null : normalizeName(cname),
-      delegation: nsSet ? live(nsSet).map(normalizeName) : null,
+      cname: cname === undefined ? null : canonicalName(cname),
+      delegation: nsSet ? live(nsSet).map(canonicalName) : null,
     };
   }
 
@@ -107,17 +107,17 @@ export class PowerdnsProvider implements DnsProvider {
             changetype: 'REPLACE',
             records: records.map((r) => ({ content: toPresentation(r), disabled: false })),
           };
-    await this.#request('PATCH', `/zones/${encodeURIComponent(zone.id)}`, `replace TXT at ${normalizeName(fqdn)}`, {
+    await this.#request('PATCH', `/zones/${encodeURIComponent(zone.id)}`, `replace TXT at ${canonicalName(fqdn)}`, {
       rrsets: [rrset],
     });
-    this.#logger.info({ provider: NAME, fqdn: normalizeName(fqdn), records: records.length, ttl: opts.ttl }, 'TXT set replaced');
+    this.#logger.info({ provider: NAME, fqdn: canonicalName(fqdn), records: records.length, ttl: opts.ttl }, 'TXT set replaced');
   }
 
   /** The zone holding `fqdn`: the configured one, or the longest the server has. */
   async #zoneFor(fqdn: string): Promise<{ id: string; name: string }> {
-    const name = normalizeName(fqdn);
+    const name = canonicalName(fqdn);
     if (this.#config.zone !== undefined) {
-      const zone = normalizeName(this.#config.zone);
+      const zone = canonicalName(this.#config.zone);
       if (!isInZone(name, zone)) {
         throw new ProviderError(NAME, 'config', `${name} is not in the configured zone ${zone}`);
       }
@@ -136,7 +136,7 @@ export class PowerdnsProvider implements DnsProvider {
     const cached = this.#zoneIds.get(zone);
     if (cached !== undefined) return cached;
     const zones = (await this.#request('GET', `/zones?zone=${encodeURIComponent(absoluteName(zone))}`, `look up zone ${zone}`)) as ApiZone[];
-    const match = zones.find((z) => normalizeName(z.name) === zone);
+    const match = zones.find((z) => canonicalName(z.name) === zone);
     if (match === undefined) return null;
     this.#zoneIds.set(zone, match.id);
     return match.id;
@@ -144,9 +144,9 @@ export class PowerdnsProvider implements DnsProvider {
 
   async #rrsetsAt(zone: { id: string; name: string }, fqdn: string): Promise<ApiRrset[]> {
     const path = `/zones/${encodeURIComponent(zone.id)}?rrset_name=${encodeURIComponent(absoluteName(fqdn))}`;
-    const body = (await this.#request('GET', path, `read ${normalizeName(fqdn)}`)) as ApiZone;
+    const body = (await this.#request('GET', path, `read ${canonicalName(fqdn)}`)) as ApiZone;
     // rrset_name is a filter the server may ignore (older versions): filter again.
-    return (body.rrsets ?? []).filter((r) => normalizeName(r.name) === normalizeName(fqdn));
+    return (body.rrsets ?? []).filter((r) => canonicalName(r.name) === canonicalName(fqdn));
   }
 
   async #request(method: string, path: string, what: string, body?: unknown): Promise<unknown> {

@@ -22,7 +22,7 @@ import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
 import { ProviderError, describe } from '../shared/errors.js';
-import { absoluteName, isInZone, normalizeName, zoneCandidates } from '../shared/names.js';
+import { absoluteName, isInZone, canonicalName, zoneCandidates } from '../shared/names.js';
 import { withRetry, type RetryDecision } from '../shared/retry.js';
 import type { Environment } from '../shared/secret.js';
 import { TokenBucket } from '../shared/token-bucket.js';
@@ -70,7 +70,7 @@ interface Zone {
 
 /** Route 53 shows names with octal escapes (`\052` for `*`); undo them before comparing. */
 function decodeName(name: string): string {
-  return normalizeName(name.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+  return canonicalName(name.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
 }
 
 function bareZoneId(id: string): string {
@@ -146,16 +146,16 @@ export class Route53Provider implements DnsProvider {
     const sets = await this.#setsAt(zone, fqdn);
     const txtSets = sets.filter((s) => s.Type === 'TXT');
     if (txtSets.length > 1) {
-      throw new ProviderError(NAME, 'conflict', `${normalizeName(fqdn)} has ${txtSets.length} TXT record sets (a routing policy); only a simple record can be managed`);
+      throw new ProviderError(NAME, 'conflict', `${canonicalName(fqdn)} has ${txtSets.length} TXT record sets (a routing policy); only a simple record can be managed`);
     }
     const txt = txtSets[0];
     const cname = sets.find((s) => s.Type === 'CNAME')?.ResourceRecords?.[0]?.Value;
-    const ns = normalizeName(fqdn) === zone.name ? undefined : sets.find((s) => s.Type === 'NS');
+    const ns = canonicalName(fqdn) === zone.name ? undefined : sets.find((s) => s.Type === 'NS');
     return {
       txt: (txt?.ResourceRecords ?? []).map((r) => fromRoute53Txt(r.Value ?? '')),
       ttl: txt?.TTL ?? null,
-      cname: cname === undefined ? null : normalizeName(cname),
-      delegation: ns ? (ns.ResourceRecords ?? []).map((r) => normalizeName(r.Value ?? '')) : null,
+      cname: cname === undefined ? null : canonicalName(cname),
+      delegation: ns ? (ns.ResourceRecords ?? []).map((r) => canonicalName(r.Value ?? '')) : null,
     };
   }
 
@@ -182,7 +182,7 @@ export class Route53Provider implements DnsProvider {
           },
         };
       }
-      const out = await this.#call(`change TXT at ${normalizeName(fqdn)}`, () =>
+      const out = await this.#call(`change TXT at ${canonicalName(fqdn)}`, () =>
         this.#client.send(
           new ChangeResourceRecordSetsCommand({
             HostedZoneId: zone.id,
@@ -192,7 +192,7 @@ export class Route53Provider implements DnsProvider {
       );
       const changeId = out.ChangeInfo?.Id;
       if (changeId === undefined) throw new ProviderError(NAME, 'api', 'ChangeResourceRecordSets returned no change id');
-      this.#logger.info({ provider: NAME, fqdn: normalizeName(fqdn), change: changeId, records: records.length }, 'change submitted');
+      this.#logger.info({ provider: NAME, fqdn: canonicalName(fqdn), change: changeId, records: records.length }, 'change submitted');
       await this.#waitInsync(changeId, out.ChangeInfo?.Status);
     });
   }
@@ -224,7 +224,7 @@ export class Route53Provider implements DnsProvider {
   }
 
   async #zoneFor(fqdn: string): Promise<Zone> {
-    const name = normalizeName(fqdn);
+    const name = canonicalName(fqdn);
     const cached = this.#zones.get(name);
     if (cached) return cached;
     let zone: Zone;
@@ -278,7 +278,7 @@ export class Route53Provider implements DnsProvider {
 
   /** Every record set at exactly `fqdn`, following NextRecordName/Type across pages. */
   async #setsAt(zone: Zone, fqdn: string): Promise<ResourceRecordSet[]> {
-    const target = normalizeName(fqdn);
+    const target = canonicalName(fqdn);
     const sets: ResourceRecordSet[] = [];
     let startName: string | undefined = absoluteName(fqdn);
     let startType: RRType | undefined;

@@ -1,23 +1,22 @@
 /**
- * Domain names as the adapters compare them: lowercase, without the final
- * dot (APIs disagree on it), and the list of zones that could hold a name,
- * longest first, for zone discovery.
+ * Domain names as the adapters compare them: canonicalName() (src/names.ts:
+ * lowercase, without the final dot, on which APIs disagree), the absolute
+ * form some APIs want, and the list of zones that could hold a name, longest
+ * first, for zone discovery.
  */
+import { canonicalName } from '../../src/names.js';
 
-/** `name` lowercased, without a trailing dot. */
-export function normalizeName(name: string): string {
-  return name.trim().replace(/\.$/, '').toLowerCase();
-}
+export { canonicalName };
 
 /** `name` normalised, with the trailing dot that PowerDNS and Route 53 want. */
 export function absoluteName(name: string): string {
-  return `${normalizeName(name)}.`;
+  return `${canonicalName(name)}.`;
 }
 
 /** Whether `name` is `zone` or below it. */
 export function isInZone(name: string, zone: string): boolean {
-  const n = normalizeName(name);
-  const z = normalizeName(zone);
+  const n = canonicalName(name);
+  const z = canonicalName(zone);
   return n === z || n.endsWith(`.${z}`);
 }
 
@@ -27,7 +26,7 @@ export function isInZone(name: string, zone: string): boolean {
  * child zone is authoritative for its names over its parent.
  */
 export function zoneCandidates(fqdn: string): string[] {
-  const labels = normalizeName(fqdn).split('.');
+  const labels = canonicalName(fqdn).split('.');
   const out: string[] = [];
   for (let i = 0; i < labels.length; i += 1) out.push(labels.slice(i).join('.'));
   return out;

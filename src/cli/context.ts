@@ -17,7 +17,7 @@ import { userInfo } from 'node:os';
 import { errorJson, errorMessage, exitCodeFor } from '../errors.js';
 import type { DaemonConfig } from '../daemon/config.js';
 import type { TickOptions } from '../engine/tick.js';
-import type { DnsProvider } from '../../providers/types.js';
+import type { DnsProvider } from '../dns/provider.js';
 import type { SourceRule } from '../engine/types.js';
 import type { DomainRow } from '../store/schema.js';
 import type { Store } from '../store/open.js';

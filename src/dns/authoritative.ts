@@ -5,6 +5,7 @@
  * caching resolver, shows a change as soon as it is published.
  */
 import { isIP } from 'node:net';
+import { canonicalName } from '../names.js';
 import { DnsLookupError, lookupOr, resolverFor, type QueryOptions } from './query.js';
 
 /** Where to look and how to write the answer. */
@@ -15,7 +16,7 @@ export interface AuthoritativeOptions extends QueryOptions {
 
 /** Every name from `domain` up to its top-level domain. */
 function ancestors(domain: string): string[] {
-  const labels = domain.replace(/\.$/, '').toLowerCase().split('.');
+  const labels = canonicalName(domain).split('.');
   return labels.map((_, i) => labels.slice(i).join('.'));
 }
 
@@ -59,6 +60,6 @@ export async function authoritativeServers(
  */
 export async function nsRecordsAt(name: string, resolverServers: readonly string[] = [], options: QueryOptions = {}): Promise<string[]> {
   const resolver = resolverFor(resolverServers, options);
-  const bare = name.replace(/\.$/, '');
-  return (await lookupOr(`NS ${bare}`, () => resolver.resolveNs(bare), [] as string[])).map((ns) => ns.replace(/\.$/, '').toLowerCase());
+  const bare = canonicalName(name);
+  return (await lookupOr(`NS ${bare}`, () => resolver.resolveNs(bare), [] as string[])).map(canonicalName);
 }

@@ -5,6 +5,7 @@
  * a loopback test server), so every query targets explicit servers.
  */
 import { Resolver } from 'node:dns/promises';
+import { canonicalName } from '../names.js';
 
 /** What DNS holds at a name. */
 export interface TxtAnswer {
@@ -61,7 +62,7 @@ export async function lookupOr<T>(what: string, lookup: () => Promise<T>, empty:
  */
 export async function queryTxt(fqdn: string, servers: readonly string[], options: QueryOptions = {}): Promise<TxtAnswer> {
   const resolver = resolverFor(servers, options);
-  const name = fqdn.replace(/\.$/, '');
+  const name = canonicalName(fqdn);
   const cnames = await lookupOr(`CNAME ${name}`, () => resolver.resolveCname(name), [] as string[]);
   const txt = await lookupOr(`TXT ${name}`, () => resolver.resolveTxt(name), [] as string[][]);
   const cname = cnames[0];
@@ -70,7 +71,7 @@ export async function queryTxt(fqdn: string, servers: readonly string[], options
     // The resolver hands each character-string back as latin1 (one char per byte): back to bytes, then UTF-8,
     // after joining, so a character split across two 255-octet strings comes back whole.
     txt: cname === undefined ? txt.map((parts) => Buffer.from(parts.join(''), 'latin1').toString('utf8')) : [],
-    cname: cname === undefined ? null : cname.replace(/\.$/, '').toLowerCase(),
+    cname: cname === undefined ? null : canonicalName(cname),
   };
 }
 

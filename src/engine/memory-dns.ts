@@ -3,7 +3,8 @@
  * against it, and tests use its fault switches (a failing write, a write the
  * name servers never show) to prove that only a verified change moves a stage.
  */
-import type { DnsProvider, RecordSetView } from '../../providers/types.js';
+import type { DnsProvider, RecordSetView } from '../dns/provider.js';
+import { canonicalName } from '../names.js';
 
 interface Entry {
   txt: string[];
@@ -23,26 +24,23 @@ export class MemoryDns implements DnsProvider {
 
   /** Sets what is at a name, as an owner (or an attacker of our assumptions) would by hand. */
   set(fqdn: string, entry: Partial<Entry>): void {
-    this.zone.set(normalize(fqdn), { txt: entry.txt ?? [], ttl: entry.ttl ?? 3600, cname: entry.cname ?? null });
+    this.zone.set(canonicalName(fqdn), { txt: entry.txt ?? [], ttl: entry.ttl ?? 3600, cname: entry.cname ?? null });
   }
 
   async readTxt(fqdn: string): Promise<string[]> {
-    return [...(this.zone.get(normalize(fqdn))?.txt ?? [])];
+    return [...(this.zone.get(canonicalName(fqdn))?.txt ?? [])];
   }
 
   async inspect(fqdn: string): Promise<RecordSetView> {
-    const entry = this.zone.get(normalize(fqdn));
+    const entry = this.zone.get(canonicalName(fqdn));
     return { txt: [...(entry?.txt ?? [])], ttl: entry && entry.txt.length > 0 ? entry.ttl : null, cname: entry?.cname ?? null };
   }
 
   async writeTxt(fqdn: string, records: string[], opts: { ttl: number }): Promise<void> {
     if (this.failWrites) throw this.failWrites;
-    this.writes.push({ fqdn: normalize(fqdn), records: [...records], ttl: opts.ttl });
+    this.writes.push({ fqdn: canonicalName(fqdn), records: [...records], ttl: opts.ttl });
     if (this.hideWrites) return;
-    this.zone.set(normalize(fqdn), { txt: [...records], ttl: opts.ttl, cname: null });
+    this.zone.set(canonicalName(fqdn), { txt: [...records], ttl: opts.ttl, cname: null });
   }
 }
 
-function normalize(fqdn: string): string {
-  return fqdn.toLowerCase().replace(/\.$/, '');
-}

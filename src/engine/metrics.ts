@@ -5,6 +5,7 @@
  * day (a sharp regression), and where each reporter stands (reporters.ts).
  * Pure: rows, arrivals, rules and the clock in, StageMetrics out.
  */
+import { canonicalName } from '../names.js';
 import { assessCompleteness, type ReportArrival, type ReporterAcknowledgement } from './reporters.js';
 import { classifyRows, dmarcPassed, type SourceRules } from './sources.js';
 import type { DaysSummary, JudgedTotals, MailTotals, ObservedRow, StageMetrics } from './types.js';
@@ -42,7 +43,7 @@ export interface MeasureInput {
 
 /** Which enrolled domain's record governs mail from `headerFrom`: the closest enrolled parent. */
 export function governingDomain(headerFrom: string, enrolled: ReadonlySet<string>): string | null {
-  let name = headerFrom.toLowerCase().replace(/\.$/, '');
+  let name = canonicalName(headerFrom);
   for (;;) {
     if (enrolled.has(name)) return name;
     const dot = name.indexOf('.');
@@ -58,7 +59,7 @@ export function governingDomain(headerFrom: string, enrolled: ReadonlySet<string
  * names the subdomain, the subdomain has a record of its own.
  */
 export function attributeRow(row: ObservedRow, domain: string, enrolled: ReadonlySet<string>): 'own' | 'subdomain' | null {
-  const from = row.headerFrom?.toLowerCase().replace(/\.$/, '') ?? null;
+  const from = row.headerFrom == null ? null : canonicalName(row.headerFrom);
   if (from === null || from === '') return row.policyDomain === domain ? 'own' : null;
   if (from === domain) return 'own';
   if (!from.endsWith(`.${domain}`)) return null;

@@ -27,6 +27,7 @@
  * sender broken as long as it worked must stay the domain's own.
  */
 import { BlockList, isIP } from 'node:net';
+import { canonicalName } from '../names.js';
 import { daysCovered } from './window.js';
 import type { ObservedRow, SourceClass, SourceRule, SourceSummary } from './types.js';
 
@@ -89,13 +90,13 @@ const dmarcPassed = (row: ObservedRow) => isPass(row.dkim) || isPass(row.spf);
 
 function authenticatedDomains(entries: ObservedRow['authDkim']): string[] {
   const domains = new Set<string>();
-  for (const e of entries) if (isPass(e.result) && e.domain) domains.add(normalName(e.domain));
+  for (const e of entries) if (isPass(e.result) && e.domain) domains.add(canonicalName(e.domain));
   return [...domains].sort();
 }
 
 /** Every domain the row names in auth results, pass or not: allowlists match on these. */
 function namedDomains(entries: ObservedRow['authDkim']): string[] {
-  return [...new Set(entries.map((e) => (e.domain ? normalName(e.domain) : null)).filter((d): d is string => !!d))].sort();
+  return [...new Set(entries.map((e) => (e.domain ? canonicalName(e.domain) : null)).filter((d): d is string => !!d))].sort();
 }
 
 /** The source a row was sent by: its IP and the domains it authenticated as. */
@@ -107,10 +108,6 @@ export function sourceKey(row: ObservedRow): string {
 
 export { dmarcPassed };
 
-function normalName(name: string): string {
-  return name.trim().toLowerCase().replace(/\.$/, '');
-}
-
 /**
  * DMARC identifier alignment (RFC 7489 3.1). Strict: the same name. Relaxed:
  * the same organisational domain, judged without a public suffix list as the
@@ -119,13 +116,13 @@ function normalName(name: string): string {
  * organisational domain).
  */
 export function aligned(authDomain: string, fromDomain: string, mode: 'r' | 's', policyDomain: string): boolean {
-  const d = normalName(authDomain);
-  const from = normalName(fromDomain);
+  const d = canonicalName(authDomain);
+  const from = canonicalName(fromDomain);
   if (d === from) return true;
   if (mode === 's') return false;
   const under = (child: string, parent: string) => parent.includes('.') && child.endsWith(`.${parent}`);
   if (under(from, d) || under(d, from)) return true;
-  const policy = normalName(policyDomain);
+  const policy = canonicalName(policyDomain);
   return (d === policy || under(d, policy)) && (from === policy || under(from, policy));
 }
 
@@ -178,12 +175,12 @@ interface ReceiverAlignment {
   spf: Map<string, Set<string>>;
 }
 
-const fromOf = (row: ObservedRow) => normalName(row.headerFrom || row.policyDomain);
+const fromOf = (row: ObservedRow) => canonicalName(row.headerFrom || row.policyDomain);
 
 function learnReceiverAlignment(rows: ObservedRow[]): ReceiverAlignment {
   const learned: ReceiverAlignment = { dkim: new Map(), spf: new Map() };
   const learn = (into: Map<string, Set<string>>, from: string, entries: ObservedRow['authDkim'], mode: 'r' | 's', policyDomain: string) => {
-    const passing = [...new Set(entries.filter((e) => e.domain && isPass(e.result)).map((e) => normalName(e.domain!)))];
+    const passing = [...new Set(entries.filter((e) => e.domain && isPass(e.result)).map((e) => canonicalName(e.domain!)))];
     // Only when one domain passed: with two (an ESP signing as itself and as the domain) it is not known which one aligned.
     if (passing.length !== 1 || aligned(passing[0]!, from, mode, policyDomain)) return;
     let set = into.get(from);
@@ -202,13 +199,13 @@ function factsOf(row: ObservedRow, receiver: ReceiverAlignment): RowFacts {
   const from = fromOf(row);
   const reason = (row.reasons ?? []).find((r) => r.type !== null && FORWARDING_REASONS.has(r.type.toLowerCase()));
   const isAligned = (d: string, mode: 'r' | 's', learned: Map<string, Set<string>>) =>
-    aligned(d, from, mode, row.policyDomain) || learned.get(from)?.has(normalName(d)) === true;
+    aligned(d, from, mode, row.policyDomain) || learned.get(from)?.has(canonicalName(d)) === true;
   const alignedSignatures = row.authDkim
     .filter((e) => e.domain && isAligned(e.domain, row.adkim ?? 'r', receiver.dkim))
-    .map((e) => ({ domain: normalName(e.domain!), selector: e.selector ?? null, pass: isPass(e.result) }));
+    .map((e) => ({ domain: canonicalName(e.domain!), selector: e.selector ?? null, pass: isPass(e.result) }));
   const alignedSpf = row.authSpf
     .filter((e) => e.domain && isAligned(e.domain, row.aspf ?? 'r', receiver.spf))
-    .map((e) => ({ domain: normalName(e.domain!), pass: isPass(e.result) }));
+    .map((e) => ({ domain: canonicalName(e.domain!), pass: isPass(e.result) }));
   const spfResults = row.authSpf.map((e) => e.result?.toLowerCase() ?? '');
   return {
     from,

@@ -5,7 +5,7 @@
  * writes nothing), so two ticks at the same instant change nothing the second
  * time. The daemon schedules this; the CLI and simulate call it directly.
  */
-import type { DnsProvider } from '../../providers/types.js';
+import type { DnsProvider } from '../dns/provider.js';
 import { loadPlan, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';

@@ -15,6 +15,7 @@
  * tests answer from a local server and the operator can pick the resolvers.
  */
 import { Resolver } from 'node:dns/promises';
+import { canonicalName } from '../names.js';
 import { ReportError } from './errors.js';
 import type { ReportMetadata } from './model.js';
 
@@ -129,7 +130,7 @@ export async function authenticateMail(raw: Buffer, policy: ProvenancePolicy): P
 
 /** A lowercase domain name with at least two labels, or null. */
 function domainOrNull(text: string | null | undefined): string | null {
-  const d = (text ?? '').trim().toLowerCase().replace(/\.$/, '');
+  const d = canonicalName(text ?? '');
   return /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/.test(d) ? d : null;
 }
 

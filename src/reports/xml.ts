@@ -11,6 +11,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { SaxesParser, type SaxesTagNS } from 'saxes';
+import { canonicalName } from '../names.js';
 import { ReportError } from './errors.js';
 import type { Limits } from './limits.js';
 import type {
@@ -427,7 +428,7 @@ export async function parseReportXml(
     'report_metadata/generator': (v) => void (m.generator = orNull(v)),
     'policy_published/domain': (v, key) => {
       seen.add(key);
-      p.domain = v.toLowerCase().replace(/\.$/, '');
+      p.domain = canonicalName(v);
     },
     'policy_published/p': (v) => void (p.p = lowerOrNull(v)),
     'policy_published/sp': (v) => void (p.sp = lowerOrNull(v)),

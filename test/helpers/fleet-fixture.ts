@@ -8,7 +8,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DnsProvider } from '../../providers/types.js';
+import type { DnsProvider } from '../../src/dns/provider.js';
 import type { Verifier } from '../../src/engine/apply.js';
 import { runTick } from '../../src/engine/tick.js';
 import { pause } from '../../src/fleet/actions.js';
