@@ -7,11 +7,11 @@
  *
  * This module imports nothing: every layer may use it.
  *
- * Migration path for the older error classes (PlanError, ConfigError,
- * ActionError, ReportError, ProviderError, ...): make the class extend
- * AppError with its code (e.g. `super('config', message, { cause })`) and
- * delete its line from LEGACY_CODES below. Until then LEGACY_CODES maps them
- * by name, so the doors already answer them consistently.
+ * Every error class in src/ and providers/ extends AppError (test/errors.test.ts
+ * scans for one that does not). A class may say more about the failure in a
+ * `kind` of its own (ActionError's, ReportError's, ProviderError's): `code` is
+ * always the family's, `kind` the class's detail. Errors from libraries
+ * (commander's) are mapped by name in FOREIGN_CODES; anything else is `internal`.
  */
 
 /**
@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'not-found'
   /** The request is valid but the current state forbids it (not paused, no gated stage, ...). */
   | 'conflict'
+  /** A request body in a format this door does not read (HTTP only: a form where JSON is expected). */
+  | 'unsupported-media-type'
   /** No or a wrong credential. */
   | 'unauthorized'
   /** A credential that may not do this. */
@@ -51,6 +53,7 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, { exit: number; http: numbe
   invalid: { exit: 1, http: 400 },
   'not-found': { exit: 1, http: 404 },
   conflict: { exit: 1, http: 409 },
+  'unsupported-media-type': { exit: 1, http: 415 },
   unauthorized: { exit: 1, http: 401 },
   forbidden: { exit: 1, http: 403 },
   'too-large': { exit: 1, http: 413 },
@@ -84,28 +87,36 @@ export class AppError extends Error {
 }
 
 /**
- * The older error classes, by their `name`, until each extends AppError.
- * `kind` (ActionError, ReportError) is read when the class has one.
+ * A broken promise inside the program ("unreachable", a state that cannot
+ * be): a bug, never the user's input. Thrown instead of a plain Error, so
+ * every error src/ and providers/ throw carries a code.
  */
-const LEGACY_CODES: Readonly<Record<string, ErrorCode | ((e: { kind?: unknown }) => ErrorCode)>> = {
-  ActionError: (e) => (e.kind === 'invalid' || e.kind === 'not-found' ? e.kind : 'conflict'),
-  PlanError: 'invalid',
+export class InternalError extends AppError {
+  override name = 'InternalError';
+
+  constructor(message: string, options: Omit<AppErrorOptions, 'field'> = {}) {
+    super('internal', message, options);
+  }
+}
+
+/** Errors thrown by libraries, by their `name`: commander's mean the command line is wrong. */
+const FOREIGN_CODES: Readonly<Record<string, ErrorCode | ((e: { kind?: unknown }) => ErrorCode)>> = {
+  CommanderError: 'usage',
+  InvalidArgumentError: 'usage',
+  // MIGRATING: removed as each class extends AppError.
   ReportError: (e) => (e.kind === 'too-large' ? 'too-large' : 'invalid'),
   ConfigError: 'config',
   LockHeldError: 'unavailable',
   StartError: 'unavailable',
   ProviderError: 'unavailable',
-  DnsLookupError: 'unavailable',
-  CommanderError: 'usage',
-  InvalidArgumentError: 'usage',
 };
 
-/** Any thrown value as an AppError: itself, a known older class mapped by name, or `internal`. */
+/** Any thrown value as an AppError: itself, a library's error mapped by name, or `internal`. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof Error) {
-    const legacy = LEGACY_CODES[error.name];
-    const code = typeof legacy === 'function' ? legacy(error as { kind?: unknown }) : (legacy ?? 'internal');
+    const foreign = FOREIGN_CODES[error.name];
+    const code = typeof foreign === 'function' ? foreign(error as { kind?: unknown }) : (foreign ?? 'internal');
     const field = (error as { field?: unknown }).field;
     return new AppError(code, error.message, { cause: error, ...(typeof field === 'string' && field !== '' ? { field } : {}) });
   }

@@ -214,7 +214,7 @@ describe('the HTTP API', () => {
     it('answers a bad filter with the field and the reason', async () => {
       const res = await asViewer('GET', '/api/v1/domains?state=asleep');
       assert.equal(res.status, 400);
-      assert.equal(res.json.error.code, 'bad-request');
+      assert.equal(res.json.error.code, 'invalid');
       assert.equal(res.json.error.issues[0].field, 'querystring.state');
       assert.match(res.json.error.issues[0].reason, /active|paused/);
       const unknown = await asViewer('GET', '/api/v1/domains?colour=blue');

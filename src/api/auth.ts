@@ -34,9 +34,9 @@ export function registerAuthentication(app: FastifyInstance, tokens: TokenSet): 
     const header = request.headers.authorization;
     if (header !== undefined) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      if (!match) throw new ApiError(401, 'unauthorized', 'the Authorization header must be "Bearer <token>"', [{ field: 'headers.authorization', reason: 'not a bearer token' }]);
+      if (!match) throw new ApiError('unauthorized', 'the Authorization header must be "Bearer <token>"', [{ field: 'headers.authorization', reason: 'not a bearer token' }]);
       const principal = tokens.lookup(match[1]!);
-      if (!principal) throw new ApiError(401, 'unauthorized', 'the bearer token is not known (revoked, mistyped or from another installation)', [{ field: 'headers.authorization', reason: 'unknown token' }]);
+      if (!principal) throw new ApiError('unauthorized', 'the bearer token is not known (revoked, mistyped or from another installation)', [{ field: 'headers.authorization', reason: 'unknown token' }]);
       request.principal = principal;
       request.authVia = 'token';
       return;
@@ -73,10 +73,10 @@ function principalFor(request: FastifyRequest, reply: FastifyReply, role: ApiRol
   const principal = request.principal;
   if (!principal) {
     reply.header('WWW-Authenticate', 'Bearer realm="dmarc-rollout"');
-    throw new ApiError(401, 'unauthorized', 'sign in or send "Authorization: Bearer <token>"', [{ field: 'headers.authorization', reason: 'missing' }]);
+    throw new ApiError('unauthorized', 'sign in or send "Authorization: Bearer <token>"', [{ field: 'headers.authorization', reason: 'missing' }]);
   }
   if (!roleAllows(principal.role, role)) {
-    throw new ApiError(403, 'forbidden', `"${principal.name}" holds a ${principal.role} token; this needs ${role}`);
+    throw new ApiError('forbidden', `"${principal.name}" holds a ${principal.role} token; this needs ${role}`);
   }
 }
 
@@ -146,7 +146,7 @@ export function checkCsrf(app: FastifyInstance, request: FastifyRequest, reply: 
     // The plugin reports a failure by calling reply.send(error); catch it instead.
     reply.send = ((payload: unknown) => {
       reply.send = sent;
-      reject(new ApiError(403, 'forbidden', 'the form is stale or was not sent by this page (CSRF check failed); reload and try again', [{ field: 'body._csrf', reason: 'missing or wrong' }]));
+      reject(new ApiError('forbidden', 'the form is stale or was not sent by this page (CSRF check failed); reload and try again', [{ field: 'body._csrf', reason: 'missing or wrong' }]));
       return reply;
     }) as typeof reply.send;
     app.csrfProtection(request, reply, () => {
@@ -159,6 +159,6 @@ export function checkCsrf(app: FastifyInstance, request: FastifyRequest, reply: 
 /** The audit log's name for who acted: `api:<token>` for bearer calls, `web:<token>` for the page. */
 export function actorOf(request: FastifyRequest): string {
   const p = request.principal;
-  if (!p) throw new ApiError(401, 'unauthorized', 'not signed in');
+  if (!p) throw new ApiError('unauthorized', 'not signed in');
   return `${request.authVia === 'session' ? 'web' : 'api'}:${p.name}`;
 }

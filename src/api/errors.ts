@@ -1,43 +1,52 @@
 /**
- * Every error the API returns is JSON of one shape: status, a stable code, a
- * message, and one issue per wrong field (its path and the reason). This
- * module maps fastify's, zod's and the fleet's errors onto it.
+ * Every error the API returns is JSON of one shape: status, the error
+ * family's code (src/errors.ts, the same code the CLI prints for the same
+ * failure), a message, and one issue per wrong field (its path and the
+ * reason). This module maps fastify's, zod's and the modules' errors onto it;
+ * the status always follows from the code through the family's one table.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { ActionError } from '../fleet/actions.js';
-import { PlanError } from '../plans/index.js';
-
-export type ErrorCode = 'bad-request' | 'unauthorized' | 'forbidden' | 'not-found' | 'conflict' | 'too-large' | 'unsupported-media-type' | 'internal';
+import { AppError, ERROR_CODES, toAppError, type ErrorCode } from '../errors.js';
 
 export interface FieldIssue {
   field: string;
   reason: string;
 }
 
-/** An error meant for the client, with its status. */
-export class ApiError extends Error {
+/** An error a route or hook means for the client: a family code and, for bad input, the fields at fault. */
+export class ApiError extends AppError {
   override name = 'ApiError';
   constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
     readonly issues: FieldIssue[] = [],
+    options: { cause?: unknown } = {},
   ) {
-    super(message);
+    super(code, message, options);
+  }
+
+  /** The HTTP status the code maps to. */
+  get status(): number {
+    return ERROR_CODES[this.code].http;
   }
 }
 
-
-export function errorBody(status: number, code: ErrorCode, message: string, issues: FieldIssue[] = []) {
+/** The body of every error answer; `status` is the one the code maps to (fastify's own 4xx keep theirs). */
+export function errorBody(code: ErrorCode, message: string, issues: FieldIssue[] = [], status = ERROR_CODES[code].http) {
   return { error: { status, code, message, issues } };
 }
 
-const CODES: Record<number, ErrorCode> = { 400: 'bad-request', 401: 'unauthorized', 403: 'forbidden', 404: 'not-found', 409: 'conflict', 413: 'too-large', 415: 'unsupported-media-type' };
+/** Fastify's own 4xx statuses (a body too large, a bad content type, ...) as the family's codes. */
+const CODE_OF_STATUS: ReadonlyMap<number, ErrorCode> = new Map(
+  (Object.entries(ERROR_CODES) as [ErrorCode, { http: number }][])
+    .filter(([code, { http }]) => http >= 400 && http < 500 && code !== 'usage')
+    .map(([code, { http }]) => [http, code]),
+);
 
 /** The JSON status and body for any error a route or hook threw. */
 export function toErrorResponse(error: unknown, request: FastifyRequest): { status: number; body: ReturnType<typeof errorBody> } {
-  if (error instanceof ApiError) return { status: error.status, body: errorBody(error.status, error.code, error.message, error.issues) };
+  if (error instanceof ApiError) return answer(error.code, error.message, error.issues);
   if (hasZodFastifySchemaValidationErrors(error)) {
     const part = (error as FastifyError).validationContext ?? 'request';
     const issues = error.validation.map((v) => {
@@ -47,34 +56,41 @@ export function toErrorResponse(error: unknown, request: FastifyRequest): { stat
       if (v.keyword === 'unrecognized_keys' && Array.isArray(keys)) return { field, reason: `unknown field(s) ${keys.join(', ')}` };
       return { field, reason: v.message ?? 'invalid' };
     });
-    return { status: 400, body: errorBody(400, 'bad-request', issues.map((i) => `${i.field}: ${i.reason}`).join('; '), issues) };
+    return answer('invalid', issues.map((i) => `${i.field}: ${i.reason}`).join('; '), issues);
   }
-  if (error instanceof ActionError) {
-    if (error.kind === 'not-found') return { status: 404, body: errorBody(404, 'not-found', error.message) };
-    if (error.kind === 'invalid') {
-      const issues = [{ field: fieldPath(request, error.field), reason: error.message }];
-      return { status: 400, body: errorBody(400, 'bad-request', `${issues[0]!.field}: ${error.message}`, issues) };
-    }
-    return { status: 409, body: errorBody(409, 'conflict', error.message) };
-  }
-  if (error instanceof PlanError) return { status: 409, body: errorBody(409, 'conflict', error.message) };
   if (isResponseSerializationError(error)) {
     request.log.error({ err: error, issues: error.cause.issues }, 'response does not match its schema');
-    return { status: 500, body: errorBody(500, 'internal', 'internal error') };
+    return answer('internal', 'internal error');
   }
-  const fe = error as FastifyError;
-  const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
-  if (status === 500) {
-    request.log.error({ err: error }, 'request failed');
-    return { status, body: errorBody(500, 'internal', 'internal error; the daemon log has the details') };
+  if (!(error instanceof AppError)) {
+    // Fastify's own refusals (the body, its type or its size) carry a 4xx status of their own.
+    const fe = error as FastifyError;
+    if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      const status = fe.statusCode;
+      const field = fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'body' : 'request';
+      const issues = status === 400 || status === 415 ? [{ field, reason: fe.message }] : [];
+      return answer(CODE_OF_STATUS.get(status) ?? 'invalid', fe.message, issues, status);
+    }
   }
-  const field = fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'body' : 'request';
-  return { status, body: errorBody(status, CODES[status] ?? 'bad-request', fe.message, status === 400 || status === 415 ? [{ field, reason: fe.message }] : []) };
+  const e = toAppError(error);
+  if (ERROR_CODES[e.code].http >= 500) {
+    // What failed inside (a path, a provider's answer) is for the operator's log, not the client.
+    request.log.error({ err: error, code: e.code }, 'request failed');
+    return answer(e.code, 'internal error; the daemon log has the details');
+  }
+  if (e.code === 'invalid' && e.field !== undefined) {
+    const issues = [{ field: fieldPath(request, e.field), reason: e.message }];
+    return answer(e.code, `${issues[0]!.field}: ${e.message}`, issues);
+  }
+  return answer(e.code, e.message);
+}
+
+function answer(code: ErrorCode, message: string, issues: FieldIssue[] = [], status = ERROR_CODES[code].http) {
+  return { status, body: errorBody(code, message, issues, status) };
 }
 
 /** Where in the request a module's field name came from: the path, the query string or the body. */
-function fieldPath(request: FastifyRequest, field: string | undefined): string {
-  if (field === undefined) return 'request';
+function fieldPath(request: FastifyRequest, field: string): string {
   if (field in ((request.params ?? {}) as object)) return `params.${field}`;
   if (field in ((request.query ?? {}) as object)) return `querystring.${field}`;
   return `body.${field}`;

@@ -14,7 +14,7 @@ export const errorSchema = z
   .object({
     error: z.object({
       status: z.number().int(),
-      /** Stable machine-readable code: bad-request, unauthorized, forbidden, not-found, conflict, too-large, internal. */
+      /** The error family's code (src/errors.ts), the same the CLI prints: invalid, not-found, conflict, unauthorized, forbidden, too-large, unsupported-media-type, config, unavailable, internal. */
       code: z.string(),
       message: z.string(),
       /** One entry per wrong field, with the field's path (e.g. `body.reason`) and the reason. */

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { checkRolesFirst, registerAuthentication } from './auth.js';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './context.js';
+import { AppError, errorMessage } from '../errors.js';
 import { ApiError, errorBody, sendError } from './errors.js';
 import { actionRoutes } from './routes/actions.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
@@ -50,16 +51,16 @@ export function sessionSecret(config: ApiConfig, env: NodeJS.ProcessEnv = proces
   let secret: string | undefined;
   if (envName !== undefined) {
     secret = env[envName];
-    if (!secret) throw new Error(`session.secret_env: the environment variable ${envName} is not set`);
+    if (!secret) throw new AppError('config', `session.secret_env: the environment variable ${envName} is not set`, { field: 'api.session.secret_env' });
   } else if (file !== undefined) {
     try {
       secret = readFileSync(file, 'utf8').trim();
     } catch (error) {
-      throw new Error(`session.secret_file: ${file} cannot be read: ${(error as Error).message}`);
+      throw new AppError('config', `session.secret_file: ${file} cannot be read: ${errorMessage(error)}`, { field: 'api.session.secret_file', cause: error });
     }
   }
   if (secret === undefined) return { secret: randomBytes(32).toString('base64url'), persistent: false };
-  if (secret.length < 32) throw new Error(`session: the session secret must be at least 32 characters (it is ${secret.length})`);
+  if (secret.length < 32) throw new AppError('config', `session: the session secret must be at least 32 characters (it is ${secret.length})`);
   return { secret, persistent: true };
 }
 
@@ -86,7 +87,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     if (!request.url.startsWith('/api/') && (request.headers.accept ?? '').includes('text/html')) {
       return reply.code(404).type('text/html; charset=utf-8').send(renderErrorPage(null, 404, message));
     }
-    return reply.code(404).send(errorBody(404, 'not-found', message));
+    return reply.code(404).send(errorBody('not-found', message));
   });
   app.addHook('onSend', async (request, reply) => {
     // Node throws while writing a header that holds a CR, LF or other control
@@ -99,7 +100,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
       } catch {
         reply.removeHeader(name);
         request.log.error({ header: name }, 'a response header held a forbidden character; refused');
-        throw new ApiError(500, 'internal', `the response header ${name} held a forbidden character`);
+        throw new ApiError('internal', `the response header ${name} held a forbidden character`);
       }
     }
     reply.header('X-Content-Type-Options', 'nosniff');

@@ -6,6 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
+import { AppError, errorMessage } from '../errors.js';
 import { apiTokenFileSchema, type ApiRole, type ApiTokenEntry } from './config.js';
 
 /** Who a request is on behalf of. */
@@ -27,19 +28,19 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** Reads a token file: a YAML list of `{ name, role, sha256 }`. @throws Error naming the file, entry and field. */
+/** Reads a token file: a YAML list of `{ name, role, sha256 }`. @throws AppError config naming the file, entry and field. */
 export function readTokenFile(file: string): ApiTokenEntry[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new Error(`${file}: cannot be read: ${(error as Error).message}`);
+    throw new AppError('config', `${file}: cannot be read: ${errorMessage(error)}`, { cause: error });
   }
   const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length > 0) throw new Error(`${file}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  if (doc.errors.length > 0) throw new AppError('config', `${file}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   const parsed = apiTokenFileSchema.safeParse(doc.toJS() ?? []);
   if (!parsed.success) {
-    throw new Error(parsed.error.issues.map((i) => `${file}: ${i.path.length > 0 ? i.path.join('.') : '(file)'}: ${i.message}`).join('\n'));
+    throw new AppError('config', parsed.error.issues.map((i) => `${file}: ${i.path.length > 0 ? i.path.join('.') : '(file)'}: ${i.message}`).join('\n'));
   }
   return parsed.data;
 }
@@ -55,12 +56,12 @@ export class TokenSet {
   /**
    * Swaps in a new list (the daemon re-reads its tokens on SIGHUP): a removed
    * token is refused from the next request on, and its sessions with it.
-   * @throws Error when a name is used twice; the old list then stays.
+   * @throws AppError config when a name is used twice; the old list then stays.
    */
   replace(entries: readonly ApiTokenEntry[]): void {
     const seen = new Set<string>();
     for (const e of entries) {
-      if (seen.has(e.name)) throw new Error(`token name "${e.name}" is used twice; each holder needs a name of their own`);
+      if (seen.has(e.name)) throw new AppError('config', `token name "${e.name}" is used twice; each holder needs a name of their own`);
       seen.add(e.name);
     }
     this.entries = entries.map((e) => ({ principal: { name: e.name, role: e.role }, hash: Buffer.from(e.sha256, 'hex') }));

@@ -28,6 +28,7 @@ import {
 } from '../web/pages.js';
 import { checkCsrf, issueSignInToken, signIn, signInTokenValid } from './auth.js';
 import { actor, viewContext, type ApiContext } from './context.js';
+import { AppError } from '../errors.js';
 import { toErrorResponse } from './errors.js';
 import { AttemptLimiter } from './rate-limit.js';
 import { safeLocalPath as localPath } from './redirect.js';
@@ -230,7 +231,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     // The lifecycle forms name their target in `to`: the provider, the plan, or what becomes of the record (keep or restore).
     unenroll: (d, request, reason, to) => unenrollFromPage(ctx, d, actor(ctx, request), reason ?? '', to === 'restore'),
     'set-provider': (d, request, reason, to) =>
-      setProvider(ctx.store, d, actor(ctx, request), { provider: to ?? '', providers: ctx.providers ?? { names: [], get: () => { throw new Error('no providers'); } }, reason: reason ?? '' }),
+      setProvider(ctx.store, d, actor(ctx, request), { provider: to ?? '', providers: ctx.providers ?? { names: [], get: () => { throw new AppError('config', 'the daemon has no providers configured'); } }, reason: reason ?? '' }),
     'set-plan': (d, request, reason, to) => setPlanByName(ctx, d, actor(ctx, request), to ?? '', reason ?? ''),
   };
 

@@ -5,6 +5,7 @@
  * a loopback test server), so every query targets explicit servers.
  */
 import { Resolver } from 'node:dns/promises';
+import { AppError, errorMessage } from '../errors.js';
 import { canonicalName } from '../names.js';
 
 /** What DNS holds at a name. */
@@ -23,15 +24,16 @@ export interface QueryOptions {
   tries?: number;
 }
 
-/** A lookup that failed for a reason other than "no such record". */
-export class DnsLookupError extends Error {
+/** A lookup that failed for a reason other than "no such record": the servers are `unavailable` to us. */
+export class DnsLookupError extends AppError {
   override readonly name = 'DnsLookupError';
   constructor(
     message: string,
     /** The resolver's code (ETIMEOUT, ESERVFAIL, EREFUSED, ECONNREFUSED, ...). */
-    readonly code: string,
+    readonly kind: string,
+    options: { cause?: unknown } = {},
   ) {
-    super(message);
+    super('unavailable', message, options);
   }
 }
 
@@ -52,7 +54,7 @@ export async function lookupOr<T>(what: string, lookup: () => Promise<T>, empty:
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
     if (EMPTY_CODES.has(code)) return empty;
-    throw new DnsLookupError(`DNS lookup of ${what} failed: ${code}`, code);
+    throw new DnsLookupError(`DNS lookup of ${what} failed: ${code}`, code, { cause: error });
   }
 }
 
@@ -92,7 +94,7 @@ export async function queryTxtEach(fqdn: string, servers: readonly string[], opt
       try {
         return { server, answer: await queryTxt(fqdn, [server], options), error: null };
       } catch (error) {
-        return { server, answer: null, error: error instanceof Error ? error.message : String(error) };
+        return { server, answer: null, error: errorMessage(error) };
       }
     }),
   );

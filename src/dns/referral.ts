@@ -9,6 +9,7 @@
 import { createSocket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
+import { errorMessage } from '../errors.js';
 import { canonicalName } from '../names.js';
 import { DnsLookupError } from './query.js';
 
@@ -36,7 +37,7 @@ function readName(msg: Buffer, offset: number): { name: string; next: number } {
   let next = -1;
   for (let jumps = 0; jumps < 64; jumps++) {
     const len = msg[pos];
-    if (len === undefined) throw new Error('truncated name');
+    if (len === undefined) throw new DnsLookupError('truncated name', 'EBADRESP');
     if (len === 0) {
       if (next < 0) next = pos + 1;
       return { name: labels.join('.').toLowerCase(), next };
@@ -49,7 +50,7 @@ function readName(msg: Buffer, offset: number): { name: string; next: number } {
     labels.push(msg.subarray(pos + 1, pos + 1 + len).toString('ascii'));
     pos += 1 + len;
   }
-  throw new Error('name compression loop');
+  throw new DnsLookupError('name compression loop', 'EBADRESP');
 }
 
 /**
@@ -81,7 +82,7 @@ export async function delegationAt(fqdn: string, server: string, options: { time
     socket.on('error', (error) => {
       clearTimeout(timer);
       socket.close();
-      reject(new DnsLookupError(`asking ${server} about ${fqdn} failed: ${error.message}`, 'ECONNREFUSED'));
+      reject(new DnsLookupError(`asking ${server} about ${fqdn} failed: ${error.message}`, 'ECONNREFUSED', { cause: error }));
     });
     socket.send(query, port, host);
   });
@@ -104,6 +105,6 @@ export async function delegationAt(fqdn: string, server: string, options: { time
     const cut = records.filter((r) => r.section === 'authority' && r.type === TYPE_NS && r.name === target);
     return cut.length > 0 ? cut.map((r) => readName(reply, r.rdataAt).name) : null;
   } catch (error) {
-    throw new DnsLookupError(`${server} answered about ${fqdn} with a message that cannot be read: ${(error as Error).message}`, 'EBADRESP');
+    throw new DnsLookupError(`${server} answered about ${fqdn} with a message that cannot be read: ${errorMessage(error)}`, 'EBADRESP', { cause: error });
   }
 }

@@ -5,6 +5,7 @@
  * applies through the same verified path as the engine's own moves.
  */
 import { BlockList } from 'node:net';
+import { AppError } from '../errors.js';
 import { openFreshWindow } from '../engine/fresh-window.js';
 import { addAddressOrSubnet } from '../engine/sources.js';
 import type { Plan } from '../plans/index.js';
@@ -30,15 +31,16 @@ export interface Actor {
 export type ActionErrorKind = 'invalid' | 'not-found' | 'conflict';
 
 /** An action a person asked for that cannot be done, with the reason. */
-export class ActionError extends Error {
+export class ActionError extends AppError {
   override name = 'ActionError';
   constructor(
     message: string,
     readonly kind: ActionErrorKind = 'conflict',
     /** The input at fault (`domain`, `to`, `reason`, `source`, `id`), for kind invalid or not-found. */
-    readonly field?: string,
+    field?: string,
+    options: { cause?: unknown } = {},
   ) {
-    super(message);
+    super(kind, message, { ...options, ...(field === undefined ? {} : { field }) });
   }
 }
 

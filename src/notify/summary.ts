@@ -5,6 +5,7 @@
  * the same views the page shows; the weekly mail, `dmarc-rollout summary` and
  * the notifications page render this one value.
  */
+import { AppError } from '../errors.js';
 import { fleetOverview, type DomainOverview, type ViewContext } from '../fleet/views.js';
 import type { Store } from '../store/open.js';
 import { parseTags } from '../store/notifications.js';
@@ -49,10 +50,10 @@ export interface FleetSummary {
   events: Record<string, number>;
 }
 
-/** Parses `7d`, `36h`, `2w` into milliseconds. @throws Error naming the accepted forms. */
+/** Parses `7d`, `36h`, `2w` into milliseconds. @throws AppError invalid (field `since`) naming the accepted forms. */
 export function parsePeriod(text: string): number {
   const m = /^(\d{1,4})\s*([hdw])$/.exec(text.trim());
-  if (!m || Number(m[1]) === 0) throw new Error(`"${text}" is not a period; use e.g. 36h, 7d or 2w`);
+  if (!m || Number(m[1]) === 0) throw new AppError('invalid', `"${text}" is not a period; use e.g. 36h, 7d or 2w`, { field: 'since' });
   const unit = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 }[m[2] as 'h' | 'd' | 'w'];
   return Number(m[1]) * unit;
 }

@@ -7,6 +7,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { basename, delimiter, extname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { AppError, errorMessage } from '../errors.js';
 import { PACKAGE_PLANS_DIR } from '../paths.js';
 import { planSchema, type Plan } from './schema.js';
 
@@ -23,10 +24,14 @@ export interface PlanProblem {
   reason: string;
 }
 
-export class PlanError extends Error {
-  constructor(readonly problems: PlanProblem[]) {
-    super(problems.map(formatPlanProblem).join('\n'));
-    this.name = 'PlanError';
+/** A plan that cannot be read or does not validate: every problem, each naming file, stage and field. */
+export class PlanError extends AppError {
+  override name = 'PlanError';
+  constructor(
+    readonly problems: PlanProblem[],
+    options: { cause?: unknown } = {},
+  ) {
+    super('invalid', problems.map(formatPlanProblem).join('\n'), options);
   }
 }
 
@@ -55,7 +60,7 @@ export function loadPlanFile(path: string): Plan {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new PlanError([{ file: path, stage: null, field: '(file)', reason: `cannot be read: ${(error as Error).message}` }]);
+    throw new PlanError([{ file: path, stage: null, field: '(file)', reason: `cannot be read: ${errorMessage(error)}` }], { cause: error });
   }
   return parsePlan(text, path);
 }
@@ -116,7 +121,7 @@ function parsePlanText(text: string, file: string): unknown {
     try {
       return JSON.parse(text);
     } catch (error) {
-      throw new PlanError([{ file, stage: null, field: '(file)', reason: `not valid JSON: ${(error as Error).message}` }]);
+      throw new PlanError([{ file, stage: null, field: '(file)', reason: `not valid JSON: ${errorMessage(error)}` }], { cause: error });
     }
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });

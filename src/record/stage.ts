@@ -4,6 +4,7 @@
  * and on the command line; this module is the one place that reads and
  * writes those labels.
  */
+import { AppError } from '../errors.js';
 import { isPolicy, type Policy } from './policy.js';
 
 /** Where a domain's rollout stands: `{ policy: 'quarantine', pct: 5 }`. */
@@ -37,27 +38,28 @@ const LABEL = /^(none|quarantine|reject)(?::(0|[1-9][0-9]*))?$/;
  * Reads a stage label: `policy:pct`, or just `policy` for 100%.
  * Labels are strict (lowercase, no spaces, no leading zeros) so that one
  * stage has one spelling wherever it is stored.
- * @throws Error naming what is wrong with the label.
+ * @throws AppError invalid naming what is wrong with the label.
  */
 export function parseStageLabel(label: string): StageTarget {
   const match = LABEL.exec(label);
   if (!match) {
-    throw new Error(
+    throw new AppError(
+      'invalid',
       `invalid stage ${JSON.stringify(label)}: expected <policy>:<pct> with policy none, quarantine or reject and pct 1-100, e.g. quarantine:5`,
     );
   }
   const stage: StageTarget = { policy: match[1] as Policy, pct: match[2] === undefined ? 100 : Number(match[2]) };
   const problem = stageProblem(stage);
-  if (problem) throw new Error(`invalid stage ${JSON.stringify(label)}: ${problem}`);
+  if (problem) throw new AppError('invalid', `invalid stage ${JSON.stringify(label)}: ${problem}`);
   return stage;
 }
 
 /**
  * The canonical label of a stage, always with its percentage: `reject:100`.
- * @throws Error when `stage` is not a stage, so no invalid label is ever stored.
+ * @throws AppError invalid when `stage` is not a stage, so no invalid label is ever stored.
  */
 export function stageLabel(stage: StageTarget): string {
   const problem = stageProblem(stage);
-  if (problem) throw new Error(`invalid stage: ${problem}`);
+  if (problem) throw new AppError('invalid', `invalid stage: ${problem}`);
   return `${stage.policy}:${stage.pct}`;
 }

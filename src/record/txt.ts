@@ -6,6 +6,7 @@
  * returns with what we wrote only works after joining and unquoting, or
  * every run sees a spurious change.
  */
+import { AppError } from '../errors.js';
 import { TXT_STRING_MAX_OCTETS } from './length.js';
 
 /**
@@ -48,7 +49,7 @@ export function quoteTxt(parts: readonly string[]): string {
  * by whitespace, with `\"`, `\\`, `\X` and `\DDD` (a decimal octet) escapes.
  * Input that does not is taken as one string, verbatim: providers that show
  * the record unquoted show it whole, spaces and all.
- * @throws Error on an unterminated quote or an escape that is cut off or out of range.
+ * @throws AppError invalid on an unterminated quote or an escape that is cut off or out of range.
  */
 export function unquoteTxt(presentation: string): string[] {
   const text = presentation.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');
@@ -74,13 +75,13 @@ export function unquoteTxt(presentation: string): string[] {
         const digits = /^[0-9]{3}/.exec(text.slice(i + 1, i + 4));
         if (digits) {
           const octet = Number(digits[0]);
-          if (octet > 255) throw new Error(`invalid escape \\${digits[0]} at offset ${i}: octets go up to 255`);
+          if (octet > 255) throw new AppError('invalid', `invalid escape \\${digits[0]} at offset ${i}: octets go up to 255`);
           bytes.push(octet);
           i += 4;
           continue;
         }
         const next = text.codePointAt(i + 1);
-        if (next === undefined) throw new Error(`escape at offset ${i} is cut off by the end of the input`);
+        if (next === undefined) throw new AppError('invalid', `escape at offset ${i} is cut off by the end of the input`);
         bytes.push(...Buffer.from(String.fromCodePoint(next), 'utf8'));
         i += next > 0xffff ? 3 : 2;
         continue;
@@ -89,7 +90,7 @@ export function unquoteTxt(presentation: string): string[] {
       bytes.push(...Buffer.from(String.fromCodePoint(point), 'utf8'));
       i += point > 0xffff ? 2 : 1;
     }
-    if (!closed) throw new Error('unterminated quoted string: a closing double quote is missing');
+    if (!closed) throw new AppError('invalid', 'unterminated quoted string: a closing double quote is missing');
     parts.push(Buffer.from(bytes).toString('utf8'));
   }
   return parts;

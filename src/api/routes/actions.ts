@@ -22,7 +22,7 @@ export function actionRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   const answer = async (domain: string, message: string) => {
     const status = await domainOverview(ctx.store, domain, ctx.now(), viewContext(ctx));
-    if (!status) throw new ApiError(404, 'not-found', `${domain} is not enrolled`);
+    if (!status) throw new ApiError('not-found', `${domain} is not enrolled`);
     return { domain, message, status };
   };
 

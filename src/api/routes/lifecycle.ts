@@ -10,6 +10,7 @@ import { enrolledDomain } from '../../fleet/actions.js';
 import { setPlanByName, setProvider, unenrollFromPage } from '../../fleet/lifecycle.js';
 import { domainOverview } from '../../fleet/views.js';
 import { requireRole } from '../auth.js';
+import { AppError } from '../../errors.js';
 import { actor, viewContext, type ApiContext } from '../context.js';
 import { actionResult, domainParams, errorSchema, setPlanBody, setProviderBody, unenrollBody, unenrollResult } from '../schemas.js';
 
@@ -18,7 +19,7 @@ const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: erro
 export function lifecycleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const operator = requireRole(app, 'operator');
-  const noProviders = { names: [] as string[], get: () => { throw new Error('the daemon has no providers configured'); } };
+  const noProviders = { names: [] as string[], get: () => { throw new AppError('config', 'the daemon has no providers configured'); } };
 
   const status = async (domain: string, message: string) => ({
     domain,

@@ -13,6 +13,7 @@ import { notificationsView } from '../../notify/views.js';
 import { requeueFailed } from '../../store/notifications.js';
 import { requireRole } from '../auth.js';
 import { viewContext, type ApiContext } from '../context.js';
+import { errorMessage } from '../../errors.js';
 import { ApiError } from '../errors.js';
 import { errorSchema } from '../schemas.js';
 
@@ -145,7 +146,7 @@ export function notificationRoutes(app: FastifyInstance, ctx: ApiContext): void 
       },
     },
     async (request) => {
-      if (!ctx.notify) throw new ApiError(404, 'not-found', 'no notification channels are configured');
+      if (!ctx.notify) throw new ApiError('not-found', 'no notification channels are configured');
       return { channel: request.body.channel, ...(await sendTestMessage(ctx.store, ctx.notify, request.body.channel, ctx.now)) };
     },
   );
@@ -166,7 +167,7 @@ export function notificationRoutes(app: FastifyInstance, ctx: ApiContext): void 
       try {
         since = parsePeriod(request.query.since);
       } catch (error) {
-        throw new ApiError(400, 'bad-request', (error as Error).message, [{ field: 'since', reason: (error as Error).message }]);
+        throw new ApiError('invalid', errorMessage(error), [{ field: 'querystring.since', reason: errorMessage(error) }], { cause: error });
       }
       return buildSummary(ctx.store, ctx.now(), since, viewContext(ctx));
     },

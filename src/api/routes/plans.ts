@@ -64,7 +64,7 @@ export function planRoutes(app: FastifyInstance, ctx: ApiContext, plansIn: () =>
     },
     async (request) => {
       const listing = plansIn().find((l) => l.name === request.params.name && !l.shadowed);
-      if (!listing) throw new ApiError(404, 'not-found', `there is no plan named ${request.params.name}`);
+      if (!listing) throw new ApiError('not-found', `there is no plan named ${request.params.name}`);
       return planOut(ctx.loadPlan(listing.name));
     },
   );

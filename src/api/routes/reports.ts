@@ -8,6 +8,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { requireRole } from '../auth.js';
 import type { ApiContext } from '../context.js';
+import { AppError } from '../../errors.js';
 import { ApiError } from '../errors.js';
 import { errorSchema, uploadResult } from '../schemas.js';
 
@@ -30,12 +31,12 @@ export function reportRoutes(app: FastifyInstance, ctx: ApiContext, maxBytes: nu
       },
       async (request, reply) => {
         const bytes = request.body as Buffer | undefined;
-        if (!Buffer.isBuffer(bytes) || bytes.length === 0) throw new ApiError(400, 'bad-request', 'body: the report bytes are missing', [{ field: 'body', reason: 'empty' }]);
+        if (!Buffer.isBuffer(bytes) || bytes.length === 0) throw new ApiError('invalid', 'body: the report bytes are missing', [{ field: 'body', reason: 'empty' }]);
         const who = request.principal!.name;
         const source = `upload:${who}${request.query.name ? `/${request.query.name}` : ''}`;
         const result = await ctx.ingest(bytes, source);
         ctx.metrics?.recordIngest('upload', result);
-        if (result.status === 'error') throw new Error(`ingest of ${source} failed: ${result.reason}`);
+        if (result.status === 'error') throw new AppError('unavailable', `ingest of ${source} failed: ${result.reason}`);
         reply.code(result.status === 'stored' ? 201 : result.status === 'duplicate' ? 200 : 422);
         return result;
       },

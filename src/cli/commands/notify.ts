@@ -4,7 +4,7 @@
  * DMARC_ROLLOUT_CONFIG), whose store they then use.
  */
 import { Option, type Command } from 'commander';
-import { AppError } from '../../errors.js';
+import { AppError, errorMessage } from '../../errors.js';
 import type { CliContext } from '../context.js';
 
 async function daemonConfig(ctx: CliContext, file: string | undefined) {
@@ -97,7 +97,7 @@ export function registerNotifyCommands(program: Command, ctx: CliContext): void 
       try {
         since = parsePeriod(opts.since);
       } catch (error) {
-        throw new AppError('invalid', `--since: ${(error as Error).message}`, { field: 'since' });
+        throw new AppError('invalid', `--since: ${errorMessage(error)}`, { field: '--since', cause: error });
       }
       const store = await ctx.store();
       const summary = await buildSummary(store, ctx.now(), since, { loadPlan });
