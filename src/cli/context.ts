@@ -14,7 +14,7 @@
  * nothing heavy, and opens the store and reads the daemon config lazily.
  */
 import { userInfo } from 'node:os';
-import { errorJson, errorMessage, exitCodeFor } from '../errors.js';
+import { AppError, errorJson, errorMessage, exitCodeFor, InternalError } from '../errors.js';
 import type { DaemonConfig } from '../daemon/config.js';
 import type { TickOptions } from '../engine/tick.js';
 import type { DnsProvider } from '../dns/provider.js';
@@ -87,7 +87,7 @@ export function createContext(
       ctx.useStore({ kind: 'sqlite', path });
     },
     useStore(next) {
-      if (opened) throw new Error('the store is already open');
+      if (opened) throw new InternalError('the store is already open');
       location = next;
     },
     fail(error) {
@@ -145,7 +145,7 @@ export async function dnsSetup(ctx: CliContext, options: { config?: string; prov
   const fromFile = file ? loadProviderSet(file) : null;
   return {
     providerFor: (row) => {
-      if (!fromFile) throw new Error('no provider settings: pass --config <daemon config>, --providers <file> or set DMARC_ROLLOUT_PROVIDERS');
+      if (!fromFile) throw new AppError('usage', 'no provider settings: pass --config <daemon config>, --providers <file> or set DMARC_ROLLOUT_PROVIDERS', { field: '--config' });
       return fromFile.get(row.provider);
     },
     verifierFor: (provider) => dnsVerifier(fromFile?.verifySettings(provider) ?? {}),

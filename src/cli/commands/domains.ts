@@ -55,7 +55,7 @@ export async function fleetSettings(
   const none: ProviderLookup = {
     names: [],
     get: () => {
-      throw new Error('no provider settings');
+      throw new AppError('usage', 'no provider settings: pass --config <daemon config>, --providers <file> or set DMARC_ROLLOUT_PROVIDERS', { field: '--config' });
     },
   };
   return { providers: none, reportAddresses: [], origin: null };
