@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { createProvider } from './index.js';
+import { AppError, errorMessage } from '../src/errors.js';
 import type { ProviderDeps } from './shared/deps.js';
 import type { DnsProvider } from './types.js';
 
@@ -25,7 +26,7 @@ export interface VerifySettings {
 }
 
 export interface ProviderSet {
-  /** The adapter for `name`. @throws Error naming the file and the provider when it is missing or broken. */
+  /** The adapter for `name`. @throws AppError config naming the file and the provider when it is missing or broken. */
   get(name: string | null): DnsProvider;
   /** The `verify` settings of the provider that `get` returned. */
   verifySettings(provider: DnsProvider): VerifySettings;
@@ -37,10 +38,10 @@ export function loadProviderSet(file: string, deps: ProviderDeps = {}): Provider
   try {
     raw = parse(readFileSync(file, 'utf8'), { uniqueKeys: true });
   } catch (error) {
-    throw new Error(`${file}: cannot be read as YAML: ${(error as Error).message.split('\n')[0]}`);
+    throw new AppError('config', `${file}: cannot be read as YAML: ${errorMessage(error).split('\n')[0]}`, { cause: error });
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new Error(`${file}: expected a map of provider names to settings`);
+    throw new AppError('config', `${file}: expected a map of provider names to settings`);
   }
   return providerSetFrom(raw as Record<string, unknown>, file, deps);
 }
@@ -53,16 +54,16 @@ export function providerSetFrom(blocks: Record<string, unknown>, origin: string,
     names: Object.keys(blocks),
     verifySettings: (provider) => verify.get(provider) ?? {},
     get(name) {
-      if (name === null) throw new Error('the domain has no provider; enroll it with --provider <name>');
+      if (name === null) throw new AppError('conflict', 'the domain has no provider; enroll it with --provider <name>');
       let provider = built.get(name);
       if (provider) return provider;
-      if (!(name in blocks)) throw new Error(`no provider named "${name}" in ${origin} (have: ${Object.keys(blocks).join(', ') || 'none'})`);
+      if (!(name in blocks)) throw new AppError('config', `no provider named "${name}" in ${origin} (have: ${Object.keys(blocks).join(', ') || 'none'})`);
       const { verify: verifyBlock, ...settings } = (blocks[name] ?? {}) as { verify?: unknown };
       try {
         provider = createProvider(settings, deps);
         verify.set(provider, parseVerify(verifyBlock));
       } catch (error) {
-        throw new Error(`${origin}: provider "${name}": ${(error as Error).message}`);
+        throw new AppError('config', `${origin}: provider "${name}": ${errorMessage(error)}`, { cause: error });
       }
       built.set(name, provider);
       return provider;
@@ -74,7 +75,7 @@ function parseVerify(raw: unknown): VerifySettings {
   if (raw === undefined) return {};
   const result = verifySchema.safeParse(raw);
   if (!result.success) {
-    throw new Error(`verify: ${result.error.issues.map((i) => `${i.path.join('.') || '(block)'}: ${i.message}`).join('; ')}`);
+    throw new AppError('config', `verify: ${result.error.issues.map((i) => `${i.path.join('.') || '(block)'}: ${i.message}`).join('; ')}`);
   }
   return result.data;
 }

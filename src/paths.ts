@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 export function findPackageRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) return dir;
+    // A broken installation, never the user's input; plain Error because paths.ts imports nothing (test/layering.test.ts).
     if (dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
   }
 }

@@ -8,6 +8,7 @@
  * 255-octet string that way and reads both escapes back to the same bytes.
  */
 import { splitTxtStrings } from '../../src/record/index.js';
+import { ProviderError } from '../shared/errors.js';
 
 /** One character-string (its UTF-8 bytes) quoted as Route 53 documents it. */
 function quoteString(text: string): string {
@@ -30,7 +31,7 @@ export function toRoute53Txt(record: string): string {
  * A TXT value as Route 53 returns it, back to the whole record: quoted
  * strings joined, `\ooo` read as an octal byte, `\X` as X. A value that is
  * not quoted (another tool wrote it bare) is the record itself.
- * @throws Error on an unterminated string or a cut-off escape.
+ * @throws ProviderError conflict (the name holds what the adapter cannot read) on an unterminated string or a cut-off escape.
  */
 export function fromRoute53Txt(value: string): string {
   const text = value.trim();
@@ -40,7 +41,7 @@ export function fromRoute53Txt(value: string): string {
   while (i < text.length) {
     while (i < text.length && /\s/.test(text[i]!)) i += 1;
     if (i >= text.length) break;
-    if (text[i] !== '"') throw new Error(`Route 53 TXT value: text outside quotes at offset ${i}`);
+    if (text[i] !== '"') throw new ProviderError('route53', 'conflict', `TXT value: text outside quotes at offset ${i}`);
     i += 1;
     let closed = false;
     while (i < text.length) {
@@ -58,7 +59,7 @@ export function fromRoute53Txt(value: string): string {
           continue;
         }
         const next = text.codePointAt(i + 1);
-        if (next === undefined) throw new Error(`Route 53 TXT value: escape cut off at offset ${i}`);
+        if (next === undefined) throw new ProviderError('route53', 'conflict', `TXT value: escape cut off at offset ${i}`);
         bytes.push(...Buffer.from(String.fromCodePoint(next), 'utf8'));
         i += next > 0xffff ? 3 : 2;
         continue;
@@ -67,7 +68,7 @@ export function fromRoute53Txt(value: string): string {
       bytes.push(...Buffer.from(String.fromCodePoint(point), 'utf8'));
       i += point > 0xffff ? 2 : 1;
     }
-    if (!closed) throw new Error('Route 53 TXT value: a closing double quote is missing');
+    if (!closed) throw new ProviderError('route53', 'conflict', 'TXT value: a closing double quote is missing');
   }
   return Buffer.from(bytes).toString('utf8');
 }
