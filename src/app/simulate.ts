@@ -15,6 +15,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AppError, InternalError } from '../errors.js';
 import { approve, classifySource, resume } from '../fleet/actions.js';
 import { enrollDomains } from '../fleet/enroll.js';
 import type { Plan } from '../plans/index.js';
@@ -111,7 +112,7 @@ interface StagedReport {
 }
 
 export async function simulate(opts: SimulateOptions): Promise<SimulationResult> {
-  if (opts.domains.length === 0) throw new Error('simulate: name at least one domain');
+  if (opts.domains.length === 0) throw new AppError('usage', 'simulate: name at least one domain', { field: 'domain' });
   const scratch = mkdtempSync(join(tmpdir(), 'dmarc-rollout-simulate-'));
   const staging = await openSqliteStore(join(scratch, 'staging.sqlite'));
   const store = await openSqliteStore(join(scratch, 'replay.sqlite'));
@@ -159,7 +160,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
       actor: 'simulate',
       now: startAt,
     } as Parameters<typeof enrollDomains>[1]);
-    if (enrolled.refused.length > 0) throw new Error(`cannot simulate ${enrolled.refused[0]!.input.text}: ${enrolled.refused[0]!.reason}`);
+    if (enrolled.refused.length > 0) throw new AppError('invalid', `cannot simulate ${enrolled.refused[0]!.input.text}: ${enrolled.refused[0]!.reason}`, { field: 'domain' });
     for (const rule of opts.sourceRules ?? []) await store.db.insertInto('source_rules').values(rule).execute();
     const allows = [...(opts.allow ?? [])].sort((a, b) => a.at.getTime() - b.at.getTime());
 
@@ -209,7 +210,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulationResult>
           const results = await runTick({ store, now, providerFor: () => dns, loadPlan: () => opts.plan });
           let again = false;
           for (const result of results) {
-            if (result.error) throw new Error(`simulated tick at ${now.toISOString()} failed for ${result.domain}: ${result.error}`);
+            if (result.error) throw new InternalError(`simulated tick at ${now.toISOString()} failed for ${result.domain}: ${result.error}`);
             const decision = result.decision;
             if (decision) {
               const step: SimulationStep = { domain: result.domain, at: now.toISOString(), day, stage: decision.from, action: decision.action, reasons: reasonsOf(decision.checks, decision.summary) };
