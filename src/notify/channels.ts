@@ -8,6 +8,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import nodemailer from 'nodemailer';
+import { AppError } from '../errors.js';
 import type { ResolvedChannel } from './config.js';
 import type { MessageContent } from './content.js';
 import { mailParts, slackPayload, teamsPayload, webhookPayload, type MessageMeta } from './render.js';
@@ -16,14 +17,18 @@ export const SIGNATURE_HEADER = 'x-dmarc-rollout-signature';
 export const TIMESTAMP_HEADER = 'x-dmarc-rollout-timestamp';
 export const ID_HEADER = 'x-dmarc-rollout-id';
 
-export class DeliveryError extends Error {
+/**
+ * A channel that did not take a message: the receiver is `unavailable`. No
+ * `cause`: the library's error can quote a webhook URL, which is a secret.
+ */
+export class DeliveryError extends AppError {
   override name = 'DeliveryError';
   constructor(
     message: string,
     /** The receiver asked to wait this long (HTTP 429/503 Retry-After). */
     readonly retryAfterMs: number | null = null,
   ) {
-    super(message);
+    super('unavailable', message);
   }
 }
 
