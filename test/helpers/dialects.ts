@@ -123,12 +123,26 @@ const POSTGRES: StoreDialect = {
     const s = await postgres();
     const template = await migratedPostgresDatabase(s);
     const name = `store_${++copies}`;
-    await s.query('postgres', `create database ${name} template ${template}`);
+    await copyDatabase(s, template, name);
     return tracked(await openStore({ kind: 'postgres', connection: s.connection(name) }), { DMARC_ROLLOUT_DATABASE_URL: s.url(name) });
   },
   server: postgres,
   cliEnv: (store) => cliEnvs.get(store) ?? assertOpenedHere(),
 };
+
+/**
+ * CREATE DATABASE … TEMPLATE, copying the files (Postgres 15+: about twice as
+ * fast as the default WAL-logged copy for a small database, and the cluster
+ * is thrown away anyway); older servers copy their default way.
+ */
+async function copyDatabase(s: PostgresServer, template: string, name: string): Promise<void> {
+  try {
+    await s.query('postgres', `create database ${name} template ${template} strategy file_copy`);
+  } catch (error) {
+    if (!/strategy/i.test((error as Error).message)) throw error;
+    await s.query('postgres', `create database ${name} template ${template}`);
+  }
+}
 
 function assertOpenedHere(): never {
   throw new Error('cliEnv: the store was not opened by this dialect');
