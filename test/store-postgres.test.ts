@@ -1,9 +1,10 @@
 /**
  * The doors onto a Postgres store, against a real server (test/helpers/postgres.ts):
  * the CLI chosen by DMARC_ROLLOUT_DATABASE_URL, the daemon by `store.postgres`
- * in its config with the password from a file or the environment, one daemon
- * per database (an advisory lock a second daemon is refused by, naming the
- * holder), and doctor. Passwords never appear in messages.
+ * in its config with the password from a file or the environment, several
+ * daemons on one database (each registered as an instance; the whole
+ * coordination is in test/daemon-replicas.test.ts), and doctor. Passwords
+ * never appear in messages.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -13,11 +14,7 @@ import pino from 'pino';
 import { loadDaemonConfig, ConfigError } from '../src/daemon/config.js';
 import { startDaemon } from '../src/daemon/daemon.js';
 import { runDoctor } from '../src/daemon/doctor.js';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { LockHeldError } from '../src/daemon/lock.js';
-import { acquirePostgresInstanceLock } from '../src/daemon/postgres-lock.js';
-import { REPO_ROOT, runMain, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { reportXml } from './fixtures/reports/make.js';
 
@@ -51,7 +48,7 @@ describe('a Postgres store through the CLI and the daemon', () => {
     assert.doesNotMatch(refused.stderr + refused.stdout, /not-the-password/);
   });
 
-  it('one daemon per database: a second is refused naming the first; doctor says which one runs; the password comes from a file', async () => {
+  it('several daemons on one database: each registers as an instance, doctor names the live ones, a clean stop deregisters; the password comes from a file', async () => {
     const database = await server.createDatabase('daemon');
     const { dir } = tempStore();
     writeFileSync(join(dir, 'pg-password'), `${server.password}\n`, { mode: 0o600 });
@@ -68,58 +65,29 @@ describe('a Postgres store through the CLI and the daemon', () => {
     assert.equal(loaded.storePath, null);
     const logger = pino({ level: 'silent' });
     const first = await startDaemon(loaded, { logger, serve: false });
+    const second = await startDaemon(loaded, { logger, serve: false });
     try {
-      await assert.rejects(startDaemon(loaded, { logger, serve: false }), (error: unknown) => {
-        assert.ok(error instanceof LockHeldError);
-        assert.match(error.message, new RegExp(`another daemon holds the instance lock on postgres://${server.user}@127\\.0\\.0\\.1:${server.port}/${database} \\(dmarc-rollout pid ${process.pid} on `));
-        return true;
-      });
+      assert.notEqual(first.instanceId, second.instanceId);
+      const rows = await server.query<{ id: string; pid: number }>(database, 'select id, pid from instances');
+      assert.deepEqual(rows.map((r) => r.id).sort(), [first.instanceId, second.instanceId].sort());
+      assert.ok(rows.every((r) => Number(r.pid) === process.pid));
       const checks = await runDoctor(loaded, {});
+      assert.equal(checks.find((c) => c.subject === 'store')?.status, 'ok');
       const daemon = checks.find((c) => c.subject === 'daemon')!;
       assert.equal(daemon.status, 'ok');
-      assert.match(daemon.detail, /dmarc-rollout pid \d+/);
-      assert.equal(checks.find((c) => c.subject === 'store')?.status, 'ok');
-      await first.tick();
+      assert.match(daemon.detail, new RegExp(`^2 daemons running on postgres://${server.user}@127\\.0\\.0\\.1:${server.port}/${database}: `));
+      assert.ok(daemon.detail.includes(first.instanceId) && daemon.detail.includes(second.instanceId));
+      assert.equal(second.health().live_instances, 2, 'the second saw the first at its start (each recounts at every heartbeat)');
+      await Promise.all([first.tick(), second.tick()]);
     } finally {
       await first.stop();
+      await second.stop();
     }
-    // Stopped: the lock is free again and a new daemon starts.
-    const second = await startDaemon(loaded, { logger, serve: false });
-    await second.stop();
+    assert.deepEqual(await server.query(database, 'select id from instances'), [], 'a clean stop leaves no instance behind');
+    assert.deepEqual(await server.query(database, 'select name from leases'), [], 'nor a lease');
+    assert.equal((await runDoctor(loaded, {})).find((c) => c.subject === 'daemon')?.status, 'warn');
     const log = JSON.stringify(await server.query(database, 'select * from audit_events'));
     assert.doesNotMatch(log, new RegExp(server.password));
-  });
-
-  it('a daemon killed with SIGKILL leaves no lock behind: the server drops it with the connection', async () => {
-    const database = await server.createDatabase('killed');
-    const connection = server.connection(database);
-    const holder = spawn(
-      process.execPath,
-      ['--import', 'tsx', '-e', `import('./src/daemon/postgres-lock.ts').then((m) => m.acquirePostgresInstanceLock(JSON.parse(process.env.PG_CONNECTION))).then(() => { console.log('locked'); setInterval(() => {}, 1000); })`],
-      { cwd: REPO_ROOT, env: { ...process.env, PG_CONNECTION: JSON.stringify(connection) } },
-    );
-    let output = '';
-    holder.stdout.on('data', (b) => (output += b));
-    holder.stderr.on('data', (b) => (output += b));
-    for (let i = 0; i < 200 && !output.includes('locked'); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(output, /locked/);
-    await assert.rejects(acquirePostgresInstanceLock(connection), (error: unknown) => {
-      assert.ok(error instanceof LockHeldError);
-      assert.match(error.message, new RegExp(`\\(dmarc-rollout pid ${holder.pid} on `));
-      return true;
-    });
-    holder.kill('SIGKILL');
-    await once(holder, 'exit');
-    let lock;
-    for (let i = 0; i < 50 && !lock; i++) {
-      lock = await acquirePostgresInstanceLock(connection).catch((error: unknown) => {
-        if (!(error instanceof LockHeldError)) throw error;
-        return undefined;
-      });
-      if (!lock) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(lock, 'the lock is free once the killed holder’s connection is gone');
-    lock.release();
   });
 
   it('a config naming an unset password variable, or both sqlite and postgres, is refused with the field', () => {

@@ -84,6 +84,24 @@ export const daemonConfigSchema = z
       .object({ stall_seconds: z.number().int().positive().default(1800) })
       .strict()
       .default({ stall_seconds: 1800 }),
+    /**
+     * Daemons sharing one Postgres store (on SQLite, one daemon per store).
+     * Each beats every heartbeat_seconds, renewing the leases it holds (a
+     * domain being judged and applied, a source being polled) until
+     * lease_seconds from then: a daemon that dies has its work taken over by
+     * another one lease time later.
+     */
+    instances: z
+      .object({
+        heartbeat_seconds: z.number().int().positive().default(10),
+        lease_seconds: z.number().int().positive().default(60),
+      })
+      .strict()
+      .refine((i) => i.lease_seconds >= 3 * i.heartbeat_seconds, {
+        message: 'lease_seconds must be at least three heartbeats, or a lease may run out while its holder lives',
+        path: ['lease_seconds'],
+      })
+      .default({ heartbeat_seconds: 10, lease_seconds: 60 }),
     /** Work per reporter and hour from the report sources: past it a report is kept with the reason and not counted. */
     budget: z
       .object({ records_per_reporter_per_hour: z.number().int().positive().default(200_000) })

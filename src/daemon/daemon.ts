@@ -1,10 +1,15 @@
 /**
- * The daemon: one store (locked to this process), the configured report
- * sources and DNS providers, and two schedules, ingest and tick. A job never
- * overlaps itself; stopping waits for the job in flight, so a change being
- * applied is finished or left as a stored intent, never cut in half.
+ * The daemon: one store, the configured report sources and DNS providers, and
+ * two schedules, ingest and tick. A job never overlaps itself; stopping waits
+ * for the job in flight, so a change being applied is finished or left as a
+ * stored intent, never cut in half. On SQLite the store is locked to this
+ * process. On Postgres several daemons share it: each registers as an
+ * instance and beats (renewing its leases), judges and applies a domain only
+ * under the domain's lease, polls a source only under the source's lease,
+ * and sends a notification only under its claim; all of them serve the API.
  */
 import { hostname } from 'node:os';
+import type { DnsProvider } from '../dns/provider.js';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { providerSetFrom } from '../../providers/config-file.js';
@@ -20,8 +25,9 @@ import { describeStore } from '../store/location.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
 import { DaemonHealth, type HealthReport } from './health.js';
-import { acquireInstanceLock } from './lock.js';
-import { acquirePostgresInstanceLock } from './postgres-lock.js';
+import { acquireInstanceLock, type InstanceLock } from './lock.js';
+import { beat, deregisterInstance, listInstances, newInstanceId, pruneInstances, registerInstance } from '../store/instances.js';
+import { claimLease, releaseLease } from '../store/leases.js';
 import { startSystemdWatchdog } from './watchdog.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { createFolderSource } from './sources/folder.js';
@@ -30,11 +36,8 @@ import { createSmtpSource } from './sources/smtp.js';
 import { createNotifier, type Notifier } from '../notify/notifier.js';
 import type { Deliver, ReportSource } from './sources/types.js';
 
-/** How long a domain's lease outlives a daemon that died while working on it: longer than any one domain's apply and verify. */
-const DOMAIN_LEASE_MS = 15 * 60_000;
-
-/** This process, as lease holders and lock notes name it. */
-const instanceName = `daemon pid ${process.pid} on ${hostname()}`;
+/** An instance silent for this many lease times is forgotten (its row, shown as gone until then). */
+const FORGET_AFTER_LEASES = 60;
 
 /** The daemon could not start for a reason the operator must fix (a port in use, a missing secret). */
 export class StartError extends Error {
@@ -64,6 +67,8 @@ export interface RunningDaemon {
   tick(): Promise<void>;
   /** Whether the schedules are running (a stalled tick is not ok) and which sources are failing. */
   health(): HealthReport;
+  /** This daemon's instance id: the holder name of its leases and outbox claims. */
+  readonly instanceId: string;
   /** Stops taking work, waits for the job in flight, closes everything. */
   stop(): Promise<void>;
 }
@@ -71,28 +76,30 @@ export interface RunningDaemon {
 export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promise<RunningDaemon> {
   const { logger } = deps;
   const now = deps.now ?? (() => new Date());
-  let stopOnLostLock: (() => Promise<void>) | undefined;
   const location = config.storeLocation;
-  const lock =
-    location.kind === 'sqlite'
-      ? acquireInstanceLock(location.path)
-      : await acquirePostgresInstanceLock(location.connection, (error) => {
-          // Without the lock a second daemon may start ticking the same domains: stop rather than go on unguarded.
-          logger.fatal({ err: error }, 'instance lock lost; stopping');
-          process.exitCode = 1;
-          void stopOnLostLock?.();
-        });
+  // SQLite: one daemon per file. Postgres: as many as the operator runs, coordinated through the store.
+  const lock: InstanceLock | null = location.kind === 'sqlite' ? acquireInstanceLock(location.path) : null;
   let store: Store;
   try {
     store = await openStore(location);
   } catch (error) {
-    lock.release();
+    lock?.release();
     throw error;
   }
+  const instance = { id: newInstanceId(), host: hostname(), pid: process.pid };
+  const leaseMs = config.instances.lease_seconds * 1000;
+  try {
+    await registerInstance(store.db, instance, new Date());
+  } catch (error) {
+    await store.close();
+    lock?.release();
+    throw error;
+  }
+  const others = (await listInstances(store.db, new Date(), leaseMs)).filter((i) => i.live && i.id !== instance.id);
   // A restart is a person's (or systemd's) "try now": changes left in flight
   // by the previous run get one immediate attempt instead of waiting out a backoff
-  // the previous process chose.
-  await store.db.updateTable('intents').set({ next_attempt_at: now().toISOString() }).execute();
+  // the previous process chose. Not while other instances run: their backoffs are theirs.
+  if (others.length === 0) await store.db.updateTable('intents').set({ next_attempt_at: now().toISOString() }).execute();
   const rejectedDir = config.rejected_dir ?? defaultRejectedDir(config.storePath === null ? {} : { DMARC_ROLLOUT_DB: config.storePath });
   const providers = providerSetFrom(config.providers, config.file, { logger });
   const sourceRules = configSourceRules(config);
@@ -109,6 +116,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     now,
     tickSchedule: config.schedule.tick,
     viewContext: { loadPlan, sourceRules },
+    holder: instance.id,
     onAttempt: (channel, outcome) => metrics.recordNotification(channel, outcome),
   });
   // Every source's input is checked for provenance unless the source says it is trusted.
@@ -125,6 +133,39 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
 
   let stopping = false;
   const health = new DaemonHealth(Date.now(), config.watchdog.stall_seconds * 1000);
+  // The heartbeat keeps this instance's leases alive; when it cannot reach the store for a lease
+  // time, others take its work over, and /healthz says so (a probe restarts it).
+  let lastBeat = Date.now();
+  let beatError: string | null = null;
+  let liveInstances = others.length + 1;
+  let beating: Promise<void> | null = null;
+  const heartbeat = () => {
+    beating ??= (async () => {
+      try {
+        const at = new Date();
+        await beat(store.db, instance, at, leaseMs);
+        lastBeat = Date.now();
+        beatError = null;
+        const listed = await listInstances(store.db, at, leaseMs);
+        liveInstances = listed.filter((i) => i.live).length;
+        await pruneInstances(store.db, new Date(at.getTime() - FORGET_AFTER_LEASES * leaseMs));
+      } catch (error) {
+        beatError = error instanceof Error ? error.message : String(error);
+        logger.error({ err: error, instance: instance.id }, 'heartbeat failed; past the lease time other instances take this one’s work over');
+      } finally {
+        beating = null;
+      }
+    })();
+    return beating;
+  };
+  const heartbeatTimer = setInterval(() => void heartbeat(), config.instances.heartbeat_seconds * 1000);
+  heartbeatTimer.unref();
+  const healthNow = (): HealthReport => {
+    const report = health.report(Date.now());
+    const silentMs = Date.now() - lastBeat;
+    const problems = silentMs > leaseMs ? [...report.problems, `no heartbeat for ${Math.round(silentMs / 1000)} s (${beatError ?? 'none attempted'}): this instance’s leases have run out`] : report.problems;
+    return { ...report, ok: problems.length === 0, problems, instance: instance.id, live_instances: liveInstances };
+  };
   const inFlight = new Map<string, Promise<void>>();
   // One job of a kind at a time: a slow tick is not joined by the next one.
   const guarded = (name: string, job: () => Promise<void>) => (): Promise<void> => {
@@ -156,26 +197,61 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       if (stopping || source.kind !== 'poll') continue;
       // One failing source (a wrong IMAP password, an unreachable server) is retried with a backoff; the others go on.
       if (!health.sourceDue(source.name, Date.now())) continue;
+      // One instance polls a source at a time (two would read the same mails and race to move them);
+      // the lease is renewed by the heartbeat for as long as the poll takes.
+      const lease = `source:${source.name}`;
+      if (!(await claimLease(store.db, lease, instance.id, new Date(), leaseMs))) {
+        logger.debug({ source: source.name }, 'source left to the instance polling it now');
+        continue;
+      }
+      const started = new Date();
       try {
         const summary = await source.poll(deliverFor(source.name));
         health.sourceSucceeded(source.name);
-        logger.info({ source: source.name, delivered: summary.delivered, acknowledged: summary.acknowledged, failed: summary.failed }, 'source polled');
+        logger.info(
+          { source: source.name, instance: instance.id, started: started.toISOString(), delivered: summary.delivered, acknowledged: summary.acknowledged, failed: summary.failed },
+          'source polled',
+        );
       } catch (error) {
         const state = health.sourceFailed(source.name, error, Date.now());
         logger.error({ source: source.name, err: error, failures: state.failures, retry_at: new Date(state.retryAt).toISOString() }, 'source failed; the other sources go on');
+      } finally {
+        await releaseLease(store.db, lease, instance.id).catch((error: unknown) => logger.warn({ err: error, lease }, 'source lease not given back; it runs out'));
       }
     }
   }));
+  // A DNS write is fenced by the domain's lease: taken again just before the write, so an instance
+  // that lost it (stalled past the lease time while another took the domain over) writes nothing.
+  const unfenced = new WeakMap<DnsProvider, DnsProvider>();
+  const fenced = (provider: DnsProvider, domain: string): DnsProvider => {
+    const proxy = new Proxy(provider, {
+      get(target, prop) {
+        if (prop === 'writeTxt') {
+          return async (...args: Parameters<DnsProvider['writeTxt']>) => {
+            if (!(await claimLease(store.db, `domain:${domain}`, instance.id, new Date(), leaseMs))) {
+              throw new Error(`this instance (${instance.id}) lost the lease on ${domain} before writing; the instance holding it now applies the change`);
+            }
+            return target.writeTxt(...args);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    unfenced.set(proxy, provider);
+    return proxy;
+  };
   const tick = guarded('tick', notifier.watchTick(async () => {
     const started = process.hrtime.bigint();
     const results = await runTick({
       store,
       now: now(),
-      providerFor: (row) => providers.get(row.provider),
-      verifierFor: (provider) => dnsVerifier(providers.verifySettings(provider)),
+      providerFor: (row) => fenced(providers.get(row.provider), row.domain),
+      verifierFor: (provider) => dnsVerifier(providers.verifySettings(unfenced.get(provider) ?? provider)),
       sourceRules,
-      // A `tick` from the command line meanwhile (or another daemon) skips the domain this one works on, and the reverse.
-      lease: { holder: instanceName, ttlMs: DOMAIN_LEASE_MS, now: () => new Date() },
+      // Another daemon (or a `tick` from the command line) skips the domain this one works on, and the reverse.
+      // Held from plan through write to verify; the heartbeat renews it, so it runs out only when this instance stops beating.
+      lease: { holder: instance.id, ttlMs: leaseMs, now: () => new Date() },
     });
     const providerOf = new Map((await store.db.selectFrom('domains').select(['domain', 'provider']).execute()).map((d) => [d.domain, d.provider]));
     metrics.recordTick(
@@ -206,14 +282,16 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           metrics,
           notify: config.notify,
           providers,
-          health: () => health.report(Date.now()),
+          health: healthNow,
           ingest: (bytes, source) => ingestInput(store.db, { bytes }, source, { rejectedDir, now }),
         },
       });
     } catch (error) {
       // A port in use (or a bad session secret) refuses the start and leaves nothing behind.
+      clearInterval(heartbeatTimer);
+      await deregisterInstance(store.db, instance.id).catch(() => undefined);
       await store.close();
-      lock.release();
+      lock?.release();
       const { host, port } = config.api.listen;
       const reason = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `${host}:${port} is already in use` : (error as Error).message;
       throw new StartError(`${config.file}: api: ${reason}`);
@@ -231,8 +309,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   } catch (error) {
     for (const source of listening) await source.stop().catch(() => undefined);
     await api?.close().catch(() => undefined);
+    clearInterval(heartbeatTimer);
+    await deregisterInstance(store.db, instance.id).catch(() => undefined);
     await store.close();
-    lock.release();
+    lock?.release();
     throw new StartError(`${config.file}: sources: ${(error as Error).message}`);
   }
   notifier.start();
@@ -247,9 +327,17 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   };
   health.schedule('ingest', intervalOf(tasks[0]!));
   health.schedule('tick', intervalOf(tasks[1]!));
-  const watchdog = startSystemdWatchdog(() => health.report(Date.now()).ok, { onError: (error) => logger.warn({ err: error }, 'systemd watchdog keep-alive failed') });
+  const watchdog = startSystemdWatchdog(() => healthNow().ok, { onError: (error) => logger.warn({ err: error }, 'systemd watchdog keep-alive failed') });
   logger.info(
-    { store: describeStore(location), sources: sources.map((s) => s.name), providers: providers.names, schedule: config.schedule, api: api?.url ?? null },
+    {
+      store: describeStore(location),
+      instance: instance.id,
+      other_instances: others.map((i) => i.id),
+      sources: sources.map((s) => s.name),
+      providers: providers.names,
+      schedule: config.schedule,
+      api: api?.url ?? null,
+    },
     'daemon started',
   );
 
@@ -257,6 +345,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     store,
     metrics,
     notifier,
+    instanceId: instance.id,
     apiUrl: api?.url ?? null,
     replaceTokens(next) {
       tokens.replace(next);
@@ -264,7 +353,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     },
     ingest,
     tick,
-    health: () => health.report(Date.now()),
+    health: healthNow,
     async stop() {
       if (stopping) return;
       stopping = true;
@@ -275,11 +364,14 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       await Promise.all(inFlight.values());
       await notifier.stop();
       for (const source of sources) await (source.kind === 'listen' ? source.stop() : source.close());
+      clearInterval(heartbeatTimer);
+      await beating;
+      // Its leases go with it: the other instances need not wait a lease time for its domains and sources.
+      await deregisterInstance(store.db, instance.id).catch((error: unknown) => logger.warn({ err: error }, 'instance not deregistered; its leases run out'));
       await store.close();
-      lock.release();
+      lock?.release();
       logger.info('daemon stopped');
     },
   };
-  stopOnLostLock = () => running.stop();
   return running;
 }

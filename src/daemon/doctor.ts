@@ -21,7 +21,7 @@ import { errorMessage } from '../errors.js';
 import { notificationChecks } from '../notify/doctor.js';
 import type { DaemonConfig } from './config.js';
 import { acquireInstanceLock, LockHeldError } from './lock.js';
-import { acquirePostgresInstanceLock } from './postgres-lock.js';
+import { listInstances } from '../store/instances.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -50,17 +50,15 @@ export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = p
     return checks;
   }
 
-  try {
-    if (location.kind === 'sqlite') acquireInstanceLock(location.path).release();
-    else (await acquirePostgresInstanceLock(location.connection)).release();
-    checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon is running on this store', fix: `dmarc-rollout daemon --config ${config.file}` });
-  } catch (error) {
-    if (location.kind === 'postgres' && !(error instanceof LockHeldError)) {
-      checks.push({ subject: 'store', status: 'fail', detail: errorMessage(error), fix: `check that the database is reachable and the user and password (${location.connection.origin}) are right` });
-      return checks;
+  // SQLite: the lock file says whether the one daemon runs. Postgres: the instances' heartbeats do (below, once the store opens).
+  if (location.kind === 'sqlite') {
+    try {
+      acquireInstanceLock(location.path).release();
+      checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon is running on this store', fix: `dmarc-rollout daemon --config ${config.file}` });
+    } catch (error) {
+      if (!(error instanceof LockHeldError)) throw error;
+      checks.push({ subject: 'daemon', status: 'ok', detail: error.message.replace(/; one daemon per store$/, '') });
     }
-    if (!(error instanceof LockHeldError)) throw error;
-    checks.push({ subject: 'daemon', status: 'ok', detail: error.message.replace(/; one daemon per store$/, '') });
   }
 
   let store;
@@ -71,9 +69,17 @@ export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = p
     const fix =
       location.kind === 'sqlite'
         ? 'check the path and its permissions (store.sqlite in the config, or DMARC_ROLLOUT_DB)'
-        : `check the database and the user's rights to create tables in it (${location.connection.origin})`;
+        : `check that the database is reachable, the user and password are right, and the user may create tables in it (${location.connection.origin})`;
     checks.push({ subject: 'store', status: 'fail', detail: location.kind === 'sqlite' ? `${where}: ${errorMessage(error)}` : errorMessage(error), fix });
     return checks;
+  }
+  if (location.kind === 'postgres') {
+    const live = (await listInstances(store.db, new Date(), config.instances.lease_seconds * 1000).catch(() => [])).filter((i) => i.live);
+    checks.push(
+      live.length === 0
+        ? { subject: 'daemon', status: 'warn', detail: `no daemon is running on ${where} (no instance's heartbeat within ${config.instances.lease_seconds} s)`, fix: `dmarc-rollout daemon --config ${config.file}` }
+        : { subject: 'daemon', status: 'ok', detail: `${live.length} daemon${live.length === 1 ? '' : 's'} running on ${where}: ${live.map((i) => `${i.id} (pid ${i.pid} on ${i.host}, since ${i.started_at})`).join(', ')}` },
+    );
   }
   try {
     checks.push(...(await storeFreeChecks(config, await listDomains(store.db))));

@@ -27,6 +27,10 @@ export interface HealthReport {
   problems: string[];
   jobs: Record<string, { running_since: string | null; last_finished: string | null; last_error: string | null; interval_seconds: number | null }>;
   sources: Array<{ name: string; failures: number; last_error: string | null; retry_at: string | null }>;
+  /** This daemon's instance id (the daemon adds it and the count below; src/store/instances.ts). */
+  instance?: string;
+  /** Instances whose heartbeat is within a lease time, this one included, as of the last heartbeat. */
+  live_instances?: number;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());

@@ -8,11 +8,13 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
 import type { ViewContext } from '../fleet/views.js';
 import type { Store } from '../store/open.js';
 import { evaluateConditions, type DaemonHealth } from './conditions.js';
 import type { NotifySettings } from './config.js';
 import { pruneNotifications } from '../store/notifications.js';
+import { claimLease, releaseLease } from '../store/leases.js';
 import { dispatchEvents, queueSummary } from './outbox.js';
 import { NotificationSender } from './sender.js';
 import { buildSummary } from './summary.js';
@@ -25,6 +27,8 @@ export interface NotifierOptions {
   /** The tick's cron expression, to know its interval. */
   tickSchedule: string;
   viewContext: ViewContext;
+  /** This daemon's instance id: it claims outbox messages, and the conditions lease, under it. */
+  holder?: string;
   onAttempt?: (channel: string, outcome: 'delivered' | 'retrying' | 'failed') => void;
 }
 
@@ -55,7 +59,8 @@ export function cronIntervalMs(expression: string): number {
 
 export function createNotifier(opts: NotifierOptions): Notifier {
   const { store, settings, logger, now } = opts;
-  const sender = new NotificationSender({ store, settings, logger, now, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
+  const holder = opts.holder ?? `notifier-${process.pid}`;
+  const sender = new NotificationSender({ store, settings, logger, now, holder, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
   const health: DaemonHealth = { startedAt: now(), lastTickOkAt: null, lastTickError: null, tickIntervalMs: cronIntervalMs(opts.tickSchedule) };
   let tickRunning = false;
   let prunedAt = 0;
@@ -63,7 +68,14 @@ export function createNotifier(opts: NotifierOptions): Notifier {
 
   const announce = async (dispatch: boolean) => {
     try {
-      await evaluateConditions(store, settings, now(), health);
+      // Daemons sharing a store take turns: two evaluating at once would both announce a new condition.
+      if (await claimLease(store.db, 'notify:conditions', holder, new Date(), 60_000)) {
+        try {
+          await evaluateConditions(store, settings, now(), health);
+        } finally {
+          await releaseLease(store.db, 'notify:conditions', holder);
+        }
+      }
       if (dispatch) {
         const result = await dispatchEvents(store, settings, now());
         if (result.events > 0) logger.info({ events: result.events, messages: result.messages.map((m) => `${m.channel}:${m.events}`) }, 'notifications queued');
@@ -99,7 +111,7 @@ export function createNotifier(opts: NotifierOptions): Notifier {
         health.lastTickOkAt = now();
         health.lastTickError = null;
       } catch (error) {
-        health.lastTickError = error instanceof Error ? error.message : String(error);
+        health.lastTickError = errorMessage(error);
         throw error;
       } finally {
         tickRunning = false;

@@ -3,11 +3,14 @@
  * daemon dispatches every event not yet dispatched as one digest per
  * channel, in one transaction with marking the events, so a crash leaves
  * either the events waiting or the messages queued, never both or neither.
+ * Daemons sharing a store dispatch at once: each locks the events it takes
+ * (SKIP LOCKED on Postgres), so an event goes into one digest, never two.
  * Test messages and summaries are queued here too; the sender delivers them.
  */
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/open.js';
-import { markDispatched, undispatchedEvents } from '../store/notifications.js';
+import { markDispatched } from '../store/notifications.js';
+import { claimUndispatchedEvents } from '../store/outbox-claims.js';
 import { AppError } from '../errors.js';
 import { insertMessage, markAttemptFailed, markDelivered } from '../store/notifications.js';
 import { deliver } from './channels.js';
@@ -23,7 +26,7 @@ export interface DispatchResult {
 /** Turns the waiting events into one digest per channel that wants any of them. */
 export async function dispatchEvents(store: Store, settings: Pick<NotifySettings, 'channels' | 'baseUrl'>, now: Date): Promise<DispatchResult> {
   return store.db.transaction().execute(async (trx) => {
-    const rows = await undispatchedEvents(trx);
+    const rows = await claimUndispatchedEvents(trx, store.dialect);
     if (rows.length === 0) return { events: 0, messages: [] };
     const events = rows.map(contentEventOf);
     const messages: DispatchResult['messages'] = [];

@@ -6,11 +6,14 @@
  * is marked delivered only after the receiver accepted it, so a crash in
  * between sends it again after the restart, with the same idempotency key.
  * A message not delivered within the give-up time is kept as failed, with
- * its last error, for the page and /metrics.
+ * its last error, for the page and /metrics. Daemons sharing a store each run
+ * a sender: a message is claimed before it is sent (src/store/outbox-claims.ts),
+ * so one instance sends it, and a claim left by an instance that died is
+ * taken over once its lease time has passed.
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/open.js';
-import { markAttemptFailed, markDelivered, nextPending } from '../store/notifications.js';
+import { claimNextMessage, settleDelivered, settleFailed } from '../store/outbox-claims.js';
 import type { NotificationMessageRow } from '../store/schema.js';
 import { deliver, DeliveryError } from './channels.js';
 import type { NotifySettings, ResolvedChannel } from './config.js';
@@ -30,6 +33,10 @@ export interface SenderOptions {
   settings: NotifySettings;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   now?: () => Date;
+  /** Who claims messages: the daemon's instance id (a name of its own when absent). */
+  holder?: string;
+  /** How long a claim outlives a sender that died mid-delivery; by default four delivery timeouts, two minutes at least. */
+  claimMs?: number;
   /** Called after every attempt (for metrics). */
   onAttempt?: (channel: string, outcome: 'delivered' | 'retrying' | 'failed') => void;
 }
@@ -44,6 +51,8 @@ export interface AttemptOutcome {
 export class NotificationSender {
   readonly #opts: SenderOptions;
   readonly #now: () => Date;
+  readonly #holder: string;
+  readonly #claimMs: number;
   readonly #busy = new Map<string, Promise<AttemptOutcome[]>>();
   #timer: NodeJS.Timeout | null = null;
   /** Stopping: no new poll is scheduled. */
@@ -54,6 +63,8 @@ export class NotificationSender {
   constructor(opts: SenderOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? (() => new Date());
+    this.#holder = opts.holder ?? `sender-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+    this.#claimMs = opts.claimMs ?? Math.max(120_000, 4 * opts.settings.timeoutMs);
   }
 
   /** Starts polling for due messages every poll interval. */
@@ -104,9 +115,15 @@ export class NotificationSender {
 
   async #drain(channel: ResolvedChannel): Promise<AttemptOutcome[]> {
     const outcomes: AttemptOutcome[] = [];
+    const { store, logger } = this.#opts;
     while (!this.#stopped) {
-      const message = await nextPending(this.#opts.store.db, channel.name);
-      if (!message || Date.parse(message.next_attempt_at) > this.#now().getTime()) break;
+      const answer = await claimNextMessage(store.db, store.dialect, channel.name, this.#holder, this.#now(), this.#claimMs);
+      // Nothing due, or another instance is sending this channel's oldest message: the channel is theirs for now.
+      if (!('claimed' in answer)) break;
+      const message = answer.claimed;
+      if (answer.takenOverFrom !== null) {
+        logger.warn({ channel: channel.name, message: message.key, from: answer.takenOverFrom }, 'notification claim taken over from an instance that stopped; sending it again with the same idempotency key');
+      }
       const outcome = await this.#attempt(channel, message);
       outcomes.push(outcome);
       this.#opts.onAttempt?.(channel.name, outcome.outcome);
@@ -128,12 +145,16 @@ export class NotificationSender {
       const attempts = message.attempts + 1;
       const giveUp = now.getTime() - Date.parse(message.created_at) >= settings.giveUpAfterMs;
       const wait = backoffMs(attempts, settings.maxBackoffMs, error instanceof DeliveryError ? error.retryAfterMs : null);
-      await markAttemptFailed(store.db, message.id, { at: now.toISOString(), error: reason, nextAttemptAt: new Date(now.getTime() + wait).toISOString(), giveUp });
+      const held = await settleFailed(store.db, message.id, this.#holder, { at: now.toISOString(), error: reason, nextAttemptAt: new Date(now.getTime() + wait).toISOString(), giveUp });
+      // Our claim ran out during the attempt and another instance has the message now: its schedule stands.
+      if (!held) return { channel: channel.name, key: message.key, outcome: 'retrying', error: `${reason} (claim taken over meanwhile)` };
       if (giveUp) logger.error({ channel: channel.name, message: message.key, attempts, error: reason }, 'notification undeliverable; kept as failed');
       else logger.warn({ channel: channel.name, message: message.key, attempts, error: reason, retry_in_s: Math.round(wait / 1000) }, 'notification delivery failed; will retry');
       return { channel: channel.name, key: message.key, outcome: giveUp ? 'failed' : 'retrying', error: reason };
     }
-    await markDelivered(store.db, message.id, this.#now().toISOString());
+    if (!(await settleDelivered(store.db, message.id, this.#holder, this.#now().toISOString()))) {
+      logger.warn({ channel: channel.name, message: message.key }, 'notification delivered after its claim ran out; another instance may send it again (same idempotency key)');
+    }
     logger.info({ channel: channel.name, message: message.key, kind: message.kind, events: message.event_count }, 'notification delivered');
     return { channel: channel.name, key: message.key, outcome: 'delivered' };
   }

@@ -459,6 +459,31 @@ function leases(): Migration {
   };
 }
 
+/**
+ * Several daemons on one store: each registers itself in `instances` and
+ * renews its heartbeat (and with it its leases) while it lives, so status and
+ * /healthz show who runs and a dead one's work is taken over once its leases
+ * run out. Outbox messages get a claim (who delivers it, until when) so one
+ * instance sends each message; a claim whose instance died runs out too.
+ * Report sources take their lease in the `leases` table (source:<name>).
+ */
+function instances(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable('notification_messages').addColumn('claimed_by', 'text').execute();
+      await db.schema.alterTable('notification_messages').addColumn('claimed_until', 'text').execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -473,6 +498,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0010_domain_assessments': domainAssessments(),
     '0011_leases': leases(),
     '0011_stage_history_kept': stageHistoryKept(dialect),
+    '0013_instances': instances(),
   };
 }
 

@@ -239,6 +239,10 @@ export interface NotificationMessagesTable {
   last_attempt_at: string | null;
   last_error: string | null;
   delivered_at: string | null;
+  /** The instance delivering it now (src/store/outbox-claims.ts); null when nobody is. */
+  claimed_by: string | null;
+  /** When that claim runs out: a claim whose instance died is taken over after this. */
+  claimed_until: string | null;
 }
 
 /** A condition already announced (a domain waiting for approval, a quiet reporter, a failing tick). */
@@ -294,9 +298,20 @@ export interface LeasesTable {
   expires_at: string;
 }
 
+/** A running daemon: registered at start, its heartbeat renewed while it lives (src/store/instances.ts). */
+export interface InstancesTable {
+  /** host-pid-random: also the holder name of its leases and outbox claims. */
+  id: string;
+  host: string;
+  pid: number;
+  started_at: string;
+  heartbeat_at: string;
+}
+
 export interface Database {
   domain_assessments: DomainAssessmentsTable;
   leases: LeasesTable;
+  instances: InstancesTable;
   reporter_acknowledgements: ReporterAcknowledgementsTable;
   domains: DomainsTable;
   stage_history: StageHistoryTable;
@@ -330,3 +345,4 @@ export type NewRejectedInput = Insertable<RejectedInputsTable>;
 export type NotificationEventRow = Selectable<NotificationEventsTable>;
 export type NotificationMessageRow = Selectable<NotificationMessagesTable>;
 export type NotificationConditionRow = Selectable<NotificationConditionsTable>;
+export type InstanceRow = Selectable<InstancesTable>;

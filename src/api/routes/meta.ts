@@ -10,7 +10,9 @@ export function metaRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (!ctx.health) return { ok: true };
     const report = ctx.health();
     // Source names and errors (hosts, paths) are for the log and the operator, not for anyone who can reach the port.
-    return reply.code(report.ok ? 200 : 503).send({ ok: report.ok, problems: report.problems, failing_sources: report.sources.length });
+    // Which replica answered and how many are alive: what an operator behind a load balancer asks first.
+    const instances = report.instance === undefined ? {} : { instance: report.instance, live_instances: report.live_instances };
+    return reply.code(report.ok ? 200 : 503).send({ ok: report.ok, problems: report.problems, failing_sources: report.sources.length, ...instances });
   });
 
   app.get('/metrics', { preHandler: requireRole(app, 'viewer'), schema: { hide: true }, logLevel: 'warn' }, async (_request, reply) => {
