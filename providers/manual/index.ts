@@ -10,6 +10,7 @@ import { authoritativeServers, delegationAt, nsRecordsAt, queryTxtEach, type Ser
 import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
+import { errorMessage } from '../../src/errors.js';
 import { ProviderError } from '../shared/errors.js';
 import { absoluteName, canonicalName, sameRecords } from '../shared/names.js';
 import { toPresentation } from '../shared/txt.js';
@@ -56,7 +57,7 @@ export class ManualProvider implements DnsProvider {
       const own = this.#config.nameservers === undefined ? await nsRecordsAt(fqdn, this.#config.resolvers ?? []) : [];
       delegation = own.length > 0 ? own : await delegationAt(fqdn, first.server);
     } catch (error) {
-      throw new ProviderError(NAME, 'api', `cannot tell whether ${canonicalName(fqdn)} is delegated: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ProviderError(NAME, 'api', `cannot tell whether ${canonicalName(fqdn)} is delegated: ${errorMessage(error)}`);
     }
     return { txt: delegation ? [] : first.answer.txt, ttl: null, cname: first.answer.cname, delegation };
   }
@@ -107,7 +108,7 @@ export class ManualProvider implements DnsProvider {
     try {
       return await authoritativeServers(fqdn, this.#config.resolvers ?? [], { port: this.#config.authoritative_port === 53 ? undefined : this.#config.authoritative_port });
     } catch (error) {
-      throw new ProviderError(NAME, 'api', `cannot find the authoritative servers of ${canonicalName(fqdn)}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ProviderError(NAME, 'api', `cannot find the authoritative servers of ${canonicalName(fqdn)}: ${errorMessage(error)}`);
     }
   }
 }

@@ -4,6 +4,7 @@
  * parts, never from a raw SDK error object, so a secret cannot ride along in
  * a `cause` that someone later logs.
  */
+import { errorMessage } from '../../src/errors.js';
 
 /** Why a provider call failed. */
 export type ProviderErrorCode =
@@ -51,6 +52,5 @@ export function redact(text: string, secrets: readonly string[]): string {
 
 /** A short, secret-free description of any thrown value. */
 export function describe(error: unknown, secrets: readonly string[] = []): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return redact(text, secrets);
+  return redact(errorMessage(error), secrets);
 }

@@ -28,7 +28,7 @@ import {
 } from '../web/pages.js';
 import { checkCsrf, issueSignInToken, signIn, signInTokenValid } from './auth.js';
 import { actor, viewContext, type ApiContext } from './context.js';
-import { AppError } from '../errors.js';
+import { AppError, errorMessage } from '../errors.js';
 import { toErrorResponse } from './errors.js';
 import { AttemptLimiter } from './rate-limit.js';
 import { safeLocalPath as localPath } from './redirect.js';
@@ -212,7 +212,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     try {
       await checkCsrf(app, request, reply);
     } catch (error) {
-      return html(reply, renderErrorPage(pageContext(request, reply), 403, (error as Error).message), 403);
+      return html(reply, renderErrorPage(pageContext(request, reply), 403, errorMessage(error)), 403);
     }
     const channel = firstString((request.body as Record<string, unknown> | undefined)?.channel);
     const n = await requeueFailed(ctx.store.db, { ...(channel ? { channel } : {}), at: ctx.now().toISOString() });
@@ -247,7 +247,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     try {
       await checkCsrf(app, request, reply);
     } catch (error) {
-      return html(reply, renderErrorPage(pageContext(request, reply), 403, (error as Error).message), 403);
+      return html(reply, renderErrorPage(pageContext(request, reply), 403, errorMessage(error)), 403);
     }
     const body = (request.body ?? {}) as Record<string, unknown>;
     try {

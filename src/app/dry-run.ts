@@ -7,6 +7,7 @@
  * shows here exactly as the tick would meet it. It writes nothing.
  */
 import type { DnsProvider } from '../dns/provider.js';
+import { errorMessage } from '../errors.js';
 import { PlanError, type Plan } from '../plans/index.js';
 import { listDomains } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
@@ -44,7 +45,7 @@ export async function planChanges(opts: Omit<TickOptions, 'dryRun'> & { loadPlan
       try {
         provider = opts.providerFor(row);
       } catch (error) {
-        providerProblem = error instanceof Error ? error.message : String(error);
+        providerProblem = errorMessage(error);
       }
       if (provider) {
         try {

@@ -3,6 +3,7 @@
  * decision the next tick would make, in plain words. Formatting only: the
  * figures come from assessDomain() and the decision from decide().
  */
+import { stageLabel } from '../record/index.js';
 import { describeDelay } from '../engine/reporters.js';
 import { percent } from '../engine/sources.js';
 import type { DomainAssessment } from '../engine/tick.js';
@@ -21,7 +22,7 @@ export function explainText(a: DomainAssessment, decision: Decision, inFlight?: 
   const m = a.metrics;
   const stage = a.plan.stages[a.row.stage_index]!;
   const lines: string[] = [];
-  lines.push(`${a.row.domain}: plan ${a.plan.name}, stage ${stage.policy}:${stage.pct} (${a.row.stage_index + 1} of ${a.plan.stages.length}), ${a.row.state}${a.row.state_reason ? ` (${a.row.state_reason})` : ''}`);
+  lines.push(`${a.row.domain}: plan ${a.plan.name}, stage ${stageLabel(stage)} (${a.row.stage_index + 1} of ${a.plan.stages.length}), ${a.row.state}${a.row.state_reason ? ` (${a.row.state_reason})` : ''}`);
   lines.push(`record: ${a.row.last_record ?? '(not written by this program yet)'}`);
   if (m.windowStart === null) {
     lines.push('window: the stage is not in effect yet; the next tick writes and verifies it.');

@@ -9,17 +9,17 @@
  */
 import type { DnsProvider } from '../dns/provider.js';
 import type { Plan } from '../plans/index.js';
-import { dmarcRecordsOf, isDmarcRecord } from '../record/index.js';
+import { dmarcName, dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { appendStageChange, updateDomain } from '../store/domains.js';
 import { deleteIntent, updateIntent } from '../store/intents.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow, Intent } from '../store/schema.js';
-import { byPerson, checkLive, dmarcName, driftReason, isPermanentProviderError } from './planned-change.js';
+import { byPerson, checkLive, driftReason, isPermanentProviderError } from './planned-change.js';
 import { stageWindowStart } from './window.js';
 
 // Where these lived before the planned change shared them; callers outside the engine still import them from here.
-export { byPerson, dmarcName, driftReason, isPermanentProviderError, PERMANENT_PROVIDER_CODES, recordForPlanStage, weakeningReason } from './planned-change.js';
+export { byPerson, driftReason, isPermanentProviderError, PERMANENT_PROVIDER_CODES, weakeningReason } from './planned-change.js';
 
 /** Reads back what resolvers will see; true when exactly `expected` is the DMARC record at `fqdn`. */
 export type Verifier = (fqdn: string, expected: string) => Promise<boolean>;
@@ -121,8 +121,8 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
     await appendStageChange(trx, {
       domain: domain.domain,
       at: now.toISOString(),
-      from_stage: intent.action === 'establish' || !from ? null : `${from.policy}:${from.pct}`,
-      to_stage: `${to.policy}:${to.pct}`,
+      from_stage: intent.action === 'establish' || !from ? null : stageLabel(from),
+      to_stage: stageLabel(to),
       action: intent.action,
       actor: intent.actor,
       reason: intent.reason,
@@ -133,7 +133,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
       actor: 'engine',
       domain: domain.domain,
       action: 'verified',
-      reason: `${to.policy}:${to.pct} verified in DNS (${intent.action}); judged on mail from ${windowStart}`,
+      reason: `${stageLabel(to)} verified in DNS (${intent.action}); judged on mail from ${windowStart}`,
       details: { record, previous_record: intent.previous_record, previous_ttl: intent.previous_ttl, attempts: intent.attempts + 1 },
     });
     return true;

@@ -13,37 +13,9 @@
 import { hostedHint } from '../dns/hosted-dmarc.js';
 import type { RecordSetView } from '../dns/provider.js';
 import type { Plan } from '../plans/index.js';
-import {
-  dmarcRecordsOf,
-  editRecordForStage,
-  hasUsableUri,
-  parseRecord,
-  publishedRank,
-  publishedStage,
-  stageLabel,
-  tagValue,
-  type EditResult,
-  type Policy,
-} from '../record/index.js';
+import { dmarcName, dmarcRecordsOf, publishedRank, publishedStage, recordForPlanStage, stageLabel } from '../record/index.js';
 import type { DomainRow, Intent } from '../store/schema.js';
 import type { Decision } from './types.js';
-
-export const dmarcName = (domain: string) => `_dmarc.${domain}`;
-
-/**
- * The record for stage `index` of `plan`, edited from `live`: sp/np follow p
- * where the plan manages them, and `reportUri` (the daemon's own address,
- * set at enrolment) becomes the rua while the live record has no usable one.
- */
-export function recordForPlanStage(plan: Plan, index: number, live: string | null, reportUri: string | null = null): EditResult {
-  const target = plan.stages[index]!;
-  const manage: { sp?: Policy; np?: Policy } = {};
-  if (plan.manage.sp) manage.sp = target.policy;
-  if (plan.manage.np) manage.np = target.policy;
-  const rua = live === null ? undefined : tagValue(parseRecord(live).tags, 'rua');
-  const addRua = reportUri !== null && (rua === undefined || !hasUsableUri(rua));
-  return editRecordForStage(live, target, { manage, ...(addRua ? { rua: [reportUri] } : {}) });
-}
 
 /** Provider error codes that no retry can heal: the domain stops with the provider's reason until a person fixes it. */
 export const PERMANENT_PROVIDER_CODES: ReadonlySet<string> = new Set(['secret', 'config', 'zone-not-found', 'zone-ambiguous', 'conflict']);

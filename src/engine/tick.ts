@@ -7,7 +7,7 @@
  */
 import type { DnsProvider } from '../dns/provider.js';
 import { loadPlan, type Plan } from '../plans/index.js';
-import { dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
+import { dmarcName, dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
@@ -18,7 +18,7 @@ import { listReporterAcknowledgements, loadReportArrivals } from '../store/repor
 import type { Store } from '../store/open.js';
 import type { DomainRow } from '../store/schema.js';
 import { sourceRulesFor } from '../store/source-rules.js';
-import { applyIntent, dmarcName, driftReason, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
+import { applyIntent, driftReason, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
 import { decide } from './decide.js';
 import { headlineFigures } from './figures.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';

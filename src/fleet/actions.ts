@@ -5,7 +5,7 @@
  * applies through the same verified path as the engine's own moves.
  */
 import { BlockList } from 'node:net';
-import { AppError } from '../errors.js';
+import { AppError, errorMessage } from '../errors.js';
 import { openFreshWindow } from '../engine/fresh-window.js';
 import { addAddressOrSubnet } from '../engine/sources.js';
 import type { Plan } from '../plans/index.js';
@@ -137,7 +137,7 @@ function stageIndexOf(plan: Plan, label: string): number {
   try {
     target = parseStageLabel(label);
   } catch (error) {
-    throw new ActionError((error as Error).message, 'invalid', 'to');
+    throw new ActionError(errorMessage(error), 'invalid', 'to', { cause: error });
   }
   const index = plan.stages.findIndex((s) => s.policy === target.policy && s.pct === target.pct);
   if (index < 0) throw new ActionError(`${stageLabel(target)} is not a stage of plan ${plan.name} (${plan.stages.map(stageLabel).join(', ')})`, 'invalid', 'to');

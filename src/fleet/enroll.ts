@@ -12,6 +12,7 @@
  */
 import type { DnsProvider, RecordSetView } from '../dns/provider.js';
 import { dmarcName, recordForPlanStage } from '../engine/apply.js';
+import { errorMessage } from '../errors.js';
 import type { Plan } from '../plans/index.js';
 import { hasUsableUri, parseRecord, tagValue } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
@@ -109,7 +110,7 @@ export function providerForEnrolment(name: string | null, providers: ProviderLoo
   try {
     return providers.get(name);
   } catch (error) {
-    throw new ActionError(`provider "${name}" cannot be used: ${(error as Error).message}`, 'invalid', 'provider');
+    throw new ActionError(`provider "${name}" cannot be used: ${errorMessage(error)}`, 'invalid', 'provider', { cause: error });
   }
 }
 
@@ -245,7 +246,7 @@ async function readAll(domains: string[], provider: DnsProvider): Promise<Map<st
       try {
         out.set(domain, { view: await provider.inspect(dmarcName(domain)) });
       } catch (error) {
-        out.set(domain, { error: error instanceof Error ? error.message : String(error) });
+        out.set(domain, { error: errorMessage(error) });
       }
     }
   };

@@ -9,6 +9,7 @@
  */
 import type { DnsProvider } from '../dns/provider.js';
 import { dmarcName } from '../engine/apply.js';
+import { errorMessage } from '../errors.js';
 import { PlanError, stageRank, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
@@ -93,7 +94,7 @@ export async function setProvider(store: Store, input: string, who: Actor, opts:
   try {
     view = await provider.inspect(fqdn);
   } catch (error) {
-    throw new ActionError(`reading ${fqdn} through provider ${opts.provider} failed: ${(error as Error).message}`, 'invalid', 'provider');
+    throw new ActionError(`reading ${fqdn} through provider ${opts.provider} failed: ${errorMessage(error)}`, 'invalid', 'provider', { cause: error });
   }
   if (view.cname || (view.delegation && view.delegation.length > 0)) {
     throw new ActionError(`${fqdn} is ${view.cname ? `a CNAME to ${view.cname}` : `delegated to ${view.delegation!.join(', ')}`} at provider ${opts.provider}; it cannot manage the record there`, 'invalid', 'provider');
@@ -120,7 +121,7 @@ export async function setPlan(store: Store, input: string, who: Actor, opts: { p
   try {
     old = opts.current(row.plan);
   } catch (error) {
-    throw new ActionError(`the current plan ${row.plan} of ${row.domain} cannot be read (${(error as Error).message.split('\n')[0]}); its stage cannot be carried over`);
+    throw new ActionError(`the current plan ${row.plan} of ${row.domain} cannot be read (${errorMessage(error).split('\n')[0]}); its stage cannot be carried over`, 'conflict', undefined, { cause: error });
   }
   const label = (p: Plan, i: number | null) => (i === null || !p.stages[i] ? null : stageLabel(p.stages[i]!));
   const stage = label(old, row.stage_index);
@@ -168,7 +169,7 @@ export async function setPlanByName(ctx: LifecycleContext, input: string, who: A
     plan = ctx.loadPlan(planName);
   } catch (error) {
     if (!(error instanceof PlanError)) throw error;
-    throw new ActionError(`plan ${planName || '(none given)'} cannot be used: ${error.message}`, 'invalid', 'plan');
+    throw new ActionError(`plan ${planName || '(none given)'} cannot be used: ${error.message}`, 'invalid', 'plan', { cause: error });
   }
   return setPlan(ctx.store, input, who, { plan, current: ctx.loadPlan, reason });
 }

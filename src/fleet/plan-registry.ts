@@ -7,6 +7,7 @@
  */
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import { errorMessage } from '../errors.js';
 import { loadPlan, loadPlanFile, planDirectories, PlanError, type Plan } from '../plans/index.js';
 import { ActionError } from './actions.js';
 
@@ -59,7 +60,7 @@ export function planForEnrolment(nameOrPath: string, env: NodeJS.ProcessEnv = pr
     mkdirSync(dirs[0]!, { recursive: true });
     copyFileSync(nameOrPath, target);
   } catch (error) {
-    throw new ActionError(`plan file ${nameOrPath}: cannot register it in ${dirs[0]}: ${(error as Error).message} (set DMARC_ROLLOUT_PLANS to a folder this user can write)`, 'invalid', 'plan');
+    throw new ActionError(`plan file ${nameOrPath}: cannot register it in ${dirs[0]}: ${errorMessage(error)} (set DMARC_ROLLOUT_PLANS to a folder this user can write)`, 'invalid', 'plan', { cause: error });
   }
   return { plan: loadPlanFile(target), registered: target };
 }

@@ -9,6 +9,7 @@
  */
 import type { RecordSetView } from '../dns/provider.js';
 import { hostedHint } from '../dns/hosted-dmarc.js';
+import { errorMessage } from '../errors.js';
 import { recordForPlanStage } from '../engine/apply.js';
 import type { Plan, Stage } from '../plans/index.js';
 import { dmarcRecordsOf, parseStageLabel, policyRank, publishedRank, publishedStage, stageLabel, type PublishedStage } from '../record/index.js';
@@ -69,7 +70,7 @@ export function chooseStartStage(plan: Plan, fqdn: string, view: RecordSetView, 
       const target = parseStageLabel(override.stage);
       index = plan.stages.findIndex((s) => s.policy === target.policy && s.pct === target.pct);
     } catch (error) {
-      return { ok: false, reason: `--start-at: ${(error as Error).message}` };
+      return { ok: false, reason: `--start-at: ${errorMessage(error)}` };
     }
     if (index < 0) return { ok: false, reason: `--start-at ${override.stage} is not a stage of plan ${plan.name} (${plan.stages.map(stageLabel).join(', ')})` };
     const natural = stageLabel(plan.stages[floorIndex]!);

@@ -3,6 +3,7 @@
  * it has been there. Read-only; the CLI, API and web page all show this.
  */
 import { loadPlan, PlanError, type Plan } from '../plans/index.js';
+import { stageLabel } from '../record/index.js';
 import { recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory } from '../store/domains.js';
 import type { Store } from '../store/open.js';
@@ -81,7 +82,7 @@ export function statusOf(row: DomainRow, loaded: LoadedPlan, now: Date, intent?:
     provider: row.provider,
     state: row.state,
     state_reason: row.state_reason,
-    stage: stage ? `${stage.policy}:${stage.pct}` : null,
+    stage: stage ? stageLabel(stage) : null,
     stage_number: row.stage_index + 1,
     stage_count: loaded.plan?.stages.length ?? null,
     stage_since: row.stage_since,

@@ -7,14 +7,13 @@
  * disagree with what a tick would do.
  */
 import { decide } from '../engine/decide.js';
-import { recordForPlanStage } from '../engine/apply.js';
 import { attributeRow } from '../engine/metrics.js';
 import { classifyRows, dmarcPassed, SourceRules } from '../engine/sources.js';
 import { assessDomain, subdomainsFollowRecord } from '../engine/tick.js';
 import type { Check, Decision, DecisionAction, ReporterSummary, SourceRule, SourceSummary, SourceVerdict, StageMetrics } from '../engine/types.js';
 import { DAY_SECONDS } from '../engine/window.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
-import { stageLabel } from '../record/index.js';
+import { recordForPlanStage, stageLabel } from '../record/index.js';
 import { recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';

@@ -5,6 +5,7 @@
  * stop or reverse it.
  */
 import { z } from 'zod';
+import { stageLabel, stageProblem } from '../record/index.js';
 
 export const POLICIES = ['none', 'quarantine', 'reject'] as const;
 export const policySchema = z.enum(POLICIES);
@@ -96,7 +97,8 @@ export const planSchema = z
   .superRefine((plan, ctx) => {
     plan.stages.forEach((stage, i) => {
       if (stage.rollback_to === undefined) return;
-      const target = plan.stages.findIndex((s) => `${s.policy}:${s.pct}` === stage.rollback_to);
+      // A stage with a problem of its own (none:5) is refused above and is nobody's rollback target.
+      const target = plan.stages.findIndex((s) => stageProblem(s) === null && stageLabel(s) === stage.rollback_to);
       if (target < 0 || target >= i) {
         ctx.addIssue({ code: 'custom', path: ['stages', i, 'rollback_to'], message: `${stage.rollback_to} is not an earlier stage of this plan` });
       }
@@ -106,11 +108,13 @@ export const planSchema = z
     for (let i = 1; i < plan.stages.length; i++) {
       const prev = plan.stages[i - 1]!;
       const cur = plan.stages[i]!;
+      // A stage with a problem of its own (none:5) is refused above; its label cannot be written.
+      if (stageProblem(prev) !== null || stageProblem(cur) !== null) continue;
       if (stageRank(cur) <= stageRank(prev)) {
         ctx.addIssue({
           code: 'custom',
           path: ['stages', i],
-          message: `${cur.policy}:${cur.pct} does not tighten ${prev.policy}:${prev.pct}; stages must go from none towards reject with rising pct`,
+          message: `${stageLabel(cur)} does not tighten ${stageLabel(prev)}; stages must go from none towards reject with rising pct`,
         });
       }
     }

@@ -25,6 +25,7 @@ export {
   type RecordInterpretation,
 } from './interpret.js';
 export { editRecordForStage, recordForStage, type EditOptions, type EditResult } from './edit.js';
+export { dmarcName, recordForPlanStage, type StagePlan } from './plan-stage.js';
 export { hasUsableUri, mailtoAddresses, uriListProblems } from './uri.js';
 export { joinTxtStrings, quoteTxt, splitTxtStrings, unquoteTxt } from './txt.js';
 export { policyRank, publishedRank, publishedStage, type PublishedStage } from './published.js';

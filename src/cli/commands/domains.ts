@@ -16,7 +16,7 @@ import { ActionError } from '../../fleet/actions.js';
 import { setPlan, setProvider, unenroll } from '../../fleet/lifecycle.js';
 import { planForEnrolment } from '../../fleet/plan-registry.js';
 import { loadPlan, planDirectories } from '../../plans/index.js';
-import { AppError } from '../../errors.js';
+import { AppError, errorMessage } from '../../errors.js';
 import type { CliContext } from '../context.js';
 
 interface EnrollOptions {
@@ -82,7 +82,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
         try {
           text = readFileSync(file, 'utf8');
         } catch (error) {
-          ctx.fail(new AppError('invalid', `${file}: cannot be read: ${(error as Error).message}`, { field: '--file', cause: error }));
+          ctx.fail(new AppError('invalid', `${file}: cannot be read: ${errorMessage(error)}`, { field: '--file', cause: error }));
           return;
         }
         inputs.push(...enrollInputsFromText(text, file));

@@ -20,7 +20,7 @@ import { loadPlan, PlanError } from '../../plans/index.js';
 import { recentAudit } from '../../store/audit.js';
 import { getDomain, stageHistory } from '../../store/domains.js';
 import { sourceRulesFor } from '../../store/source-rules.js';
-import { AppError } from '../../errors.js';
+import { AppError, errorMessage } from '../../errors.js';
 import { dnsSetup, type CliContext } from '../context.js';
 
 /** Runs an operator action; a refusal (ActionError, PlanError) is printed with exit 1, anything else is a crash. */
@@ -333,7 +333,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
           try {
             parseSourceSpec(source!);
           } catch (error) {
-            return refuse(`--allow "${spec}": ${(error as Error).message}`);
+            return refuse(`--allow "${spec}": ${errorMessage(error)}`);
           }
           for (const domain of names) allow.push({ at: new Date(on ? `${on}T00:00:00Z` : 0), domain, source: source! });
         }

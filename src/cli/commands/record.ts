@@ -4,6 +4,7 @@
  * and printing is all that happens here; src/record/ does the work.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { errorMessage } from '../../errors.js';
 import type { CliContext } from '../context.js';
 import {
   POLICIES,
@@ -130,7 +131,7 @@ function stageArgument(value: string): StageTarget {
   try {
     return parseStageLabel(value);
   } catch (e) {
-    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
+    throw new InvalidArgumentError(errorMessage(e));
   }
 }
 
