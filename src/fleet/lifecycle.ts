@@ -10,6 +10,7 @@
 import type { DnsProvider } from '../dns/provider.js';
 import { dmarcName } from '../engine/apply.js';
 import { errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import { PlanError, stageRank, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
