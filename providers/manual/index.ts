@@ -11,7 +11,6 @@ import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
 import { errorMessage } from '../../src/errors.js';
-import { errorMessage } from '../../src/errors.js';
 import { ProviderError } from '../shared/errors.js';
 import { absoluteName, canonicalName, sameRecords } from '../shared/names.js';
 import { toPresentation } from '../shared/txt.js';

@@ -5,7 +5,6 @@
  * a `cause` that someone later logs.
  */
 import { errorMessage } from '../../src/errors.js';
-import { errorMessage } from '../../src/errors.js';
 
 /** Why a provider call failed. */
 export type ProviderErrorCode =

@@ -8,7 +8,6 @@
  */
 import type { DnsProvider } from '../dns/provider.js';
 import { errorMessage } from '../errors.js';
-import { errorMessage } from '../errors.js';
 import { PlanError, type Plan } from '../plans/index.js';
 import { listDomains } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';

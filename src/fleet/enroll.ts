@@ -13,7 +13,6 @@
 import type { DnsProvider, RecordSetView } from '../dns/provider.js';
 import { dmarcName, recordForPlanStage } from '../engine/apply.js';
 import { errorMessage } from '../errors.js';
-import { errorMessage } from '../errors.js';
 import type { Plan } from '../plans/index.js';
 import { hasUsableUri, parseRecord, tagValue } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';

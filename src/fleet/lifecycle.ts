@@ -10,7 +10,6 @@
 import type { DnsProvider } from '../dns/provider.js';
 import { dmarcName } from '../engine/apply.js';
 import { errorMessage } from '../errors.js';
-import { errorMessage } from '../errors.js';
 import { PlanError, stageRank, type Plan } from '../plans/index.js';
 import { dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';

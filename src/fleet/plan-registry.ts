@@ -8,7 +8,6 @@
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { errorMessage } from '../errors.js';
-import { errorMessage } from '../errors.js';
 import { loadPlan, loadPlanFile, planDirectories, PlanError, type Plan } from '../plans/index.js';
 import { ActionError } from './actions.js';
 

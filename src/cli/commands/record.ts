@@ -5,7 +5,6 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errorMessage } from '../../errors.js';
-import { errorMessage } from '../../errors.js';
 import type { CliContext } from '../context.js';
 import {
   POLICIES,
