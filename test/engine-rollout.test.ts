@@ -1,21 +1,18 @@
 /**
- * 150 simulated days of a small fleet on a real store (SQLite, then Postgres), with reports
- * generated and ingested day by day as receivers would send them, and the
+ * 150 simulated days of a small fleet in the test world (test/helpers/world.ts)
+ * on SQLite, then Postgres, with reports generated and ingested day by day as
+ * receivers would send them (each arriving at noon the next day), and the
  * in-memory zone. Exercises the whole engine path: ingest, measure, decide,
  * apply, verify, operator actions.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { runTick, type DomainTickResult } from '../src/engine/tick.js';
-import { MemoryDns } from '../src/engine/memory-dns.js';
+import type { DomainTickResult } from '../src/engine/tick.js';
 import { approve, classifySource } from '../src/fleet/actions.js';
-import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
-import { ingestInput } from '../src/reports/index.js';
-import { tempStore } from './helpers/cli.js';
 import { storeDialects } from './helpers/dialects.js';
-import { aggregateReportXml, brokenRow, cleanRow, spoofRow, unalignedEspRow, type GeneratedReport } from './helpers/reports.js';
+import { brokenRow, cleanRow, spoofRow, unalignedEspRow, type GeneratedReport } from './helpers/reports.js';
+import { createWorld } from './helpers/world.js';
 
 const DAY_MS = 86_400_000;
 const START = Date.parse('2026-01-05T00:00:00Z');
@@ -52,50 +49,33 @@ for (const dialect of storeDialects()) describe(`150 simulated days of a fleet o
   const stageIndexOn = new Map<string, number[]>();
 
   before(async () => {
-    const { dir } = tempStore();
-    const store = await dialect.open();
-    const dns = new MemoryDns();
-    dns.set('_dmarc.clean.example', { txt: ['v=DMARC1; p=none; rua=mailto:dmarc@clean.example; fo=1'], ttl: 3600 });
-    await enrollDomains(store, {
-      inputs: ['clean.example', 'breaks.example', 'silent.example', 'esp.example'].map((text) => ({ text, origin: 'test' })),
-      plan,
-      provider: 'memory',
-      providers: { names: ['memory'], get: () => dns },
-      reportAddress: 'dmarc@reports.example',
-      actor: 'test',
-      now: new Date(START),
-    });
-    try {
-      for (let d = 0; d < DAYS; d++) {
-        const now = new Date(START + d * DAY_MS + 12 * 3600_000);
-        // Yesterday's reports arrive this morning.
-        if (d > 0) {
-          for (const report of reportsFor(d - 1)) {
-            const result = await ingestInput(store.db, { bytes: Buffer.from(aggregateReportXml(report)) }, `gen:${report.reporter}:${report.domain}:${report.day}`, {
-              rejectedDir: join(dir, 'rejected'),
-            });
-            assert.equal(result.status, 'stored', JSON.stringify(result));
-          }
-        }
-        if (d === ALLOWLIST_DAY) {
-          await classifySource(store, 'esp.example', 'dkim:mailer-esp.example', 'authorised', { actor: 'test:operator', now }, 'our newsletter ESP');
-        }
-        for (const result of await runTick({ store, now, providerFor: () => dns })) {
-          if (result.error) assert.fail(`${result.domain} on day ${d}: ${result.error}`);
-          if (!history.has(result.domain)) history.set(result.domain, []);
-          history.get(result.domain)!.push({ day: d, result });
-          // The operator approves a gated step as soon as it is asked for.
-          if (result.decision?.action === 'await-approval') await approve(store, result.domain, () => plan, { actor: 'test:operator', now });
-        }
-        const rows = await store.db.selectFrom('domains').select(['domain', 'stage_index']).execute();
-        for (const row of rows) {
-          if (!stageIndexOn.has(row.domain)) stageIndexOn.set(row.domain, []);
-          stageIndexOn.get(row.domain)!.push(row.stage_index);
-        }
+    const w = await createWorld({ dialect, start: new Date(START), plan, tickHours: [12] });
+    w.dns.set('_dmarc.clean.example', { txt: ['v=DMARC1; p=none; rua=mailto:dmarc@clean.example; fo=1'], ttl: 3600 });
+    await w.enrol(['clean.example', 'breaks.example', 'silent.example', 'esp.example']);
+    // Each day's reports arrive at noon the next day, just before that day's tick.
+    for (let d = 0; d < DAYS - 1; d++) await w.sendReports(reportsFor(d), 12);
+    const onTick = async (now: Date, results: DomainTickResult[]) => {
+      const d = Math.round((now.getTime() - START - 12 * 3600_000) / DAY_MS);
+      for (const result of results) {
+        if (result.error) assert.fail(`${result.domain} on day ${d}: ${result.error}`);
+        if (!history.has(result.domain)) history.set(result.domain, []);
+        history.get(result.domain)!.push({ day: d, result });
+        // The operator approves a gated step as soon as it is asked for.
+        if (result.decision?.action === 'await-approval') await approve(w.store, result.domain, () => plan, { actor: 'test:operator', now });
       }
-      assert.equal(await dns.readTxt('_dmarc.clean.example').then((t) => t[0]), 'v=DMARC1; p=reject; rua=mailto:dmarc@clean.example; fo=1');
+      const rows = await w.store.db.selectFrom('domains').select(['domain', 'stage_index']).execute();
+      for (const row of rows) {
+        if (!stageIndexOn.has(row.domain)) stageIndexOn.set(row.domain, []);
+        stageIndexOn.get(row.domain)!.push(row.stage_index);
+      }
+    };
+    try {
+      await w.runUntil(new Date(START + ALLOWLIST_DAY * DAY_MS + 11 * 3600_000), onTick);
+      await classifySource(w.store, 'esp.example', 'dkim:mailer-esp.example', 'authorised', { actor: 'test:operator', now: w.now() }, 'our newsletter ESP');
+      await w.runUntil(new Date(START + (DAYS - 1) * DAY_MS + 12 * 3600_000), onTick);
+      assert.equal(await w.dns.readTxt('_dmarc.clean.example').then((t) => t[0]), 'v=DMARC1; p=reject; rua=mailto:dmarc@clean.example; fo=1');
     } finally {
-      await store.close();
+      await w.close();
     }
   });
 
