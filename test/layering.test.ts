@@ -80,9 +80,7 @@ const KNOWN_EDGES: readonly string[] = [
 const KNOWN_CYCLES: readonly string[] = [];
 
 /** Files that build a stage label inline instead of calling stageLabel() (src/record/stage.ts). May only shrink. */
-const KNOWN_INLINE_STAGE_LABELS: readonly string[] = [
-  'src/cli/commands/engine.ts',
-];
+const KNOWN_INLINE_STAGE_LABELS: readonly string[] = [];
 
 /** Files that lowercase a DNS name and strip its trailing dot themselves instead of calling canonicalName() (src/names.ts). May only shrink. */
 const KNOWN_INLINE_NAME_NORMALISERS: readonly string[] = [];

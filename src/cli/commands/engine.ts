@@ -17,6 +17,7 @@ import { ActionError, approve, classifySource, force, parseSourceSpec, pause, re
 import { normalizeDomainName } from '../../fleet/domain-name.js';
 import { approvalsQueue } from '../../fleet/views.js';
 import { loadPlan, PlanError } from '../../plans/index.js';
+import { stageLabel } from '../../record/index.js';
 import { recentAudit } from '../../store/audit.js';
 import { getDomain, stageHistory } from '../../store/domains.js';
 import { sourceRulesFor } from '../../store/source-rules.js';
@@ -374,7 +375,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         for (const d of result.domains) {
           ctx.out(
             `${d.domain}: ended at ${d.finalStage} (${d.finalState})` +
-              (d.reachedLastStageOn ? `; reached ${last.policy}:${last.pct} on ${d.reachedLastStageOn}, day ${d.daysToLastStage}` : ''),
+              (d.reachedLastStageOn ? `; reached ${stageLabel(last)} on ${d.reachedLastStageOn}, day ${d.daysToLastStage}` : ''),
           );
         }
       },
