@@ -15,7 +15,7 @@ import { Command } from 'commander';
 import { COMMAND_GROUPS, buildProgram, groupsFor } from '../src/cli/main.js';
 import { createContext } from '../src/cli/context.js';
 import { ERROR_CODES } from '../src/errors.js';
-import { BIN, REPO_ROOT, runCli, runMain, tempStore } from './helpers/cli.js';
+import { BIN, REPO_ROOT, runCli, runMain, tempStore, withOwnEnvironment } from './helpers/cli.js';
 import { CORPUS_DIR } from './helpers/corpus.js';
 import { freePort, startDaemonProcess, waitFor } from './helpers/daemon-process.js';
 
@@ -228,6 +228,25 @@ test('the executable says how to build when dist/ is missing, instead of a stack
   });
   assert.notEqual(run.code, 0);
   assert.match(run.stderr, /npm run build/);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('in process, a command sees only the environment main() is given; reading process.env instead fails the test', async () => {
+  // The guard runMain() runs every command under: a module reading process.env where the CLI passes ctx.env
+  // would see nothing of what the test set, where the started executable would see it.
+  await assert.rejects(
+    withOwnEnvironment({ DMARC_ROLLOUT_PLANS: '/plans' }, async () => process.env.DMARC_ROLLOUT_PLANS),
+    /read process\.env\.DMARC_ROLLOUT_PLANS instead of the environment main\(\) was given/,
+  );
+  await assert.rejects(withOwnEnvironment({ SOME_SECRET: 'x' }, async () => 'SOME_SECRET' in process.env), /process\.env\.SOME_SECRET/);
+  assert.equal(await withOwnEnvironment({ SOME_SECRET: 'x' }, async () => process.env.PATH), process.env.PATH, 'other variables read as usual');
+  assert.equal(process.env.SOME_SECRET, undefined, 'process.env is itself again afterwards');
+
+  // A plan folder given only to main() is found.
+  const { dir } = tempStore();
+  writeFileSync(join(dir, 'quick.yaml'), readFileSync(join(REPO_ROOT, 'data/plans/default.yaml'), 'utf8'));
+  const listed = await runMain(['plans', 'list', '--json'], { DMARC_ROLLOUT_PLANS: dir });
+  assert.ok(JSON.parse(listed.stdout).plans.some((p: { name: string }) => p.name === 'quick'), listed.stdout);
   rmSync(dir, { recursive: true, force: true });
 });
 

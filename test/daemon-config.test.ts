@@ -12,7 +12,7 @@ import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { openSqliteStore } from '../src/store/open.js';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runCli, runMain, tempStore } from './helpers/cli.js';
 import { aggregateReportXml, cleanRow, unalignedEspRow } from './helpers/reports.js';
 
 it('the config allowlist is validated at load and classes a source for the engine', async () => {
@@ -136,7 +136,7 @@ it('doctor says who can use the API, whether sessions survive a restart, and war
 
 it('token create prints a token once and an entry the config accepts, holding only its hash', async () => {
   const { dir } = tempStore();
-  const made = await runCli(['token', 'create', 'prometheus', '--role', 'viewer']);
+  const made = await runMain(['token', 'create', 'prometheus', '--role', 'viewer']);
   assert.equal(made.code, 0, made.stderr);
   const token = /^ {2}(dmr_\S+)$/m.exec(made.stdout)![1]!;
   const entry = made.stdout.slice(made.stdout.indexOf('- name: prometheus'));
@@ -147,13 +147,13 @@ it('token create prints a token once and an entry the config accepts, holding on
   assert.equal(new TokenSet(config.apiTokens).lookup(token)?.name, 'prometheus');
   assert.equal(new TokenSet(config.apiTokens).lookup(generateToken().token), undefined);
 
-  const json = JSON.parse((await runCli(['token', 'create', 'alice', '--role', 'operator', '--json'])).stdout);
+  const json = JSON.parse((await runMain(['token', 'create', 'alice', '--role', 'operator', '--json'])).stdout);
   assert.equal(json.sha256, hashToken(json.token));
-  const bad = await runCli(['token', 'create', 'alice smith', '--role', 'operator']);
+  const bad = await runMain(['token', 'create', 'alice smith', '--role', 'operator']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /token name "alice smith": letters, digits/);
   // An unknown role is a usage error (README, "Exit codes").
-  assert.equal((await runCli(['token', 'create', 'alice', '--role', 'admin'])).code, 2);
+  assert.equal((await runMain(['token', 'create', 'alice', '--role', 'admin'])).code, 2);
 });
 
 it('in the daemon a manual provider prints and returns unless the file sets a wait, and doctor warns of a wait', async () => {

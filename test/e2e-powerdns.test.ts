@@ -120,10 +120,10 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
         `pdns:\n  type: powerdns\n  api_url: ${pdns.apiUrl}\n  api_key_env: PDNS_CLI_KEY\n  verify:\n    nameservers: ["${pdns.dnsServer}"]\n`,
       );
       const env = { DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PROVIDERS: providersFile, PDNS_CLI_KEY: pdns.apiKey };
-      const { runCli } = await import('./helpers/cli.js');
-      assert.equal((await runCli(['enroll', 'gamma.example', 'delta.example', '--provider', 'pdns', '--report-address', 'dmarc@reports.example'], env)).code, 0);
+      const { runMain } = await import('./helpers/cli.js');
+      assert.equal((await runMain(['enroll', 'gamma.example', 'delta.example', '--provider', 'pdns', '--report-address', 'dmarc@reports.example'], env)).code, 0);
 
-      const plan = await runCli(['plan'], env);
+      const plan = await runMain(['plan'], env);
       assert.equal(plan.code, 0, plan.stderr + plan.stdout);
       assert.equal(
         plan.stdout,
@@ -136,12 +136,12 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
           '',
         ].join('\n'),
       );
-      const dry = await runCli(['tick', '--dry-run'], env);
+      const dry = await runMain(['tick', '--dry-run'], env);
       assert.equal(dry.code, 0, dry.stderr);
       assert.deepEqual((await queryTxt('_dmarc.gamma.example', [pdns.dnsServer])).txt, ['v=DMARC1; p=quarantine; rua=mailto:d@gamma.example']);
       assert.deepEqual((await queryTxt('_dmarc.delta.example', [pdns.dnsServer])).txt, []);
 
-      const tick = await runCli(['tick', '--json'], env);
+      const tick = await runMain(['tick', '--json'], env);
       assert.equal(tick.code, 0, tick.stderr + tick.stdout);
       const applied = tick.stdout.trim().split('\n').map((l) => JSON.parse(l));
       assert.deepEqual(applied.map((r: { domain: string; apply: { status: string } }) => [r.domain, r.apply.status]), [
@@ -151,7 +151,7 @@ describe('plan and tick through the CLI against real PowerDNS', () => {
       // gamma published p=quarantine: it starts there, and nothing weaker is ever written.
       assert.deepEqual((await queryTxt('_dmarc.gamma.example', [pdns.dnsServer])).txt, ['v=DMARC1; p=quarantine; rua=mailto:d@gamma.example']);
 
-      const broken = await runCli(['plan'], { ...env, PDNS_CLI_KEY: '' });
+      const broken = await runMain(['plan'], { ...env, PDNS_CLI_KEY: '' });
       assert.equal(broken.code, 0, 'nothing to write, so no provider is needed');
       assert.match(broken.stdout, /gamma\.example: hold/);
     } finally {

@@ -22,7 +22,7 @@ import { ingestInput } from '../src/reports/index.js';
 import { aggregateReportXml, brokenRow, cleanRow } from './helpers/reports.js';
 import { getDomain } from '../src/store/domains.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 
 const DAY_MS = 86_400_000;
@@ -152,25 +152,25 @@ describe('enrolment reads the live record first (real PowerDNS)', () => {
       `store: { sqlite: ${db} }\nreport_addresses: [dmarc@reports.example]\nproviders:\n  pdns: { type: powerdns, api_url: ${pdns.apiUrl}, api_key_env: PDNS_CLI_KEY }\n`,
     );
     const env = { PDNS_CLI_KEY: pdns.apiKey };
-    const noProvider = await runCli(['enroll', 'cli.example', '--config', config], env);
+    const noProvider = await runMain(['enroll', 'cli.example', '--config', config], env);
     assert.equal(noProvider.code, 1);
     assert.match(noProvider.stderr, /needs the DNS provider that hosts its zone: give --provider <name> \(configured: pdns\)/);
-    const unknown = await runCli(['enroll', 'cli.example', '--config', config, '--provider', 'route53'], env);
+    const unknown = await runMain(['enroll', 'cli.example', '--config', config, '--provider', 'route53'], env);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /no provider named "route53" \(configured: pdns\)/);
-    const badPlan = await runCli(['enroll', 'cli.example', '--config', config, '--provider', 'pdns', '--plan', 'no-such-plan'], env);
+    const badPlan = await runMain(['enroll', 'cli.example', '--config', config, '--provider', 'pdns', '--plan', 'no-such-plan'], env);
     assert.equal(badPlan.code, 1);
     assert.match(badPlan.stderr, /plan no-such-plan cannot be used/);
 
     await pdns.createZone('fresh.example');
-    const ok = await runCli(['enroll', 'cli.example', 'fresh.example', 'hosted.example', '--config', config, '--provider', 'pdns'], env);
+    const ok = await runMain(['enroll', 'cli.example', 'fresh.example', 'hosted.example', '--config', config, '--provider', 'pdns'], env);
     assert.equal(ok.code, 1, 'a refused line makes the exit code 1');
     assert.match(ok.stdout, /cli\.example: starts at reject:100: _dmarc\.cli\.example publishes p=reject/);
     assert.match(ok.stdout, /fresh\.example: starts at none:100: .*rua=mailto:dmarc@reports\.example is added/);
     assert.match(ok.stdout, /\+ v=DMARC1; p=none; rua=mailto:dmarc@reports\.example/);
     assert.match(ok.stderr, /refused "hosted\.example": .*Sendmarc manages this record/);
 
-    const again = await runCli(['enroll', 'cli.example', '--config', config, '--provider', 'pdns', '--plan', join(dir, 'x', 'fast.yaml')], env);
+    const again = await runMain(['enroll', 'cli.example', '--config', config, '--provider', 'pdns', '--plan', join(dir, 'x', 'fast.yaml')], env);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /plan file .*fast\.yaml cannot be used/);
   });

@@ -7,7 +7,7 @@ import { MemoryDns } from '../src/engine/memory-dns.js';
 import { enrollDomains, enrollInputsFromText, fleetStatus, normalizeDomainName } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { openSqliteStore } from '../src/store/open.js';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 
 describe('domain names as an operator types them', () => {
@@ -75,7 +75,7 @@ describe('enrolment on a real SQLite file', () => {
     const file = join(dir, 'fleet.txt');
     writeFileSync(file, lines.join('\n'));
 
-    const res = await runCli(['enroll', '--file', file, '--provider', 'powerdns', '--report-address', 'dmarc@reports.example', '--json'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const res = await runMain(['enroll', '--file', file, '--provider', 'powerdns', '--report-address', 'dmarc@reports.example', '--json'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(res.code, 1, 'refused lines make the run fail so scripts notice');
     const out = JSON.parse(res.stdout);
     assert.equal(out.enrolled.length, 1000);
@@ -98,20 +98,20 @@ describe('enrolment on a real SQLite file', () => {
     assert.deepEqual(counts, { d: 1000, h: 1000, a: 1000 });
     assert.deepEqual(states, [{ state: 'active', stage_index: 0, plan: 'default', provider: 'powerdns' }]);
 
-    const again = await runCli(['enroll', 'shop-1.example.com', 'new.example.org', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const again = await runMain(['enroll', 'shop-1.example.com', 'new.example.org', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /enrolled 1 domain/);
     assert.match(again.stdout, /already enrolled: shop-1\.example\.com \(plan default\)/);
-    const otherProvider = await runCli(['enroll', 'shop-2.example.com', '--provider', 'powerdns', '--plan', 'default', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const otherProvider = await runMain(['enroll', 'shop-2.example.com', '--provider', 'powerdns', '--plan', 'default', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(otherProvider.code, 0, 'the same plan and provider again: nothing to change');
   });
 
   it('status shows each domain at its first stage, and one domain with its history', async () => {
     const { db } = tempStore();
-    const enrolled = await runCli(['enroll', 'bücher.de', 'example.net', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const enrolled = await runMain(['enroll', 'bücher.de', 'example.net', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(enrolled.code, 0, enrolled.stderr);
 
-    const all = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
+    const all = await runMain(['status', '--json'], { DMARC_ROLLOUT_DB: db });
     const fleet = JSON.parse(all.stdout).domains;
     assert.deepEqual(
       fleet.map((d: { domain: string; stage: string; state: string; stage_count: number }) => [d.domain, d.stage, d.state, d.stage_count]),
@@ -121,22 +121,22 @@ describe('enrolment on a real SQLite file', () => {
       ],
     );
 
-    const one = await runCli(['status', 'BÜCHER.de'], { DMARC_ROLLOUT_DB: db });
+    const one = await runMain(['status', 'BÜCHER.de'], { DMARC_ROLLOUT_DB: db });
     assert.equal(one.code, 0, one.stderr);
     assert.match(one.stdout, /xn--bcher-kva\.de\s+default\s+none:100 \(1\/13\)\s+active\s+not yet in effect/);
     assert.match(one.stdout, /enroll\s+- -> none:100 {2}by cli:/);
 
-    const missing = await runCli(['status', 'nowhere.example'], { DMARC_ROLLOUT_DB: db });
+    const missing = await runMain(['status', 'nowhere.example'], { DMARC_ROLLOUT_DB: db });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /nowhere\.example is not enrolled/);
   });
 
   it('refuses an unknown plan before touching the store', async () => {
     const { db } = tempStore();
-    const res = await runCli(['enroll', 'example.com', '--plan', 'no-such-plan', '--provider', 'powerdns'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const res = await runMain(['enroll', 'example.com', '--plan', 'no-such-plan', '--provider', 'powerdns'], { DMARC_ROLLOUT_DB: db, ...settings });
     assert.equal(res.code, 1);
     assert.match(res.stderr, /plan no-such-plan cannot be used:\n.*no plan of that name/);
-    const status = await runCli(['status', '--json'], { DMARC_ROLLOUT_DB: db });
+    const status = await runMain(['status', '--json'], { DMARC_ROLLOUT_DB: db });
     assert.deepEqual(JSON.parse(status.stdout).domains, []);
   });
 

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import SqliteDatabase from 'better-sqlite3';
 import { openSqliteStore } from '../src/store/open.js';
 import { ingestInput, ingestPaths, storeReport, ReportError, type IngestResult } from '../src/reports/index.js';
-import { BIN, REPO_ROOT, runCli, tempStore } from './helpers/cli.js';
+import { BIN, REPO_ROOT, runMain, tempStore } from './helpers/cli.js';
 import { makeMail, makeZip, reportXml, reportHead, recordXml, REPORT_TAIL } from './fixtures/reports/make.js';
 
 async function freshStore() {
@@ -175,7 +175,7 @@ test('a folder ingest killed half way and run again: nothing lost, nothing twice
   await exited;
   assert.ok(stored > 0 && stored < N, `killed half way (${stored} of ${N} stored)`);
 
-  const run = await runCli(['ingest', inbox, '--json'], { DMARC_ROLLOUT_DB: db });
+  const run = await runMain(['ingest', inbox, '--json'], { DMARC_ROLLOUT_DB: db });
   assert.equal(run.code, 0, run.stderr);
   const summary = JSON.parse(run.stdout);
   assert.equal(summary.files, N + 1);
@@ -192,7 +192,7 @@ test('a folder ingest killed half way and run again: nothing lost, nothing twice
   assert.equal(pending.n, 0);
   check.close();
 
-  const third = JSON.parse((await runCli(['ingest', inbox, '--json'], { DMARC_ROLLOUT_DB: db })).stdout);
+  const third = JSON.parse((await runMain(['ingest', inbox, '--json'], { DMARC_ROLLOUT_DB: db })).stdout);
   assert.equal(third.stored, 0);
   assert.equal(third.duplicates, N);
 });

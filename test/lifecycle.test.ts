@@ -22,7 +22,7 @@ import { loadPlan } from '../src/plans/index.js';
 import { getDomain } from '../src/store/domains.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { queryTxt } from '../src/dns/index.js';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 
@@ -45,7 +45,7 @@ describe('lifecycle on the command line (real PowerDNS)', () => {
     writeFileSync(join(dir, 'short.yaml'), 'stages:\n  - { policy: none, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.02 }\n  - { policy: reject, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.01 }\n');
     writeFileSync(join(dir, 'fast.yaml'), 'stages:\n  - { policy: none, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.02 }\n  - { policy: quarantine, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.02 }\n  - { policy: reject, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.01, requires_approval: true }\n');
     env = { DMARC_ROLLOUT_DB: temp.db, DMARC_ROLLOUT_CONFIG: config, K1: pdns.apiKey, K2: pdns.apiKey, DMARC_ROLLOUT_PLANS: join(dir, 'plans') };
-    const enrolled = await runCli(['enroll', 'life.example', '--provider', 'pdns'], env);
+    const enrolled = await runMain(['enroll', 'life.example', '--provider', 'pdns'], env);
     assert.equal(enrolled.code, 0, enrolled.stderr + enrolled.stdout);
   });
   after(async () => {
@@ -53,49 +53,49 @@ describe('lifecycle on the command line (real PowerDNS)', () => {
   });
 
   it('set-plan keeps the stage by its label, and refuses a plan without it', async () => {
-    const refused = await runCli(['set-plan', 'life.example', join(dir, 'short.yaml'), '--reason', 'try'], env);
+    const refused = await runMain(['set-plan', 'life.example', join(dir, 'short.yaml'), '--reason', 'try'], env);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /plan short has no stage quarantine:100 \(none:100, reject:100\)/);
-    const moved = await runCli(['set-plan', 'life.example', join(dir, 'fast.yaml'), '--reason', 'the team wants it faster'], env);
+    const moved = await runMain(['set-plan', 'life.example', join(dir, 'fast.yaml'), '--reason', 'the team wants it faster'], env);
     assert.equal(moved.code, 0, moved.stderr);
     assert.match(moved.stdout, /life\.example now follows plan fast, still at quarantine:100/);
-    const status = JSON.parse((await runCli(['status', 'life.example', '--json'], env)).stdout);
+    const status = JSON.parse((await runMain(['status', 'life.example', '--json'], env)).stdout);
     assert.deepEqual([status.plan, status.stage], ['fast', 'quarantine:100']);
   });
 
   it('set-provider reads the record at the new provider first; an unknown one is refused', async () => {
-    const unknown = await runCli(['set-provider', 'life.example', 'route53', '--reason', 'move'], env);
+    const unknown = await runMain(['set-provider', 'life.example', 'route53', '--reason', 'move'], env);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /no provider named "route53" \(configured: pdns, pdns-b\)/);
-    const moved = await runCli(['set-provider', 'life.example', 'pdns-b', '--reason', 'new API key'], env);
+    const moved = await runMain(['set-provider', 'life.example', 'pdns-b', '--reason', 'new API key'], env);
     assert.equal(moved.code, 0, moved.stderr);
     assert.match(moved.stdout, /now uses provider pdns-b \(was pdns\)/);
   });
 
   it('approve opens the gate the new plan sets', async () => {
-    const res = await runCli(['approve', 'life.example', '--reason', 'change board said yes'], env);
+    const res = await runMain(['approve', 'life.example', '--reason', 'change board said yes'], env);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /reject:100 approved/);
   });
 
   it('unenroll keeps the audit log and restores the record found at enrolment when asked', async () => {
-    const tick = await runCli(['tick', '--config', env.DMARC_ROLLOUT_CONFIG!], env);
+    const tick = await runMain(['tick', '--config', env.DMARC_ROLLOUT_CONFIG!], env);
     assert.equal(tick.code, 0, tick.stderr + tick.stdout);
-    const noReason = await runCli(['unenroll', 'life.example'], env);
+    const noReason = await runMain(['unenroll', 'life.example'], env);
     assert.notEqual(noReason.code, 0);
-    const gone = await runCli(['unenroll', 'life.example', '--restore', '--reason', 'handed to another team'], env);
+    const gone = await runMain(['unenroll', 'life.example', '--restore', '--reason', 'handed to another team'], env);
     assert.equal(gone.code, 0, gone.stderr);
     assert.match(gone.stdout, /life\.example unenrolled; the record found at enrolment is back/);
     assert.deepEqual((await queryTxt('_dmarc.life.example', [pdns.dnsServer])).txt, [FOUND]);
-    const status = await runCli(['status', 'life.example'], env);
+    const status = await runMain(['status', 'life.example'], env);
     assert.equal(status.code, 1);
-    const history = await runCli(['history', 'life.example', '--json'], env);
+    const history = await runMain(['history', 'life.example', '--json'], env);
     assert.equal(history.code, 0, history.stderr);
     const kept = JSON.parse(history.stdout) as { enrolled: boolean; stages: { action: string; to_stage: string }[]; events: { action: string }[] };
     assert.equal(kept.enrolled, false);
     assert.ok(kept.stages.length > 0, 'the stage changes this program made stay readable after unenroll');
     assert.equal(kept.events.at(-1)!.action, 'unenroll');
-    const never = await runCli(['history', 'never-enrolled.example'], env);
+    const never = await runMain(['history', 'never-enrolled.example'], env);
     assert.equal(never.code, 1, 'a domain with no history at all is not found');
   });
 });

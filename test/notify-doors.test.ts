@@ -17,7 +17,7 @@ import { dispatchEvents } from '../src/notify/outbox.js';
 import { NotificationSender } from '../src/notify/sender.js';
 import { ingestInput } from '../src/reports/index.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
-import { runCli, tempStore } from './helpers/cli.js';
+import { runMain, tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { startHttpReceiver, startSmtpReceiver, type HttpReceiver } from './helpers/receivers.js';
 import { formSignIn, postForm } from './helpers/web.js';
@@ -166,17 +166,17 @@ describe('notification doors', () => {
   });
 
   it('sends a test message from the command line, and says why one is not delivered', async () => {
-    const ok = await runCli(['notify', 'test', 'chat', '--config', config], env);
+    const ok = await runMain(['notify', 'test', 'chat', '--config', config], env);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^delivered a test message to chat \(message [0-9a-f-]{36}\)/);
     assert.match(slack.requests.at(-1)!.body, /test message for channel chat/);
-    const refused = await runCli(['notify', 'test', 'gone', '--config', config], env);
+    const refused = await runMain(['notify', 'test', 'gone', '--config', config], env);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /^not delivered to gone: slack channel gone \(127\.0\.0\.1:\d+\): HTTP 404: receiver says no/);
-    const unknown = await runCli(['notify', 'test', 'pager', '--config', config], env);
+    const unknown = await runMain(['notify', 'test', 'pager', '--config', config], env);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /no notification channel named "pager"; the config has chat, gone/);
-    const list = await runCli(['notify', 'list', '--config', config, '--status', 'failed'], env);
+    const list = await runMain(['notify', 'list', '--config', config, '--status', 'failed'], env);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /gone +failed +1x +dmarc-rollout: test message for channel gone\n {4}last error: .*HTTP 404/);
   });
@@ -197,7 +197,7 @@ describe('notification doors', () => {
         '    clear: { type: webhook, url_env: CLEAR_URL, secret_env: CLEAR_SECRET }',
       ].join('\n'),
     );
-    const res = await runCli(['doctor', '--config', file, '--json'], { CLEAR_URL: 'http://hooks.ops.example/dmarc', CLEAR_SECRET: 's' });
+    const res = await runMain(['doctor', '--config', file, '--json'], { CLEAR_URL: 'http://hooks.ops.example/dmarc', CLEAR_SECRET: 's' });
     const { checks } = JSON.parse(res.stdout) as { checks: Array<{ subject: string; status: string; detail: string }> };
     const of = (subject: string) => checks.find((c) => c.subject === subject);
     assert.equal(of('notifications mail (smtp)')?.status, 'ok', JSON.stringify(checks));
@@ -210,20 +210,20 @@ describe('notification doors', () => {
   });
 
   it('prints the summary and sets tags from the command line', async () => {
-    const tagged = await runCli(['tag', fleet.steady, 'Prod', 'team-a'], env);
+    const tagged = await runMain(['tag', fleet.steady, 'Prod', 'team-a'], env);
     assert.equal(tagged.code, 0, tagged.stderr);
     assert.equal(tagged.stdout.trim(), `${fleet.steady}: prod, team-a`);
-    const bad = await runCli(['tag', fleet.steady, 'no spaces'], env);
+    const bad = await runMain(['tag', fleet.steady, 'no spaces'], env);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /tag "no spaces": a tag is 1 to 63 letters/);
-    const summary = await runCli(['summary', '--since', '7d'], env);
+    const summary = await runMain(['summary', '--since', '7d'], env);
     assert.equal(summary.code, 0, summary.stderr);
     assert.match(summary.stdout, /^4 domains: /);
     assert.match(summary.stdout, /Waiting for a person:\n/);
     assert.match(summary.stdout, new RegExp(`${fleet.gated.replace('.', '\\.')}: quarantine:100 waits for approval`));
-    const json = JSON.parse((await runCli(['summary', '--since', '2w', '--json'], env)).stdout);
+    const json = JSON.parse((await runMain(['summary', '--since', '2w', '--json'], env)).stdout);
     assert.deepEqual(json.domains.find((d: { domain: string }) => d.domain === fleet.steady).tags, ['prod', 'team-a']);
-    const wrong = await runCli(['summary', '--since', 'a while'], env);
+    const wrong = await runMain(['summary', '--since', 'a while'], env);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /--since: "a while" is not a period; use e\.g\. 36h, 7d or 2w/);
   });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { FAILURE_REPORT_REASON, ReportError, readReport, figuresLine } from '../src/reports/index.js';
-import { REPO_ROOT, runCli } from './helpers/cli.js';
+import { REPO_ROOT, runMain } from './helpers/cli.js';
 import { CORPUS_DIR } from './helpers/corpus.js';
 
 const CORPUS = CORPUS_DIR;
@@ -108,7 +108,7 @@ for (const file of forensicFiles) {
 
 test('report parse --json over the whole corpus: one line per file, in order, contract figures, exit 1', async () => {
   const files = [...aggregateFiles, ...forensicFiles];
-  const run = await runCli(['report', 'parse', '--json', ...files.map((f) => join(CORPUS, f))]);
+  const run = await runMain(['report', 'parse', '--json', ...files.map((f) => join(CORPUS, f))]);
   assert.equal(run.code, 1, 'some corpus files are unreadable, so the exit code is 1');
   const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, files.length);

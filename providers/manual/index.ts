@@ -32,7 +32,7 @@ export class ManualProvider implements DnsProvider {
     this.#config = config;
     this.#clock = deps.clock ?? systemClock;
     this.#logger = deps.logger ?? silentLogger;
-    this.#output = deps.output ?? (config.output === 'stdout' ? process.stdout : process.stderr);
+    this.#output = deps.output ?? (config.output === 'stdout' ? (deps.stdout ?? process.stdout) : (deps.stderr ?? process.stderr));
   }
 
   async readTxt(fqdn: string): Promise<string[]> {

@@ -32,4 +32,7 @@ export interface ProviderDeps {
   logger?: ProviderLogger;
   /** Where `manual` prints its instructions; overrides its `output` setting. */
   output?: Writable;
+  /** The streams `manual`'s `output: stdout | stderr` setting names. Default the process's own (the CLI passes its run's). */
+  stdout?: Writable;
+  stderr?: Writable;
 }

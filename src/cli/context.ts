@@ -14,10 +14,12 @@
  * nothing heavy, and opens the store and reads the daemon config lazily.
  */
 import { userInfo } from 'node:os';
+import { Writable } from 'node:stream';
 import { AppError, errorJson, errorMessage, exitCodeFor, InternalError } from '../errors.js';
 import type { DaemonConfig } from '../daemon/config.js';
 import type { TickOptions } from '../engine/tick.js';
 import type { DnsProvider } from '../dns/provider.js';
+import type { ProviderDeps } from '../../providers/shared/deps.js';
 import type { SourceRule } from '../engine/types.js';
 import type { DomainRow } from '../store/schema.js';
 import type { Store } from '../store/open.js';
@@ -28,7 +30,14 @@ export interface CliContext {
   err(text: string): void;
   /** Set by a command that failed; main() returns it. */
   exitCode: number;
+  /**
+   * The environment main() was given. Commands read settings and secrets
+   * from here, and pass it on, never process.env: main() runs in process in
+   * the tests, with an environment of the test's own.
+   */
   env: NodeJS.ProcessEnv;
+  /** stdout is a terminal (a progress bar may be drawn); false when the output is caught. */
+  readonly interactive: boolean;
   /** `--json` was given: print JSON only, by the rule above. */
   readonly json: boolean;
   /** Who is acting, for the audit log: `cli:<login name>`. */
@@ -41,6 +50,8 @@ export interface CliContext {
   useStorePath(path: string): void;
   /** Use this store (the daemon config's, SQLite or Postgres) instead of the environment's; only before the first store(). */
   useStore(location: StoreLocation): void;
+  /** What the DNS adapters take from this run: its environment for their secrets, its output for `manual`'s instructions. */
+  providerDeps(): ProviderDeps;
   /**
    * Prints a failure the one way (a line on stderr, or the JSON error on
    * stdout with --json) and sets the exit code from its error code
@@ -54,12 +65,25 @@ export interface CliContext {
 export interface CliIo {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** stdout is a terminal. */
+  readonly interactive?: boolean;
 }
 
 const PROCESS_IO: CliIo = {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
+  interactive: process.stdout.isTTY === true,
 };
+
+/** A stream onto one of the run's outputs, for code that writes to a stream (the manual adapter). */
+function streamTo(write: (text: string) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      write(String(chunk));
+      done();
+    },
+  });
+}
 
 export function createContext(
   env: NodeJS.ProcessEnv = process.env,
@@ -74,6 +98,7 @@ export function createContext(
     err: (text) => io.stderr(text.endsWith('\n') ? text : `${text}\n`),
     exitCode: 0,
     env,
+    interactive: io.interactive === true,
     json: options.json ?? false,
     actor: `cli:${safeUserName()}`,
     now: () => new Date(),
@@ -89,6 +114,9 @@ export function createContext(
     useStore(next) {
       if (opened) throw new InternalError('the store is already open');
       location = next;
+    },
+    providerDeps() {
+      return { env, stdout: streamTo(io.stdout), stderr: streamTo(io.stderr) };
     },
     fail(error) {
       if (ctx.json) ctx.out(JSON.stringify(errorJson(error)));
@@ -132,7 +160,7 @@ export async function dnsSetup(ctx: CliContext, options: { config?: string; prov
     const { configSourceRules, loadDaemonConfig } = await import('../daemon/config.js');
     const config = loadDaemonConfig(configFile, ctx.env);
     ctx.useStore(config.storeLocation);
-    const providers = providerSetFrom(config.providers, config.file);
+    const providers = providerSetFrom(config.providers, config.file, ctx.providerDeps());
     const sourceRules = configSourceRules(config);
     return {
       providerFor: (row) => providers.get(row.provider),
@@ -142,7 +170,7 @@ export async function dnsSetup(ctx: CliContext, options: { config?: string; prov
     };
   }
   const file = options.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
-  const fromFile = file ? loadProviderSet(file) : null;
+  const fromFile = file ? loadProviderSet(file, ctx.providerDeps()) : null;
   return {
     providerFor: (row) => {
       if (!fromFile) throw new AppError('usage', 'no provider settings: pass --config <daemon config>, --providers <file> or set DMARC_ROLLOUT_PROVIDERS', { field: '--config' });

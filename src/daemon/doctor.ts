@@ -45,7 +45,7 @@ export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = p
   if (location.kind === 'sqlite' && !existsSync(location.path)) {
     checks.push(firstInstallStoreCheck(location.path));
     checks.push({ subject: 'daemon', status: 'warn', detail: 'no daemon has run on this store yet', fix: `dmarc-rollout daemon --config ${config.file}` });
-    checks.push(...(await storeFreeChecks(config, [])));
+    checks.push(...(await storeFreeChecks(config, [], env)));
     return checks;
   }
 
@@ -81,7 +81,7 @@ export async function runDoctor(config: DaemonConfig, env: NodeJS.ProcessEnv = p
     );
   }
   try {
-    checks.push(...(await storeFreeChecks(config, await listDomains(store.db))));
+    checks.push(...(await storeFreeChecks(config, await listDomains(store.db), env)));
   } finally {
     await store.close();
   }
@@ -101,9 +101,9 @@ function firstInstallStoreCheck(storePath: string): DoctorCheck {
 }
 
 /** Providers, sources and each domain's rua; `domains` is empty before the first start. */
-async function storeFreeChecks(config: DaemonConfig, domains: DomainRow[]): Promise<DoctorCheck[]> {
+async function storeFreeChecks(config: DaemonConfig, domains: DomainRow[], env: NodeJS.ProcessEnv): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
-  const providers = providerSetFrom(config.providers, config.file);
+  const providers = providerSetFrom(config.providers, config.file, { env });
   const liveRecords = new Map<string, string | null>();
   for (const name of providers.names) {
     const users = domains.filter((d) => d.provider === name);

@@ -48,10 +48,10 @@ export async function fleetSettings(
     const { loadDaemonConfig } = await import('../../daemon/config.js');
     const config = loadDaemonConfig(configFile, ctx.env);
     ctx.useStore(config.storeLocation);
-    return { providers: providerSetFrom(config.providers, config.file), reportAddresses: config.report_addresses, origin: config.file };
+    return { providers: providerSetFrom(config.providers, config.file, ctx.providerDeps()), reportAddresses: config.report_addresses, origin: config.file };
   }
   const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
-  if (file) return { providers: loadProviderSet(file), reportAddresses: [], origin: file };
+  if (file) return { providers: loadProviderSet(file, ctx.providerDeps()), reportAddresses: [], origin: file };
   const none: ProviderLookup = {
     names: [],
     get: () => {
@@ -62,6 +62,8 @@ export async function fleetSettings(
 }
 
 export function registerDomainCommands(program: Command, ctx: CliContext): void {
+  /** Plans by name from the folders this run's environment names (DMARC_ROLLOUT_PLANS), then the shipped ones. */
+  const plans = (name: string) => loadPlan(name, planDirectories(ctx.env));
   program
     .command('enroll')
     .description('enroll domains at the plan stage their live _dmarc record matches, never weaker (one transaction; refused lines are named with the reason)')
@@ -202,7 +204,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
     .action((input: string, planName: string, o: { reason: string }) =>
       lifecycle(async () => {
         const { plan } = planForEnrolment(planName, ctx.env);
-        return setPlan(await ctx.store(), input, who(), { plan, current: (name) => loadPlan(name, planDirectories(ctx.env)), reason: o.reason });
+        return setPlan(await ctx.store(), input, who(), { plan, current: plans, reason: o.reason });
       }),
     );
 
@@ -214,13 +216,13 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
     .action(async (domain: string | undefined, opts: { json?: boolean }) => {
       const store = await ctx.store();
       if (domain === undefined) {
-        const fleet = await fleetStatus(store, ctx.now());
+        const fleet = await fleetStatus(store, ctx.now(), plans);
         if (opts.json) ctx.out(JSON.stringify({ domains: fleet }));
         else ctx.out(fleet.length === 0 ? 'no domains enrolled (dmarc-rollout enroll <domain>)' : fleetTable(fleet));
         return;
       }
       const name = normalizeDomainName(domain);
-      const detail = name.ok ? await domainDetail(store, name.domain, ctx.now()) : undefined;
+      const detail = name.ok ? await domainDetail(store, name.domain, ctx.now(), plans) : undefined;
       if (!detail) {
         ctx.fail(name.ok ? new AppError('not-found', `${name.domain} is not enrolled`, { field: 'domain' }) : new AppError('invalid', `"${domain}": ${name.reason}`, { field: 'domain' }));
         return;

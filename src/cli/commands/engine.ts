@@ -16,7 +16,7 @@ import { assessDomain, runTick } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, parseSourceSpec, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../fleet/domain-name.js';
 import { approvalsQueue } from '../../fleet/views.js';
-import { loadPlan, PlanError } from '../../plans/index.js';
+import { loadPlan as loadPlanFrom, planDirectories, PlanError } from '../../plans/index.js';
 import { stageLabel } from '../../record/index.js';
 import { recentAudit } from '../../store/audit.js';
 import { getDomain, stageHistory } from '../../store/domains.js';
@@ -62,6 +62,8 @@ async function tickScope(ctx: CliContext, domains: string[], settings: { config?
 }
 
 export function registerEngineCommands(program: Command, ctx: CliContext): void {
+  /** Plans by name from the folders this run's environment names (DMARC_ROLLOUT_PLANS), then the shipped ones. */
+  const loadPlan = (name: string) => loadPlanFrom(name, planDirectories(ctx.env));
   /** The planned changes, one a domain (a diff where a record would be written), then a summary line; exit 1 when any is refused or unreadable. */
   const printPlanned = (changes: PlannedChange[], json: boolean) => {
     for (const c of changes) {
@@ -99,7 +101,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
       }
       // The daemon may be ticking the same store: each domain is worked on under its lease, by one of them at a time.
       const lease = { holder: `${ctx.actor} pid ${process.pid} on ${hostname()}`, ttlMs: 15 * 60_000, now: () => new Date() };
-      const results = await runTick({ store: await ctx.store(), now: ctx.now(), ...scope, lease });
+      const results = await runTick({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope, lease });
       for (const r of results) {
         if (opts.json) {
           ctx.out(JSON.stringify(r));
@@ -189,7 +191,7 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .description('domains waiting for a person: the next stage is gated and everything else says go, or approved and not yet moved')
     .option('--json', 'print { approvals: [...] }, one entry per domain (an empty list when nothing waits)')
     .action(async (opts: { json?: boolean }) => {
-      const queue = await approvalsQueue(await ctx.store(), ctx.now());
+      const queue = await approvalsQueue(await ctx.store(), ctx.now(), { loadPlan });
       if (opts.json) ctx.out(JSON.stringify({ approvals: queue }));
       for (const d of opts.json ? [] : queue) {
         if (d.approved_stage) ctx.out(`${d.domain}: ${d.stage} -> ${d.approved_stage} approved; moves once ${d.stage} is clean`);

@@ -88,7 +88,7 @@ export function registerNotifyCommands(program: Command, ctx: CliContext): void 
     .action(async (opts: { since: string; config?: string; json?: boolean; send?: boolean }) => {
       const configFile = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
       const config = configFile !== undefined || opts.send ? await daemonConfig(ctx, configFile) : null;
-      const [{ buildSummary, parsePeriod }, { summaryText }, { loadPlan }] = await Promise.all([
+      const [{ buildSummary, parsePeriod }, { summaryText }, { loadPlan, planDirectories }] = await Promise.all([
         import('../../notify/summary.js'),
         import('../../notify/render.js'),
         import('../../plans/index.js'),
@@ -100,7 +100,7 @@ export function registerNotifyCommands(program: Command, ctx: CliContext): void 
         throw new AppError('invalid', `--since: ${errorMessage(error)}`, { field: '--since', cause: error });
       }
       const store = await ctx.store();
-      const summary = await buildSummary(store, ctx.now(), since, { loadPlan });
+      const summary = await buildSummary(store, ctx.now(), since, { loadPlan: (name) => loadPlan(name, planDirectories(ctx.env)) });
       ctx.out(opts.json ? JSON.stringify(summary) : summaryText(summary));
       if (opts.send) {
         if (!config?.notify.summary) throw new AppError('config', `${config?.file ?? 'the config'}: notifications.summary: no summary channels configured`);

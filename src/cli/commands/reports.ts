@@ -54,7 +54,7 @@ export function registerReportCommands(program: Command, ctx: CliContext): void 
       const [{ ingestPaths }, { defaultRejectedDir }] = await Promise.all([import('../../reports/ingest.js'), import('../../paths.js')]);
       const store = await ctx.store();
       const rejectedDir = opts.rejectedDir ? resolve(opts.rejectedDir) : defaultRejectedDir(ctx.env);
-      const cliProgress = !opts.json && process.stdout.isTTY ? (await import('cli-progress')).default : null;
+      const cliProgress = !opts.json && ctx.interactive ? (await import('cli-progress')).default : null;
       const bar =
         cliProgress
           ? new cliProgress.SingleBar(
