@@ -1,143 +1,108 @@
 /**
- * Ingest benchmark: parse + normalise + store, against a bare saxes pass over
- * the same decompressed bytes in the same process (the floor: what reading
- * the XML costs with no work done on it).
+ * Ingest benchmark: throughput and peak memory of `ingest`, each against a
+ * bare saxes pass over the same bytes in the same process (the floor: what
+ * reading the XML costs with no work done on it).
  *
- *  1. the shared corpus, replicated to a few thousand distinct reports (each
- *     copy gets its own report_id and keeps its container: xml, gzip, zip,
- *     zlib, mail), ingested from disk into a fresh SQLite store;
- *  2. one synthetic 500 MB report (generated into a temp folder, deleted
- *     after), streamed and stored, with RSS sampled while it runs: the peak
- *     must stay flat, not grow with the report (a 50 MB report is run first
- *     to compare).
+ *  - small reports: N daily-shaped reports (1 to 20 records; Google-style
+ *    zip, Microsoft/Yahoo-style gzip, a few plain XML; a fleet of domains),
+ *    written to a temp folder in day folders, then ingested from disk into a
+ *    fresh SQLite store through ingestPaths (what `dmarc-rollout ingest`
+ *    runs). The bare pass reads each file, inflates it, and runs saxes over it.
+ *  - one big report of M MB (plain XML, written streaming to disk), read by
+ *    readReport (unpack + parse + normalise + hash: the parse) and ingested
+ *    (parse + store), each against a bare saxes pass streaming the same file.
  *
- * Run: npm run bench  (env: BENCH_COPIES=3000 BENCH_BIG_MB=500)
+ * Every case runs in a child process of its own, so its peak RSS
+ * (process.resourceUsage().maxRSS) is its own; the child does the bare pass
+ * first (its peak is printed too) and then the measured work.
+ *
+ * Run: npm run bench:ingest                      (2,000 small reports, a 40 MB report)
+ *      npm run bench:ingest -- --reports 10000,100000 --big-mb 400
+ *      (--reports 0 or --big-mb 0 skips that part)
  */
-import { createReadStream, createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deflateSync, gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync, inflateRawSync } from 'node:zlib';
 import { SaxesParser } from 'saxes';
 import { openSqliteStore } from '../src/store/open.js';
-import { DEFAULT_LIMITS, ingestInput, readReport } from '../src/reports/index.js';
-import { unpack } from '../src/reports/unpack.js';
-import { makeMail, makeZip, recordXml, reportHead, REPORT_TAIL } from '../test/fixtures/reports/make.js';
+import { ingestInput, ingestPaths, readReport } from '../src/reports/index.js';
+import { makeZip, recordXml, reportHead, REPORT_TAIL } from '../test/fixtures/reports/make.js';
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
-const CORPUS = resolve(ROOT, 'test/fixtures/corpus/aggregate');
-const COPIES = Number(process.env.BENCH_COPIES ?? 3000);
-const BIG_MB = Number(process.env.BENCH_BIG_MB ?? 500);
-const work = mkdtempSync(join(tmpdir(), 'dmarc-rollout-bench-'));
 const MB = 1024 * 1024;
+const SELF = fileURLToPath(import.meta.url);
 
-function walk(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : [join(dir, n)]));
-}
-
-async function xmlOf(path: string): Promise<{ xml: Buffer; container: string | null } | null> {
-  try {
-    await readReport({ path });
-  } catch {
-    return null; // the corpus's malformed files are not benchmark material
-  }
-  const u = await unpack({ path }, { ...DEFAULT_LIMITS });
-  const parts: Buffer[] = [];
-  for await (const c of u.xml) parts.push(c);
-  return { xml: Buffer.concat(parts), container: u.chain.join('+') || null };
-}
-
-function pack(xml: Buffer, container: string | null, name: string): Buffer {
-  switch (container) {
-    case null:
-      return xml;
-    case 'gzip':
-      return gzipSync(xml);
-    case 'gzip+gzip':
-      return gzipSync(gzipSync(xml));
-    case 'zlib':
-      return deflateSync(xml);
-    case 'zip':
-      return makeZip([{ name: `${name}.xml`, data: xml }]);
-    case 'eml+zip':
-      return makeMail(makeZip([{ name: `${name}.xml`, data: xml }]), `${name}.zip`, 'application/zip', 'attachment-last');
-    case 'eml+gzip':
-      return makeMail(gzipSync(xml), `${name}.xml.gz`, 'application/gzip', 'single-part');
-    default:
-      throw new Error(`no packer for ${container}`);
-  }
-}
-
-/** The floor: saxes over the decompressed bytes, decoding included, no handlers. */
-function bareSaxes(xml: Buffer): void {
-  const p = new SaxesParser({ xmlns: true });
-  p.on('error', () => undefined); // the two repaired corpus files are not well-formed; the floor just reads on
-  const d = new TextDecoder('utf-8');
-  for (let i = 0; i < xml.length; i += 64 * 1024) p.write(d.decode(xml.subarray(i, i + 64 * 1024), { stream: true }));
-  p.close();
-}
-
-async function bareSaxesFile(path: string): Promise<void> {
-  const p = new SaxesParser({ xmlns: true });
-  const d = new TextDecoder('utf-8');
-  for await (const c of createReadStream(path, { highWaterMark: 64 * 1024 })) p.write(d.decode(c as Buffer, { stream: true }));
-  p.close();
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
 function fmt(n: number, digits = 1): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
-async function corpusBench(): Promise<void> {
-  const sources = (await Promise.all(walk(CORPUS).map(async (f) => ({ f, x: await xmlOf(f) })))).filter((s) => s.x !== null);
-  const dir = join(work, 'corpus');
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(dir);
-  const xmls: Buffer[] = [];
-  let inputBytes = 0;
-  for (let i = 0; i < COPIES; i++) {
-    const s = sources[i % sources.length]!;
-    const text = s.x!.xml.toString('latin1');
-    // A distinct report per copy: same content otherwise, so every copy is stored, none is a duplicate.
-    const copy = Buffer.from(text.replace(/(<report_id>)([^<]*)(<\/report_id>)/, (_m, a: string, id: string, b: string) => `${a}${id.trim()}-bench-${i}${b}`), 'latin1');
-    const packed = pack(copy, s.x!.container, `copy-${i}`);
-    writeFileSync(join(dir, `${String(i).padStart(5, '0')}-${relative(CORPUS, s.f).replace(/[/]/g, '_')}`), packed);
-    xmls.push(copy);
-    inputBytes += packed.length;
-  }
-  const xmlBytes = xmls.reduce((n, b) => n + b.length, 0);
-
-  let t = performance.now();
-  for (const x of xmls) bareSaxes(x);
-  const bare = (performance.now() - t) / 1000;
-
-  t = performance.now();
-  for (const f of readdirSync(dir)) await readReport({ path: join(dir, f) });
-  const parseOnly = (performance.now() - t) / 1000;
-
-  const store = await openSqliteStore(join(work, 'corpus.sqlite'));
-  const files = readdirSync(dir).sort();
-  t = performance.now();
-  let stored = 0;
-  for (const f of files) {
-    const r = await ingestInput(store.db, { path: join(dir, f) }, f, { rejectedDir: join(work, 'rejected') });
-    if (r.status === 'stored') stored++;
-    else throw new Error(`${f}: ${JSON.stringify(r)}`);
-  }
-  const full = (performance.now() - t) / 1000;
-  await store.close();
-
-  console.log(`\ncorpus: ${sources.length} readable aggregate files replicated to ${COPIES} distinct reports (${stored} stored)`);
-  console.log(`  input ${fmt(inputBytes / MB)} MiB on disk, ${fmt(xmlBytes / MB)} MiB of XML after unpacking`);
-  console.log(`  bare saxes pass (same XML, in memory):   ${fmt(bare, 2)} s  ${fmt(COPIES / bare, 0)} reports/s  ${fmt(xmlBytes / MB / bare)} MiB/s`);
-  console.log(`  read (unpack + parse + normalise):       ${fmt(parseOnly, 2)} s  ${fmt(COPIES / parseOnly, 0)} reports/s  ${fmt(xmlBytes / MB / parseOnly)} MiB/s  = ${fmt(parseOnly / bare, 2)} x bare`);
-  console.log(`  ingest (read + store, SQLite, from disk): ${fmt(full, 2)} s  ${fmt(COPIES / full, 0)} reports/s  ${fmt(xmlBytes / MB / full)} MiB/s  = ${fmt(full / bare, 2)} x bare`);
+/** Peak resident set of this process so far, bytes. */
+function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
 }
 
-/** Writes a synthetic report of about `mb` MB, streaming (it is never held in memory). */
+// ---------------------------------------------------------------- inputs
+
+interface Reporter {
+  org: string;
+  container: 'zip' | 'gzip' | 'xml';
+  /** Share of the daily reports, out of 100. */
+  share: number;
+}
+/** Who sends a fleet's daily reports, and how (the shapes of the corpus's senders). */
+const REPORTERS: Reporter[] = [
+  { org: 'google.com', container: 'zip', share: 45 },
+  { org: 'Enterprise Outlook', container: 'gzip', share: 25 },
+  { org: 'Yahoo', container: 'gzip', share: 12 },
+  { org: 'Mail.Ru', container: 'gzip', share: 8 },
+  { org: 'small-receiver.example', container: 'xml', share: 10 },
+];
+
+function reporterFor(i: number): Reporter {
+  let k = (i * 37) % 100;
+  for (const r of REPORTERS) {
+    if (k < r.share) return r;
+    k -= r.share;
+  }
+  return REPORTERS[0]!;
+}
+
+/** Small reports in day folders of 1,000; returns the XML bytes they hold. */
+function writeSmallReports(dir: string, n: number): { inputBytes: number; xmlBytes: number } {
+  let inputBytes = 0;
+  let xmlBytes = 0;
+  const domains = Math.max(1, Math.round(n / 3));
+  for (let i = 0; i < n; i++) {
+    const day = Math.floor(i / 1000);
+    const folder = join(dir, `day-${String(day).padStart(3, '0')}`);
+    if (i % 1000 === 0) mkdirSync(folder, { recursive: true });
+    const r = reporterFor(i);
+    const begin = 1_700_006_400 + day * 86_400;
+    // Most daily reports carry a handful of sources; one in ten a few dozen.
+    const records = i % 10 === 0 ? 20 + (i % 17) : 1 + (i % 5);
+    let xml = reportHead({ org: r.org, reportId: `${r.org.length}${String(i).padStart(9, '0')}`, domain: `d${i % domains}.fleet.example`, begin, end: begin + 86_399 });
+    for (let k = 0; k < records; k++) xml += recordXml(i * 40 + k, 1 + ((i + k) % 40), (i + k) % 4 ? 'pass' : 'fail');
+    xml += REPORT_TAIL;
+    const bytes = Buffer.from(xml, 'utf8');
+    const name = `${r.org.replace(/[^A-Za-z0-9.]/g, '_')}!d${i % domains}!${begin}!${i}`;
+    const packed = r.container === 'zip' ? makeZip([{ name: `${name}.xml`, data: bytes }]) : r.container === 'gzip' ? gzipSync(bytes) : bytes;
+    const ext = r.container === 'zip' ? 'zip' : r.container === 'gzip' ? 'xml.gz' : 'xml';
+    writeFileSync(join(folder, `${name}.${ext}`), packed);
+    inputBytes += packed.length;
+    xmlBytes += bytes.length;
+  }
+  return { inputBytes, xmlBytes };
+}
+
+/** A synthetic report of about `mb` MB, written streaming (it is never held in memory). */
 async function writeBigReport(path: string, mb: number): Promise<{ bytes: number; records: number }> {
   const out = createWriteStream(path);
   let bytes = 0;
@@ -158,55 +123,172 @@ async function writeBigReport(path: string, mb: number): Promise<{ bytes: number
   return { bytes, records };
 }
 
-async function sampled<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number; start: number; samples: number[] }> {
-  const start = process.memoryUsage().rss;
-  let peak = start;
-  const samples: number[] = [];
-  const timer = setInterval(() => {
-    const rss = process.memoryUsage().rss;
-    samples.push(rss);
-    if (rss > peak) peak = rss;
-  }, 50);
-  try {
-    const value = await fn();
-    peak = Math.max(peak, process.memoryUsage().rss);
-    return { value, peak, start, samples };
-  } finally {
-    clearInterval(timer);
+// ---------------------------------------------------------------- the floor
+
+function saxesPass(pieces: Iterable<Buffer>): void {
+  const p = new SaxesParser({ xmlns: true });
+  const d = new TextDecoder('utf-8');
+  for (const b of pieces) p.write(d.decode(b, { stream: true }));
+  p.write(d.decode());
+  p.close();
+}
+
+function* in64k(b: Buffer): Generator<Buffer> {
+  for (let i = 0; i < b.length; i += 64 * 1024) yield b.subarray(i, i + 64 * 1024);
+}
+
+/** The single member of a zip written by makeZip(), inflated (bare: no zip library). */
+function unzipOnly(zip: Buffer): Buffer {
+  const nameLength = zip.readUInt16LE(26);
+  const size = zip.readUInt32LE(18);
+  return inflateRawSync(zip.subarray(30 + nameLength, 30 + nameLength + size));
+}
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((n) => (statSync(join(dir, n)).isDirectory() ? listFiles(join(dir, n)) : [join(dir, n)]));
+}
+
+/** Read, inflate and saxes every file: the floor for the small reports. */
+function bareSmall(dir: string): void {
+  for (const f of listFiles(dir)) {
+    const raw = readFileSync(f);
+    const xml = f.endsWith('.zip') ? unzipOnly(raw) : f.endsWith('.gz') ? gunzipSync(raw) : raw;
+    saxesPass(in64k(xml));
   }
 }
 
-async function bigBench(mb: number): Promise<void> {
-  const path = join(work, `big-${mb}.xml`);
-  const { bytes, records } = await writeBigReport(path, mb);
-  let t = performance.now();
-  await bareSaxesFile(path);
-  const bare = (performance.now() - t) / 1000;
-  global.gc?.();
-  const store = await openSqliteStore(join(work, `big-${mb}.sqlite`));
-  t = performance.now();
-  const run = await sampled(() => ingestInput(store.db, { path }, path, { rejectedDir: join(work, 'rejected') }));
-  const full = (performance.now() - t) / 1000;
-  await store.close();
-  if (run.value.status !== 'stored' || run.value.records !== records) throw new Error(`big report not stored whole: ${JSON.stringify(run.value)}`);
-  const q = (f: number) => run.samples[Math.min(run.samples.length - 1, Math.floor(run.samples.length * f))] ?? run.peak;
-  console.log(`\nsynthetic report: ${fmt(bytes / MB)} MiB, ${records.toLocaleString('en-US')} records, one report, plain XML from disk`);
-  console.log(`  bare saxes pass (same file, streamed):    ${fmt(bare, 2)} s  ${fmt(bytes / MB / bare)} MiB/s`);
-  console.log(`  ingest (read + store, SQLite):            ${fmt(full, 2)} s  ${fmt(bytes / MB / full)} MiB/s  ${fmt(records / full, 0)} records/s  = ${fmt(full / bare, 2)} x bare`);
-  console.log(
-    `  RSS: ${fmt(run.start / MB, 0)} MiB before, ${fmt(q(0.25) / MB, 0)} / ${fmt(q(0.5) / MB, 0)} / ${fmt(q(0.75) / MB, 0)} MiB at 25/50/75% of the run, peak ${fmt(run.peak / MB, 0)} MiB (+${fmt((run.peak - run.start) / MB, 0)} MiB)`,
-  );
-  rmSync(path);
-  rmSync(join(work, `big-${mb}.sqlite`), { force: true });
-  rmSync(join(work, `big-${mb}.sqlite-wal`), { force: true });
+async function bareFile(path: string): Promise<void> {
+  const p = new SaxesParser({ xmlns: true });
+  const d = new TextDecoder('utf-8');
+  for await (const c of createReadStream(path, { highWaterMark: 64 * 1024 })) p.write(d.decode(c as Buffer, { stream: true }));
+  p.close();
 }
 
-try {
-  console.log(`dmarc-rollout ingest benchmark, node ${process.version}, ${new Date().toISOString()}`);
-  console.log('ratios are times against a bare saxes pass (xmlns on, no handlers) over the same decompressed bytes in this process');
-  await corpusBench();
-  await bigBench(Math.max(1, Math.round(BIG_MB / 10)));
-  await bigBench(BIG_MB);
-} finally {
-  rmSync(work, { recursive: true, force: true });
+// ---------------------------------------------------------------- child cases
+
+interface CaseResult {
+  bare: number;
+  work: number;
+  /** Peak RSS after the bare pass, and at the end. */
+  barePeak: number;
+  peak: number;
+  /** RSS at a quarter, half and three quarters of the work (flat or growing). */
+  quarters: number[];
+  count: number;
+}
+
+async function timed(fn: () => Promise<void> | void): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+async function childSmall(dir: string, n: number): Promise<CaseResult> {
+  const bare = await timed(() => bareSmall(join(dir, 'reports')));
+  const barePeak = peakRss();
+  const store = await openSqliteStore(join(dir, 'store.sqlite'));
+  const quarters: number[] = [];
+  let stored = 0;
+  const work = await timed(async () => {
+    const summary = await ingestPaths(store.db, [join(dir, 'reports')], {
+      rejectedDir: join(dir, 'rejected'),
+      onResult: (_r, done, total) => {
+        if (done === Math.floor(total / 4) || done === Math.floor(total / 2) || done === Math.floor((3 * total) / 4)) quarters.push(process.memoryUsage.rss());
+      },
+    });
+    stored = summary.stored;
+  });
+  await store.close();
+  if (stored !== n) throw new Error(`${stored} of ${n} small reports stored`);
+  return { bare, work, barePeak, peak: peakRss(), quarters, count: stored };
+}
+
+async function childBig(path: string, mode: 'parse' | 'ingest', dir: string): Promise<CaseResult> {
+  const bare = await timed(() => bareFile(path));
+  const barePeak = peakRss();
+  const quarters: number[] = [];
+  let count = 0;
+  // RSS sampled at each quarter of the bytes: the parser's position is not visible, time is a fair proxy.
+  const samples: number[] = [];
+  const timer = setInterval(() => samples.push(process.memoryUsage.rss()), 100);
+  let work: number;
+  try {
+    if (mode === 'parse') {
+      work = await timed(async () => {
+        count = (await readReport({ path })).figures.records;
+      });
+    } else {
+      const store = await openSqliteStore(join(dir, 'big.sqlite'));
+      work = await timed(async () => {
+        const r = await ingestInput(store.db, { path }, path, { rejectedDir: join(dir, 'rejected') });
+        if (r.status !== 'stored') throw new Error(`big report not stored: ${JSON.stringify(r)}`);
+        count = r.records;
+      });
+      await store.close();
+    }
+  } finally {
+    clearInterval(timer);
+  }
+  for (const f of [0.25, 0.5, 0.75]) quarters.push(samples[Math.floor(samples.length * f)] ?? 0);
+  return { bare, work, barePeak, peak: peakRss(), quarters, count };
+}
+
+// ---------------------------------------------------------------- parent
+
+function runChild(args: string[]): CaseResult {
+  const r = spawnSync(process.execPath, [...process.execArgv, SELF, '--child', ...args], { encoding: 'utf8', maxBuffer: 16 * MB });
+  if (r.status !== 0) throw new Error(`bench case ${args.join(' ')} failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseResult;
+}
+
+const mib = (n: number) => `${fmt(n / MB, 0)} MiB`;
+
+async function main(): Promise<void> {
+  const reports = (flag('reports') ?? '2000').split(',').map(Number).filter((n) => n > 0);
+  const bigMb = Number(flag('big-mb') ?? 40);
+  const work = mkdtempSync(join(tmpdir(), 'dmarc-rollout-bench-'));
+  try {
+    console.log(`dmarc-rollout ingest benchmark, node ${process.version}, ${new Date().toISOString()}`);
+    console.log('each case in its own process; "x bare" is the time against a bare saxes pass (xmlns on, no handlers) over the same bytes in that process');
+    for (const n of reports) {
+      const dir = join(work, `small-${n}`);
+      const { inputBytes, xmlBytes } = writeSmallReports(join(dir, 'reports'), n);
+      const r = runChild(['small', dir, String(n)]);
+      console.log(`\n${n.toLocaleString('en-US')} small reports (${fmt(inputBytes / MB)} MiB on disk, ${fmt(xmlBytes / MB)} MiB of XML; zip, gzip and plain XML from five reporters), ingested into a fresh SQLite store`);
+      console.log(`  bare saxes pass (read, inflate, saxes):  ${fmt(r.bare, 2)} s  ${fmt(n / r.bare, 0)} reports/s  peak RSS ${mib(r.barePeak)}`);
+      console.log(`  ingest (ingestPaths):                     ${fmt(r.work, 2)} s  ${fmt(n / r.work, 0)} reports/s  = ${fmt(r.work / r.bare, 2)} x bare`);
+      console.log(`  RSS at 1/4, 1/2, 3/4 of the reports: ${r.quarters.map(mib).join(' / ')}; peak ${mib(r.peak)}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    if (bigMb > 0) {
+      const path = join(work, `big-${bigMb}.xml`);
+      const { bytes, records } = await writeBigReport(path, bigMb);
+      console.log(`\none report of ${fmt(bytes / MB)} MiB (${records.toLocaleString('en-US')} records), plain XML from disk`);
+      for (const mode of ['parse', 'ingest'] as const) {
+        const dir = join(work, `big-${mode}`);
+        mkdirSync(dir);
+        const r = runChild(['big', path, mode, dir]);
+        if (r.count !== records) throw new Error(`${mode}: ${r.count} of ${records} records`);
+        const label = mode === 'parse' ? 'parse (readReport: unpack, parse, normalise, hash)' : 'ingest (parse + store in SQLite)';
+        console.log(`  ${label}`);
+        console.log(`    bare saxes pass: ${fmt(r.bare, 2)} s  ${fmt(bytes / MB / r.bare)} MiB/s  peak RSS ${mib(r.barePeak)}`);
+        console.log(`    ${mode}: ${fmt(r.work, 2)} s  ${fmt(bytes / MB / r.work)} MiB/s  ${fmt(records / r.work, 0)} records/s  = ${fmt(r.work / r.bare, 2)} x bare (${fmt(r.bare / r.work, 2)} of its speed)`);
+        console.log(`    RSS at 1/4, 1/2, 3/4 of the run: ${r.quarters.map(mib).join(' / ')}; peak ${mib(r.peak)}`);
+        rmSync(dir, { recursive: true, force: true });
+      }
+      rmSync(path);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv.includes('--child')) {
+  const [kind, a, b, c] = process.argv.slice(process.argv.indexOf('--child') + 1);
+  const result = kind === 'small' ? await childSmall(a!, Number(b)) : await childBig(a!, b as 'parse' | 'ingest', c!);
+  console.log(JSON.stringify(result));
+} else {
+  await main();
 }
