@@ -4,6 +4,7 @@
  * desired set, never a delta. Names are absolute (trailing dot) and TXT
  * content is in presentation format, split into 255-octet strings.
  */
+import { AppError } from '../../src/errors.js';
 import type { DnsProvider, RecordSetView } from '../types.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type ProviderDeps, type ProviderLogger } from '../shared/deps.js';
@@ -31,13 +32,13 @@ interface ApiZone {
   rrsets?: ApiRrset[];
 }
 
-/** An answer worth trying again (overload, proxy throttling, restart). */
-class RetryableHttp extends Error {
+/** An answer worth trying again (overload, proxy throttling, restart); withRetry() turns the last one into a ProviderError. */
+class RetryableHttp extends AppError {
   constructor(
     readonly status: number,
     readonly retryAfterMs: number | undefined,
   ) {
-    super(`HTTP ${status}`);
+    super('unavailable', `HTTP ${status}`);
   }
 }
 
