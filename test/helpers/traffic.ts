@@ -1,22 +1,12 @@
 /**
  * Realistic report traffic for scenario tests: several reporters with their
  * shares of the mail and their own delays (one on a CET day), senders whose
- * mail passes, breaks, forwards or spoofs day by day, and a world that
- * delivers each report through the real ingest at the instant it would have
- * arrived, then ticks the real engine at the daemon's hours. Nothing of the
- * engine is stubbed: the store is a real SQLite file, the zone the in-memory
- * provider.
+ * mail passes, breaks, forwards or spoofs day by day, each report with the
+ * instant it would arrive. The test world (test/helpers/world.ts) delivers
+ * them through the real ingest at that instant and ticks the real engine at
+ * the daemon's hours.
  */
-import { join } from 'node:path';
-import { MemoryDns } from '../../src/engine/memory-dns.js';
-import { runTick, type DomainTickResult } from '../../src/engine/tick.js';
-import { enrollDomains } from '../../src/fleet/index.js';
-import type { Plan } from '../../src/plans/index.js';
-import { ingestInput, type IngestResult } from '../../src/reports/index.js';
-import { openSqliteStore, type Store } from '../../src/store/open.js';
-import { tempStore } from './cli.js';
-
-export const DAY_MS = 86_400_000;
+import { DAY_MS, type Delivery as WorldDelivery } from './world.js';
 
 export interface TrafficReporter {
   org: string;
@@ -90,11 +80,9 @@ export const spoof = (domain: string, ip: string, count: number): TrafficRow => 
 /** `count` split by share, rounded, at least 0. */
 const part = (count: number, share: number) => Math.max(0, Math.round(count * share));
 
-export interface Delivery {
-  at: number;
+/** A report on its way (see the world's Delivery), with the reporter that sends it. */
+export interface Delivery extends WorldDelivery {
   org: string;
-  xml: string;
-  source: string;
 }
 
 /** Every report the reporters send for `days` days of `mail`, each with the instant it arrives. */
@@ -133,77 +121,3 @@ export const REPORTERS: TrafficReporter[] = [
   { org: 'Enterprise Outlook', share: 0.12, delayHours: 30 },
   { org: 'comcast.net', share: 0.08, delayHours: 16 },
 ];
-
-export interface World {
-  store: Store;
-  dns: MemoryDns;
-  /** Ticks at each hour of each day; delivers reports as they arrive; returns every result with its time. */
-  run(fromDay: number, toDay: number, onTick?: (now: Date, results: DomainTickResult[]) => Promise<void> | void): Promise<Array<{ at: Date; result: DomainTickResult }>>;
-  ingested: IngestResult[];
-  close(): Promise<void>;
-}
-
-/**
- * A store fed `deliveries` as they arrive (from `start`), with `domains`
- * enrolled on `plan` on day `enrolDay` (so reporters already have a history),
- * each starting from `records[domain]` when given (enrolment starts at the
- * stage the live record matches), ticked at `tickHours` UTC, minute 17.
- */
-export async function world(opts: {
-  domains: string[];
-  plan: Plan;
-  start: Date;
-  deliveries: Delivery[];
-  tickHours: number[];
-  enrolDay?: number;
-  records?: Record<string, string>;
-}): Promise<World> {
-  const { dir, db } = tempStore('dmarc-rollout-scenario-');
-  const store = await openSqliteStore(db);
-  const dns = new MemoryDns();
-  for (const [domain, record] of Object.entries(opts.records ?? {})) dns.set(`_dmarc.${domain}`, { txt: [record], ttl: 300 });
-  const enrolDay = opts.enrolDay ?? 0;
-  let enrolled = false;
-  const enrol = async (now: Date) => {
-    const res = await enrollDomains(store, {
-      inputs: opts.domains.map((text) => ({ text, origin: 'test' })),
-      plan: opts.plan,
-      provider: 'memory',
-      providers: { names: ['memory'], get: () => dns },
-      reportAddress: 'dmarc-reports@scenario.example',
-      actor: 'test',
-      now,
-    } as Parameters<typeof enrollDomains>[1]);
-    if (res.refused.length > 0) throw new Error(`enrolment refused: ${res.refused.map((r) => r.reason).join('; ')}`);
-    enrolled = true;
-  };
-  let next = 0;
-  const ingested: IngestResult[] = [];
-  return {
-    store,
-    dns,
-    ingested,
-    async run(fromDay, toDay, onTick) {
-      const log: Array<{ at: Date; result: DomainTickResult }> = [];
-      for (let d = fromDay; d < toDay; d++) {
-        for (const hour of opts.tickHours) {
-          const now = new Date(opts.start.getTime() + d * DAY_MS + hour * 3600_000 + 17 * 60_000);
-          while (next < opts.deliveries.length && opts.deliveries[next]!.at <= now.getTime()) {
-            const delivery = opts.deliveries[next++]!;
-            const at = new Date(delivery.at);
-            ingested.push(await ingestInput(store.db, { bytes: Buffer.from(delivery.xml) }, delivery.source, { rejectedDir: join(dir, 'rejected'), now: () => at }));
-          }
-          if (!enrolled) {
-            if (d < enrolDay) continue;
-            await enrol(now);
-          }
-          const results = await runTick({ store, now, providerFor: () => dns, loadPlan: () => opts.plan });
-          for (const result of results) log.push({ at: now, result });
-          await onTick?.(now, results);
-        }
-      }
-      return log;
-    },
-    close: () => store.close(),
-  };
-}
