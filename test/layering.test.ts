@@ -19,8 +19,9 @@ import { REPO_ROOT } from './helpers/cli.js';
 
 /**
  * Which units each unit may import, lowest first. errors, paths and names
- * (domain names) import nothing; record is pure; dns looks records up; plans and store hold the
- * data; reports parses and stores reports; engine judges and moves a domain;
+ * (domain names) import nothing; record is pure (the _dmarc record); report-model
+ * is the aggregate report as values and its rows digest; dns looks records up;
+ * plans and store hold the data; reports parses and stores reports; engine judges and moves a domain;
  * fleet is what a person does to domains and what they see; app holds the
  * use cases that combine engine and fleet (simulate, dry run, explain,
  * acknowledge a quiet reporter), which the doors call; web renders
@@ -34,19 +35,20 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   paths: [],
   names: [],
   record: [...FOUNDATION],
+  'report-model': [...FOUNDATION],
   dns: [...FOUNDATION, 'record'],
   plans: [...FOUNDATION, 'record'],
-  store: [...FOUNDATION, 'record', 'plans'],
-  reports: [...FOUNDATION, 'record', 'store'],
-  engine: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports'],
-  fleet: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine'],
-  app: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet'],
-  web: [...FOUNDATION, 'record', 'plans', 'store', 'reports', 'engine', 'fleet', 'app'],
-  notify: [...FOUNDATION, 'record', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web'],
-  api: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web', 'notify'],
+  store: [...FOUNDATION, 'record', 'report-model', 'plans'],
+  reports: [...FOUNDATION, 'record', 'report-model', 'store'],
+  engine: [...FOUNDATION, 'record', 'report-model', 'dns', 'plans', 'store', 'reports'],
+  fleet: [...FOUNDATION, 'record', 'report-model', 'dns', 'plans', 'store', 'reports', 'engine'],
+  app: [...FOUNDATION, 'record', 'report-model', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet'],
+  web: [...FOUNDATION, 'record', 'report-model', 'plans', 'store', 'reports', 'engine', 'fleet', 'app'],
+  notify: [...FOUNDATION, 'record', 'report-model', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web'],
+  api: [...FOUNDATION, 'record', 'report-model', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web', 'notify'],
   providers: [...FOUNDATION, 'record', 'dns'],
-  daemon: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web', 'notify', 'api', 'providers'],
-  cli: [...FOUNDATION, 'record', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web', 'notify', 'api', 'providers', 'daemon'],
+  daemon: [...FOUNDATION, 'record', 'report-model', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web', 'notify', 'api', 'providers'],
+  cli: [...FOUNDATION, 'record', 'report-model', 'dns', 'plans', 'store', 'reports', 'engine', 'fleet', 'app', 'web', 'notify', 'api', 'providers', 'daemon'],
 };
 
 /**
@@ -62,14 +64,6 @@ const DNS_WRITERS = [/^src\/engine\/apply\.ts$/, /^providers\//];
  * This list may only shrink.
  */
 const KNOWN_EDGES: readonly string[] = [
-  // Types the store returns, declared where they are computed: they belong in src/store/schema.ts
-  // (or a types module below both).
-  'src/store/observations.ts -> src/engine/types.ts',
-  'src/store/report-arrivals.ts -> src/engine/reporters.ts',
-  // A data migration reads report contents to fill a new column; the digest belongs in src/record/ or
-  // a migration-local copy (a landed migration is never edited, so only the import can move).
-  'src/store/migrations.ts -> src/reports/digest.ts',
-  'src/store/migrations.ts -> src/reports/model.ts',
   // The API's context names the daemon's metrics registry and health report types: they belong in
   // src/api/ (the daemon fills them). The health one landed while this ratchet was being written.
   'src/api/context.ts -> src/daemon/health.ts',

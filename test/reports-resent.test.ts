@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
 import { Kysely, SqliteDialect } from 'kysely';
 import SqliteDatabase from 'better-sqlite3';
-import { RowsDigest } from '../src/reports/digest.js';
+import { RowsDigest } from '../src/report-model/digest.js';
 import { ingestInput, type IngestResult } from '../src/reports/index.js';
 import { readReport } from '../src/reports/parse.js';
 import { migrations } from '../src/store/migrations.js';

@@ -11,24 +11,11 @@
  * towards min_days unless a person acknowledged that reporter's silence.
  * Pure: arrivals, acknowledgements and the clock in, a verdict per day out.
  */
+import type { ReportArrival, ReporterAcknowledgement } from '../store/observed.js';
 import type { ReporterSummary } from './types.js';
 import { DAY_SECONDS, daysCovered, epochDayToIso } from './window.js';
 
-/** One stored (counted) report: who sent it, the range it covers and when it arrived. */
-export interface ReportArrival {
-  reporter: string;
-  begin: number;
-  end: number;
-  /** When it was ingested, epoch seconds. */
-  arrivedAt: number;
-}
-
-/** A person said "go on without this reporter" at this time; void once it reports again. */
-export interface ReporterAcknowledgement {
-  reporter: string;
-  at: number;
-  actor: string;
-}
+export type { ReportArrival, ReporterAcknowledgement } from '../store/observed.js';
 
 /** A reporter is regular when it covered at least this many days of its history... */
 export const REGULAR_REPORTER_MIN_DAYS = 7;

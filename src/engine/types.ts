@@ -6,31 +6,7 @@
  */
 import type { DomainState } from '../store/schema.js';
 
-/** One aggregate-report row as the engine sees it, with its report's context. */
-export interface ObservedRow {
-  /** Reporter organisation (report_metadata/org_name). */
-  reporter: string;
-  /** The report's date range, epoch seconds. */
-  begin: number;
-  end: number;
-  /** policy_published/domain: whose record the receiver applied. */
-  policyDomain: string;
-  sourceIp: string;
-  count: number;
-  headerFrom: string | null;
-  /** policy_evaluated dkim/spf, lowercase: `pass` means aligned and authenticated. */
-  dkim: string | null;
-  spf: string | null;
-  disposition: string | null;
-  /** policy_published adkim/aspf: `s` strict, `r` relaxed (also when absent). */
-  adkim?: 'r' | 's';
-  aspf?: 'r' | 's';
-  /** policy_evaluated reasons, type lowercase: why the receiver overrode the policy (forwarded, mailing_list, local_policy, ...). */
-  reasons?: Array<{ type: string | null; comment: string | null }>;
-  /** auth_results: the domains that signed (DKIM d=, with its selector) or were checked (SPF), with their results. */
-  authDkim: Array<{ domain: string | null; selector?: string | null; result: string | null }>;
-  authSpf: Array<{ domain: string | null; result: string | null }>;
-}
+export type { ObservedRow } from '../store/observed.js';
 
 /** An operator's verdict on a sending source. */
 export type SourceVerdict = 'authorised' | 'abuse';

@@ -9,7 +9,6 @@
  *  - parse.ts      one input to one parsed report (stores nothing)
  *  - figures.ts    the `report parse --json` contract figures
  *  - store.ts      store once: duplicates, changed and re-sent copies, rows in batches in one transaction
- *  - digest.ts     the rows digest: a report's records as a set, whatever their order or layout
  *  - rejected.ts   rejected inputs kept with their reason
  *  - ingest.ts     inputs and folders to outcomes and a summary
  */
@@ -18,8 +17,8 @@
 export { DEFAULT_LIMITS, resolveLimits, type Limits } from './limits.js';
 /** The error every refused input carries: kind, field at fault, reason. */
 export { FAILURE_REPORT_REASON, ReportError, type RejectKind } from './errors.js';
-/** The normalised report model. */
-export * from './model.js';
+/** The normalised report model (src/report-model/, below the store, which keeps reports in it). */
+export * from '../report-model/model.js';
 /** A raw input: `{ path }` (streamed) or `{ bytes }`. */
 export type { RawInput } from './streams.js';
 /** Read one input without storing: `readReport(input, { sink })`; `describeError(e)` for any failure. */

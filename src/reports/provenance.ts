@@ -17,7 +17,7 @@
 import { Resolver } from 'node:dns/promises';
 import { canonicalName } from '../names.js';
 import { ReportError } from './errors.js';
-import type { ReportMetadata } from './model.js';
+import type { ReportMetadata } from '../report-model/model.js';
 
 /** A DNS lookup as mailauth calls it: `resolve(name, 'TXT')` and friends. */
 export type DnsResolve = (name: string, rrtype: string) => Promise<unknown>;

@@ -11,7 +11,7 @@
  * Reporters also re-send a report under a new report_id (a retry after a
  * delivery error, a second mailing), often with its records in another order
  * or laid out differently. So a report with a new identity whose reporter,
- * policy domain, date range and rows digest (src/reports/digest.ts: the
+ * policy domain, date range and rows digest (src/report-model/digest.ts: the
  * records as a set, not the XML) equal a stored copy's is a re-sent copy:
  * stored, `counted = 0`, flagged with the copy it repeats. A second report
  * for the same day with other rows (a reporter that splits a day) counts.
@@ -27,8 +27,8 @@
 import { randomUUID } from 'node:crypto';
 import { CompiledQuery, sql, type ControlledTransaction, type Kysely } from 'kysely';
 import type { Database, NewReportRecord } from '../store/schema.js';
-import { RowsDigest } from './digest.js';
-import type { ReportHeader, ReportRecord } from './model.js';
+import { RowsDigest } from '../report-model/digest.js';
+import type { ReportHeader, ReportRecord } from '../report-model/model.js';
 import { readReport, type ParseOptions, type ReadReport } from './parse.js';
 import type { RawInput } from './streams.js';
 

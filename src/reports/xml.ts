@@ -21,7 +21,7 @@ import type {
   ReportHeader,
   ReportRecord,
   SpfAuthResult,
-} from './model.js';
+} from '../report-model/model.js';
 
 /** Namespaces a <feedback> may be in: none, the RFC 7489 draft schema, RFC 9990. */
 export const REPORT_NAMESPACES: ReadonlySet<string> = new Set([

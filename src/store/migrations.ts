@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { RowsDigest } from '../reports/digest.js';
-import type { ReportRecord } from '../reports/model.js';
+import { RowsDigest } from '../report-model/digest.js';
+import type { ReportRecord } from '../report-model/model.js';
 
 /** Which SQL dialect a migration writes for; only id columns differ. */
 export type Dialect = 'sqlite' | 'postgres';

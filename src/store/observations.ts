@@ -7,7 +7,7 @@
  * itself or its subdomains is the engine's job; this only narrows the read.
  */
 import type { Kysely } from 'kysely';
-import type { ObservedRow } from '../engine/types.js';
+import type { ObservedRow } from './observed.js';
 import type { Database } from './schema.js';
 
 export async function loadObservedRows(

@@ -4,7 +4,7 @@
  * domain, and the acknowledgements people gave for reporters gone quiet.
  */
 import type { Kysely, Transaction } from 'kysely';
-import type { ReportArrival, ReporterAcknowledgement } from '../engine/reporters.js';
+import type { ReportArrival, ReporterAcknowledgement } from './observed.js';
 import type { Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;

@@ -86,7 +86,7 @@ export interface ReportsTable {
   counted: number;
   /** Why this copy is flagged (it differs from an earlier copy of the same report, or repeats one under a new report_id). */
   flag: string | null;
-  /** Order-independent digest of the report's rows (src/reports/digest.ts): equal for a report re-sent under a new report_id. */
+  /** Order-independent digest of the report's rows (src/report-model/digest.ts): equal for a report re-sent under a new report_id. */
   rows_digest: string | null;
   /** policy_published adkim and aspf as the receiver saw them (`r`, `s`), null when absent (relaxed). */
   adkim: string | null;

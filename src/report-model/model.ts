@@ -3,6 +3,9 @@
  * reporter quirk is reduced to before anything is counted or stored. Values
  * are trimmed; the ones receivers spell differently (`Pass`, `pass`) are
  * lowercased; empty elements become null; report_id is always a string.
+ * Below both the ingest (src/reports/), which produces it, and the store,
+ * which keeps reports in this shape and, in a data migration, recomputes
+ * their rows digest (digest.ts).
  */
 
 /** report_metadata and the document's envelope (namespace, version). */
