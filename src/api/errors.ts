@@ -7,7 +7,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { AppError, ERROR_CODES, toAppError, type ErrorCode } from '../errors.js';
+import { AppError, ERROR_CODES, errorMessage, toAppError, type ErrorCode } from '../errors.js';
 
 export interface FieldIssue {
   field: string;
@@ -78,11 +78,12 @@ export function toErrorResponse(error: unknown, request: FastifyRequest): { stat
     request.log.error({ err: error, code: e.code }, 'request failed');
     return answer(e.code, 'internal error; the daemon log has the details');
   }
+  const message = errorMessage(e);
   if (e.code === 'invalid' && e.field !== undefined) {
-    const issues = [{ field: fieldPath(request, e.field), reason: e.message }];
-    return answer(e.code, `${issues[0]!.field}: ${e.message}`, issues);
+    const issues = [{ field: fieldPath(request, e.field), reason: message }];
+    return answer(e.code, `${issues[0]!.field}: ${message}`, issues);
   }
-  return answer(e.code, e.message);
+  return answer(e.code, message);
 }
 
 function answer(code: ErrorCode, message: string, issues: FieldIssue[] = [], status = ERROR_CODES[code].http) {
