@@ -4,8 +4,6 @@
  * src/reports; they hold no rules of their own.
  */
 import type { FastifyRequest } from 'fastify';
-import type { HealthReport } from '../daemon/health.js';
-import type { DaemonMetrics } from '../daemon/metrics.js';
 import type { SourceRule } from '../engine/types.js';
 import type { Actor } from '../fleet/actions.js';
 import type { ProviderLookup } from '../fleet/enroll.js';
@@ -24,13 +22,34 @@ export interface ApiContext {
   sourceRules: readonly SourceRule[];
   /** Ingests one uploaded input (the daemon's ingest, with its rejected/ folder). */
   ingest(bytes: Buffer, source: string): Promise<IngestResult>;
-  metrics?: DaemonMetrics;
+  metrics?: ApiMetrics;
   /** The notification channels (their secrets read), for the notifications page and API; none when absent. */
   notify?: NotifySettings;
   /** The daemon's schedules and sources, for /healthz; a bare API server (tests) has none and is healthy when it answers. */
   health?: () => HealthReport;
   /** The configured DNS providers (set-provider, unenroll with restore); none when absent. */
   providers?: ProviderLookup;
+}
+
+/** The daemon's metrics as the API uses them (src/daemon/metrics.ts fills them): an upload counted, /metrics served. */
+export interface ApiMetrics {
+  /** One ingested input from the configured source named `sourceName` (the config's source name, never a per-message id). */
+  recordIngest(sourceName: string, result: IngestResult): void;
+  /** The text exposition and its content type, with the store-backed gauges read fresh at call time. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Whether the daemon does its work, for /healthz (src/daemon/health.ts fills it; src/api/routes/meta.ts answers from it). */
+export interface HealthReport {
+  ok: boolean;
+  /** Why not ok, one line each. */
+  problems: string[];
+  jobs: Record<string, { running_since: string | null; last_finished: string | null; last_error: string | null; interval_seconds: number | null }>;
+  sources: Array<{ name: string; failures: number; last_error: string | null; retry_at: string | null }>;
+  /** This daemon's instance id (the daemon adds it and the count below; src/store/instances.ts). */
+  instance?: string;
+  /** Instances whose heartbeat is within a lease time, this one included, as of the last heartbeat. */
+  live_instances?: number;
 }
 
 export const viewContext = (ctx: ApiContext): ViewContext => ({ loadPlan: ctx.loadPlan, sourceRules: ctx.sourceRules });

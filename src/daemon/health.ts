@@ -6,6 +6,7 @@
  * process lives but whose schedules do not. A failing report source is shown
  * but is no stall: a restart does not fix a wrong password.
  */
+import type { HealthReport } from '../api/context.js';
 
 export interface JobState {
   /** When the run in progress started; null when none runs. */
@@ -21,17 +22,8 @@ export interface SourceState {
   retryAt: number;
 }
 
-export interface HealthReport {
-  ok: boolean;
-  /** Why not ok, one line each. */
-  problems: string[];
-  jobs: Record<string, { running_since: string | null; last_finished: string | null; last_error: string | null; interval_seconds: number | null }>;
-  sources: Array<{ name: string; failures: number; last_error: string | null; retry_at: string | null }>;
-  /** This daemon's instance id (the daemon adds it and the count below; src/store/instances.ts). */
-  instance?: string;
-  /** Instances whose heartbeat is within a lease time, this one included, as of the last heartbeat. */
-  live_instances?: number;
-}
+/** What /healthz reports from (declared by the API that serves it: src/api/context.ts). */
+export type { HealthReport };
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 

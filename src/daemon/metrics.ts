@@ -15,6 +15,7 @@ import { loadPlan as loadPlanFromDisk, type Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
 import type { IngestResult } from '../reports/ingest.js';
 import type { Store } from '../store/open.js';
+import type { ApiMetrics } from '../api/context.js';
 import type { DomainState } from '../store/schema.js';
 
 const PREFIX = 'dmarc_rollout_';
@@ -26,17 +27,14 @@ const ACTIONS: readonly DecisionAction[] = ['establish', 'advance', 'hold', 'awa
 // provider APIs and DNS verification for many domains can take minutes.
 const TICK_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
-export interface DaemonMetrics {
+/** The API's part (src/api/context.ts: count an upload, serve /metrics) and the daemon's. */
+export interface DaemonMetrics extends ApiMetrics {
   /** The per-instance prom-client Registry (never the global default registry: tests create many). */
   readonly registry: Registry;
-  /** One ingested input from the configured source named `sourceName` (the config's source name, never a per-message id). */
-  recordIngest(sourceName: string, result: IngestResult): void;
   /** One finished tick: its per-domain results, each with the domain's provider name (null when none), and how long it took. */
   recordTick(results: ReadonlyArray<DomainTickResult & { provider: string | null }>, durationSeconds: number): void;
   /** One notification delivery attempt on a channel and its outcome. */
   recordNotification(channel: string, outcome: 'delivered' | 'retrying' | 'failed'): void;
-  /** The text exposition and its content type, with the store-backed gauges read fresh at call time. */
-  render(): Promise<{ contentType: string; body: string }>;
 }
 
 /**
