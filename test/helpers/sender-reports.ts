@@ -2,23 +2,19 @@
  * Aggregate reports with the details that tell senders apart: DKIM selectors,
  * the receiver's override reasons (forwarded, mailing_list, ...), alignment
  * modes, chosen report ids, and the record order and layout a reporter uses.
- * Plus a world on a real store: a domain enrolled on the default plan and
- * moved to a quarantine stage through the real tick, reports delivered
- * through the real ingest at the time they would arrive.
+ * Plus a sender world: the test world (test/helpers/world.ts) with a domain
+ * enrolled on the default plan and moved to a quarantine stage through the
+ * real tick, reports delivered through the real ingest at the time they
+ * would arrive, and judged as explain and the page judge it.
  */
 import assert from 'node:assert/strict';
-import { MemoryDns } from '../../src/engine/memory-dns.js';
-import { assessDomain, runTick, type DomainAssessment } from '../../src/engine/tick.js';
+import { assessDomain, type DomainAssessment } from '../../src/engine/tick.js';
 import { decide } from '../../src/engine/decide.js';
 import type { Decision } from '../../src/engine/types.js';
 import { force } from '../../src/fleet/actions.js';
-import { enrollDomains } from '../../src/fleet/index.js';
-import { getDomain } from '../../src/store/domains.js';
 import { loadPlan } from '../../src/plans/index.js';
-import { ingestInput, type IngestResult } from '../../src/reports/index.js';
-import { openSqliteStore, type Store } from '../../src/store/open.js';
-import { tempStore } from './cli.js';
-import { join } from 'node:path';
+import type { StoreDialect } from './dialects.js';
+import { createWorld, HOUR_MS, type World } from './world.js';
 
 export interface SenderRow {
   ip: string;
@@ -112,57 +108,46 @@ export const ownServer = (domain: string, ip: string, count: number): SenderRow 
 
 export const ENROLLED = new Date('2026-03-01T09:00:00Z');
 
-export interface SenderWorld {
-  store: Store;
+export interface SenderWorld extends World {
   domain: string;
-  ingested: IngestResult[];
-  /** Ingests each report as it would arrive: `delayHours` after its day ends. */
+  /** Sends each report to arrive `delayHours` after its day ends; ingested when the world's clock gets there. */
   deliver(reports: SenderReport[], delayHours?: number): Promise<void>;
-  /** What explain and the page show at `now`: the figures and the next tick's decision. */
+  /** What explain and the page show at `now` (the clock moves there first): the figures and the next tick's decision. */
   judge(now: Date): Promise<{ assessment: DomainAssessment; decision: Decision }>;
 }
 
 /**
  * A domain enrolled on the default plan, its first record written, then
  * forced to quarantine:5 (a stage with halt and rollback rates) on
- * 2026-03-01: the stage window opens on 2026-03-02.
+ * 2026-03-01: the stage window opens on 2026-03-02. On `dialect`'s store
+ * (SQLite when absent).
  */
-export async function senderWorld(domain: string): Promise<SenderWorld> {
-  const { dir, db } = tempStore('dmarc-rollout-senders-');
-  const store = await openSqliteStore(db);
-  const dns = new MemoryDns();
-  const plan = loadPlan('default');
-  const providers = { names: ['memory'], get: () => dns };
-  const res = await enrollDomains(store, { inputs: [{ text: domain, origin: 'argv' }], plan, provider: 'memory', providers, reportAddress: 'dmarc@reports.example', actor: 'test', now: ENROLLED });
+export async function senderWorld(domain: string, dialect?: StoreDialect): Promise<SenderWorld> {
+  const w = await createWorld({ start: ENROLLED, ...(dialect ? { dialect } : {}) });
+  const res = await w.enrol([domain]);
   assert.deepEqual(res.enrolled, [domain]);
-  const providerFor = () => dns;
-  await runTick({ store, now: new Date('2026-03-01T10:00:00Z'), providerFor });
-  await force(store, domain, loadPlan, { actor: 'test', now: new Date('2026-03-01T11:00:00Z') }, { to: 'quarantine:5', reason: 'test starts at a stage with halt rates' });
-  await runTick({ store, now: new Date('2026-03-01T12:00:00Z'), providerFor });
-  const row = await getDomain(store.db, domain);
-  assert.equal(row?.window_start, '2026-03-02T00:00:00.000Z', 'quarantine:5 in effect from 2026-03-02');
-  const ingested: IngestResult[] = [];
-  return {
-    store,
+  await w.tick(new Date('2026-03-01T10:00:00Z'));
+  await force(w.store, domain, loadPlan, { actor: 'test', now: new Date('2026-03-01T11:00:00Z') }, { to: 'quarantine:5', reason: 'test starts at a stage with halt rates' });
+  await w.tick(new Date('2026-03-01T12:00:00Z'));
+  const row = await w.row(domain);
+  assert.equal(row.window_start, '2026-03-02T00:00:00.000Z', 'quarantine:5 in effect from 2026-03-02');
+  return Object.assign(w, {
     domain,
-    ingested,
-    async deliver(reports, delayHours = 6) {
-      for (const r of reports) {
-        const arrives = new Date((dayStart(r.day) + 86_400 + delayHours * 3600) * 1000);
-        const result = await ingestInput(store.db, { bytes: Buffer.from(senderReportXml(r)) }, `${r.org}/${r.reportId}`, {
-          rejectedDir: join(dir, 'rejected'),
-          now: () => arrives,
-        });
-        assert.equal(result.status, 'stored', JSON.stringify(result));
-        ingested.push(result);
-      }
+    async deliver(reports: SenderReport[], delayHours = 6) {
+      await w.send(
+        reports.map((r) => ({
+          at: (dayStart(r.day) + 86_400) * 1000 + delayHours * HOUR_MS,
+          xml: senderReportXml(r),
+          source: `${r.org}/${r.reportId}`,
+        })),
+      );
     },
-    async judge(now) {
-      const current = await getDomain(store.db, domain);
-      const assessment = await assessDomain(store, current!, plan, now);
-      return { assessment, decision: decide(assessment.snapshot, plan, assessment.metrics, now) };
+    async judge(now: Date) {
+      await w.moveTo(now);
+      const assessment = await assessDomain(w.store, await w.row(domain), w.plan, now);
+      return { assessment, decision: decide(assessment.snapshot, w.plan, assessment.metrics, now) };
     },
-  };
+  });
 }
 
 /** The days from `first`, `n` of them, as YYYY-MM-DD. */
