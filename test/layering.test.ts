@@ -257,3 +257,9 @@ test('paths come from src/paths.ts: no other module works out a folder from its 
   const own = FILES.filter((f) => f !== 'src/paths.ts' && /import\.meta\.(url|dirname|filename)/.test(readFileSync(join(REPO_ROOT, f), 'utf8')));
   assert.deepEqual(own, [], 'ask src/paths.ts: the compiled dist/ is one folder deeper than the sources');
 });
+
+test('paths come from src/paths.ts: no other module reads where things live from the environment or the home folder', () => {
+  const where = /\benv\.(DMARC_ROLLOUT_(DB|PLANS)|XDG_\w+|HOME)\b|\benv\[['"](DMARC_ROLLOUT_(DB|PLANS)|XDG_\w+|HOME)['"]\]|\bhomedir\(/;
+  const own = FILES.filter((f) => f !== 'src/paths.ts' && where.test(readFileSync(join(REPO_ROOT, f), 'utf8')));
+  assert.deepEqual(own, [], 'ask src/paths.ts (planDirectories, defaultDatabasePath, defaultRejectedDir, compileCacheDir)');
+});

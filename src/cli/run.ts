@@ -11,8 +11,7 @@
  * written and nothing fails; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  */
 import * as nodeModule from 'node:module';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { compileCacheDir } from '../paths.js';
 
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
@@ -26,7 +25,7 @@ for (const stream of [process.stdout, process.stderr]) {
 const enableCompileCache = (nodeModule as { enableCompileCache?: (dir?: string) => unknown }).enableCompileCache;
 if (enableCompileCache && !process.env.NODE_DISABLE_COMPILE_CACHE) {
   try {
-    enableCompileCache(join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'dmarc-rollout', 'compile'));
+    enableCompileCache(compileCacheDir());
   } catch {
     // No home folder at all: run without the cache.
   }

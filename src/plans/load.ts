@@ -4,11 +4,11 @@
  * so an operator can fix the file without guessing.
  */
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { basename, delimiter, extname, join, resolve } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { AppError, errorMessage } from '../errors.js';
-import { PACKAGE_PLANS_DIR } from '../paths.js';
+import { planDirectories } from '../paths.js';
 import { planSchema, type Plan } from './schema.js';
 
 const PLAN_EXTENSIONS = ['.yaml', '.yml', '.json'];
@@ -40,11 +40,8 @@ export function formatPlanProblem(p: PlanProblem): string {
   return `${p.file}:${where} ${p.field}: ${p.reason}`;
 }
 
-/** Folders searched for plans by name: `DMARC_ROLLOUT_PLANS` (path list) first, then the shipped data/plans. */
-export function planDirectories(env: NodeJS.ProcessEnv = process.env): string[] {
-  const extra = env.DMARC_ROLLOUT_PLANS ? env.DMARC_ROLLOUT_PLANS.split(delimiter).filter(Boolean) : [];
-  return [...extra.map((d) => resolve(d)), PACKAGE_PLANS_DIR];
-}
+/** Folders searched for plans by name (src/paths.ts: DMARC_ROLLOUT_PLANS, then the shipped data/plans). */
+export { planDirectories };
 
 /** Parses and validates plan text; `file` is only used to name problems and the plan. */
 export function parsePlan(text: string, file: string): Plan {
