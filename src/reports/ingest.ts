@@ -113,48 +113,63 @@ export async function ingestInput(
   }
 }
 
-/** Every regular file under `paths` (folders recursively, in name order); unreadable paths are reported, not thrown. */
-export async function listInputFiles(paths: string[]): Promise<{ files: string[]; errors: { source: string; reason: string }[] }> {
-  const files: string[] = [];
-  const errors: { source: string; reason: string }[] = [];
-  async function walk(p: string, top: boolean): Promise<void> {
+type WalkEntry = { file: string } | { error: { source: string; reason: string } };
+
+/**
+ * Every regular file under `paths` (folders recursively, in name order), one
+ * at a time: only the names of the folder being walked are held, never the
+ * whole list, so a backfill of a million files costs no more memory than
+ * one of ten. Unreadable paths come out as errors, not thrown.
+ */
+export async function* walkInputFiles(paths: string[]): AsyncGenerator<WalkEntry> {
+  async function* walk(p: string, top: boolean): AsyncGenerator<WalkEntry> {
     let st;
     try {
       st = await stat(p);
     } catch (e) {
-      errors.push({ source: p, reason: `cannot read: ${(e as Error).message}` });
+      yield { error: { source: p, reason: `cannot read: ${(e as Error).message}` } };
       return;
     }
     if (st.isFile()) {
-      files.push(p);
+      yield { file: p };
       return;
     }
     if (!st.isDirectory()) {
-      if (top) errors.push({ source: p, reason: 'not a file or folder' });
+      if (top) yield { error: { source: p, reason: 'not a file or folder' } };
       return;
     }
     let entries;
     try {
       entries = await readdir(p, { withFileTypes: true });
     } catch (e) {
-      errors.push({ source: p, reason: `cannot read folder: ${(e as Error).message}` });
+      yield { error: { source: p, reason: `cannot read folder: ${(e as Error).message}` } };
       return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       // Folders are followed only when they are real folders: a symlink loop cannot trap the walk.
-      if (entry.isDirectory()) await walk(join(p, entry.name), false);
+      if (entry.isDirectory()) yield* walk(join(p, entry.name), false);
       else if (entry.isFile() || entry.isSymbolicLink()) {
         const full = join(p, entry.name);
         if (entry.isSymbolicLink()) {
           const target = await stat(full).catch(() => null);
           if (!target?.isFile()) continue;
         }
-        files.push(full);
+        yield { file: full };
       }
     }
   }
-  for (const p of paths) await walk(p, true);
+  for (const p of paths) yield* walk(p, true);
+}
+
+/** Every regular file under `paths` as one list (walkInputFiles() without holding it is what ingest uses). */
+export async function listInputFiles(paths: string[]): Promise<{ files: string[]; errors: { source: string; reason: string }[] }> {
+  const files: string[] = [];
+  const errors: { source: string; reason: string }[] = [];
+  for await (const e of walkInputFiles(paths)) {
+    if ('file' in e) files.push(e.file);
+    else errors.push(e.error);
+  }
   return { files, errors };
 }
 
@@ -168,13 +183,29 @@ export interface IngestSummary {
   /** Rejected inputs grouped by reason (field included), with how many. */
   rejected_reasons: { reason: string; count: number }[];
   errors: number;
+  /**
+   * Per-input results: every one when asked for (`keepResults`), otherwise
+   * only the rejected and failed inputs, at most KEPT_PROBLEMS of them (the
+   * counts above cover all). Stored and duplicate inputs are counted, not
+   * kept: a backfill's memory does not grow with its size.
+   */
   results: IngestResult[];
+  /** Rejected or failed inputs left out of `results` past the cap (their reasons are in rejected_reasons). */
+  results_omitted: number;
 }
 
-export function summarise(results: IngestResult[]): IngestSummary {
-  const reasons = new Map<string, number>();
-  const s: IngestSummary = { files: results.length, stored: 0, changed: 0, duplicates: 0, rejected: 0, rejected_reasons: [], errors: 0, results };
-  for (const r of results) {
+/** Rejected or failed inputs whose results a summary keeps when not every result is asked for. */
+export const KEPT_PROBLEMS = 1000;
+
+/** A summary built one result at a time. */
+export class IngestTally {
+  readonly #reasons = new Map<string, number>();
+  readonly #summary: IngestSummary = { files: 0, stored: 0, changed: 0, duplicates: 0, rejected: 0, rejected_reasons: [], errors: 0, results: [], results_omitted: 0 };
+  constructor(private readonly keepResults: boolean) {}
+
+  add(r: IngestResult): void {
+    const s = this.#summary;
+    s.files++;
     if (r.status === 'stored') {
       s.stored++;
       if (!r.counted) s.changed++;
@@ -182,28 +213,62 @@ export function summarise(results: IngestResult[]): IngestSummary {
     else if (r.status === 'rejected') {
       s.rejected++;
       const key = r.field ? `${r.field}: ${r.reason}` : r.reason;
-      reasons.set(key, (reasons.get(key) ?? 0) + 1);
+      this.#reasons.set(key, (this.#reasons.get(key) ?? 0) + 1);
     } else s.errors++;
+    const problem = r.status === 'rejected' || r.status === 'error';
+    if (this.keepResults || (problem && s.results.length < KEPT_PROBLEMS)) s.results.push(r);
+    else if (problem) s.results_omitted++;
   }
-  s.rejected_reasons = [...reasons.entries()].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count);
-  return s;
+
+  summary(): IngestSummary {
+    const s = this.#summary;
+    s.rejected_reasons = [...this.#reasons.entries()].map(([reason, count]) => ({ reason, count })).sort((a, b) => b.count - a.count);
+    return s;
+  }
 }
 
-/** Ingests files and folders; `onResult` sees each result as it lands (for a progress bar). */
+/** The summary of results already at hand (all of them kept). */
+export function summarise(results: IngestResult[]): IngestSummary {
+  const tally = new IngestTally(true);
+  for (const r of results) tally.add(r);
+  return tally.summary();
+}
+
+async function countInputFiles(paths: string[]): Promise<number> {
+  let n = 0;
+  for await (const e of walkInputFiles(paths)) if ('file' in e) n++;
+  return n;
+}
+
+/**
+ * Ingests files and folders one at a time, walking the folders as it goes;
+ * `onResult` sees each result as it lands (for a progress bar). `onStart`
+ * gets the number of files, counted by a first walk (only when asked for).
+ */
 export async function ingestPaths(
   db: Kysely<Database>,
   paths: string[],
-  options: IngestOptions & { onStart?: (total: number) => void; onResult?: (result: IngestResult, done: number, total: number) => void },
+  options: IngestOptions & {
+    onStart?: (total: number) => void;
+    onResult?: (result: IngestResult, done: number, total: number) => void;
+    /** Keep every input's result in the summary (the CLI's --json and --verbose); default: only the rejected and failed. */
+    keepResults?: boolean;
+  },
 ): Promise<IngestSummary> {
-  const { files, errors } = await listInputFiles(paths);
-  const results: IngestResult[] = errors.map((e) => ({ source: e.source, status: 'error' as const, reason: e.reason }));
-  for (const r of results) options.onResult?.(r, 0, files.length);
-  options.onStart?.(files.length);
+  const total = options.onStart || options.onResult ? await countInputFiles(paths) : 0;
+  options.onStart?.(total);
+  const tally = new IngestTally(options.keepResults ?? false);
   let done = 0;
-  for (const file of files) {
-    const result = await ingestInput(db, { path: file }, file, options);
-    results.push(result);
-    options.onResult?.(result, ++done, files.length);
+  for await (const entry of walkInputFiles(paths)) {
+    if ('error' in entry) {
+      const result: IngestResult = { source: entry.error.source, status: 'error', reason: entry.error.reason };
+      tally.add(result);
+      options.onResult?.(result, done, total);
+      continue;
+    }
+    const result = await ingestInput(db, { path: entry.file }, entry.file, options);
+    tally.add(result);
+    options.onResult?.(result, ++done, Math.max(total, done));
   }
-  return summarise(results);
+  return tally.summary();
 }

@@ -68,6 +68,8 @@ export function registerReportCommands(program: Command, ctx: CliContext): void 
       };
       const summary = await ingestPaths(store.db, paths, {
         rejectedDir,
+        // Every result is kept only when it is printed in full; otherwise the summary keeps the rejected and failed ones.
+        keepResults: Boolean(opts.json || (opts.verbose && bar)),
         onStart: (total) => bar?.start(total, 0, { file: '' }),
         onResult: (result, done) => {
           bar?.update(done, { file: result.source.length > 40 ? `…${result.source.slice(-39)}` : result.source });
@@ -78,6 +80,7 @@ export function registerReportCommands(program: Command, ctx: CliContext): void 
       if (bar) {
         bar.stop();
         for (const r of summary.results) printResult(r);
+        if (summary.results_omitted) ctx.out(`(${summary.results_omitted} more rejected or failed inputs not listed; their reasons are counted below)`);
       }
       if (opts.json) ctx.out(JSON.stringify({ ...summary, rejected_dir: rejectedDir }));
       else printSummary(ctx, summary, rejectedDir);

@@ -1,0 +1,153 @@
+/**
+ * Ingest streams: a report's rows reach the store in batches while the file
+ * is still being read (inside the report's one transaction), what ingest
+ * hands back is a small summary with no report text or rows, a report
+ * refused part way through leaves none of its rows but is kept with its
+ * reason, and a folder ingest keeps only the results worth listing. The
+ * store is a real SQLite file; the open transaction is looked at through a
+ * second handle on the same connection, at the moments the reporter budget
+ * is consulted (once per batch, before the batch is written).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { openSqliteStore } from '../src/store/open.js';
+import type { Database } from '../src/store/schema.js';
+import { ReporterBudget } from '../src/reports/budget.js';
+import { ingestInput, ingestPaths } from '../src/reports/index.js';
+import { tempStore } from './helpers/cli.js';
+import { recordXml, reportHead, reportXml, REPORT_TAIL } from './fixtures/reports/make.js';
+
+/** A migrated store, opened so the test also holds the raw connection kysely writes through. */
+async function storeWithRawHandle() {
+  const t = tempStore('dmarc-rollout-ingest-streaming-');
+  await (await openSqliteStore(t.db)).close();
+  const sqlite = new SqliteDatabase(t.db);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const count = (sql: string) => (sqlite.prepare(sql).get() as { n: number }).n;
+  return { ...t, db, sqlite, count, rejectedDir: join(t.dir, 'rejected') };
+}
+
+/** Looks into the store each time the parser consults the budget: rows written so far, before the batch in hand. */
+class WatchingBudget extends ReporterBudget {
+  readonly seen: { records: number; rowsWritten: number; pendingReports: number }[] = [];
+  constructor(
+    recordsPerHour: number,
+    private readonly count: (sql: string) => number,
+  ) {
+    super(recordsPerHour);
+  }
+  override check(reporter: string, records: number): void {
+    this.seen.push({
+      records,
+      rowsWritten: this.count('SELECT count(*) AS n FROM report_rows'),
+      pendingReports: this.count("SELECT count(*) AS n FROM reports WHERE content_hash LIKE 'pending:%'"),
+    });
+    super.check(reporter, records);
+  }
+}
+
+function bigReport(records: number, reportId: string, broken?: number): string {
+  let xml = reportHead({ reportId });
+  for (let i = 0; i < records; i++) {
+    const r = recordXml(i, 1 + (i % 7));
+    xml += i === broken ? r.replace(/<count>\d+<\/count>/, '<count>many</count>') : r;
+  }
+  return xml + REPORT_TAIL;
+}
+
+const SUMMARY_KEYS = ['begin', 'container', 'counted', 'domain', 'end', 'flag', 'id', 'messages', 'org', 'records', 'repaired', 'report_id', 'source', 'status'];
+
+test("a report's rows are written in batches while the file is read, and ingest returns a summary without its text or rows", async () => {
+  const { db, count, dir, rejectedDir } = await storeWithRawHandle();
+  const path = join(dir, 'big.xml');
+  writeFileSync(path, bigReport(2600, 'streamed'));
+  const budget = new WatchingBudget(1_000_000, count);
+  const result = await ingestInput(db, { path, budget }, path, { rejectedDir });
+
+  assert.equal(result.status, 'stored');
+  // The parser hands over about 500 records at a time (whole 64 KiB pieces of the file): when a batch is
+  // handed over, every record before it is already written in the report's open transaction.
+  const batches = budget.seen.filter((s) => s.records > 0);
+  assert.ok(batches.length >= 5, `${batches.length} batches`);
+  assert.deepEqual(batches[0], { records: batches[0]!.records, rowsWritten: 0, pendingReports: 1 });
+  for (let i = 1; i < batches.length; i++) {
+    assert.deepEqual(batches[i], { records: batches[i]!.records, rowsWritten: batches[i - 1]!.records, pendingReports: 1 });
+  }
+  assert.equal(batches.at(-1)!.records, 2600);
+  assert.equal(count('SELECT count(*) AS n FROM report_rows'), 2600);
+  assert.equal(count("SELECT count(*) AS n FROM reports WHERE content_hash LIKE 'pending:%'"), 0, 'the report is complete once committed');
+
+  // What comes back is the report's figures, not the report.
+  assert.deepEqual(Object.keys(result).sort(), SUMMARY_KEYS);
+  assert.equal(result.status === 'stored' && result.records, 2600);
+  assert.ok(JSON.stringify(result).length < 400, `result is a small summary: ${JSON.stringify(result)}`);
+  await db.destroy();
+});
+
+test('a report refused part way through leaves none of its rows; the file is kept with its reason', async () => {
+  const { db, count, dir, rejectedDir } = await storeWithRawHandle();
+  await ingestInput(db, { bytes: Buffer.from(reportXml({ reportId: 'earlier', records: 3 })) }, 'earlier.xml', { rejectedDir });
+
+  // A flood: the reporter's hourly budget runs out at the third batch, after two were written.
+  const flood = join(dir, 'flood.xml');
+  writeFileSync(flood, bigReport(3000, 'flood'));
+  const budget = new WatchingBudget(1200, count);
+  const refused = await ingestInput(db, { path: flood, budget }, flood, { rejectedDir });
+  assert.equal(refused.status, 'rejected');
+  assert.ok(refused.status === 'rejected' && refused.kind === 'budget', JSON.stringify(refused));
+  const [before, last] = budget.seen.slice(-2);
+  assert.ok(last!.records > 1200 && before!.records <= 1200, JSON.stringify(budget.seen));
+  assert.deepEqual(last, { records: last!.records, rowsWritten: 3 + before!.records, pendingReports: 1 }, 'refused mid-stream, with rows already written');
+  assert.ok(before!.records >= 1000);
+
+  // A broken record late in the report: found after four batches were written.
+  const broken = join(dir, 'broken.xml');
+  writeFileSync(broken, bigReport(2400, 'broken', 2300));
+  const rejected = await ingestInput(db, { path: broken }, broken, { rejectedDir });
+  assert.equal(rejected.status, 'rejected');
+  assert.ok(rejected.status === 'rejected' && rejected.field === 'record[2301]/row/count', JSON.stringify(rejected));
+
+  // Nothing of either report counts or stays: only the earlier report and its 3 rows.
+  assert.equal(count('SELECT count(*) AS n FROM reports'), 1);
+  assert.equal(count('SELECT count(*) AS n FROM report_rows'), 3);
+  for (const [r, file] of [
+    [refused, flood],
+    [rejected, broken],
+  ] as const) {
+    assert.ok(r.status === 'rejected');
+    assert.deepEqual(readFileSync(r.kept_at), readFileSync(file), 'the rejected file is kept as it came');
+    const why = JSON.parse(readFileSync(`${r.kept_at}.reason.json`, 'utf8'));
+    assert.equal(why.reason, r.reason);
+    assert.equal(why.source, file);
+  }
+  assert.equal(count('SELECT count(*) AS n FROM rejected_inputs'), 2);
+  await db.destroy();
+});
+
+test('a folder ingest keeps the results of rejected inputs only, unless every result is asked for', async () => {
+  const { db, dir, rejectedDir } = await storeWithRawHandle();
+  const inbox = join(dir, 'inbox');
+  for (let day = 0; day < 3; day++) {
+    mkdirSync(join(inbox, `day-${day}`), { recursive: true });
+    for (let i = 0; i < 8; i++) writeFileSync(join(inbox, `day-${day}`, `r${i}.xml`), reportXml({ reportId: `d${day}-r${i}`, records: 2 }));
+  }
+  writeFileSync(join(inbox, 'day-1', 'zz-broken.xml'), reportXml({ reportId: 'broken' }).replace('<count>3</count>', '<count>-3</count>'));
+  const seen: number[] = [];
+  const summary = await ingestPaths(db, [inbox], { rejectedDir, onResult: (_r, done, total) => seen.push(done, total) });
+  assert.deepEqual([summary.files, summary.stored, summary.rejected, summary.errors], [25, 24, 1, 0]);
+  assert.deepEqual(
+    summary.results.map((r) => [r.status, r.source]),
+    [['rejected', join(inbox, 'day-1', 'zz-broken.xml')]],
+  );
+  assert.equal(summary.results_omitted, 0);
+  assert.deepEqual(seen.slice(-2), [25, 25], 'the total is known from the start');
+
+  const again = await ingestPaths(db, [inbox], { rejectedDir, keepResults: true });
+  assert.equal(again.results.length, 25);
+  assert.deepEqual([again.duplicates, again.rejected], [24, 1]);
+  await db.destroy();
+});
