@@ -21,6 +21,7 @@ import { enrollDomains } from '../fleet/enroll.js';
 import type { Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
 import { ingestPaths } from '../reports/index.js';
+import { rollUpStoredReports } from '../store/rollups.js';
 import { openSqliteStore, type Store } from '../store/open.js';
 import type { SourceRuleRow } from '../store/schema.js';
 import { MemoryDns } from '../engine/memory-dns.js';
@@ -306,6 +307,8 @@ async function copyReport(from: Store, to: Store, report: StagedReport): Promise
       .executeTakeFirstOrThrow();
     const rows = await from.db.selectFrom('report_rows').selectAll().where('report', '=', report.id).execute();
     for (const { id: _rowId, ...row } of rows) await trx.insertInto('report_rows').values({ ...row, report: inserted.id }).execute();
+    // The engine judges from rollups: a counted copy is rolled up with its rows, as ingest does.
+    if (values.counted === 1) await rollUpStoredReports(trx, [Number(inserted.id)]);
   });
 }
 
@@ -327,9 +330,13 @@ async function copyReports(from: Store, to: Store, domain: string): Promise<numb
     const exists = await to.db.selectFrom('reports').select('id').where('content_hash', '=', report.content_hash).executeTakeFirst();
     if (exists) continue;
     const { id: _old, ...reportValues } = report;
-    const inserted = await to.db.insertInto('reports').values(reportValues).returning('id').executeTakeFirstOrThrow();
     const rows = await from.db.selectFrom('report_rows').selectAll().where('report', '=', id).execute();
-    for (const { id: _rowId, ...row } of rows) await to.db.insertInto('report_rows').values({ ...row, report: inserted.id }).execute();
+    await to.db.transaction().execute(async (trx) => {
+      const inserted = await trx.insertInto('reports').values(reportValues).returning('id').executeTakeFirstOrThrow();
+      for (const { id: _rowId, ...row } of rows) await trx.insertInto('report_rows').values({ ...row, report: inserted.id }).execute();
+      // The engine judges from rollups: a counted copy is rolled up with its rows, as ingest does.
+      if (reportValues.counted === 1) await rollUpStoredReports(trx, [Number(inserted.id)]);
+    });
     copied++;
   }
   return copied;

@@ -107,6 +107,20 @@ export const daemonConfigSchema = z
       .object({ records_per_reporter_per_hour: z.number().int().positive().default(200_000) })
       .strict()
       .default({ records_per_reporter_per_hour: 200_000 }),
+    /**
+     * How long raw report rows are kept: rows of reports that ended more than
+     * raw_rows_days ago are deleted, at most prune_rows_per_tick rows a tick
+     * (0 keeps them for ever). The daily rollups the engine judges from, the
+     * reports' metadata and their hashes (so a copy sent again is still a
+     * duplicate) are kept for ever.
+     */
+    retention: z
+      .object({
+        raw_rows_days: z.number().int().min(0).default(90),
+        prune_rows_per_tick: z.number().int().positive().default(200_000),
+      })
+      .strict()
+      .default({ raw_rows_days: 90, prune_rows_per_tick: 200_000 }),
     /** Resolvers for doctor's DNS checks and for report provenance (DKIM keys, SPF, DMARC); the system's when absent. */
     dns: z.object({ resolvers: z.array(z.string().min(1)).min(1) }).strict().optional(),
     /**

@@ -16,6 +16,7 @@ import { providerSetFrom } from '../../providers/config-file.js';
 import { startApiServer, type RunningApiServer } from '../api/server.js';
 import { TokenSet } from '../api/tokens.js';
 import { runTick } from '../engine/tick.js';
+import { pruneRawRows } from '../store/rollups.js';
 import { dnsVerifier } from '../engine/verify.js';
 import { defaultRejectedDir, ingestInput } from '../reports/index.js';
 import { ReporterBudget } from '../reports/budget.js';
@@ -258,6 +259,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       results.map((r) => ({ ...r, provider: providerOf.get(r.domain) ?? null })),
       Number(process.hrtime.bigint() - started) / 1e9,
     );
+    if (config.retention.raw_rows_days > 0) {
+      const at = now();
+      const pruned = await pruneRawRows(store.db, { before: Math.floor(at.getTime() / 1000) - config.retention.raw_rows_days * 86_400, maxRows: config.retention.prune_rows_per_tick, now: at });
+      if (pruned.rows > 0) logger.info({ reports: pruned.reports, rows: pruned.rows, more: pruned.more }, 'raw report rows pruned (retention)');
+    }
     for (const r of results) {
       if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');
       else if (r.decision && r.decision.action !== 'hold') {

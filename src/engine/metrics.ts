@@ -84,7 +84,11 @@ export function measureStage(input: MeasureInput): StageMetrics {
   // A report that straddles the window start was partly judged under the old record: it does not count.
   const inWindow = (row: ObservedRow) => windowSeconds !== null && row.begin >= windowSeconds;
   const attributed: Array<{ row: ObservedRow; part: 'own' | 'subdomain' }> = [];
+  // When the clock alone changes what is read: a report ending later enters, one older than the look-back leaves.
+  let stableUntil = (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS;
   for (const row of input.rows) {
+    if (row.end > nowSeconds) stableUntil = Math.min(stableUntil, row.end);
+    else if (!inWindow(row) && row.end >= lookbackStart) stableUntil = Math.min(stableUntil, row.end + LOOKBACK_DAYS * DAY_SECONDS + 1);
     // A stage longer than the look-back is still judged on its whole window.
     if (row.end > nowSeconds || (row.end < lookbackStart && !inWindow(row))) continue;
     const part = attributeRow(row, domain, input.enrolledDomains);
@@ -182,6 +186,7 @@ export function measureStage(input: MeasureInput): StageMetrics {
     spoofing,
     sources: sources.sort((a, b) => b.lookbackMessages - a.lookbackMessages || a.key.localeCompare(b.key)),
     reporters: completeness.reporters,
+    stableUntil: new Date(Math.min(stableUntil, completeness.nextChangeAt ?? Infinity) * 1000).toISOString(),
   };
 }
 

@@ -49,6 +49,8 @@ export interface DayCompleteness {
 export interface Completeness {
   days: DayCompleteness[];
   reporters: ReporterSummary[];
+  /** The next time (epoch seconds) a waiting reporter turns late or a late one quiet or missed, before the next UTC midnight; null: none. */
+  nextChangeAt: number | null;
 }
 
 interface Profile {
@@ -136,6 +138,11 @@ export function assessCompleteness(input: CompletenessInput): Completeness {
    */
   const quietAt = (p: Profile, day: number) => dueAt(p, day) - p.cadenceDays * DAY_SECONDS + input.quietAfterSeconds;
 
+  // Each state below turns on `nowSeconds` passing a threshold: the nearest one still ahead is when a stored verdict goes stale.
+  let nextChangeAt: number | null = null;
+  const ahead = (threshold: number) => {
+    if (threshold >= nowSeconds && (nextChangeAt === null || threshold + 1 < nextChangeAt)) nextChangeAt = threshold + 1;
+  };
   const days: DayCompleteness[] = [];
   if (input.windowStart !== null) {
     const first = Math.floor(input.windowStart.getTime() / 1000 / DAY_SECONDS);
@@ -144,6 +151,8 @@ export function assessCompleteness(input: CompletenessInput): Completeness {
       for (const p of profiles.values()) {
         if (!p.regular || p.firstDay > day || p.days.has(day) || acknowledged(p)) continue;
         const due = dueAt(p, day);
+        ahead(due + input.lateSlackSeconds);
+        if (day >= p.lastDay) ahead(quietAt(p, day));
         // A hole before a later report is a day the reporter skipped; silence since its last report is a wait, then lateness.
         const state = nowSeconds <= due + input.lateSlackSeconds ? 'waiting' : day < p.lastDay || nowSeconds > quietAt(p, day) ? 'missed' : 'late';
         missing.push({ reporter: p.reporter, state, dueAt: due });
@@ -161,6 +170,10 @@ export function assessCompleteness(input: CompletenessInput): Completeness {
       const due = awaitedDay === null ? null : dueAt(p, awaitedDay);
       const quietNow = p.regular && awaitedDay !== null && nowSeconds > quietAt(p, awaitedDay);
       const lateNow = p.regular && due !== null && !quietNow && nowSeconds > due + input.lateSlackSeconds;
+      if (p.regular && awaitedDay !== null && due !== null) {
+        ahead(quietAt(p, awaitedDay));
+        ahead(due + input.lateSlackSeconds);
+      }
       const summary: ReporterSummary = {
         reporter: p.reporter,
         lastReportEnd: new Date(p.lastEnd * 1000).toISOString(),
@@ -175,7 +188,7 @@ export function assessCompleteness(input: CompletenessInput): Completeness {
       return summary;
     })
     .sort((a, b) => a.reporter.localeCompare(b.reporter));
-  return { days, reporters };
+  return { days, reporters, nextChangeAt };
 }
 
 /** "google.com's report for 2026-03-02, usually 1 day late" (what a hold is waiting for). */

@@ -11,7 +11,7 @@ import { dmarcName, dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '..
 import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
-import { loadObservedRows } from '../store/observations.js';
+import { loadRollupRows } from '../store/rollups.js';
 import { latestReportId, saveAssessment } from '../store/assessments.js';
 import { claimLease, releaseLease } from '../store/leases.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
@@ -23,6 +23,7 @@ import { decide } from './decide.js';
 import { headlineFigures } from './figures.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';
 import { REPORTER_HISTORY_DAYS } from './reporters.js';
+import { checkReuse, reuseRecord } from './reuse.js';
 import { SourceRules } from './sources.js';
 import type { Decision, DomainSnapshot, SourceRule, StageMetrics } from './types.js';
 import { DAY_SECONDS } from './window.js';
@@ -58,6 +59,8 @@ export interface DomainTickResult {
   error?: string;
   /** Left alone this tick: another instance holds its lease. */
   skipped?: string;
+  /** Nothing new since its stored assessment: `decision` is the stored one, not measured again (src/engine/reuse.ts). */
+  unchanged?: true;
 }
 
 /** What the engine knows about a domain at `now`: its plan, stage metrics and snapshot. */
@@ -142,6 +145,9 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
 
   // Read before measuring: a report stored meanwhile then marks the stored figures stale.
   const lastReportId = opts.dryRun ? 0 : await latestReportId(store.db, row.domain);
+  const configRules = opts.sourceRules ? { configRules: opts.sourceRules } : {};
+  const reuse = opts.dryRun ? null : await checkReuse(store, row, plan, { enrolled, ...configRules, lastReportId, now });
+  if (reuse?.decision) return { domain: row.domain, decision: reuse.decision, unchanged: true };
   const assessment = await assessDomain(store, row, plan, now, {
     enrolled,
     ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}),
@@ -149,7 +155,7 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
   const decision = decide(assessment.snapshot, plan, assessment.metrics, now);
   if (opts.dryRun) return { domain: row.domain, decision };
   // The fleet page and the API read this instead of judging every domain per request.
-  await saveAssessment(store.db, { domain: row.domain, plan: row.plan, stageIndex: row.stage_index, assessedAt: now, lastReportId, figures: headlineFigures(assessment.metrics, decision) });
+  await saveAssessment(store.db, { domain: row.domain, plan: row.plan, stageIndex: row.stage_index, assessedAt: now, lastReportId, figures: headlineFigures(assessment.metrics, decision), reuse: reuseRecord(reuse!, assessment.metrics, decision) });
 
   const moves = decision.action === 'establish' || decision.action === 'advance' || decision.action === 'rollback';
   await store.db.transaction().execute(async (trx) => {
@@ -253,7 +259,8 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
   const windowStart = row.window_start === null ? null : new Date(row.window_start);
   const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
   // What is stored has arrived: the daemon ingests as reports come, and simulate stores each one on the day it arrives.
-  const rows = await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds });
+  // Through the next midnight: a report ending before it enters the figures then, and stableUntil must see it.
+  const rows = await loadRollupRows(store.db, row.domain, { fromEpoch, toEpoch: (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS });
   const arrivals = await loadReportArrivals(store.db, row.domain, {
     fromEpoch: Math.min(fromEpoch, nowSeconds - REPORTER_HISTORY_DAYS * DAY_SECONDS),
     toEpoch: nowSeconds,

@@ -125,6 +125,12 @@ export interface StageMetrics {
   spoofing: MailTotals;
   sources: SourceSummary[];
   reporters: ReporterSummary[];
+  /**
+   * Until when (ISO) these figures stand unless reports, rules or the domain
+   * change: the next UTC midnight, or sooner when a reporter falls due or a
+   * report enters or leaves the look-back. Absent on hand-built metrics.
+   */
+  stableUntil?: string;
 }
 
 export type CheckOutcome = 'passed' | 'failed' | 'inconclusive';

@@ -60,7 +60,7 @@ export function figuresOf(metrics: StageMetrics, decision: Decision, at: Date): 
   return storedFigures({ ...headlineFigures(metrics, decision), assessed_at: at.toISOString() })!;
 }
 
-function storedFigures(a: Omit<StoredAssessment, 'domain' | 'plan' | 'stage_index' | 'last_report_id'>): JudgedFigures | null {
+function storedFigures(a: Omit<StoredAssessment, 'domain' | 'plan' | 'stage_index' | 'last_report_id' | 'rollup_changes' | 'inputs' | 'recheck_at' | 'decision'>): JudgedFigures | null {
   if (a.decision_action === null) return null;
   return {
     assessed_at: a.assessed_at,

@@ -26,6 +26,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CompiledQuery, sql, type ControlledTransaction, type Kysely } from 'kysely';
+import { applyRollups, markRollupChange, RollupBatch, rollUpStoredReports } from '../store/rollups.js';
 import type { Database, NewReportRecord } from '../store/schema.js';
 import { RowsDigest } from '../report-model/digest.js';
 import type { ReportHeader, ReportRecord } from '../report-model/model.js';
@@ -226,6 +227,9 @@ async function writePass(
   let reportRowId = 0;
   let copies: ExistingCopy[] = [];
   let flag: string | null = null;
+  // A counted report's rows are summed into the daily rollups as they stream (src/store/rollups.ts).
+  let rollup: RollupBatch | null = null;
+  const touched = new Set<string>();
   const rowsDigest = new RowsDigest();
   try {
     const report = await readReport(input, {
@@ -261,12 +265,26 @@ async function writePass(
             .returning('id')
             .executeTakeFirstOrThrow();
           reportRowId = Number(inserted.id);
+          if (!flag) {
+            rollup = new RollupBatch({ org: h.metadata.org, domain: h.policy.domain, begin: h.metadata.begin, end: h.metadata.end, adkim: h.policy.adkim, aspf: h.policy.aspf });
+            touched.add(h.policy.domain);
+          }
         },
         records: async (batch) => {
           if (!trx) return;
           for (const record of batch) rowsDigest.add(record);
           for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) {
             await insertRows(trx, batch.slice(i, i + ROWS_PER_INSERT).map((r) => rowValues(reportRowId, r)));
+          }
+          if (rollup) {
+            for (const record of batch) rollup.add(record);
+            for (const name of rollup.names()) touched.add(name);
+            await applyRollups(trx, rollup.take(), 1);
+            // Many header_from names (a hostile report): mark them now rather than hold them all.
+            if (touched.size > 1000) {
+              await markRollupChange(trx, touched);
+              touched.clear();
+            }
           }
         },
       },
@@ -289,6 +307,12 @@ async function writePass(
     if (!flag) {
       const repeated = await repeatedCopy(t, report.header, digest, reportRowId);
       if (repeated) flag = resentFlag(repeated);
+    }
+    if (rollup && flag) {
+      // It turned out not to count: take its rows out of the rollups again (rare: a re-sent or racing copy).
+      await rollUpStoredReports(t, [reportRowId], -1);
+    } else if (rollup) {
+      await markRollupChange(t, touched);
     }
     await t
       .updateTable('reports')

@@ -23,6 +23,8 @@ export interface AssessmentInput {
   lastReportId: number;
   /** null when the plan could not be loaded (nothing to measure against). */
   figures: AssessmentFigures | null;
+  /** What a tick may reuse the assessment by while nothing changes (src/engine/reuse.ts); absent: not reusable. */
+  reuse?: { rollupChanges: number; inputs: string; recheckAt: string; decision: string };
 }
 
 /** The stage window's headline figures and the decision, as stored (src/engine/figures.ts makes them). */
@@ -45,12 +47,31 @@ export async function saveAssessment(db: Db, a: AssessmentInput): Promise<void> 
     decision_action: a.figures?.decision_action ?? null,
     decision_to: a.figures?.decision_to ?? null,
     decision_summary: a.figures?.decision_summary ?? null,
+    rollup_changes: a.reuse?.rollupChanges ?? 0,
+    inputs: a.reuse?.inputs ?? null,
+    recheck_at: a.reuse?.recheckAt ?? null,
+    decision: a.reuse?.decision ?? null,
   };
   await db
     .insertInto('domain_assessments')
     .values({ domain: a.domain, ...values })
     .onConflict((oc) => oc.column('domain').doUpdateSet(values))
     .execute();
+}
+
+/** A domain's stored assessment, with how many times its rollups had changed when it was read (src/store/rollups.ts). */
+export async function storedAssessment(db: Db, domain: string): Promise<{ assessment: StoredAssessment | null; rollupChanges: number }> {
+  const row = await db
+    .selectFrom('domains as d')
+    .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
+    .leftJoin('rollup_marks as m', 'm.name', 'd.domain')
+    .selectAll('a')
+    .select(['m.changes as rollup_mark'])
+    .where('d.domain', '=', domain)
+    .executeTakeFirst();
+  if (!row) return { assessment: null, rollupChanges: 0 };
+  const { rollup_mark, ...a } = row as unknown as StoredAssessment & { rollup_mark: number | null };
+  return { assessment: a.domain ? { ...a, rollup_changes: Number(a.rollup_changes), last_report_id: Number(a.last_report_id) } : null, rollupChanges: Number(rollup_mark ?? 0) };
 }
 
 /** The newest report stored under `domain`'s record (its id), 0 when none: read before measuring, so a report arriving meanwhile marks the figures stale. */

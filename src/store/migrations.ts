@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { RowsDigest } from '../report-model/digest.js';
 import type { ReportRecord } from '../report-model/model.js';
+import { backfillRollups } from './rollups.js';
 
 /** Which SQL dialect a migration writes for; only id columns differ. */
 export type Dialect = 'sqlite' | 'postgres';
@@ -484,6 +485,55 @@ function instances(): Migration {
   };
 }
 
+/**
+ * Daily rollups (src/store/rollups.ts): the engine reads a domain's figures
+ * from these instead of raw rows, so raw rows can be pruned by retention
+ * (reports.rows_pruned_at says which were). rollup_marks counts changes per
+ * name, and the stored assessment keeps what a tick needs to reuse it while
+ * nothing changed. Existing counted reports are rolled up from their rows
+ * here, a page of reports at a time.
+ */
+function dailyRollups(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('daily_rollups')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('day', 'integer', (c) => c.notNull())
+        .addColumn('reporter', 'text', (c) => c.notNull())
+        .addColumn('begin', 'bigint', (c) => c.notNull())
+        .addColumn('end', 'bigint', (c) => c.notNull())
+        .addColumn('adkim', 'text', (c) => c.notNull())
+        .addColumn('aspf', 'text', (c) => c.notNull())
+        .addColumn('source_ip', 'text', (c) => c.notNull())
+        .addColumn('header_from', 'text')
+        .addColumn('dkim', 'text')
+        .addColumn('spf', 'text')
+        .addColumn('reasons', 'text', (c) => c.notNull())
+        .addColumn('auth_dkim', 'text', (c) => c.notNull())
+        .addColumn('auth_spf', 'text', (c) => c.notNull())
+        .addColumn('messages', 'bigint', (c) => c.notNull())
+        .addColumn('records', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('daily_rollups_domain_day').on('daily_rollups').columns(['domain', 'day']).execute();
+      await db.schema.createIndex('daily_rollups_header_from_day').on('daily_rollups').columns(['header_from', 'day']).execute();
+      await db.schema
+        .createTable('rollup_marks')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('changes', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable('reports').addColumn('rows_pruned_at', 'text').execute();
+      await db.schema.createIndex('reports_rows_kept').on('reports').columns(['rows_pruned_at', 'end']).execute();
+      await db.schema.alterTable('domain_assessments').addColumn('rollup_changes', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('domain_assessments').addColumn('inputs', 'text').execute();
+      await db.schema.alterTable('domain_assessments').addColumn('recheck_at', 'text').execute();
+      await db.schema.alterTable('domain_assessments').addColumn('decision', 'text').execute();
+      await backfillRollups(db);
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -498,6 +548,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0010_domain_assessments': domainAssessments(),
     '0011_leases': leases(),
     '0011_stage_history_kept': stageHistoryKept(dialect),
+    '0012_daily_rollups': dailyRollups(),
     '0013_instances': instances(),
   };
 }

@@ -102,6 +102,8 @@ export interface ReportsTable {
   /** JSON of report metadata extras and policy_published. */
   metadata: string;
   received_at: string;
+  /** When this report's raw rows were deleted by retention (null: kept); its rollups, hashes and metadata stay. */
+  rows_pruned_at: string | null;
 }
 
 export interface ReportRowsTable {
@@ -289,6 +291,50 @@ export interface DomainAssessmentsTable {
   decision_action: string | null;
   decision_to: string | null;
   decision_summary: string | null;
+  /** rollup_marks.changes for the domain when measured: a higher count means new rows since. */
+  rollup_changes: Generated<number>;
+  /** Digest of everything else the figures stand on (plan, rules, acknowledgements, enrolled subdomains); null: not reusable. */
+  inputs: string | null;
+  /** The earliest time the clock alone may change the figures (a new day, a reporter falling due); null: not reusable. */
+  recheck_at: string | null;
+  /** The whole decision (JSON) a tick may return again while nothing changed; written by the tick only. */
+  decision: string | null;
+}
+
+/**
+ * A domain's daily rollups (src/store/rollups.ts): rows of counted reports
+ * summed per report range, reporter and source identity.
+ */
+export interface DailyRollupsTable {
+  /** sha256 (base64url) of the identity: domain, reporter, range, alignment modes and the row's fields below. */
+  key: string;
+  /** policy_published domain. */
+  domain: string;
+  /** Epoch day of begin: what the engine's reads and the charts go by. */
+  day: number;
+  reporter: string;
+  begin: number;
+  end: number;
+  /** `r` or `s`. */
+  adkim: string;
+  aspf: string;
+  source_ip: string;
+  header_from: string | null;
+  dkim: string | null;
+  spf: string | null;
+  /** Compact JSON arrays: [[type, comment]], [[d, selector, result]], [[domain, result]]. */
+  reasons: string;
+  auth_dkim: string;
+  auth_spf: string;
+  /** Summed count of the rows, and how many rows were summed. */
+  messages: number;
+  records: number;
+}
+
+/** How many times the rollups a name's figures read from changed (as policy domain or header_from). */
+export interface RollupMarksTable {
+  name: string;
+  changes: number;
 }
 
 /** A lease: `holder` works on `name` (domain:<domain>, source:<name>) until expires_at, or gives it back first. */
@@ -310,6 +356,8 @@ export interface InstancesTable {
 
 export interface Database {
   domain_assessments: DomainAssessmentsTable;
+  daily_rollups: DailyRollupsTable;
+  rollup_marks: RollupMarksTable;
   leases: LeasesTable;
   instances: InstancesTable;
   reporter_acknowledgements: ReporterAcknowledgementsTable;

@@ -1,0 +1,116 @@
+/**
+ * A tick with nothing new does not measure again. A domain's figures stand
+ * on its rollups, the plan, the allowlist and abuse rules, the reporter
+ * acknowledgements, which of its subdomains are enrolled, the domain row
+ * itself, and the clock. The tick stores its assessment with a digest of
+ * all but the rollups and the clock, the rollup change count it read
+ * before measuring, and until when the clock leaves the figures alone
+ * (StageMetrics.stableUntil). While all three hold, the stored decision is
+ * the one measuring again would give, and the tick returns it instead; so a
+ * tick's cost follows what arrived since the last one. Only a hold or an
+ * await-approval is reused: every other decision changes the domain.
+ */
+import { createHash } from 'node:crypto';
+import type { Plan } from '../plans/index.js';
+import { storedAssessment } from '../store/assessments.js';
+import type { Store } from '../store/open.js';
+import { listReporterAcknowledgements } from '../store/report-arrivals.js';
+import type { DomainRow, StoredAssessment } from '../store/schema.js';
+import { sourceRulesFor } from '../store/source-rules.js';
+import type { ReporterAcknowledgement } from './reporters.js';
+import type { Decision, SourceRule, StageMetrics } from './types.js';
+
+const planDigests = new WeakMap<Plan, string>();
+const belowCache = new WeakMap<ReadonlySet<string>, Map<string, string[]>>();
+
+/** The enrolled domains under `domain` (they take their mail out of its figures). */
+export function enrolledBelow(enrolled: ReadonlySet<string>, domain: string): string[] {
+  let below = belowCache.get(enrolled);
+  if (!below) {
+    below = new Map();
+    for (const name of enrolled) {
+      for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
+        const parent = name.slice(dot + 1);
+        if (!enrolled.has(parent)) continue;
+        const list = below.get(parent) ?? [];
+        list.push(name);
+        below.set(parent, list);
+      }
+    }
+    for (const list of below.values()) list.sort();
+    belowCache.set(enrolled, below);
+  }
+  return below.get(domain) ?? [];
+}
+
+export interface AssessmentInputs {
+  row: DomainRow;
+  plan: Plan;
+  enrolled: ReadonlySet<string>;
+  /** The store's rules for the domain (and global ones) and the config's, as applied. */
+  rules: ReadonlyArray<Pick<SourceRule, 'domain' | 'kind' | 'value' | 'verdict'>>;
+  acknowledgements: readonly ReporterAcknowledgement[];
+}
+
+/** A digest of what a domain's figures stand on besides its rollups and the clock. */
+export function inputsDigest(i: AssessmentInputs): string {
+  let plan = planDigests.get(i.plan);
+  if (plan === undefined) planDigests.set(i.plan, (plan = createHash('sha256').update(JSON.stringify(i.plan)).digest('base64url')));
+  const rules = i.rules.map((r) => [r.domain, r.kind, r.value, r.verdict]);
+  const acks = i.acknowledgements.map((a) => [a.reporter, a.at, a.actor]).sort();
+  return createHash('sha256')
+    .update(JSON.stringify([plan, i.row, enrolledBelow(i.enrolled, i.row.domain), rules, acks]))
+    .digest('base64url');
+}
+
+/**
+ * The stored decision, when it still stands at `now`: same inputs, no
+ * rollup change since, before its recheck time, and a hold or
+ * await-approval. Null: measure again.
+ */
+export function reusableDecision(
+  stored: StoredAssessment | null,
+  current: { inputs: string; rollupChanges: number; lastReportId: number },
+  now: Date,
+): Decision | null {
+  if (!stored || stored.decision === null || stored.inputs === null || stored.recheck_at === null) return null;
+  if (stored.inputs !== current.inputs || Number(stored.rollup_changes) !== current.rollupChanges) return null;
+  // A report stored under the domain since (even one not counted) is shown on its page: measure, so the page sees fresh figures.
+  if (Number(stored.last_report_id) !== current.lastReportId) return null;
+  const at = now.toISOString();
+  if (at < stored.assessed_at || at >= stored.recheck_at) return null;
+  const decision = JSON.parse(stored.decision) as Decision;
+  if (decision.action !== 'hold' && decision.action !== 'await-approval') return null;
+  return { ...decision, at };
+}
+
+export interface ReuseCheck {
+  /** The stored decision when it still stands; null: measure again. */
+  decision: Decision | null;
+  /** What to store with the new assessment when measuring again. */
+  inputs: string;
+  rollupChanges: number;
+}
+
+/** Reads what the stored assessment is checked against (before measuring, so a report stored meanwhile is caught next time). */
+export async function checkReuse(
+  store: Store,
+  row: DomainRow,
+  plan: Plan,
+  opts: { enrolled: ReadonlySet<string>; configRules?: readonly SourceRule[]; lastReportId: number; now: Date },
+): Promise<ReuseCheck> {
+  const { assessment, rollupChanges } = await storedAssessment(store.db, row.domain);
+  const rules = [
+    ...(await sourceRulesFor(store.db, row.domain)),
+    ...(opts.configRules ?? []).filter((r) => r.domain === null || r.domain === row.domain),
+  ];
+  const acknowledgements = await listReporterAcknowledgements(store.db, row.domain);
+  const inputs = inputsDigest({ row, plan, enrolled: opts.enrolled, rules, acknowledgements });
+  return { decision: reusableDecision(assessment, { inputs, rollupChanges, lastReportId: opts.lastReportId }, opts.now), inputs, rollupChanges };
+}
+
+/** What saveAssessment() keeps so the next tick may reuse this one (only a hold or an await-approval). */
+export function reuseRecord(check: ReuseCheck, metrics: StageMetrics, decision: Decision) {
+  if (metrics.stableUntil === undefined || (decision.action !== 'hold' && decision.action !== 'await-approval')) return undefined;
+  return { rollupChanges: check.rollupChanges, inputs: check.inputs, recheckAt: metrics.stableUntil, decision: JSON.stringify(decision) };
+}

@@ -1,0 +1,422 @@
+/**
+ * Daily rollups: what the engine reads instead of raw report rows. One entry
+ * per domain (policy_published), report range (a UTC day for a daily report),
+ * reporter and source identity: the IP, header_from, the receiver's DKIM and
+ * SPF verdicts, its override reasons, the DKIM d=/selector and SPF domains
+ * with their results, and the alignment modes. Those are exactly the fields
+ * the engine classes and attributes mail by (src/engine/sources.ts,
+ * metrics.ts); what it never reads (envelope_from/to, disposition, the
+ * results' human text) is left out, so rows that differ only there add up.
+ * Keeping the range (begin, end) and not only the day keeps the engine's
+ * figures exactly what it measured from rows: a report over a local-time day
+ * covers two UTC days, and the look-back and the stage window cut on a
+ * report's own begin and end.
+ *
+ * Ingest adds a counted report's rows here in the transaction that stores
+ * them (src/reports/store.ts); a copy that ends up not counted (re-sent,
+ * changed) is taken out again before commit, so rollups always equal the
+ * rows of counted reports. Each change bumps a per-name counter
+ * (rollup_marks: the policy domain and every header_from), which the tick
+ * compares with the one its stored assessment was measured at.
+ *
+ * Raw rows older than the retention setting are pruned in bounded batches
+ * (pruneRawRows); rollups, the reports' metadata and their hashes (for
+ * dedup) stay.
+ */
+import { createHash } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+const DAY_SECONDS = 86_400;
+
+/** Entries per INSERT (16 columns each: far below SQLite's and Postgres's parameter limits). */
+const ENTRIES_PER_INSERT = 400;
+
+/** The report a set of rows belongs to, as far as rollups need it. */
+export interface RollupReport {
+  org: string;
+  domain: string;
+  begin: number;
+  end: number;
+  adkim: string | null;
+  aspf: string | null;
+}
+
+/** A row as ingest parses it or as report_rows stores it (parsed): the fields rollups keep. */
+export interface RollupRecord {
+  source_ip: string;
+  count: number;
+  header_from: string | null;
+  dkim: string | null;
+  spf: string | null;
+  reasons: ReadonlyArray<{ type?: string | null; comment?: string | null }>;
+  auth_dkim: ReadonlyArray<{ domain?: string | null; selector?: string | null; result?: string | null }>;
+  auth_spf: ReadonlyArray<{ domain?: string | null; result?: string | null }>;
+}
+
+interface Entry {
+  key: string;
+  domain: string;
+  day: number;
+  reporter: string;
+  begin: number;
+  end: number;
+  adkim: string;
+  aspf: string;
+  source_ip: string;
+  header_from: string | null;
+  dkim: string | null;
+  spf: string | null;
+  reasons: string;
+  auth_dkim: string;
+  auth_spf: string;
+  messages: number;
+  records: number;
+}
+
+/** `s` only when the receiver saw strict alignment; absent or anything else is relaxed (RFC 7489 6.3). */
+const mode = (value: string | null | undefined): 'r' | 's' => (value?.toLowerCase() === 's' ? 's' : 'r');
+
+/**
+ * Rows of one report summed by identity. Rows are added as they stream;
+ * entries() hands out what was summed (and forgets it), so a caller flushes
+ * a batch at a time and memory stays at one batch's distinct identities.
+ */
+export class RollupBatch {
+  private readonly entries_ = new Map<string, Entry>();
+  private readonly prefix: string;
+  private readonly adkim: 'r' | 's';
+  private readonly aspf: 'r' | 's';
+
+  constructor(private readonly report: RollupReport) {
+    this.adkim = mode(report.adkim);
+    this.aspf = mode(report.aspf);
+    this.prefix = JSON.stringify([report.domain, report.org, report.begin, report.end, this.adkim, this.aspf]);
+  }
+
+  add(r: RollupRecord): void {
+    // Compact arrays, in the report's order (the engine names signatures in that order).
+    const reasons = JSON.stringify(r.reasons.map((x) => [x.type?.toLowerCase() ?? null, x.comment ?? null]));
+    const dkim = JSON.stringify(r.auth_dkim.map((x) => [x.domain ?? null, x.selector ?? null, x.result ?? null]));
+    const spf = JSON.stringify(r.auth_spf.map((x) => [x.domain ?? null, x.result ?? null]));
+    const identity = `${this.prefix}${JSON.stringify([r.source_ip, r.header_from, r.dkim, r.spf])}${reasons}${dkim}${spf}`;
+    const key = createHash('sha256').update(identity).digest('base64url');
+    const known = this.entries_.get(key);
+    if (known) {
+      known.messages += r.count;
+      known.records += 1;
+      return;
+    }
+    this.entries_.set(key, {
+      key,
+      domain: this.report.domain,
+      day: Math.floor(this.report.begin / DAY_SECONDS),
+      reporter: this.report.org,
+      begin: this.report.begin,
+      end: this.report.end,
+      adkim: this.adkim,
+      aspf: this.aspf,
+      source_ip: r.source_ip,
+      header_from: r.header_from,
+      dkim: r.dkim,
+      spf: r.spf,
+      reasons,
+      auth_dkim: dkim,
+      auth_spf: spf,
+      messages: r.count,
+      records: 1,
+    });
+  }
+
+  get size(): number {
+    return this.entries_.size;
+  }
+
+  /** The header_from names seen since the last take() (for the change marks). */
+  names(): Set<string> {
+    const names = new Set<string>();
+    for (const e of this.entries_.values()) if (e.header_from) names.add(e.header_from);
+    return names;
+  }
+
+  take(): Entry[] {
+    const out = [...this.entries_.values()];
+    this.entries_.clear();
+    return out;
+  }
+}
+
+/**
+ * Adds (sign 1) or takes out (sign -1) summed rows. Entries emptied by a
+ * take-out are deleted, so the table holds only what counted reports hold.
+ */
+export async function applyRollups(db: Db, entries: Entry[], sign: 1 | -1): Promise<void> {
+  for (let i = 0; i < entries.length; i += ENTRIES_PER_INSERT) {
+    const chunk = entries.slice(i, i + ENTRIES_PER_INSERT).map((e) => ({ ...e, messages: sign * e.messages, records: sign * e.records }));
+    await db
+      .insertInto('daily_rollups')
+      .values(chunk)
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet((eb) => ({
+          messages: eb('daily_rollups.messages', '+', eb.ref('excluded.messages')),
+          records: eb('daily_rollups.records', '+', eb.ref('excluded.records')),
+        })),
+      )
+      .execute();
+    if (sign < 0) {
+      await db
+        .deleteFrom('daily_rollups')
+        .where(
+          'key',
+          'in',
+          chunk.map((e) => e.key),
+        )
+        .where('records', '<=', 0)
+        .execute();
+    }
+  }
+}
+
+/** Marks that what the engine reads for these names changed (the policy domain and the header_from names). */
+export async function markRollupChange(db: Db, names: Iterable<string>): Promise<void> {
+  const list = [...new Set(names)].sort();
+  for (let i = 0; i < list.length; i += ENTRIES_PER_INSERT) {
+    await db
+      .insertInto('rollup_marks')
+      .values(list.slice(i, i + ENTRIES_PER_INSERT).map((name) => ({ name, changes: 1 })))
+      .onConflict((oc) => oc.column('name').doUpdateSet((eb) => ({ changes: eb('rollup_marks.changes', '+', 1) })))
+      .execute();
+  }
+}
+
+/** How many times the rollups `domain`'s figures read from changed (0: never). Read before measuring. */
+export async function rollupChanges(db: Db, domain: string): Promise<number> {
+  const row = await db.selectFrom('rollup_marks').select('changes').where('name', '=', domain).executeTakeFirst();
+  return Number(row?.changes ?? 0);
+}
+
+/** A report_rows row as stored, parsed back into what rollups keep. */
+export function storedRecord(row: {
+  source_ip: string;
+  count: number | string | bigint;
+  header_from: string | null;
+  dkim: string | null;
+  spf: string | null;
+  reasons: string | null;
+  auth_dkim: string | null;
+  auth_spf: string | null;
+}): RollupRecord {
+  return {
+    source_ip: row.source_ip,
+    count: Number(row.count),
+    header_from: row.header_from,
+    dkim: row.dkim,
+    spf: row.spf,
+    reasons: row.reasons ? JSON.parse(row.reasons) : [],
+    auth_dkim: row.auth_dkim ? JSON.parse(row.auth_dkim) : [],
+    auth_spf: row.auth_spf ? JSON.parse(row.auth_spf) : [],
+  };
+}
+
+/**
+ * Adds (or takes out) the rollups of reports already stored with their rows,
+ * reading the rows back a page at a time: the backfill of migration
+ * 0012_daily_rollups, a report that turned out not to count, and copies
+ * written by SQL (simulate, benchmarks). Returns the rows read.
+ */
+export async function rollUpStoredReports(db: Db, reportIds: number[], sign: 1 | -1 = 1): Promise<number> {
+  // Taking a report back out (it turned out not to count) changes nothing anyone measured: no marks.
+  const mark = sign > 0;
+  let read = 0;
+  for (let i = 0; i < reportIds.length; i += 200) {
+    const ids = reportIds.slice(i, i + 200);
+    const reports = await db
+      .selectFrom('reports')
+      .select(['id', 'org', 'domain', 'begin', 'end', 'adkim', 'aspf'])
+      .where('id', 'in', ids)
+      .execute();
+    const names = new Set<string>();
+    for (const report of reports) {
+      const batch = new RollupBatch({ ...report, begin: Number(report.begin), end: Number(report.end) });
+      let after = 0;
+      for (;;) {
+        const rows = await db
+          .selectFrom('report_rows')
+          .select(['id', 'source_ip', 'count', 'header_from', 'dkim', 'spf', 'reasons', 'auth_dkim', 'auth_spf'])
+          .where('report', '=', report.id)
+          .where('id', '>', after)
+          .orderBy('id')
+          .limit(2000)
+          .execute();
+        if (rows.length === 0) break;
+        after = Number(rows.at(-1)!.id);
+        read += rows.length;
+        for (const row of rows) batch.add(storedRecord(row));
+        if (mark) for (const name of batch.names()) names.add(name);
+        await applyRollups(db, batch.take(), sign);
+      }
+      if (mark) names.add(report.domain);
+    }
+    await markRollupChange(db, names);
+  }
+  return read;
+}
+
+/** Rolls up every counted report's stored rows, 500 reports at a time (migration 0012_daily_rollups). */
+export async function backfillRollups(db: Db): Promise<number> {
+  let after = 0;
+  let read = 0;
+  for (;;) {
+    const ids = (await db.selectFrom('reports').select('id').where('counted', '=', 1).where('id', '>', after).orderBy('id').limit(500).execute()).map((r) => Number(r.id));
+    if (ids.length === 0) return read;
+    after = ids.at(-1)!;
+    read += await rollUpStoredReports(db, ids);
+  }
+}
+
+/** A rollup as the engine reads it: the shape of its ObservedRow (src/engine/types.ts), with the summed count. */
+export interface RolledUpRow {
+  reporter: string;
+  begin: number;
+  end: number;
+  policyDomain: string;
+  sourceIp: string;
+  count: number;
+  headerFrom: string | null;
+  dkim: string | null;
+  spf: string | null;
+  disposition: null;
+  adkim: 'r' | 's';
+  aspf: 'r' | 's';
+  reasons: Array<{ type: string | null; comment: string | null }>;
+  authDkim: Array<{ domain: string | null; selector: string | null; result: string | null }>;
+  authSpf: Array<{ domain: string | null; result: string | null }>;
+}
+
+/**
+ * The rollups a domain's record may govern over a time range: those under
+ * its record, and those whose header_from is the domain under another
+ * record (two indexed reads), as the engine's rows. A report is found when
+ * its range ends in [fromEpoch, ...) and began at most 31 days before
+ * fromEpoch (no receiver sends longer reports; the day index serves the read).
+ */
+export async function loadRollupRows(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }): Promise<RolledUpRow[]> {
+  const firstDay = Math.floor(range.fromEpoch / DAY_SECONDS) - 31;
+  const lastDay = Math.floor(range.toEpoch / DAY_SECONDS);
+  const base = () =>
+    db
+      .selectFrom('daily_rollups')
+      .select(['reporter', 'begin', 'end', 'domain', 'adkim', 'aspf', 'source_ip', 'header_from', 'dkim', 'spf', 'reasons', 'auth_dkim', 'auth_spf', 'messages'])
+      .where('day', '>=', firstDay)
+      .where('day', '<=', lastDay)
+      .where('end', '>=', range.fromEpoch)
+      .where('begin', '<=', range.toEpoch);
+  const underItsRecord = await base().where('domain', '=', domain).execute();
+  const fromItsName = await base().where('header_from', '=', domain).where('domain', '!=', domain).execute();
+  // The same sender's identity repeats every day: parse each distinct text once.
+  const parsed = new Map<string, unknown>();
+  const parse = <T>(text: string, make: (raw: any[]) => T): T => {
+    let value = parsed.get(text) as T | undefined;
+    if (value === undefined) parsed.set(text, (value = make(JSON.parse(text) as any[])));
+    return value;
+  };
+  const reasonsOf = (raw: any[]) => raw.map(([type, comment]) => ({ type, comment }));
+  const dkimOf = (raw: any[]) => raw.map(([d, selector, result]) => ({ domain: d, selector, result }));
+  const spfOf = (raw: any[]) => raw.map(([d, result]) => ({ domain: d, result }));
+  const out: RolledUpRow[] = [];
+  for (const rows of [underItsRecord, fromItsName]) {
+    for (const r of rows) {
+      out.push({
+        reporter: r.reporter,
+        begin: Number(r.begin),
+        end: Number(r.end),
+        policyDomain: r.domain,
+        sourceIp: r.source_ip,
+        count: Number(r.messages),
+        headerFrom: r.header_from,
+        dkim: r.dkim,
+        spf: r.spf,
+        disposition: null,
+        adkim: r.adkim === 's' ? 's' : 'r',
+        aspf: r.aspf === 's' ? 's' : 'r',
+        reasons: parse(r.reasons, reasonsOf),
+        authDkim: parse(r.auth_dkim, dkimOf),
+        authSpf: parse(r.auth_spf, spfOf),
+      });
+    }
+  }
+  return out;
+}
+
+export interface PruneResult {
+  /** Reports whose raw rows were deleted this call. */
+  reports: number;
+  rows: number;
+  /** True when older rows are left for the next call (the budget ran out). */
+  more: boolean;
+}
+
+/**
+ * Deletes the raw rows of reports that ended before `before`, at most
+ * `maxRows` rows a call (whole reports, one transaction each batch), and
+ * marks each report `rows_pruned_at`. Reports keep their metadata, content
+ * hash and rows digest, so a copy arriving again is still a duplicate; the
+ * rollups stay, so the engine's figures do not change. A report bigger than
+ * the budget is pruned on its own.
+ */
+export async function pruneRawRows(db: Kysely<Database>, opts: { before: number; maxRows: number; now: Date }): Promise<PruneResult> {
+  const result: PruneResult = { reports: 0, rows: 0, more: false };
+  const due = () => db.selectFrom('reports').select('id').where('rows_pruned_at', 'is', null).where('end', '<', opts.before);
+  for (;;) {
+    const left = opts.maxRows - result.rows;
+    const candidates = left <= 0 ? [] : await due().orderBy('end').orderBy('id').limit(100).execute();
+    if (candidates.length === 0) {
+      result.more = left <= 0 && (await due().limit(1).execute()).length > 0;
+      return result;
+    }
+    const ids = candidates.map((c) => Number(c.id));
+    const counts = await db
+      .selectFrom('report_rows')
+      .select(['report', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('report', 'in', ids)
+      .groupBy('report')
+      .execute();
+    const rowsOf = new Map(counts.map((c) => [Number(c.report), Number(c.n)]));
+    const take: number[] = [];
+    let rows = 0;
+    for (const id of ids) {
+      const n = rowsOf.get(id) ?? 0;
+      // Whole reports only; one bigger than the whole budget goes on its own when nothing else was pruned.
+      if (rows + n > left && (take.length > 0 || result.rows > 0)) break;
+      take.push(id);
+      rows += n;
+    }
+    if (take.length === 0) {
+      result.more = true;
+      return result;
+    }
+    await db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('report_rows').where('report', 'in', take).execute();
+      await trx.updateTable('reports').set({ rows_pruned_at: opts.now.toISOString() }).where('id', 'in', take).execute();
+    });
+    result.reports += take.length;
+    result.rows += rows;
+    // A turn of the event loop between batches: SQLite answers synchronously.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Whether raw rows of `domain`'s reports overlapping [fromEpoch, toEpoch] were pruned, and up to when reports are pruned. */
+export async function prunedRawRows(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }): Promise<{ reports: number; newestEnd: number | null }> {
+  const row = await db
+    .selectFrom('reports')
+    .select([(eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.max('end').as('end')])
+    .where('domain', '=', domain)
+    .where('rows_pruned_at', 'is not', null)
+    .where('end', '>=', range.fromEpoch)
+    .where('begin', '<=', range.toEpoch)
+    .executeTakeFirst();
+  return { reports: Number(row?.n ?? 0), newestEnd: row?.end == null ? null : Number(row.end) };
+}
