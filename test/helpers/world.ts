@@ -81,7 +81,7 @@ export interface World<P extends DnsProvider = MemoryDns> {
   /** Moves the clock forward to `at`, delivering the reports that arrive by then; no tick. */
   moveTo(at: Date): Promise<void>;
   /** Enrols domains now (after moving the clock to `at`, if given) as `enroll` does; fails the test on any refusal. */
-  enrol(domains: string[], opts?: { at?: Date; plan?: Plan; records?: Record<string, string> }): Promise<EnrollResult>;
+  enrol(domains: string[], opts?: { at?: Date; plan?: Plan; records?: Record<string, string>; provider?: string }): Promise<EnrollResult>;
   /**
    * Sends reports: each is ingested when the clock reaches its arrival (at
    * once if that is now or past), through the real ingest, with that instant
@@ -199,8 +199,8 @@ export async function createWorld<P extends DnsProvider = MemoryDns>(opts: World
       const result = await enrollDomains(store, {
         inputs: domains.map((text) => ({ text, origin: 'argv' as const })),
         plan: o.plan ?? plan,
-        provider: providerName,
-        providers: { names: [providerName], get: () => dns },
+        provider: o.provider ?? providerName,
+        providers: { names: [...new Set([providerName, o.provider ?? providerName])], get: () => dns },
         reportAddress: opts.reportAddress ?? 'dmarc@reports.example',
         actor: 'test',
         now: new Date(now),
