@@ -1,13 +1,53 @@
 /**
  * `explain`: a domain's current figures, its sources by class, and the
- * decision the next tick would make, in plain words. Formatting only: the
- * figures come from assessDomain() and the decision from decide().
+ * decision the next tick would make, in plain words. explainDomain() measures
+ * the domain as the tick does (assessDomain), judges it with decide() and
+ * reads any change in flight; explainText() and explanationJson() only format
+ * that, for the CLI (and CLASS_TITLES for the page).
  */
-import { stageLabel } from '../record/index.js';
+import { decide } from '../engine/decide.js';
+import { inFlightText, stuckOf } from '../engine/planned-change.js';
 import { describeDelay } from '../engine/reporters.js';
 import { percent } from '../engine/sources.js';
-import type { DomainAssessment } from '../engine/tick.js';
+import { assessDomain, type DomainAssessment } from '../engine/tick.js';
 import type { Decision, SourceClass } from '../engine/types.js';
+import type { Plan } from '../plans/index.js';
+import { stageLabel } from '../record/index.js';
+import { getDomain } from '../store/domains.js';
+import { getIntent } from '../store/intents.js';
+import type { Store } from '../store/open.js';
+import type { Intent } from '../store/schema.js';
+
+/** A domain measured and judged as the next tick would, with the change in flight that the tick finishes first. */
+export interface DomainExplanation {
+  domain: string;
+  assessment: DomainAssessment;
+  decision: Decision;
+  intent: Intent | null;
+  /** What the next tick does about the change in flight (inFlightText), when there is one. */
+  inFlight: string | undefined;
+}
+
+/** Measures `domain` at `now` and says what the next tick would decide; null when it is not enrolled. */
+export async function explainDomain(store: Store, domain: string, now: Date, loadPlan: (name: string) => Plan): Promise<DomainExplanation | null> {
+  const row = await getDomain(store.db, domain);
+  if (!row) return null;
+  const assessment = await assessDomain(store, row, loadPlan(row.plan), now);
+  const decision = decide(assessment.snapshot, assessment.plan, assessment.metrics, now);
+  const intent = (await getIntent(store.db, domain)) ?? null;
+  const inFlight = intent ? inFlightText(intent, assessment.plan, now) : undefined;
+  return { domain, assessment, decision, intent, inFlight };
+}
+
+/** The `explain --json` document: the figures, the decision and the change in flight (stuck or not, and what the next tick does). */
+export function explanationJson(e: DomainExplanation): object {
+  return {
+    domain: e.domain,
+    metrics: e.assessment.metrics,
+    decision: e.decision,
+    change_in_flight: e.intent ? { ...e.intent, stuck: stuckOf(e.intent) !== null, next_tick: e.inFlight } : null,
+  };
+}
 
 /** How the CLI and the page title each class of source. */
 export const CLASS_TITLES: Record<SourceClass, string> = {

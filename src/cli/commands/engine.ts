@@ -6,13 +6,11 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { acknowledgeReporter } from '../../app/acknowledge.js';
-import { decide } from '../../engine/decide.js';
 import { planChanges } from '../../app/dry-run.js';
-import { inFlightText, planSummary, stuckOf, type PlannedChange } from '../../engine/planned-change.js';
-import { getIntent } from '../../store/intents.js';
-import { explainText } from '../../app/explain.js';
+import { planSummary, type PlannedChange } from '../../engine/planned-change.js';
+import { explainDomain, explainText, explanationJson } from '../../app/explain.js';
 import { simulate } from '../../app/simulate.js';
-import { assessDomain, runTick } from '../../engine/tick.js';
+import { runTick } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, parseSourceSpec, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../fleet/domain-name.js';
 import { approvalsQueue } from '../../fleet/views.js';
@@ -143,19 +141,13 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .action(async (input: string, opts: { json?: boolean }) => {
       const name = await domainName(ctx, input);
       if (name === null) return;
-      const store = await ctx.store();
-      const row = await getDomain(store.db, name);
-      if (!row) {
+      const explained = await explainDomain(await ctx.store(), name, ctx.now(), loadPlan);
+      if (!explained) {
         ctx.fail(new AppError('not-found', `${name} is not enrolled`, { field: 'domain' }));
         return;
       }
-      const now = ctx.now();
-      const assessment = await assessDomain(store, row, loadPlan(row.plan), now);
-      const decision = decide(assessment.snapshot, assessment.plan, assessment.metrics, now);
-      const intent = await getIntent(store.db, name);
-      const inFlight = intent ? inFlightText(intent, assessment.plan, now) : undefined;
-      if (opts.json) ctx.out(JSON.stringify({ domain: name, metrics: assessment.metrics, decision, change_in_flight: intent ? { ...intent, stuck: stuckOf(intent) !== null, next_tick: inFlight } : null }));
-      else ctx.out(explainText(assessment, decision, inFlight));
+      if (opts.json) ctx.out(JSON.stringify(explanationJson(explained)));
+      else ctx.out(explainText(explained.assessment, explained.decision, explained.inFlight));
     });
 
   program
