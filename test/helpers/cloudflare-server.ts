@@ -5,7 +5,8 @@
  * past the last, which is how the SDK's iterator stops), create/update/
  * edit/delete, bearer-token auth, the v4 envelope (`success`, `errors`,
  * `messages`, `result`), TXT content checked as quoted 255-octet strings,
- * and 429 with `retry-after` on demand. Every request is recorded.
+ * and 429 with `retry-after` on demand, or any other error to the requests a
+ * predicate picks (a list's second page). Every request is recorded.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -39,6 +40,16 @@ export interface CfRecordedRequest {
   headers: IncomingMessage['headers'];
   body: unknown;
   status: number;
+}
+
+/** An error to answer instead of serving a request. */
+export interface CfFault {
+  times: number;
+  status: number;
+  /** Cloudflare's error code in the envelope, e.g. 1004 (DNS validation) or 10000 (authentication). */
+  code: number;
+  message: string;
+  when?: (request: CfRecordedRequest) => boolean;
 }
 
 class ApiError extends Error {
@@ -81,6 +92,8 @@ export class CloudflareServer {
   #baseUrl = '';
   /** Requests left to answer 429, and the retry-after (seconds) to send. */
   #throttle = { times: 0, retryAfter: '1' };
+  /** Errors to answer instead of serving the requests they pick. */
+  readonly #faults: CfFault[] = [];
 
   /** API base for the SDK's `baseURL`: `http://127.0.0.1:PORT/client/v4`. */
   get baseUrl(): string {
@@ -110,6 +123,7 @@ export class CloudflareServer {
     this.records.length = 0;
     this.requests.length = 0;
     this.#throttle = { times: 0, retryAfter: '1' };
+    this.#faults.length = 0;
   }
 
   addZone(name: string, status: FakeZone['status'] = 'active'): FakeZone {
@@ -143,6 +157,17 @@ export class CloudflareServer {
     this.#throttle = { times, retryAfter };
   }
 
+  /** Answers the next `fault.times` requests that `fault.when` picks (default: any) with an error in the v4 envelope. */
+  fail(fault: CfFault): void {
+    this.#faults.push({ ...fault });
+  }
+
+  /** Drops the faults and throttling not yet answered. */
+  clearFaults(): void {
+    this.#faults.length = 0;
+    this.#throttle = { times: 0, retryAfter: '1' };
+  }
+
   /** Recorded requests, optionally only those of one method. */
   calls(method?: string): CfRecordedRequest[] {
     return this.requests.filter((r) => method === undefined || r.method === method);
@@ -174,6 +199,11 @@ export class CloudflareServer {
         throw new ApiError(429, 971, 'Please wait and consider throttling your request speed', {
           'retry-after': this.#throttle.retryAfter,
         });
+      }
+      const fault = this.#faults.find((f) => f.times > 0 && (f.when === undefined || f.when(record)));
+      if (fault) {
+        fault.times -= 1;
+        throw new ApiError(fault.status, fault.code, fault.message);
       }
       const { result, resultInfo } = this.#route(record.method, path, url.searchParams, body);
       record.status = 200;

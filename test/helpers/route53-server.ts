@@ -5,8 +5,9 @@
  * validates change batches as Route 53 does for what we send (TXT strings of
  * at most 255 characters, DELETE must match exactly, no TXT beside a CNAME),
  * pages its lists with MaxItems and Next* markers, keeps changes PENDING for
- * a few GetChange polls, and can be told to answer `Throttling` or
- * `PriorRequestNotComplete`. Every request is recorded for assertions.
+ * a few GetChange polls, and can be told to answer `Throttling`,
+ * `PriorRequestNotComplete`, `ServiceUnavailable` or `InvalidInput`, to any
+ * request or to the ones a predicate picks (the second page of a list). Every request is recorded for assertions.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -50,9 +51,11 @@ export interface RecordedRequest {
 export interface InjectedFault {
   /** Operation name (`ChangeResourceRecordSets`, ...) or `*` for any. */
   operation: string;
-  code: 'Throttling' | 'PriorRequestNotComplete' | 'ServiceUnavailable';
+  code: 'Throttling' | 'PriorRequestNotComplete' | 'ServiceUnavailable' | 'InvalidInput';
   /** How many requests get it. */
   times: number;
+  /** Only requests this picks (say, the second page of a list); default every request of the operation. */
+  when?: (request: RecordedRequest) => boolean;
 }
 
 interface XmlNode {
@@ -268,6 +271,11 @@ export class Route53Server {
     this.#faults.push({ ...fault });
   }
 
+  /** Drops the faults not yet answered. */
+  clearFaults(): void {
+    this.#faults.length = 0;
+  }
+
   /** Refuses the next `times` changes to a zone with PriorRequestNotComplete, as while another change is pending. */
   busy(zoneId: string, times: number): void {
     this.#busyZones.set(zoneId, times);
@@ -290,11 +298,12 @@ export class Route53Server {
     this.requests.push(record);
     try {
       this.#checkAuth(req);
-      const fault = this.#faults.find((f) => f.times > 0 && (f.operation === '*' || f.operation === operation));
+      const fault = this.#faults.find((f) => f.times > 0 && (f.operation === '*' || f.operation === operation) && (f.when === undefined || f.when(record)));
       if (fault) {
         fault.times -= 1;
         if (fault.code === 'ServiceUnavailable') throw new ApiError(503, 'ServiceUnavailable', 'Service Unavailable');
         if (fault.code === 'Throttling') throw new ApiError(400, 'Throttling', 'Rate exceeded');
+        if (fault.code === 'InvalidInput') throw new ApiError(400, 'InvalidInput', 'The input is not valid');
         throw new ApiError(400, 'PriorRequestNotComplete', 'The request was rejected because Route 53 was still processing a prior request.');
       }
       const xml = this.#dispatch(operation, path, query, body);
