@@ -6,25 +6,24 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MemoryDns } from '../src/engine/memory-dns.js';
-import { runTick } from '../src/engine/tick.js';
-import { enrollDomains } from '../src/fleet/index.js';
-import { loadPlan } from '../src/plans/index.js';
 import { claimLease, leaseOf, releaseLease } from '../src/store/leases.js';
 import type { Store } from '../src/store/open.js';
 import { storeDialects } from './helpers/dialects.js';
+import { createWorld, type World } from './helpers/world.js';
 
 const T0 = new Date('2026-07-01T10:00:00Z');
 const MINUTE = 60_000;
 
 for (const dialect of storeDialects()) {
   describe(`leases on ${dialect.name}`, () => {
+    let w: World;
     let store: Store;
     before(async () => {
-      store = await dialect.open();
+      w = await createWorld({ dialect, start: new Date(T0.getTime() - MINUTE) });
+      store = w.store;
     });
     after(async () => {
-      await store?.close();
+      await w?.close();
     });
 
     it('one holder at a time; a lease that ran out is taken over; the old holder cannot give it back', async () => {
@@ -41,21 +40,12 @@ for (const dialect of storeDialects()) {
     });
 
     it('two instances ticking together establish each domain once; a domain whose lease a dead instance holds waits for it to run out', async () => {
-      const dns = new MemoryDns();
-      const plan = loadPlan('default');
+      const dns = w.dns;
       const names = Array.from({ length: 12 }, (_, i) => `lease${i}.example`);
-      await enrollDomains(store, {
-        inputs: names.map((text) => ({ text, origin: 'argv' as const })),
-        plan,
-        provider: 'memory',
-        providers: { names: ['memory'], get: () => dns },
-        reportAddress: 'dmarc@reports.example',
-        actor: 'test:setup',
-        now: new Date(T0.getTime() - MINUTE),
-      });
+      await w.enrol(names);
       // An instance that died holding lease0's lease a minute ago.
       assert.equal(await claimLease(store.db, 'domain:lease0.example', 'dead', new Date(T0.getTime() - MINUTE), 10 * MINUTE), true);
-      const tick = (holder: string, at: Date) => runTick({ store, now: at, providerFor: () => dns, lease: { holder, ttlMs: 10 * MINUTE, now: () => at } });
+      const tick = (holder: string, at: Date) => w.tick(at, { lease: { holder, ttlMs: 10 * MINUTE, now: () => at } });
       const [a, b] = await Promise.all([tick('alpha', T0), tick('beta', T0)]);
       const worked = [...a, ...b].filter((r) => !r.skipped && r.domain !== 'lease0.example');
       const established = await store.db.selectFrom('stage_history').select(['domain', 'action']).where('domain', 'in', names).where('action', '!=', 'enroll').execute();
