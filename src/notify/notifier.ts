@@ -29,6 +29,8 @@ export interface NotifierOptions {
   viewContext: ViewContext;
   /** This daemon's instance id: it claims outbox messages, and the conditions lease, under it. */
   holder?: string;
+  /** How long its claim on a message outlives an instance that died mid-delivery (the sender's default when absent). */
+  claimMs?: number;
   onAttempt?: (channel: string, outcome: 'delivered' | 'retrying' | 'failed') => void;
 }
 
@@ -60,7 +62,7 @@ export function cronIntervalMs(expression: string): number {
 export function createNotifier(opts: NotifierOptions): Notifier {
   const { store, settings, logger, now } = opts;
   const holder = opts.holder ?? `notifier-${process.pid}`;
-  const sender = new NotificationSender({ store, settings, logger, now, holder, ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
+  const sender = new NotificationSender({ store, settings, logger, now, holder, ...(opts.claimMs ? { claimMs: opts.claimMs } : {}), ...(opts.onAttempt ? { onAttempt: opts.onAttempt } : {}) });
   const health: DaemonHealth = { startedAt: now(), lastTickOkAt: null, lastTickError: null, tickIntervalMs: cronIntervalMs(opts.tickSchedule) };
   let tickRunning = false;
   let prunedAt = 0;
