@@ -96,7 +96,8 @@ export function chooseStartStage(plan: Plan, fqdn: string, view: RecordSetView, 
     if (published.note) why += ` (${published.note})`;
     const writes = plan.stages[floorIndex]!;
     if (published.sampled && !published.testing && (writes.policy !== 'none' && writes.pct < 100)) {
-      why += `; RFC 9989 receivers ignore pct and applied p=${published.policy} to all failing mail, while ${label} adds t=y, so they apply one level below until ${writes.policy}:100 (--start-at ${writes.policy}:100 with a reason keeps them where they are)`;
+      const full = stageLabel({ policy: writes.policy, pct: 100 });
+      why += `; RFC 9989 receivers ignore pct and applied p=${published.policy} to all failing mail, while ${label} adds t=y, so they apply one level below until ${full} (--start-at ${full} with a reason keeps them where they are)`;
     } else if (published.testing && !published.sampled && published.policy !== 'none') {
       why += `; t=y without pct made RFC 9989 receivers apply one level below p=${published.policy}, RFC 7489 receivers all of it: ${label} is what the RFC 7489 ones already apply`;
     }
