@@ -7,25 +7,22 @@
  * Real engine, real ingest, the in-memory zone.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { startApiServer, type RunningApiServer } from '../src/api/server.js';
 import { generateToken, TokenSet } from '../src/api/tokens.js';
+import type { DnsProvider } from '../src/dns/provider.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
-import { runTick } from '../src/engine/tick.js';
 import { approve } from '../src/fleet/actions.js';
 import { fleetPage } from '../src/fleet/fleet-page.js';
-import { enrollDomains } from '../src/fleet/index.js';
 import { domainOverview } from '../src/fleet/views.js';
 import { loadPlan } from '../src/plans/index.js';
-import { ingestInput } from '../src/reports/index.js';
 import type { Store } from '../src/store/open.js';
-import { tempStore } from './helpers/cli.js';
 import { storeDialects } from './helpers/dialects.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
 import { formSignIn } from './helpers/web.js';
+import { createWorld, type Delivery, type World } from './helpers/world.js';
 import { renderFleetPage } from '../src/web/pages.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
@@ -35,12 +32,14 @@ for (const dialect of storeDialects()) {
   describe(`the fleet listing on ${dialect.name}`, () => {
     let store: Store;
     let fleet: FleetFixture;
-    const dns = new MemoryDns();
+    let w: World<DnsProvider>;
 
     before(async () => {
       store = await dialect.open();
-      fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: dns });
-      await runTick({ store, now: NOW, providerFor: () => dns, loadPlan: fleet.loadPlan });
+      fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: new MemoryDns() });
+      // The fixture's world stands at NOW; the daemon ticks there.
+      w = fleet.world;
+      await w.tick();
     });
     after(async () => {
       await store?.close();
@@ -93,10 +92,10 @@ for (const dialect of storeDialects()) {
     });
 
     it('measures again only the domains whose figures went stale: a report stored since, a person’s approval since', async () => {
-      const dir = tempStore().dir;
       const day = NOW.toISOString().slice(0, 10);
       const xml = aggregateReportXml({ reporter: 'yahoo.com', domain: fleet.spoofed, day, rows: [cleanRow(fleet.spoofed, '192.0.2.30', 10), spoofRow(fleet.spoofed, '203.0.113.67', 25)] });
-      assert.equal((await ingestInput(store.db, { bytes: Buffer.from(xml) }, 'late.xml', { rejectedDir: join(dir, 'rejected'), now: () => LATER })).status, 'stored');
+      await w.moveTo(LATER);
+      assert.equal((await w.send([{ at: LATER.getTime(), xml, source: 'late.xml' }]))[0]?.status, 'stored');
       await approve(store, fleet.gated, fleet.loadPlan, { actor: 'test:operator', now: LATER });
       const page = await fleetPage(store, LATER, ctx(), { limit: null });
       const at = Object.fromEntries(page.domains.map((d) => [d.domain, d.assessed_at]));
@@ -115,36 +114,28 @@ for (const dialect of storeDialects()) {
   });
 }
 
-describe('GET /api/v1/domains on a fleet whose reports came after the last tick', () => {
-  const dialect = storeDialects()[0]!;
+for (const dialect of storeDialects()) describe(`GET /api/v1/domains on a fleet whose reports came after the last tick, on ${dialect.name}`, () => {
   let store: Store;
   let server: RunningApiServer;
   const viewer = generateToken();
   const names = Array.from({ length: 40 }, (_, i) => `d${String(i).padStart(2, '0')}.example`);
 
   before(async () => {
-    store = await dialect.open();
-    const dns = new MemoryDns();
-    const plan = loadPlan('default');
-    await enrollDomains(store, {
-      inputs: names.map((text) => ({ text, origin: 'argv' as const })),
-      plan,
-      provider: 'memory',
-      providers: { names: ['memory'], get: () => dns },
-      reportAddress: 'dmarc@reports.example',
-      actor: 'test:setup',
-      now: new Date(NOW.getTime() - 3 * 86_400_000),
-    });
+    const w = await createWorld({ dialect, start: new Date(NOW.getTime() - 3 * 86_400_000) });
+    store = w.store;
+    await w.enrol(names, { actor: 'test:setup' });
     // The first stage established (and every domain measured) before the reports below arrive: all of them stale now.
-    await runTick({ store, now: new Date(NOW.getTime() - 3 * 86_400_000 + 60_000), providerFor: () => dns });
-    const dir = tempStore().dir;
+    await w.tick(w.later(60_000));
+    const deliveries: Delivery[] = [];
     for (const d of [2, 1]) {
       const day = new Date(NOW.getTime() - d * 86_400_000).toISOString().slice(0, 10);
       for (const [i, name] of names.entries()) {
         const xml = aggregateReportXml({ reporter: 'google.com', domain: name, day, rows: [cleanRow(name, '192.0.2.10', 100 + i), spoofRow(name, '203.0.113.9', i)] });
-        await ingestInput(store.db, { bytes: Buffer.from(xml) }, `${name}-${day}`, { rejectedDir: join(dir, 'rejected'), now: () => NOW });
+        deliveries.push({ at: NOW.getTime(), xml, source: `${name}-${day}` });
       }
     }
+    await w.send(deliveries);
+    await w.moveTo(NOW);
     server = await startApiServer({
       config: { listen: { host: '127.0.0.1', port: 0 }, tokens: [], session: { max_age_hours: 1, secure_cookie: false }, upload_max_bytes: 64 * 1024, trust_proxy: false },
       tokens: new TokenSet([{ name: 'vera', role: 'viewer', sha256: viewer.sha256 }]),

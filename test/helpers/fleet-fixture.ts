@@ -2,21 +2,20 @@
  * A small fleet in a real store, brought to where the page and API matter:
  * one domain clean and waiting for approval of a gated stage, one holding with
  * no reports, one paused, one receiving spoofed mail from a hostile-named
- * reporter. Built with the real engine (enrol, tick, ingest, tick) on a
- * caller's DNS provider and clock; nothing is written to the store by hand.
+ * reporter. Built in the test world (test/helpers/world.ts) on the caller's
+ * store, DNS provider and clock: enrol, tick, reports through the real
+ * ingest; nothing is written to the store by hand.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DnsProvider } from '../../src/dns/provider.js';
 import type { Verifier } from '../../src/engine/apply.js';
-import { runTick } from '../../src/engine/tick.js';
 import { pause } from '../../src/fleet/actions.js';
-import { enrollDomains } from '../../src/fleet/index.js';
 import { loadPlan, planDirectories, type Plan } from '../../src/plans/index.js';
-import { ingestInput } from '../../src/reports/index.js';
 import type { Store } from '../../src/store/open.js';
 import { aggregateReportXml, cleanRow, spoofRow } from './reports.js';
+import { createWorld, type Delivery, type World } from './world.js';
 
 /** The plan the fixture enrols with: none:100, then a gated quarantine:100, then reject:100. */
 export const GATED_PLAN_YAML = `description: fixture plan with a gated second stage
@@ -32,6 +31,8 @@ export const FIXTURE_REPORT_ADDRESS = 'dmarc@reports.example';
 export const HOSTILE_REPORTER = '<script>alert("xss")</script>.example';
 
 export interface FleetFixture {
+  /** The world the fleet was built in, its clock at `now`: tick it, send it reports. */
+  world: World<DnsProvider>;
   /** A folder holding the `gated` plan; add it to DMARC_ROLLOUT_PLANS for a daemon process. */
   plansDir: string;
   loadPlan(name: string): Plan;
@@ -59,23 +60,11 @@ export async function buildFleetFixture(
   const suffix = opts.domainSuffix ?? 'example';
   const names = { gated: `gated.${suffix}`, steady: `steady.${suffix}`, paused: `paused.${suffix}`, spoofed: `spoofed.${suffix}` };
   const established = new Date(opts.now.getTime() - 6 * DAY_MS);
-  await enrollDomains(store, {
-    inputs: Object.values(names).map((text) => ({ text, origin: 'argv' as const })),
-    plan: load('gated'),
-    provider: opts.providerName,
-    providers: { names: [opts.providerName], get: () => opts.provider },
-    reportAddress: FIXTURE_REPORT_ADDRESS,
-    actor: 'test:setup',
-    now: new Date(established.getTime() - 60_000),
-  });
-  await runTick({
-    store,
-    now: established,
-    providerFor: () => opts.provider,
-    loadPlan: load,
-    ...(opts.verifier ? { verifierFor: opts.verifier } : {}),
-  });
+  const w = await createWorld<DnsProvider>({ store, start: new Date(established.getTime() - 60_000), dns: opts.provider, providerName: opts.providerName, plan: load('gated'), loadPlan: load, reportAddress: FIXTURE_REPORT_ADDRESS });
+  await w.enrol(Object.values(names), { actor: 'test:setup' });
+  await w.tick(established, opts.verifier ? { verifierFor: opts.verifier } : {});
   const today = Math.floor(opts.now.getTime() / DAY_MS) * DAY_MS;
+  const deliveries: Delivery[] = [];
   for (let d = 5; d >= 1; d--) {
     const day = isoDay(today - d * DAY_MS);
     const reports = [
@@ -88,10 +77,11 @@ export async function buildFleetFixture(
         rows: [cleanRow(names.spoofed, '192.0.2.30', 200), spoofRow(names.spoofed, '203.0.113.66', 75)],
       }),
     ];
-    for (const [i, xml] of reports.entries()) {
-      await ingestInput(store.db, { bytes: Buffer.from(xml) }, `fixture:${day}/${i}`, { rejectedDir: join(plansDir, 'rejected'), now: () => opts.now });
-    }
+    // All of them arrive at `now`, after the last tick.
+    for (const [i, xml] of reports.entries()) deliveries.push({ at: opts.now.getTime(), xml, source: `fixture:${day}/${i}` });
   }
+  await w.send(deliveries);
+  await w.moveTo(opts.now);
   await pause(store, names.paused, { actor: 'test:setup', now: new Date(opts.now.getTime() - DAY_MS) }, 'waiting for the new mail gateway');
-  return { plansDir, loadPlan: load, ...names };
+  return { world: w, plansDir, loadPlan: load, ...names };
 }

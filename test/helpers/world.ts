@@ -43,6 +43,8 @@ export interface WorldOptions<P extends DnsProvider> {
   start: Date;
   /** The store's dialect; SQLite when absent. */
   dialect?: StoreDialect;
+  /** A store the caller opened, instead of a new one of `dialect` (close() closes it all the same). */
+  store?: Store;
   /** The DNS the domains' records live in; the engine's in-memory zone when absent. */
   dns?: P;
   /** The provider name domains are enrolled with; the DNS's own name when absent. */
@@ -67,7 +69,6 @@ export interface TickLogEntry {
 
 export interface World<P extends DnsProvider = MemoryDns> {
   store: Store;
-  dialect: StoreDialect;
   dns: P;
   plan: Plan;
   loadPlan: (name: string) => Plan;
@@ -81,7 +82,7 @@ export interface World<P extends DnsProvider = MemoryDns> {
   /** Moves the clock forward to `at`, delivering the reports that arrive by then; no tick. */
   moveTo(at: Date): Promise<void>;
   /** Enrols domains now (after moving the clock to `at`, if given) as `enroll` does; fails the test on any refusal. */
-  enrol(domains: string[], opts?: { at?: Date; plan?: Plan; records?: Record<string, string>; provider?: string }): Promise<EnrollResult>;
+  enrol(domains: string[], opts?: { at?: Date; plan?: Plan; records?: Record<string, string>; provider?: string; actor?: string }): Promise<EnrollResult>;
   /**
    * Sends reports: each is ingested when the clock reaches its arrival (at
    * once if that is now or past), through the real ingest, with that instant
@@ -109,8 +110,7 @@ export interface World<P extends DnsProvider = MemoryDns> {
 }
 
 export async function createWorld<P extends DnsProvider = MemoryDns>(opts: WorldOptions<P>): Promise<World<P>> {
-  const dialect = opts.dialect ?? SQLITE;
-  const store = await dialect.open();
+  const store = opts.store ?? (await (opts.dialect ?? SQLITE).open());
   const { dir } = tempStore('dmarc-rollout-world-');
   const dns = opts.dns ?? (new MemoryDns() as unknown as P);
   const providerName = opts.providerName ?? dns.name;
@@ -181,7 +181,6 @@ export async function createWorld<P extends DnsProvider = MemoryDns>(opts: World
 
   return {
     store,
-    dialect,
     dns,
     plan,
     loadPlan,
@@ -202,7 +201,7 @@ export async function createWorld<P extends DnsProvider = MemoryDns>(opts: World
         provider: o.provider ?? providerName,
         providers: { names: [...new Set([providerName, o.provider ?? providerName])], get: () => dns },
         reportAddress: opts.reportAddress ?? 'dmarc@reports.example',
-        actor: 'test',
+        actor: o.actor ?? 'test',
         now: new Date(now),
       });
       assert.deepEqual(result.refused, [], `enrolment refused: ${result.refused.map((r) => r.reason).join('; ')}`);
