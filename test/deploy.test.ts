@@ -585,6 +585,151 @@ describe('deploy/kubernetes', () => {
   });
 });
 
+const K8S_PG = join(DEPLOY, 'kubernetes-postgres');
+
+/** Every document of a file of the Postgres (several replicas) variant. */
+function pgManifests(file: string): Obj[] {
+  return yamlDocuments(readFileSync(join(K8S_PG, file), 'utf8'), `deploy/kubernetes-postgres/${file}`).map((doc, i) => obj(doc, `deploy/kubernetes-postgres/${file} document ${i + 1}`));
+}
+
+function pgManifest(file: string, kind: string, name?: string): Obj {
+  const found = pgManifests(file).filter((d) => d.kind === kind && (name === undefined || metaName(d, file) === name));
+  assert.equal(found.length, 1, `deploy/kubernetes-postgres/${file}: expected one ${kind}${name ? ` named ${name}` : ''}`);
+  return found[0]!;
+}
+
+describe('deploy/kubernetes-postgres: several replicas on one Postgres', () => {
+  const deployment = () => pgManifest('deployment.yaml', 'Deployment');
+  const podSpec = () => obj(obj(obj(deployment().spec, 'spec').template, 'template').spec, 'pod spec');
+  const container = () => obj(arr(podSpec().containers, 'containers')[0], 'container');
+  const secretData = (name: string) => obj(pgManifest('secret.example.yaml', 'Secret', name).stringData, `${name} stringData`);
+  const databaseUrlRef = () => {
+    const entry = arr(container().env, 'env').map((e, i) => obj(e, `env ${i}`)).find((e) => e.name === 'DMARC_ROLLOUT_DATABASE_URL');
+    assert.ok(entry, 'the pods get DMARC_ROLLOUT_DATABASE_URL');
+    assert.equal(entry.value, undefined, 'the database URL (with its password) comes from a Secret, not the manifest');
+    return obj(obj(entry.valueFrom, 'valueFrom').secretKeyRef, 'secretKeyRef');
+  };
+  /** The ConfigMap's config through the daemon's own loader, with what the pod's environment would hold. */
+  const loaded = () => {
+    const text = str(obj(pgManifest('configmap.yaml', 'ConfigMap').data, 'data')['config.yaml'], 'config.yaml');
+    const ref = databaseUrlRef();
+    const url = str(secretData(str(ref.name, 'secret name'))[str(ref.key, 'secret key')], 'the database URL');
+    const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-config-'));
+    try {
+      writeFileSync(join(dir, 'tokens.yaml'), str(secretData('dmarc-rollout-api-tokens')['tokens.yaml'], 'tokens.yaml'));
+      writeFileSync(join(dir, 'config.yaml'), text);
+      return loadDaemonConfig(join(dir, 'config.yaml'), { DMARC_ROLLOUT_DATABASE_URL: url });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  test('kustomization lists every manifest; each has apiVersion, kind and a name, and no namespace', () => {
+    const kustomization = obj(yamlFile(join(K8S_PG, 'kustomization.yaml')), 'kustomization.yaml');
+    const resources = arr(kustomization.resources, 'resources').map((r) => str(r, 'resource'));
+    const onDisk = readdirSync(K8S_PG).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+    assert.deepEqual([...resources].sort(), onDisk.sort());
+    for (const file of resources) {
+      for (const doc of pgManifests(file)) {
+        str(doc.apiVersion, `${file} apiVersion`);
+        str(doc.kind, `${file} kind`);
+        assert.ok(metaName(doc, file).length > 0);
+        assert.equal(obj(doc.metadata, file).namespace, undefined, `${file}: manifests are namespace-less`);
+      }
+    }
+  });
+
+  test('the config loads as a Postgres store from the Secret\'s URL, verified TLS, leases renewed well within their time, rejected inputs on the shared volume, no folder source', () => {
+    const config = loaded();
+    assert.equal(config.storeLocation.kind, 'postgres');
+    assert.equal(config.storePath, null);
+    if (config.storeLocation.kind === 'postgres') assert.deepEqual(config.storeLocation.connection.ssl, { rejectUnauthorized: true }, 'a managed database is reached over verified TLS');
+    assert.ok(config.instances.lease_seconds >= 3 * config.instances.heartbeat_seconds);
+    // A folder is only on one node's disk: replicas read reports from a mailbox (leased) and the SMTP listener (on every replica).
+    assert.deepEqual(config.sources.map((s) => s.type).sort(), ['imap', 'smtp']);
+    assert.equal(smtpSource(config, 'kubernetes-postgres').host, '0.0.0.0');
+    const rejected = str(config.rejected_dir, 'rejected_dir');
+    const mount = arr(container().volumeMounts, 'mounts').map((m) => obj(m, 'mount')).find((m) => rejected === m.mountPath || rejected.startsWith(`${String(m.mountPath)}/`));
+    assert.ok(mount, `nothing is mounted at ${rejected}`);
+    const volume = arr(podSpec().volumes, 'volumes').map((v) => obj(v, 'volume')).find((v) => v.name === mount.name);
+    const claim = str(obj(volume?.persistentVolumeClaim, 'rejected volume PVC').claimName, 'claimName');
+    const pvc = pgManifest('pvc.yaml', 'PersistentVolumeClaim', claim);
+    assert.deepEqual(obj(pvc.spec, 'pvc spec').accessModes, ['ReadWriteMany'], 'every replica may reject an input and keep it there');
+    // Every secret the config names is in the envFrom Secret, and the shipped session secret is refused until replaced.
+    const envFrom = arr(container().envFrom, 'envFrom').map((e) => str(obj(obj(e, 'envFrom').secretRef, 'secretRef').name, 'name'));
+    assert.deepEqual(envFrom, ['dmarc-rollout-secrets']);
+    for (const variable of secretVariables(config)) assert.ok(variable in secretData('dmarc-rollout-secrets'), `the config names ${variable}, which the Secret does not hold`);
+    assert.throws(() => sessionSecret(apiOf(config, 'kubernetes-postgres'), { DMARC_ROLLOUT_SESSION_SECRET: str(secretData('dmarc-rollout-secrets').DMARC_ROLLOUT_SESSION_SECRET, 'secret') }), /at least 32/);
+    // The loader does refuse a lease a heartbeat could not keep alive: the check above can fail.
+    assert.throws(() => loadExample('instances: { heartbeat_seconds: 30, lease_seconds: 60 }\n', 'short.yaml'), /instances\.lease_seconds: lease_seconds must be at least three heartbeats/);
+  });
+
+  test('the deployment: three replicas rolled one at a time, no lock file or SQLite volume, the database URL and its CA from a Secret, probes on /healthz, non-root and read-only', () => {
+    const spec = obj(deployment().spec, 'spec');
+    assert.equal(spec.replicas, 3);
+    const strategy = obj(spec.strategy, 'strategy');
+    assert.equal(strategy.type, 'RollingUpdate', 'replicas coordinate through the database: overlapping during a rollout is fine');
+    assert.equal(obj(strategy.rollingUpdate, 'rollingUpdate').maxUnavailable, 0);
+    const c = container();
+    const env = arr(c.env, 'env').map((e) => obj(e, 'env'));
+    assert.ok(!env.some((e) => e.name === 'DMARC_ROLLOUT_DB'), 'no SQLite file with several replicas');
+    const ref = databaseUrlRef();
+    assert.ok(str(secretData(str(ref.name, 'name'))[str(ref.key, 'key')], 'url').startsWith('postgres://'));
+    // The CA for verify-full is the Secret's ca.pem, projected where NODE_EXTRA_CA_CERTS points.
+    const caPath = str(env.find((e) => e.name === 'NODE_EXTRA_CA_CERTS')?.value, 'NODE_EXTRA_CA_CERTS');
+    const configMount = arr(c.volumeMounts, 'mounts').map((m) => obj(m, 'mount')).find((m) => m.mountPath === CONFIG_DIR)!;
+    const projected = arr(obj(arr(podSpec().volumes, 'volumes').map((v) => obj(v, 'volume')).find((v) => v.name === configMount.name)!.projected, 'projected').sources, 'sources').map((p) => obj(p, 'source'));
+    const caItem = projected
+      .filter((p) => p.secret !== undefined && obj(p.secret, 'secret').name === ref.name)
+      .flatMap((p) => arr(obj(p.secret, 'secret').items, 'items').map((i) => obj(i, 'item')))
+      .find((i) => posix.join(CONFIG_DIR, str(i.path, 'path')) === caPath);
+    assert.ok(caItem, `nothing from the database Secret is projected at ${caPath}`);
+    assert.ok(str(caItem.key, 'key') in secretData(str(ref.name, 'name')));
+    assert.ok(!projected.some((p) => p.secret !== undefined && arr(obj(p.secret, 'secret').items, 'items').some((i) => obj(i, 'item').key === ref.key)), 'the URL is not written as a file');
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+      const httpGet = obj(obj(c[probe], probe).httpGet, `${probe}.httpGet`);
+      assert.equal(httpGet.path, '/healthz', probe);
+      assert.equal(httpGet.port, 'http', probe);
+    }
+    const security = obj(c.securityContext, 'securityContext');
+    assert.equal(security.readOnlyRootFilesystem, true);
+    assert.equal(obj(podSpec().securityContext, 'pod securityContext').runAsNonRoot, true);
+    assert.equal(String(obj(podSpec().securityContext, 'pod securityContext').runAsUser), dockerfileUser().split(':')[0]);
+    assert.ok(Number(podSpec().terminationGracePeriodSeconds) >= 60, 'time to finish the change in flight and deregister');
+  });
+
+  test('the disruption budget and the service select the replicas; a drain leaves two of three running', () => {
+    const labels = obj(obj(obj(obj(deployment().spec, 'spec').template, 'template').metadata, 'metadata').labels, 'labels');
+    const pdb = pgManifest('pdb.yaml', 'PodDisruptionBudget');
+    assert.equal(pdb.apiVersion, 'policy/v1');
+    const pdbSpec = obj(pdb.spec, 'pdb spec');
+    assert.deepEqual(obj(pdbSpec.selector, 'selector').matchLabels, labels);
+    const replicas = Number(obj(deployment().spec, 'spec').replicas);
+    const allowed = pdbSpec.maxUnavailable !== undefined ? Number(pdbSpec.maxUnavailable) : replicas - Number(pdbSpec.minAvailable);
+    assert.ok(allowed >= 1 && replicas - allowed >= 2, `a drain may take ${allowed} of ${replicas}`);
+    const service = pgManifest('service.yaml', 'Service');
+    const spec = obj(service.spec, 'service spec');
+    assert.equal(spec.type, 'ClusterIP');
+    assert.deepEqual(spec.selector, labels);
+    const ports = arr(container().ports, 'ports').map((p) => obj(p, 'port'));
+    for (const port of arr(spec.ports, 'ports').map((p) => obj(p, 'service port'))) {
+      assert.equal(ports.find((p) => p.name === port.targetPort)?.containerPort, port.port, `service port ${String(port.name)}`);
+    }
+  });
+
+  test('kubectl kustomize builds the set (where kubectl is installed)', (t) => {
+    const probe = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
+    if (probe.error) {
+      t.skip('kubectl is not installed; the manifests were checked by the YAML parse above');
+      return;
+    }
+    const run = spawnSync('kubectl', ['kustomize', K8S_PG], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, `kubectl kustomize failed: ${run.stderr}`);
+    const kinds = yamlDocuments(run.stdout, 'kustomize output').map((d) => obj(d, 'kustomize output').kind).sort();
+    assert.deepEqual(kinds, ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodDisruptionBudget', 'Secret', 'Secret', 'Secret', 'Service']);
+  });
+});
+
 describe('deploy/compose', () => {
   const COMPOSE = join(DEPLOY, 'compose');
 

@@ -4,9 +4,10 @@
  * is locked with FOR UPDATE SKIP LOCKED while it is claimed (an instance
  * claiming at the same moment skips it instead of waiting or taking it too);
  * the claim itself is a column with a lease time, held through the delivery
- * without a transaction open over the network. On SQLite (one daemon per
- * store, one writer at a time) the same statements run without the lock
- * clause. A claim whose instance died runs out and is taken over.
+ * without a transaction open over the network; a claim whose instance died
+ * runs out and is taken over. On SQLite (one daemon per store, held by its
+ * lock file, one writer at a time) the same statements run without the lock
+ * clause, and a claim left by an earlier daemon is taken over at once.
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { Dialect } from './migrations.js';
@@ -52,7 +53,9 @@ export async function claimNextMessage(
     if (!row) return { busy: 'another instance' };
     if (Date.parse(row.next_attempt_at) > now.getTime()) return { idle: true as const, nextAttemptAt: row.next_attempt_at };
     const other = row.claimed_by !== null && row.claimed_by !== holder ? row.claimed_by : null;
-    if (other !== null && row.claimed_until !== null && Date.parse(row.claimed_until) > now.getTime()) return { busy: other };
+    // On SQLite the daemon holds the store's lock file, so another claim is a dead daemon's: taken over at once.
+    const live = dialect === 'postgres' && row.claimed_until !== null && Date.parse(row.claimed_until) > now.getTime();
+    if (other !== null && live) return { busy: other };
     const until = new Date(now.getTime() + leaseMs).toISOString();
     await trx.updateTable('notification_messages').set({ claimed_by: holder, claimed_until: until }).where('id', '=', row.id).execute();
     return { claimed: { ...row, claimed_by: holder, claimed_until: until }, takenOverFrom: other };
