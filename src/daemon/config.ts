@@ -14,7 +14,7 @@ import { apiConfigSchema, type ApiTokenEntry } from '../api/config.js';
 import { readTokenFile } from '../api/tokens.js';
 import { postgresConfigSchema, postgresConnectionFromConfig, storeLocationFromEnv, type StoreLocation } from '../store/location.js';
 import { parseSourceSpec } from '../fleet/actions.js';
-import { normalizeDomainName } from '../fleet/domain-name.js';
+import { normalizeDomainName } from '../names.js';
 import type { SourceRule } from '../engine/types.js';
 import { folderSourceConfigSchema } from './sources/folder.js';
 import { imapSourceConfigSchema } from './sources/imap.js';

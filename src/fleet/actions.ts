@@ -16,7 +16,7 @@ import { replaceRequestedIntent, requestedIntent } from '../store/intents.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow, SourceRuleRow } from '../store/schema.js';
 import { addSourceRule, deleteSourceRule, getSourceRule } from '../store/source-rules.js';
-import { normalizeDomainName } from './domain-name.js';
+import { normalizeDomainName } from '../names.js';
 
 export interface Actor {
   actor: string;

@@ -19,7 +19,7 @@ import { appendAudit } from '../store/audit.js';
 import { appendStageChange, findDomains, insertDomain } from '../store/domains.js';
 import type { Store } from '../store/open.js';
 import { ActionError } from './actions.js';
-import { normalizeDomainName } from './domain-name.js';
+import { normalizeDomainName } from '../names.js';
 import { chooseStartStage, type StartOverride } from './start-stage.js';
 
 /** One line of input: the text and where it came from, to name it when refused. */

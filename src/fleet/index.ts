@@ -1,6 +1,5 @@
 /** The fleet: enrolled domains, enrolment and status. */
-export { normalizeDomainName } from './domain-name.js';
-export type { DomainNameResult } from './domain-name.js';
+export { normalizeDomainName, type DomainNameResult } from '../names.js';
 export { describeInput, enrollDomains, enrollInputsFromText } from './enroll.js';
 export type { EnrollInput, EnrollRefusal, EnrollRequest, EnrollResult } from './enroll.js';
 export { domainDetail, fleetStatus } from './status.js';

@@ -22,7 +22,7 @@ import type { Store } from '../store/open.js';
 import type { AuditEvent, DomainRow, Intent, SourceRuleRow, StageChange } from '../store/schema.js';
 import { listSourceRules, sourceRulesFor } from '../store/source-rules.js';
 import { ActionError, enrolledDomain } from './actions.js';
-import { normalizeDomainName } from './domain-name.js';
+import { normalizeDomainName } from '../names.js';
 import { cachedPlanLoader, type DomainStatus, type LoadedPlan } from './status.js';
 import { figuresOf, fleetPage, overviewFrom } from './fleet-page.js';
 

@@ -12,7 +12,7 @@ import { explainDomain, explainText, explanationJson } from '../../app/explain.j
 import { simulate } from '../../app/simulate.js';
 import { runTick } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, parseSourceSpec, pause, resume, rollback } from '../../fleet/actions.js';
-import { normalizeDomainName } from '../../fleet/domain-name.js';
+import { normalizeDomainName } from '../../names.js';
 import { approvalsQueue } from '../../fleet/views.js';
 import { loadPlan as loadPlanFrom, planDirectories, PlanError } from '../../plans/index.js';
 import { stageLabel } from '../../record/index.js';
