@@ -1,6 +1,6 @@
 /**
  * A person's answer to a quiet reporter: "go on without it". A regular
- * reporter that stops sending holds its domain (reporters.ts) rather than be
+ * reporter that stops sending holds its domain (engine/reporters.ts) rather than be
  * silently dropped; acknowledging it lets the days it missed count, until it
  * reports again (then it is awaited as before). Audited with who and why.
  */

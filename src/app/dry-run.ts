@@ -1,5 +1,5 @@
 /**
- * The dry run: the planned change of every domain (planned-change.ts), as
+ * The dry run: the planned change of every domain (engine/planned-change.ts), as
  * the next tick would make it. It decides with the tick's own code (a tick
  * with dryRun), reads each `_dmarc` set the tick would write through the
  * domain's provider, and checks it with the same function the apply step

@@ -57,7 +57,7 @@ export const CLASS_TITLES: Record<SourceClass, string> = {
   unauthenticated: 'Unauthenticated sources (spoofing: shown, never blocking)',
 };
 
-/** `inFlight` (planned-change.ts's inFlightText) replaces the "Next tick" line while a change is in flight: the tick finishes that first. */
+/** `inFlight` (engine/planned-change.ts's inFlightText) replaces the "Next tick" line while a change is in flight: the tick finishes that first. */
 export function explainText(a: DomainAssessment, decision: Decision, inFlight?: string): string {
   const m = a.metrics;
   const stage = a.plan.stages[a.row.stage_index]!;
