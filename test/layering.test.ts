@@ -61,18 +61,19 @@ const READ_SIDE = [/^src\/fleet\/(views|status)\.ts$/, /^src\/web\//];
 const DNS_WRITERS = [/^src\/engine\/apply\.ts$/, /^providers\//];
 
 /**
- * Edges against the rules that exist today, each with what would remove it.
- * This list may only shrink.
+ * Edges against the rules that are let stand, each with a comment saying what
+ * would remove it. Empty since src/app/, src/report-model/ and
+ * src/store/observed.ts took the code that crossed the order; keep it so.
  */
 const KNOWN_EDGES: readonly string[] = [];
 
-/** Value-import cycles between files that exist today (each as its files, sorted). This list may only shrink. */
+/** Value-import cycles between files that are let stand (each as its files, sorted), with why. Empty; keep it so. */
 const KNOWN_CYCLES: readonly string[] = [];
 
-/** Files that build a stage label inline instead of calling stageLabel() (src/record/stage.ts). May only shrink. */
+/** Files that build a stage label inline instead of calling stageLabel() (src/record/stage.ts). Empty; keep it so. */
 const KNOWN_INLINE_STAGE_LABELS: readonly string[] = [];
 
-/** Files that lowercase a DNS name and strip its trailing dot themselves instead of calling canonicalName() (src/names.ts). May only shrink. */
+/** Files that lowercase a DNS name and strip its trailing dot themselves instead of calling canonicalName() (src/names.ts). Empty; keep it so. */
 const KNOWN_INLINE_NAME_NORMALISERS: readonly string[] = [];
 
 export interface Import {
