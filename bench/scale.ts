@@ -1,26 +1,31 @@
 /**
  * Scale benchmark: a tick over a large fleet, and the fleet API page, on
- * SQLite and on Postgres, each printed against a bare read of the same rows
- * in the same run.
+ * SQLite and on Postgres, each printed against a bare read of the same
+ * rollups and raw rows in the same run.
  *
- * Per store and fleet size: BENCH_SIZES domains (default 1000,10000), each
- * established at none:100 with 30 days of daily reports from three
- * reporters (two of the domain's servers and one spoofer a report), holding
- * on dwell so a tick decides and writes nothing but its stored assessments.
- * The reports of domain 0 are stored by the real ingest; the rest are
- * written by SQL in the same shape (checked: domain 1's rows read back equal
- * to domain 0's). Postgres is a temp cluster from test/helpers/postgres.ts.
+ * Per store, history and fleet size: BENCH_SIZES domains (default
+ * 1000,10000), each established at none:100 with BENCH_DAYS (default 30,90)
+ * days of daily reports from three reporters (two of the domain's servers and
+ * one spoofer a report), holding on dwell so a tick decides and writes
+ * nothing but its stored assessments. The reports of domain 0 are stored by
+ * the real ingest; the rest are written by SQL in the same shape and rolled
+ * up by the store's own function (rollUpStoredReports, as simulate's copies
+ * are), checked: domain 1's rows and rollups read back equal to domain 0's.
+ * Postgres is a temp cluster from test/helpers/postgres.ts.
  *
  * Printed:
- * - bare read: loadObservedRows for every domain over the tick's window (the
- *   rows a tick must read, no judging);
- * - tick: runTick over the fleet with nothing new (the second tick), wall and
- *   this process's CPU, against the bare read;
- * - page: GET /api/v1/domains' work (fleetPage, 100 domains sorted by fail
- *   rate) after the tick, against judging every domain, which is what the
- *   page did before assessments were stored.
+ * - bare reads: loadRollupRows (what the engine reads now) and
+ *   loadObservedRows (the raw rows it read before) for every domain over the
+ *   look-back, no judging;
+ * - first tick: every domain measured from its rollups and judged;
+ * - tick with nothing new (the second): the stored decisions stand, nothing
+ *   is measured; CPU per 1,000 domains;
+ * - a late report for one domain in ten, then a tick: only those are
+ *   measured again, so its cost follows what arrived;
+ * - retention: pruning the raw rows past the look-back, in ticks' budgets;
+ * - page: GET /api/v1/domains' work (fleetPage) after the tick.
  *
- * Run: node --import tsx bench/scale.ts  (env: BENCH_SIZES=1000,10000 BENCH_STORES=sqlite,postgres)
+ * Run: node --import tsx bench/scale.ts  (env: BENCH_SIZES=1000,10000 BENCH_DAYS=30,90 BENCH_STORES=sqlite,postgres BENCH_PAGE=0 skips the page)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -34,6 +39,7 @@ import { fleetPage } from '../src/fleet/fleet-page.js';
 import { loadPlan } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { loadObservedRows } from '../src/store/observations.js';
+import { loadRollupRows, pruneRawRows, rollUpStoredReports } from '../src/store/rollups.js';
 import { openStore, type Store } from '../src/store/open.js';
 import type { StoreLocation } from '../src/store/location.js';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres.js';
@@ -41,7 +47,8 @@ import { aggregateReportXml, cleanRow, dayRange, spoofRow, type GeneratedRow } f
 
 const SIZES = (process.env.BENCH_SIZES ?? '1000,10000').split(',').map(Number);
 const STORES = (process.env.BENCH_STORES ?? 'sqlite,postgres').split(',') as Array<'sqlite' | 'postgres'>;
-const HISTORY_DAYS = 30;
+const HISTORY = (process.env.BENCH_DAYS ?? '30,90').split(',').map(Number);
+const PAGE = process.env.BENCH_PAGE !== '0';
 const REPORTERS = ['google.com', 'outlook.com', 'yahoo.com'];
 const DAY_MS = 86_400_000;
 const now = new Date('2026-06-30T12:00:00Z');
@@ -87,7 +94,7 @@ function rowColumns(report: number, r: GeneratedRow) {
   };
 }
 
-async function buildFleet(store: Store, size: number): Promise<string[]> {
+async function buildFleet(store: Store, size: number, HISTORY_DAYS: number): Promise<string[]> {
   const names = Array.from({ length: size }, (_, i) => `d${i}.bench.example`);
   const dns = new MemoryDns();
   const enrolled = new Date(now.getTime() - (HISTORY_DAYS + 5) * DAY_MS).toISOString();
@@ -155,22 +162,26 @@ async function buildFleet(store: Store, size: number): Promise<string[]> {
           })),
         );
         const ids = await trx.insertInto('reports').values(reports).returning(['id', 'domain']).execute();
-        const rows = ids.flatMap(({ id, domain }) => rowsFor(domain, names.indexOf(domain), d).map((r) => rowColumns(Number(id), r)));
+        const rows = ids.flatMap(({ id, domain }) => rowsFor(domain, Number(domain.slice(1, domain.indexOf('.'))), d).map((r) => rowColumns(Number(id), r)));
         for (let k = 0; k < rows.length; k += 800) await trx.insertInto('report_rows').values(rows.slice(k, k + 800)).execute();
+        // Rolled up in the same transaction, by the store's function.
+        await rollUpStoredReports(trx, ids.map((r) => Number(r.id)));
       });
     }
   }
   // The SQL-written rows must read back as the ingested ones do.
   const window = { fromEpoch: Math.floor(now.getTime() / 1000) - (HISTORY_DAYS + 1) * 86_400, toEpoch: Math.floor(now.getTime() / 1000) };
-  const shape = (rows: Awaited<ReturnType<typeof loadObservedRows>>, domain: string) =>
+  const shape = (rows: Awaited<ReturnType<typeof loadRollupRows>>, domain: string) =>
     JSON.stringify(
       rows
-        .map((r) => ({ ...r, policyDomain: r.policyDomain === domain ? 'D' : r.policyDomain, headerFrom: r.headerFrom === domain ? 'D' : r.headerFrom, authDkim: r.authDkim.map((a) => ({ ...a, domain: a.domain === domain ? 'D' : a.domain })), authSpf: r.authSpf.map((a) => ({ ...a, domain: a.domain === domain ? 'D' : a.domain })), sourceIp: r.sourceIp.replace(/^192\.0\.\d+\./, '192.0.x.').replace(/^203\.0\.113\.\d+$/, 'spoofer') }))
+        .map((r) => ({ ...r, disposition: null, policyDomain: r.policyDomain === domain ? 'D' : r.policyDomain, headerFrom: r.headerFrom === domain ? 'D' : r.headerFrom, authDkim: r.authDkim.map((a) => ({ ...a, domain: a.domain === domain ? 'D' : a.domain })), authSpf: r.authSpf.map((a) => ({ ...a, domain: a.domain === domain ? 'D' : a.domain })), sourceIp: r.sourceIp.replace(/^192\.0\.\d+\./, '192.0.x.').replace(/^203\.0\.113\.\d+$/, 'spoofer') }))
         .sort((a, b) => a.begin - b.begin || a.reporter.localeCompare(b.reporter) || a.sourceIp.localeCompare(b.sourceIp)),
     );
-  const ingested = shape(await loadObservedRows(store.db, names[0]!, window), names[0]!);
-  const written = shape(await loadObservedRows(store.db, names[1]!, window), names[1]!);
-  if (ingested !== written) throw new Error(`SQL-written rows differ from ingested ones:\n${ingested.slice(0, 600)}\n${written.slice(0, 600)}`);
+  for (const load of [loadObservedRows, loadRollupRows]) {
+    const ingested = shape(await load(store.db, names[0]!, window), names[0]!);
+    const written = shape(await load(store.db, names[1]!, window), names[1]!);
+    if (ingested !== written) throw new Error(`SQL-written ${load.name} differ from ingested ones:\n${ingested.slice(0, 600)}\n${written.slice(0, 600)}`);
+  }
   // Fresh statistics, as autovacuum would have them on a store that grew over months.
   if (store.dialect === 'postgres') await sql`analyze`.execute(store.db);
   benchDns = dns;
@@ -179,59 +190,114 @@ async function buildFleet(store: Store, size: number): Promise<string[]> {
 
 let benchDns: MemoryDns;
 
-async function location(kind: 'sqlite' | 'postgres', size: number): Promise<StoreLocation> {
-  if (kind === 'sqlite') return { kind, path: join(work, `fleet-${size}.sqlite`) };
+async function location(kind: 'sqlite' | 'postgres', size: number, days: number): Promise<StoreLocation> {
+  if (kind === 'sqlite') return { kind, path: join(work, `fleet-${size}-${days}.sqlite`) };
   postgres ??= await startPostgres();
-  return { kind, connection: postgres.connection(await postgres.createDatabase(`fleet_${size}`)) };
+  return { kind, connection: postgres.connection(await postgres.createDatabase(`fleet_${size}_${days}`)) };
 }
+
+const perThousand = (cpuMs: number, domains: number) => `${((cpuMs / Math.max(1, domains)) * 1000).toFixed(0)} ms per 1,000 domains`;
+const s2 = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 try {
   for (const size of SIZES) {
+   for (const HISTORY_DAYS of HISTORY) {
     for (const kind of STORES) {
-      const store = await openStore(await location(kind, size));
+      const store = await openStore(await location(kind, size, HISTORY_DAYS));
       try {
-        const built = await timed(() => buildFleet(store, size));
+        const built = await timed(() => buildFleet(store, size, HISTORY_DAYS));
         const names = built.value;
         const rows = size * HISTORY_DAYS * REPORTERS.length * 3;
-        console.log(`\n${kind}, ${size} domains, ${HISTORY_DAYS} days x ${REPORTERS.length} reporters: ${size * HISTORY_DAYS * REPORTERS.length} reports, ${rows} rows (built in ${(built.ms / 1000).toFixed(1)} s)`);
-        const tick = () => timed(() => runTick({ store, now, providerFor: () => benchDns }));
-        const first = await tick();
-        const decisions = new Map<string, number>();
-        for (const r of first.value) decisions.set(r.decision?.action ?? r.error ?? 'none', (decisions.get(r.decision?.action ?? r.error ?? 'none') ?? 0) + 1);
-        console.log(`  first tick (judges, audits each decision once, stores assessments): ${(first.ms / 1000).toFixed(2)} s; decisions ${JSON.stringify(Object.fromEntries(decisions))}`);
+        const rollups = Number((await store.db.selectFrom('daily_rollups').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+        console.log(`\n${kind}, ${size} domains, ${HISTORY_DAYS} days x ${REPORTERS.length} reporters: ${size * HISTORY_DAYS * REPORTERS.length} reports, ${rows} rows, ${rollups} rollups (built in ${(built.ms / 1000).toFixed(1)} s)`);
+        const tick = (at: Date = now) => timed(() => runTick({ store, now: at, providerFor: () => benchDns }));
 
         // The window a tick reads for these domains: the engine's look-back.
         const fromEpoch = Math.floor(now.getTime() / 1000) - LOOKBACK_DAYS * 86_400;
-        const bare = await timed(async () => {
-          let n = 0;
-          for (const domain of names) n += (await loadObservedRows(store.db, domain, { fromEpoch, toEpoch: Math.floor(now.getTime() / 1000) })).length;
-          return n;
-        });
-        console.log(`  bare read of the same rows (loadObservedRows per domain): ${bare.value} rows, ${(bare.ms / 1000).toFixed(2)} s wall, ${(bare.cpuMs / 1000).toFixed(2)} s CPU`);
-        const second = await tick();
+        const bareRead = (load: typeof loadRollupRows) =>
+          timed(async () => {
+            let n = 0;
+            for (const domain of names) n += (await load(store.db, domain, { fromEpoch, toEpoch: Math.floor(now.getTime() / 1000) })).length;
+            return n;
+          });
+        const bareRollups = await bareRead(loadRollupRows);
+        const bareRows = await bareRead(loadObservedRows);
+        console.log(`  bare read of the look-back's rollups (loadRollupRows per domain): ${bareRollups.value} rollups, ${s2(bareRollups.ms)} wall, ${s2(bareRollups.cpuMs)} CPU (${perThousand(bareRollups.cpuMs, size)})`);
+        console.log(`  bare read of the same raw rows (loadObservedRows, what the tick read before): ${bareRows.value} rows, ${s2(bareRows.ms)} wall, ${s2(bareRows.cpuMs)} CPU (${perThousand(bareRows.cpuMs, size)})`);
+
+        const first = await tick();
+        const decisions = new Map<string, number>();
+        for (const r of first.value) decisions.set(r.decision?.action ?? r.error ?? 'none', (decisions.get(r.decision?.action ?? r.error ?? 'none') ?? 0) + 1);
         console.log(
-          `  tick with nothing new: ${(second.ms / 1000).toFixed(2)} s wall (${(second.ms / bare.ms).toFixed(2)}x the bare read), ${(second.cpuMs / 1000).toFixed(2)} s CPU in this process (${((second.cpuMs / size) * 1000).toFixed(0)} ms per 1,000 domains; ${(second.cpuMs / bare.cpuMs).toFixed(2)}x the bare read's CPU); the event loop held at most ${second.loopMaxMs.toFixed(0)} ms at a time`,
+          `  first tick (measures every domain from its rollups, judges, stores assessments): ${s2(first.ms)} wall, ${s2(first.cpuMs)} CPU (${perThousand(first.cpuMs, size)}; ${(first.cpuMs / bareRollups.cpuMs).toFixed(2)}x the bare read of the rollups, ${(first.cpuMs / bareRows.cpuMs).toFixed(2)}x the raw rows'); decisions ${JSON.stringify(Object.fromEntries(decisions))}`,
         );
 
+        const second = await tick(new Date(now.getTime() + 60_000));
+        const reused = second.value.filter((r) => r.unchanged).length;
+        console.log(
+          `  tick with nothing new: ${s2(second.ms)} wall, ${s2(second.cpuMs)} CPU in this process (${perThousand(second.cpuMs, size)}; ${(second.cpuMs / bareRollups.cpuMs).toFixed(2)}x the bare read of the rollups); ${reused} of ${size} stored decisions stood; the event loop held at most ${second.loopMaxMs.toFixed(0)} ms at a time`,
+        );
+
+        // A late report (a fourth reporter, yesterday) for one domain in ten, through the real ingest.
+        const late = names.filter((_, i) => i % 10 === 3);
+        const arrived = new Date(now.getTime() + 120_000);
+        const ingestLate = await timed(async () => {
+          for (const domain of late) {
+            const xml = aggregateReportXml({ reporter: 'late.example', domain, day: dayOf(1), rows: rowsFor(domain, 3, 1) });
+            const result = await ingestInput(store.db, { bytes: Buffer.from(xml) }, `bench:late/${domain}`, { rejectedDir: join(work, 'rejected'), now: () => arrived });
+            if (result.status !== 'stored') throw new Error(`ingest: ${JSON.stringify(result)}`);
+          }
+        });
+        const third = await tick(new Date(now.getTime() + 180_000));
+        const measured = third.value.filter((r) => !r.unchanged).length;
+        const perMeasured = (third.cpuMs - second.cpuMs * (reused > 0 ? (size - measured) / reused : 0)) / Math.max(1, measured);
+        console.log(
+          `  ${late.length} late reports (${late.length * 3} rows) ingested in ${s2(ingestLate.ms)}; the next tick: ${s2(third.ms)} wall, ${s2(third.cpuMs)} CPU, ${measured} domains measured again (about ${perMeasured.toFixed(1)} ms CPU each, against ${(first.cpuMs / size).toFixed(1)} ms in the first tick)`,
+        );
+
+        // Retention: the raw rows past the look-back, pruned as ticks would (200,000 rows a call).
+        const before = Math.floor(now.getTime() / 1000) - LOOKBACK_DAYS * 86_400;
+        const pruned = await timed(async () => {
+          let calls = 0;
+          let total = 0;
+          for (;;) {
+            const r = await pruneRawRows(store.db, { before, maxRows: 200_000, now });
+            calls++;
+            total += r.rows;
+            if (!r.more) return { calls, total };
+          }
+        });
+        // Every domain measured again (a dry run never reuses) from what is left: the same decisions.
+        const after = await timed(() => runTick({ store, now: new Date(now.getTime() + 240_000), providerFor: () => benchDns, dryRun: true }));
+        const same = JSON.stringify(after.value.map((r) => r.decision?.summary)) === JSON.stringify(third.value.map((r) => r.decision?.summary));
+        console.log(
+          `  retention: ${pruned.value.total} raw rows older than the look-back pruned in ${pruned.value.calls} calls of at most 200,000 rows, ${s2(pruned.ms)} wall (${s2(pruned.cpuMs)} CPU); decisions after: ${same ? 'the same' : 'CHANGED'}`,
+        );
+        console.log(
+          `  measuring every domain again from its rollups (a dry run, as every tick did before; no writes): ${s2(after.ms)} wall, ${s2(after.cpuMs)} CPU (${perThousand(after.cpuMs, size)}; ${(after.cpuMs / bareRollups.cpuMs).toFixed(2)}x the bare read of the rollups)`,
+        );
+        if (!same) throw new Error('pruning raw rows changed a decision');
+
+        if (!PAGE) continue;
         const ctx = { loadPlan };
         const page = await timed(() => fleetPage(store, now, ctx, { sort: 'authorised_fail_rate', order: 'desc', limit: 100 }));
         const pageQ = await timed(() => fleetPage(store, now, ctx, { q: 'd12', state: 'active', sort: 'spoofing_messages', order: 'desc', limit: 100, offset: 0 }));
         const remeasured = page.value.domains.filter((d) => d.assessed_at !== now.toISOString()).length;
         // Every domain changed since the tick: the 100 on the page are measured again for the request.
-        const later = new Date(now.getTime() + 60_000);
+        const later = new Date(now.getTime() + 60 * 60_000);
         await store.db.updateTable('domains').set({ updated_at: later.toISOString() }).execute();
         const stalePage = await timed(() => fleetPage(store, later, ctx, { limit: 100 }));
-        console.log(
-          `  fleet API page (100 of ${page.value.total}, sorted by fail rate): ${page.ms.toFixed(1)} ms (${remeasured} measured again); filtered by name and state, sorted by spoofing: ${pageQ.ms.toFixed(1)} ms; judging every domain, as the page did before: ${(second.ms / 1000).toFixed(2)} s (${(second.ms / page.ms).toFixed(0)}x)`,
-        );
+        console.log(`  fleet API page (100 of ${page.value.total}, sorted by fail rate): ${page.ms.toFixed(1)} ms (${remeasured} measured again); filtered by name and state, sorted by spoofing: ${pageQ.ms.toFixed(1)} ms`);
         // The approvals queue looks for stale active domains across the whole fleet in one query (and measures one here).
         const approvals = await timed(() => fleetPage(store, later, ctx, { approvals: true, limit: 100, remeasure: 1 }));
         console.log(`  approvals queue over ${size} stale domains (one measured again): ${approvals.ms.toFixed(0)} ms; the event loop held at most ${approvals.loopMaxMs.toFixed(0)} ms at a time`);
         console.log(`  a page of 100 stale domains, measured again for the request: ${stalePage.ms.toFixed(0)} ms; the event loop held at most ${stalePage.loopMaxMs.toFixed(0)} ms at a time`);
       } finally {
         await store.close();
+        if (kind === 'sqlite') rmSync(join(work, `fleet-${size}-${HISTORY_DAYS}.sqlite`), { force: true });
       }
     }
+   }
   }
 } finally {
   await postgres?.stop();

@@ -12,12 +12,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Plan } from '../plans/index.js';
-import { storedAssessment } from '../store/assessments.js';
+import { assessmentMarks } from '../store/assessments.js';
 import type { Store } from '../store/open.js';
-import { listReporterAcknowledgements } from '../store/report-arrivals.js';
 import type { DomainRow, StoredAssessment } from '../store/schema.js';
-import { sourceRulesFor } from '../store/source-rules.js';
-import type { ReporterAcknowledgement } from './reporters.js';
 import type { Decision, SourceRule, StageMetrics } from './types.js';
 
 const planDigests = new WeakMap<Plan, string>();
@@ -47,19 +44,20 @@ export interface AssessmentInputs {
   row: DomainRow;
   plan: Plan;
   enrolled: ReadonlySet<string>;
-  /** The store's rules for the domain (and global ones) and the config's, as applied. */
-  rules: ReadonlyArray<Pick<SourceRule, 'domain' | 'kind' | 'value' | 'verdict'>>;
-  acknowledgements: readonly ReporterAcknowledgement[];
+  /** The config's allowlist and abuse rules for the domain. */
+  configRules: ReadonlyArray<Pick<SourceRule, 'domain' | 'kind' | 'value' | 'verdict'>>;
+  /** The store's rules and acknowledgements, as marks (src/store/assessments.ts assessmentMarks). */
+  storeRules: string;
+  acknowledgements: string;
 }
 
 /** A digest of what a domain's figures stand on besides its rollups and the clock. */
 export function inputsDigest(i: AssessmentInputs): string {
   let plan = planDigests.get(i.plan);
   if (plan === undefined) planDigests.set(i.plan, (plan = createHash('sha256').update(JSON.stringify(i.plan)).digest('base64url')));
-  const rules = i.rules.map((r) => [r.domain, r.kind, r.value, r.verdict]);
-  const acks = i.acknowledgements.map((a) => [a.reporter, a.at, a.actor]).sort();
+  const rules = i.configRules.map((r) => [r.domain, r.kind, r.value, r.verdict]);
   return createHash('sha256')
-    .update(JSON.stringify([plan, i.row, enrolledBelow(i.enrolled, i.row.domain), rules, acks]))
+    .update(JSON.stringify([plan, i.row, enrolledBelow(i.enrolled, i.row.domain), rules, i.storeRules, i.acknowledgements]))
     .digest('base64url');
 }
 
@@ -90,23 +88,28 @@ export interface ReuseCheck {
   /** What to store with the new assessment when measuring again. */
   inputs: string;
   rollupChanges: number;
+  /** The newest report stored under the domain (latestReportId()). */
+  lastReportId: number;
 }
 
-/** Reads what the stored assessment is checked against (before measuring, so a report stored meanwhile is caught next time). */
+/** Reads what the stored assessment is checked against, in one read, before measuring (a report stored meanwhile is caught next time). */
 export async function checkReuse(
   store: Store,
   row: DomainRow,
   plan: Plan,
-  opts: { enrolled: ReadonlySet<string>; configRules?: readonly SourceRule[]; lastReportId: number; now: Date },
+  opts: { enrolled: ReadonlySet<string>; configRules?: readonly SourceRule[]; now: Date },
 ): Promise<ReuseCheck> {
-  const { assessment, rollupChanges } = await storedAssessment(store.db, row.domain);
-  const rules = [
-    ...(await sourceRulesFor(store.db, row.domain)),
-    ...(opts.configRules ?? []).filter((r) => r.domain === null || r.domain === row.domain),
-  ];
-  const acknowledgements = await listReporterAcknowledgements(store.db, row.domain);
-  const inputs = inputsDigest({ row, plan, enrolled: opts.enrolled, rules, acknowledgements });
-  return { decision: reusableDecision(assessment, { inputs, rollupChanges, lastReportId: opts.lastReportId }, opts.now), inputs, rollupChanges };
+  const marks = await assessmentMarks(store.db, row.domain);
+  const inputs = inputsDigest({
+    row,
+    plan,
+    enrolled: opts.enrolled,
+    configRules: (opts.configRules ?? []).filter((r) => r.domain === null || r.domain === row.domain),
+    storeRules: marks.rules,
+    acknowledgements: marks.acknowledgements,
+  });
+  const current = { inputs, rollupChanges: marks.rollupChanges, lastReportId: marks.lastReportId };
+  return { decision: reusableDecision(marks.assessment, current, opts.now), ...current };
 }
 
 /** What saveAssessment() keeps so the next tick may reuse this one (only a hold or an await-approval). */

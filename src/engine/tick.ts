@@ -12,7 +12,7 @@ import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadRollupRows } from '../store/rollups.js';
-import { latestReportId, saveAssessment } from '../store/assessments.js';
+import { saveAssessment } from '../store/assessments.js';
 import { claimLease, releaseLease } from '../store/leases.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
 import type { Store } from '../store/open.js';
@@ -144,10 +144,10 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
   }
 
   // Read before measuring: a report stored meanwhile then marks the stored figures stale.
-  const lastReportId = opts.dryRun ? 0 : await latestReportId(store.db, row.domain);
-  const configRules = opts.sourceRules ? { configRules: opts.sourceRules } : {};
-  const reuse = opts.dryRun ? null : await checkReuse(store, row, plan, { enrolled, ...configRules, lastReportId, now });
+  // Nothing new since the stored assessment: its decision stands (src/engine/reuse.ts).
+  const reuse = opts.dryRun ? null : await checkReuse(store, row, plan, { enrolled, ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}), now });
   if (reuse?.decision) return { domain: row.domain, decision: reuse.decision, unchanged: true };
+  const lastReportId = reuse?.lastReportId ?? 0;
   const assessment = await assessDomain(store, row, plan, now, {
     enrolled,
     ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}),

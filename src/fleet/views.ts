@@ -17,7 +17,7 @@ import { recordForPlanStage, stageLabel } from '../record/index.js';
 import { recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
-import { loadObservedRows } from '../store/observations.js';
+import { loadRollupRows } from '../store/rollups.js';
 import type { Store } from '../store/open.js';
 import type { AuditEvent, DomainRow, Intent, SourceRuleRow, StageChange } from '../store/schema.js';
 import { listSourceRules, sourceRulesFor } from '../store/source-rules.js';
@@ -237,7 +237,8 @@ async function dailySeries(
   const fromEpoch = todayStart - days * DAY_SECONDS;
   const enrolled = new Set((await listDomains(store.db)).map((d) => d.domain));
   const judgedSubdomains = subdomainsFollowRecord(plan, row.last_record);
-  const rows = (await loadObservedRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds })).filter((r) => {
+  // From the daily rollups, as the engine judges: a day whose raw rows retention pruned still shows its mail.
+  const rows = (await loadRollupRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds })).filter((r) => {
     const part = attributeRow(r, row.domain, enrolled);
     return r.begin >= fromEpoch && (part === 'own' || (part === 'subdomain' && judgedSubdomains));
   });

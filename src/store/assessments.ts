@@ -59,19 +59,56 @@ export async function saveAssessment(db: Db, a: AssessmentInput): Promise<void> 
     .execute();
 }
 
-/** A domain's stored assessment, with how many times its rollups had changed when it was read (src/store/rollups.ts). */
-export async function storedAssessment(db: Db, domain: string): Promise<{ assessment: StoredAssessment | null; rollupChanges: number }> {
+/** What a stored assessment is checked against before a tick reuses it (src/engine/reuse.ts), in one read. */
+export interface AssessmentMarks {
+  assessment: StoredAssessment | null;
+  /** rollup_marks.changes for the domain (0: none yet). */
+  rollupChanges: number;
+  /** latestReportId(). */
+  lastReportId: number;
+  /**
+   * The domain's and the global allowlist/abuse rules, and its reporter
+   * acknowledgements, as count and newest id: rows there are only added or
+   * deleted, never changed, so any change moves one of the two.
+   */
+  rules: string;
+  acknowledgements: string;
+}
+
+/** A domain's stored assessment with the marks it is checked against; read before measuring. */
+export async function assessmentMarks(db: Db, domain: string): Promise<AssessmentMarks> {
   const row = await db
     .selectFrom('domains as d')
     .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
     .leftJoin('rollup_marks as m', 'm.name', 'd.domain')
     .selectAll('a')
-    .select(['m.changes as rollup_mark'])
+    .select((eb) => [
+      'm.changes as mark_rollups',
+      eb.selectFrom('reports as r').select((e) => e.fn.max('r.id').as('x')).whereRef('r.domain', '=', 'd.domain').as('mark_report'),
+      eb
+        .selectFrom('source_rules as s')
+        .select((e) => e.fn.countAll().as('x'))
+        .where((e) => e.or([e('s.domain', '=', e.ref('d.domain')), e('s.domain', 'is', null)]))
+        .as('mark_rules_n'),
+      eb
+        .selectFrom('source_rules as s')
+        .select((e) => e.fn.max('s.id').as('x'))
+        .where((e) => e.or([e('s.domain', '=', e.ref('d.domain')), e('s.domain', 'is', null)]))
+        .as('mark_rules_id'),
+      eb.selectFrom('reporter_acknowledgements as k').select((e) => e.fn.countAll().as('x')).whereRef('k.domain', '=', 'd.domain').as('mark_acks_n'),
+      eb.selectFrom('reporter_acknowledgements as k').select((e) => e.fn.max('k.id').as('x')).whereRef('k.domain', '=', 'd.domain').as('mark_acks_id'),
+    ])
     .where('d.domain', '=', domain)
     .executeTakeFirst();
-  if (!row) return { assessment: null, rollupChanges: 0 };
-  const { rollup_mark, ...a } = row as unknown as StoredAssessment & { rollup_mark: number | null };
-  return { assessment: a.domain ? { ...a, rollup_changes: Number(a.rollup_changes), last_report_id: Number(a.last_report_id) } : null, rollupChanges: Number(rollup_mark ?? 0) };
+  if (!row) return { assessment: null, rollupChanges: 0, lastReportId: 0, rules: '', acknowledgements: '' };
+  const { mark_rollups, mark_report, mark_rules_n, mark_rules_id, mark_acks_n, mark_acks_id, ...a } = row as unknown as StoredAssessment & Record<`mark_${string}`, unknown>;
+  return {
+    assessment: a.domain ? { ...a, rollup_changes: Number(a.rollup_changes), last_report_id: Number(a.last_report_id) } : null,
+    rollupChanges: Number(mark_rollups ?? 0),
+    lastReportId: Number(mark_report ?? 0),
+    rules: `${Number(mark_rules_n ?? 0)}:${Number(mark_rules_id ?? 0)}`,
+    acknowledgements: `${Number(mark_acks_n ?? 0)}:${Number(mark_acks_id ?? 0)}`,
+  };
 }
 
 /** The newest report stored under `domain`'s record (its id), 0 when none: read before measuring, so a report arriving meanwhile marks the figures stale. */

@@ -25,6 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
+import type { ObservedRow } from './observed.js';
 import type { Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -152,7 +153,15 @@ export class RollupBatch {
  * Adds (sign 1) or takes out (sign -1) summed rows. Entries emptied by a
  * take-out are deleted, so the table holds only what counted reports hold.
  */
-export async function applyRollups(db: Db, entries: Entry[], sign: 1 | -1): Promise<void> {
+export async function applyRollups(db: Db, given: Entry[], sign: 1 | -1): Promise<void> {
+  // One entry per key a statement (Postgres refuses to update a row twice in one INSERT ... ON CONFLICT).
+  const byKey = new Map<string, Entry>();
+  for (const e of given) {
+    const known = byKey.get(e.key);
+    if (known) byKey.set(e.key, { ...known, messages: known.messages + e.messages, records: known.records + e.records });
+    else byKey.set(e.key, e);
+  }
+  const entries = [...byKey.values()];
   for (let i = 0; i < entries.length; i += ENTRIES_PER_INSERT) {
     const chunk = entries.slice(i, i + ENTRIES_PER_INSERT).map((e) => ({ ...e, messages: sign * e.messages, records: sign * e.records }));
     await db
@@ -237,27 +246,30 @@ export async function rollUpStoredReports(db: Db, reportIds: number[], sign: 1 |
       .select(['id', 'org', 'domain', 'begin', 'end', 'adkim', 'aspf'])
       .where('id', 'in', ids)
       .execute();
-    const names = new Set<string>();
-    for (const report of reports) {
-      const batch = new RollupBatch({ ...report, begin: Number(report.begin), end: Number(report.end) });
-      let after = 0;
-      for (;;) {
-        const rows = await db
-          .selectFrom('report_rows')
-          .select(['id', 'source_ip', 'count', 'header_from', 'dkim', 'spf', 'reasons', 'auth_dkim', 'auth_spf'])
-          .where('report', '=', report.id)
-          .where('id', '>', after)
-          .orderBy('id')
-          .limit(2000)
-          .execute();
-        if (rows.length === 0) break;
-        after = Number(rows.at(-1)!.id);
-        read += rows.length;
-        for (const row of rows) batch.add(storedRecord(row));
+    const batches = new Map(reports.map((r) => [Number(r.id), new RollupBatch({ ...r, begin: Number(r.begin), end: Number(r.end) })]));
+    const names = new Set<string>(mark ? reports.map((r) => r.domain) : []);
+    // The rows of the page's reports in id order, a few thousand at a time (a big report is read in pages too).
+    let after = 0;
+    for (;;) {
+      const rows = await db
+        .selectFrom('report_rows')
+        .select(['id', 'report', 'source_ip', 'count', 'header_from', 'dkim', 'spf', 'reasons', 'auth_dkim', 'auth_spf'])
+        .where('report', 'in', ids)
+        .where('id', '>', after)
+        .orderBy('id')
+        .limit(5000)
+        .execute();
+      if (rows.length === 0) break;
+      after = Number(rows.at(-1)!.id);
+      read += rows.length;
+      for (const row of rows) batches.get(Number(row.report))!.add(storedRecord(row));
+      const entries = [];
+      for (const batch of batches.values()) {
+        if (batch.size === 0) continue;
         if (mark) for (const name of batch.names()) names.add(name);
-        await applyRollups(db, batch.take(), sign);
+        entries.push(...batch.take());
       }
-      if (mark) names.add(report.domain);
+      await applyRollups(db, entries, sign);
     }
     await markRollupChange(db, names);
   }
@@ -276,25 +288,6 @@ export async function backfillRollups(db: Db): Promise<number> {
   }
 }
 
-/** A rollup as the engine reads it: the shape of its ObservedRow (src/engine/types.ts), with the summed count. */
-export interface RolledUpRow {
-  reporter: string;
-  begin: number;
-  end: number;
-  policyDomain: string;
-  sourceIp: string;
-  count: number;
-  headerFrom: string | null;
-  dkim: string | null;
-  spf: string | null;
-  disposition: null;
-  adkim: 'r' | 's';
-  aspf: 'r' | 's';
-  reasons: Array<{ type: string | null; comment: string | null }>;
-  authDkim: Array<{ domain: string | null; selector: string | null; result: string | null }>;
-  authSpf: Array<{ domain: string | null; result: string | null }>;
-}
-
 /**
  * The rollups a domain's record may govern over a time range: those under
  * its record, and those whose header_from is the domain under another
@@ -302,7 +295,7 @@ export interface RolledUpRow {
  * its range ends in [fromEpoch, ...) and began at most 31 days before
  * fromEpoch (no receiver sends longer reports; the day index serves the read).
  */
-export async function loadRollupRows(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }): Promise<RolledUpRow[]> {
+export async function loadRollupRows(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }): Promise<ObservedRow[]> {
   const firstDay = Math.floor(range.fromEpoch / DAY_SECONDS) - 31;
   const lastDay = Math.floor(range.toEpoch / DAY_SECONDS);
   const base = () =>
@@ -325,7 +318,7 @@ export async function loadRollupRows(db: Db, domain: string, range: { fromEpoch:
   const reasonsOf = (raw: any[]) => raw.map(([type, comment]) => ({ type, comment }));
   const dkimOf = (raw: any[]) => raw.map(([d, selector, result]) => ({ domain: d, selector, result }));
   const spfOf = (raw: any[]) => raw.map(([d, result]) => ({ domain: d, result }));
-  const out: RolledUpRow[] = [];
+  const out: ObservedRow[] = [];
   for (const rows of [underItsRecord, fromItsName]) {
     for (const r of rows) {
       out.push({
