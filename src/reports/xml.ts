@@ -117,7 +117,12 @@ interface PathNode {
   children: Map<string, PathNode>;
   record?: ((r: ReportRecord, v: string) => void) | undefined;
   header?: ((v: string, key: string) => void) | undefined;
+  /** Whether the element's text is read (a leaf we keep); elsewhere the text handler is off. */
+  readsText: boolean;
 }
+
+/** Record elements whose handlers act on the element, not on its text. */
+const RECORD_CONTAINERS: ReadonlySet<string> = new Set(['record', 'record/row/policy_evaluated/reason', 'record/auth_results/dkim', 'record/auth_results/spf']);
 
 interface SaxesInternals {
   text: string;
@@ -221,12 +226,14 @@ export async function parseReportXml(
   // distinct path is built once, not per element.
   let path: string[] = [];
   const nodeStack: PathNode[] = [];
-  const rootNode: PathNode = { key: '', children: new Map() };
+  const rootNode: PathNode = { key: '', children: new Map(), readsText: false };
   const childNode = (parent: PathNode, seg: string): PathNode => {
     let n = parent.children.get(seg);
     if (n === undefined) {
       const key = parent.key === '' ? seg : `${parent.key}/${seg}`;
-      n = { key, children: new Map(), record: recordLeaves[key], header: headerLeaves[key] };
+      const record = recordLeaves[key];
+      const header = headerLeaves[key];
+      n = { key, children: new Map(), record, header, readsText: header !== undefined || (record !== undefined && !RECORD_CONTAINERS.has(key)) };
       parent.children.set(seg, n);
     }
     return n;
@@ -243,6 +250,10 @@ export async function parseReportXml(
   let pending: ReportRecord[] = [];
   /** Canonical record text not yet fed to the hash (fed in big pieces: one update per record is slow). */
   let hashBuf = '';
+  /** Whether saxes hands us text now (see listenToText). */
+  let listening = false;
+  /** Where the last tag ended (characters into the document). */
+  let lastEvent = 0;
 
   const where = () => (path.length ? path.join('/') : 'feedback');
   const recField = (leaf: string) => `record[${figures.records + 1}]/${leaf}`;
@@ -281,6 +292,7 @@ export async function parseReportXml(
   });
 
   parser.on('opentag', (tag: SaxesTagNS) => {
+    lastEvent = parser.position;
     depth++;
     if (depth > limits.maxElementDepth) fail('limit', `elements nested more than ${limits.maxElementDepth} deep`, where());
     let attributes = 0;
@@ -298,6 +310,7 @@ export async function parseReportXml(
         feedbackNs = tag.uri;
         path = [];
         nodeStack.length = 0;
+        listenToText(false);
         return;
       }
       if (feedbackDone && tag.local === 'feedback') fail('schema', 'more than one <feedback> in the document', 'feedback');
@@ -305,9 +318,11 @@ export async function parseReportXml(
     }
     const foreign = tag.uri !== '' && tag.uri !== feedbackNs;
     const seg = foreign ? `{${tag.uri}}${tag.local}` : tag.local;
-    nodeStack.push(childNode(nodeStack.length ? nodeStack[nodeStack.length - 1]! : rootNode, seg));
+    const node = childNode(nodeStack.length ? nodeStack[nodeStack.length - 1]! : rootNode, seg);
+    nodeStack.push(node);
     path.push(seg);
     text = '';
+    listenToText(node.readsText);
     if (path.length === 1) {
       seen.add(seg);
       if (seg === 'record') {
@@ -336,7 +351,16 @@ export async function parseReportXml(
     text += t;
     if (text.length > limits.maxTokenChars) fail('limit', `text longer than ${limits.maxTokenChars} characters`, where());
   };
-  parser.on('text', onText);
+  // Text is listened to only where it is read (outside <feedback> too, for the noise budget): saxes
+  // skips text without building strings while no handler is set, and most text in a report is the
+  // whitespace between elements. Without a handler saxes accumulates nothing either.
+  const listenToText = (on: boolean) => {
+    if (on === listening) return;
+    listening = on;
+    if (on) parser.on('text', onText);
+    else parser.off('text');
+  };
+  listenToText(true);
   parser.on('cdata', onText);
   // Comments, processing instructions and text outside the report carry no data; a budget keeps a bomb of them cheap.
   let nonData = 0;
@@ -348,6 +372,7 @@ export async function parseReportXml(
   parser.on('processinginstruction', (pi: { target: string; body: string }) => noise(pi.target.length + pi.body.length));
 
   parser.on('closetag', () => {
+    lastEvent = parser.position;
     if (!inFeedback) {
       depth--;
       return;
@@ -356,6 +381,7 @@ export async function parseReportXml(
       inFeedback = false;
       feedbackDone = true;
       depth--;
+      listenToText(true);
       return;
     }
     const node = nodeStack.pop()!;
@@ -363,6 +389,7 @@ export async function parseReportXml(
     text = '';
     depth--;
     path.pop();
+    listenToText(nodeStack.length > 0 && nodeStack[nodeStack.length - 1]!.readsText);
     assign(node, v);
   });
 
@@ -494,7 +521,8 @@ export async function parseReportXml(
   }
 
   function checkTokens(): void {
-    if (internals.text.length > limits.maxTokenChars || internals.name.length > limits.maxTokenChars) {
+    // Text nobody listens to is not collected, so its length shows only as characters read since the last tag.
+    if (internals.text.length > limits.maxTokenChars || internals.name.length > limits.maxTokenChars || parser.position - lastEvent > limits.maxTokenChars) {
       fail('limit', `an XML token (text, comment, name or attribute value) is longer than ${limits.maxTokenChars} characters`, inFeedback ? where() : null);
     }
     if (internals.attribList.length > limits.maxAttributes) {
