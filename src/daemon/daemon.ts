@@ -27,7 +27,7 @@ import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
 import { DaemonHealth, type HealthReport } from './health.js';
 import { acquireInstanceLock, type InstanceLock } from './lock.js';
-import { beat, deregisterInstance, listInstances, newInstanceId, pruneInstances, registerInstance } from '../store/instances.js';
+import { beat, deregisterInstance, listInstances, newInstanceId, pruneInstances, registerInstance, type InstanceView } from '../store/instances.js';
 import { claimLease, releaseLease } from '../store/leases.js';
 import { startSystemdWatchdog } from './watchdog.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
@@ -89,14 +89,17 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   }
   const instance = { id: newInstanceId(), host: hostname(), pid: process.pid };
   const leaseMs = config.instances.lease_seconds * 1000;
+  let others: InstanceView[];
   try {
     await registerInstance(store.db, instance, new Date());
+    // On SQLite the lock file proves every other registered daemon dead: its row and leases go now, not a lease time later.
+    if (lock) for (const gone of await listInstances(store.db, new Date(), leaseMs)) if (gone.id !== instance.id) await deregisterInstance(store.db, gone.id);
+    others = (await listInstances(store.db, new Date(), leaseMs)).filter((i) => i.live && i.id !== instance.id);
   } catch (error) {
     await store.close();
     lock?.release();
     throw error;
   }
-  const others = (await listInstances(store.db, new Date(), leaseMs)).filter((i) => i.live && i.id !== instance.id);
   // A restart is a person's (or systemd's) "try now": changes left in flight
   // by the previous run get one immediate attempt instead of waiting out a backoff
   // the previous process chose. Not while other instances run: their backoffs are theirs.
