@@ -6,8 +6,9 @@
  * database per open()).
  *
  * Each dialect migrates one store per test file and copies it for every
- * open() (SQLite: the file; Postgres: CREATE DATABASE … TEMPLATE), so a file
- * that opens dozens of stores runs the migrations once. The copy is the
+ * open() (SQLite: the file; Postgres: CREATE DATABASE … TEMPLATE, the next
+ * copy made while the current store's test runs), so a file that opens
+ * dozens of stores runs the migrations once. The copy is the
  * store the real opener then opens, and it finds nothing to migrate. Every
  * store opened here after storeDialects() is called is closed when the
  * file's tests are done, before the server stops, whether or not the test
@@ -53,6 +54,7 @@ function hookAfter(): void {
   hooked = true;
   after(async () => {
     for (const store of [...openStores]) await store.close();
+    await spare?.catch(() => {});
     if (server) await (await server).stop();
   });
 }
@@ -89,6 +91,15 @@ function migratedSqliteFile(): Promise<string> {
 
 let postgresTemplate: Promise<string> | undefined;
 let copies = 0;
+/** A copy made ahead for the next open(). */
+let spare: Promise<string> | undefined;
+
+async function freshDatabase(s: PostgresServer): Promise<string> {
+  const template = await migratedPostgresDatabase(s);
+  const name = `store_${++copies}`;
+  await copyDatabase(s, template, name);
+  return name;
+}
 
 /** A database migrated once per test file; CREATE DATABASE … TEMPLATE copies it. */
 function migratedPostgresDatabase(s: PostgresServer): Promise<string> {
@@ -121,9 +132,10 @@ const POSTGRES: StoreDialect = {
   },
   async open() {
     const s = await postgres();
-    const template = await migratedPostgresDatabase(s);
-    const name = `store_${++copies}`;
-    await copyDatabase(s, template, name);
+    const name = await (spare ?? freshDatabase(s));
+    // The next store's copy is made while this one's test runs: the server works while the test does.
+    spare = freshDatabase(s);
+    spare.catch(() => {});
     return tracked(await openStore({ kind: 'postgres', connection: s.connection(name) }), { DMARC_ROLLOUT_DATABASE_URL: s.url(name) });
   },
   server: postgres,
