@@ -36,6 +36,21 @@ export interface Limits {
   maxMessagesPerDay: number;
 }
 
+/**
+ * The defaults take any honest report up to 1 GiB of XML, read from a file
+ * plain, gzipped or zipped: a record takes at least about 250 bytes, so even
+ * a 400 MB report written compactly has at most 1.6 million records (under
+ * maxRecords), and real reports compress 10 to 50 times (under
+ * maxExpansionRatio). Two places hold bytes whole and are capped by
+ * maxBufferedBytes: a mail (the report attachment is inside it) and a zip
+ * that is not a file of its own (inside a gzip or a mail); a report that big
+ * arrives as a file, or is saved from its mail and ingested as one. The
+ * daemon also caps records per reporter and hour
+ * (budget.records_per_reporter_per_hour, 200,000 by default): a reporter
+ * whose reports are that big (400 MB of indented XML is about 550,000
+ * records) needs it raised, or the report is kept as rejected with that
+ * reason.
+ */
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxXmlBytes: 1024 * 1024 * 1024,
   maxRecords: 2_000_000,
