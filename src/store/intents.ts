@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
+import { AppError } from '../errors.js';
 import type { Database, Intent, NewIntent } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -48,14 +49,27 @@ export async function deleteIntent(db: Db, id: string, expected?: Intent['status
  * refuses with its reason instead of answering "queued" and losing the command.
  */
 export async function replaceRequestedIntent(trx: Transaction<Database>, next: NewIntent): Promise<{ replaced: Intent | null } | { blockedBy: Intent }> {
-  const existing = await getIntent(trx, next.domain);
-  if (existing && existing.status !== 'requested') return { blockedBy: existing };
-  if (existing && !(await deleteIntent(trx, existing.id, 'requested'))) {
-    // Unreachable inside one SQLite transaction; kept so another store cannot make it silent.
-    return { blockedBy: (await getIntent(trx, next.domain)) ?? existing };
+  // SQLite runs one transaction at a time: the first pass always settles it.
+  // On Postgres (read committed) two commands for a domain can overlap: both
+  // find no intent and the second insert waits for the first to commit, or
+  // both find the same one and the second delete finds it gone. Either way
+  // the second reads again and replaces what the first queued, as it would
+  // had it come a moment later.
+  for (let pass = 0; pass < 3; pass++) {
+    const existing = await getIntent(trx, next.domain);
+    if (existing && existing.status !== 'requested') return { blockedBy: existing };
+    if (existing && !(await deleteIntent(trx, existing.id, 'requested'))) continue;
+    const inserted = await trx
+      .insertInto('intents')
+      .values(next)
+      .onConflict((oc) => oc.column('domain').doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) return { replaced: existing ?? null };
   }
-  await insertIntent(trx, next);
-  return { replaced: existing ?? null };
+  // Still contended after three passes: refuse with what is there now rather than answer "queued".
+  const now = await getIntent(trx, next.domain);
+  if (now) return { blockedBy: now };
+  throw new AppError('conflict', `${next.domain}: other commands for it kept replacing each other; try again`);
 }
 
 /** Domains with an intent in progress, whatever their state. */
