@@ -17,9 +17,9 @@ import { dnsVerifier } from '../src/engine/verify.js';
 import { enrollDomains, type ProviderLookup } from '../src/fleet/index.js';
 import { chooseStartStage } from '../src/fleet/start-stage.js';
 import { loadPlan } from '../src/plans/index.js';
-import { MemoryDns } from '../src/engine/memory-dns.js';
-import { ingestInput } from '../src/reports/index.js';
-import { aggregateReportXml, brokenRow, cleanRow } from './helpers/reports.js';
+import { brokenRow, cleanRow } from './helpers/reports.js';
+import { storeDialects } from './helpers/dialects.js';
+import { createWorld } from './helpers/world.js';
 import { getDomain } from '../src/store/domains.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { runMain, tempStore } from './helpers/cli.js';
@@ -204,36 +204,28 @@ describe('the starting stage, as a pure choice', () => {
   });
 });
 
-describe('the floor: the engine never rolls a domain back below where enrolment found it', () => {
+for (const dialect of storeDialects()) describe(`the floor: the engine never rolls a domain back below where enrolment found it, on ${dialect.name}`, () => {
   it('a rollback decided below the enrolment stage halts the domain for a person instead of weakening the record', async () => {
-    const { dir, db } = tempStore();
-    const store = await openSqliteStore(db);
+    const w = await createWorld({ dialect, start: new Date(START), plan });
     try {
-      const dns = new MemoryDns();
       const found = 'v=DMARC1; p=quarantine; pct=25; t=y; rua=mailto:d@floor.example';
-      dns.set('_dmarc.floor.example', { txt: [found], ttl: 300 });
-      const enrolled = await enrollDomains(store, {
-        inputs: [{ text: 'floor.example', origin: 'test' }], plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, actor: 'test', now: new Date(START),
-      });
+      w.dns.set('_dmarc.floor.example', { txt: [found], ttl: 300 });
+      const enrolled = await w.enrol(['floor.example']);
       assert.deepEqual(enrolled.started.map((s) => s.stage), ['quarantine:25']);
-      const tickAt = (at: number) => runTick({ store, now: new Date(at), providerFor: () => dns });
-      const [first] = await tickAt(START + 3600_000);
+      const [first] = await w.tick(new Date(START + 3600_000));
       assert.equal(first!.apply?.status, 'verified', 'the live record already is quarantine:25: verified without a write');
       // The authorised server's DKIM breaks for 30 of 100 messages: the plan says roll back to quarantine:10.
-      for (const day of ['2026-04-07', '2026-04-08']) {
-        const xml = aggregateReportXml({ reporter: 'isp.example', domain: 'floor.example', day, rows: [cleanRow('floor.example', '192.0.2.10', 70), brokenRow('floor.example', '192.0.2.10', 30)] });
-        assert.equal((await ingestInput(store.db, { bytes: Buffer.from(xml) }, `test:${day}`, { rejectedDir: join(dir, 'rejected') })).status, 'stored');
-      }
-      const [decided] = await tickAt(Date.parse('2026-04-09T10:00:00Z'));
+      await w.sendReports(['2026-04-07', '2026-04-08'].map((day) => ({ reporter: 'isp.example', domain: 'floor.example', day, rows: [cleanRow('floor.example', '192.0.2.10', 70), brokenRow('floor.example', '192.0.2.10', 30)] })));
+      const [decided] = await w.tick(new Date('2026-04-09T10:00:00Z'));
       assert.equal(decided!.decision?.action, 'rollback', JSON.stringify(decided!.decision));
       assert.equal(decided!.apply?.status, 'stopped');
-      assert.deepEqual(await dns.readTxt('_dmarc.floor.example'), [found], 'nothing weaker was written');
-      assert.deepEqual(dns.writes, []);
-      const row = (await getDomain(store.db, 'floor.example'))!;
+      assert.deepEqual(await w.dns.readTxt('_dmarc.floor.example'), [found], 'nothing weaker was written');
+      assert.deepEqual(w.dns.writes, []);
+      const row = await w.row('floor.example');
       assert.equal(row.state, 'halted');
       assert.match(row.state_reason ?? '', /quarantine:10 is below quarantine:25, where _dmarc\.floor\.example stood when it was enrolled; .*dmarc-rollout force floor\.example --to quarantine:10/);
     } finally {
-      await store.close();
+      await w.close();
     }
   });
 });
