@@ -34,7 +34,7 @@ export async function openSqliteStore(path: string = defaultDatabasePath()): Pro
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   // user_version counts the migrations that ran. When it says all of them (every open after the
   // first), the migrator's lock table and reads are skipped: a command starts sooner. Anything
   // else (a new file, a new migration, a store a newer version migrated) goes to the migrator.
@@ -44,6 +44,36 @@ export async function openSqliteStore(path: string = defaultDatabasePath()): Pro
     sqlite.pragma(`user_version = ${latest}`);
   }
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/**
+ * kysely has better-sqlite3 prepare a statement for every query it runs, and
+ * a tick runs the same few SQL texts for every domain: preparing them again
+ * cost about as much as running them. Statements are kept per SQL text (the
+ * 500 most recent). better-sqlite3 runs one statement at a time, to the end,
+ * so sharing one is safe; nothing streams rows from this store.
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database, max = 500): SqliteDatabase.Database {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  const prepare = (text: string) => {
+    let statement = cache.get(text);
+    if (statement) {
+      // Most recently used last: the first key is the one to drop.
+      cache.delete(text);
+    } else {
+      statement = sqlite.prepare(text);
+      if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    }
+    cache.set(text, statement);
+    return statement;
+  };
+  return new Proxy(sqlite, {
+    get(target, prop) {
+      if (prop === 'prepare') return prepare;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 /** Opens the store at `location` (a SQLite file or a Postgres database) and runs pending migrations. */
