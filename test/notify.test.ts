@@ -11,7 +11,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, loadDaemonConfig } from '../src/daemon/config.js';
-import { runTick } from '../src/engine/tick.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { approve, classifySource, pause, resume } from '../src/fleet/actions.js';
 import { tagDomain } from '../src/fleet/tags.js';
@@ -46,7 +45,8 @@ async function fixtureStore(): Promise<{ store: Store; fleet: FleetFixture; dns:
   return { store, fleet, dns };
 }
 
-const tick = (store: Store, fleet: FleetFixture, dns: MemoryDns, at: Date) => runTick({ store, now: at, providerFor: () => dns, loadPlan: fleet.loadPlan });
+/** A tick of the fixture's world (the daemon's runTick on its store and zone) at `at`. */
+const tick = (fleet: FleetFixture, at: Date) => fleet.world.tick(at);
 
 const signed = (body: string, timestamp: string) => `v1=${createHmac('sha256', SECRET).update(`${timestamp}.${body}`).digest('hex')}`;
 
@@ -93,7 +93,7 @@ describe('digests to every kind of channel', () => {
   });
 
   it('sends one digest per channel for a tick, grouped by domain, each format as its receiver expects', async () => {
-    await tick(store, fleet, dns, NOW);
+    await tick(fleet, NOW);
     const dispatched = await dispatchEvents(store, settings, NOW);
     // Two domains wait for approval of the gated stage; the tag change is an operator action.
     assert.equal(dispatched.messages.length, 5, JSON.stringify(dispatched));
@@ -168,7 +168,7 @@ describe('digests to every kind of channel', () => {
 
   it('does not announce an unchanged condition again on the next ticks', async () => {
     for (const hours of [1, 2, 3]) {
-      await tick(store, fleet, dns, new Date(NOW.getTime() + hours * HOUR));
+      await tick(fleet, new Date(NOW.getTime() + hours * HOUR));
       const dispatched = await dispatchEvents(store, settings, new Date(NOW.getTime() + hours * HOUR));
       assert.equal(dispatched.events, 0, `tick +${hours}h announced ${JSON.stringify(dispatched)}`);
     }
@@ -193,7 +193,7 @@ describe('digests to every kind of channel', () => {
 
   it('settles the condition when the domain moves on: approved, then verified at the gated stage', async () => {
     await approve(store, fleet.gated, fleet.loadPlan, { actor: 'cli:alice', now: new Date(NOW.getTime() + 49 * HOUR) });
-    await tick(store, fleet, dns, new Date(NOW.getTime() + 50 * HOUR));
+    await tick(fleet, new Date(NOW.getTime() + 50 * HOUR));
     const dispatched = await dispatchEvents(store, settings, new Date(NOW.getTime() + 50 * HOUR));
     const rows = await store.db.selectFrom('notification_events').select(['type', 'domain']).where('dispatched_at', '=', new Date(NOW.getTime() + 50 * HOUR).toISOString()).execute();
     assert.deepEqual(
@@ -362,7 +362,7 @@ describe('a change stuck in flight', () => {
     const health = (d: Date): DaemonHealth => ({ startedAt: d, lastTickOkAt: d, lastTickError: null, tickIntervalMs: HOUR });
     await approve(store, fleet.gated, fleet.loadPlan, { actor: 'cli:alice', now: NOW });
     dns.failWrites = new Error('SERVFAIL from the provider');
-    await tick(store, fleet, dns, at(0));
+    await tick(fleet, at(0));
     const retrying = await store.db.selectFrom('notification_events').select(['type', 'detail']).where('type', '=', 'change-retrying').execute();
     assert.equal(retrying.length, 1);
     assert.match(retrying[0]!.detail, /SERVFAIL from the provider/);
@@ -375,7 +375,7 @@ describe('a change stuck in flight', () => {
     assert.match(stuck[0]!.detail, /still (pending|requested) after \d+ attempt\(s\); last error: .*SERVFAIL/);
     assert.deepEqual(await evaluateConditions(store, settings, at(7), health(at(7))), []);
     dns.failWrites = null;
-    await tick(store, fleet, dns, at(8));
+    await tick(fleet, at(8));
     assert.equal((await store.db.selectFrom('intents').selectAll().execute()).length, 0, 'the change went through');
     await evaluateConditions(store, settings, at(9), health(at(9)));
     assert.deepEqual(await store.db.selectFrom('notification_conditions').select('key').where('type', 'like', 'change-%').execute(), []);
