@@ -1,6 +1,7 @@
 /**
- * The instance lock: one daemon per store. Two daemons on one SQLite file
- * would both tick and both write DNS. The lock is an exclusive SQLite
+ * The instance lock: one daemon per SQLite store. Two daemons on one file
+ * would both tick and both write DNS, and SQLite has no row locks to share
+ * the work out by (on Postgres several daemons share it: src/store/instances.ts). The lock is an exclusive SQLite
  * transaction on a small file beside the store, held for the daemon's life:
  * SQLite's file locks belong to the process, so the kernel drops them when it
  * dies, however it dies (SIGKILL, out of memory, a container replaced on
