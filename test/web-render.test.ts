@@ -8,14 +8,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { MemoryDns } from '../src/engine/memory-dns.js';
-import { runTick } from '../src/engine/tick.js';
-import { enrollDomains } from '../src/fleet/index.js';
 import { domainView, fleetOverview, type AuditEntryView, type DailyPoint, type DomainOverview, type DomainView } from '../src/fleet/views.js';
 import { loadPlan } from '../src/plans/index.js';
-import { ingestInput } from '../src/reports/index.js';
 import type { StageChange } from '../src/store/schema.js';
-import { openSqliteStore } from '../src/store/open.js';
 import { APP_CSS } from '../src/web/assets.js';
 import { renderDailyChart } from '../src/web/chart.js';
 import { formatPercent, formatTime } from '../src/web/format.js';
@@ -29,8 +24,8 @@ import {
   renderLoginPage,
   type PageContext,
 } from '../src/web/pages.js';
-import { tempStore } from './helpers/cli.js';
-import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
+import { cleanRow, spoofRow } from './helpers/reports.js';
+import { createWorld } from './helpers/world.js';
 
 const SCRIPT = '<script>alert(1)</script>';
 const ESCAPED_SCRIPT = '&lt;script&gt;alert(1)&lt;/script&gt;';
@@ -401,28 +396,18 @@ describe('pages from a real store', () => {
   let pages: { operator: string; viewer: string; fleet: string; view: DomainView };
 
   before(async () => {
-    const { dir, db } = tempStore();
-    const store = await openSqliteStore(db);
-    const plan = loadPlan('default');
-    const dns = new MemoryDns();
+    // Each day's report arrives at noon the next day, just before that day's tick.
+    const w = await createWorld({ start: new Date(START), tickHours: [12] });
+    const store = w.store;
     try {
-      await enrollDomains(store, { inputs: [{ text: 'shop.example', origin: 'test' }], plan, provider: 'memory', providers: { names: ['memory'], get: () => dns }, reportAddress: 'dmarc@reports.example', actor: 'test', now: new Date(START) });
-      let now = new Date(START);
-      for (let d = 0; d < DAYS; d++) {
-        now = new Date(START + d * DAY_MS + 12 * 3600_000);
-        if (d > 0) {
-          const day = new Date(START + (d - 1) * DAY_MS).toISOString().slice(0, 10);
-          const xml = aggregateReportXml({
-            reporter: SCRIPT,
-            domain: 'shop.example',
-            day,
-            rows: [cleanRow('shop.example', '192.0.2.10', 400), spoofRow('shop.example', '203.0.113.66', 40)],
-          });
-          const result = await ingestInput(store.db, { bytes: Buffer.from(xml) }, `gen:${day}`, { rejectedDir: join(dir, 'rejected') });
-          assert.equal(result.status, 'stored', JSON.stringify(result));
-        }
-        for (const r of await runTick({ store, now, providerFor: () => dns })) if (r.error) assert.fail(r.error);
-      }
+      await w.enrol(['shop.example']);
+      const days = Array.from({ length: DAYS - 1 }, (_, d) => new Date(START + d * DAY_MS).toISOString().slice(0, 10));
+      await w.sendReports(
+        days.map((day) => ({ reporter: SCRIPT, domain: 'shop.example', day, rows: [cleanRow('shop.example', '192.0.2.10', 400), spoofRow('shop.example', '203.0.113.66', 40)] })),
+        12,
+      );
+      for (const { result: r } of await w.runUntil(new Date(START + (DAYS - 1) * DAY_MS + 12 * 3600_000))) if (r.error) assert.fail(r.error);
+      const now = w.now();
       const v = (await domainView(store, 'shop.example', now))!;
       pages = {
         view: v,
@@ -431,7 +416,7 @@ describe('pages from a real store', () => {
         fleet: renderFleetPage(operator, { domains: await fleetOverview(store, now), filter: {} }),
       };
     } finally {
-      await store.close();
+      await w.close();
     }
   });
 
