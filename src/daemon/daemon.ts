@@ -123,6 +123,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     holder: instance.id,
     // A live sender finishes an attempt within two timeouts; a dead one's claim is taken over after that, or a lease time.
     claimMs: Math.max(leaseMs, 2 * config.notify.timeoutMs),
+    leaseMs,
     onAttempt: (channel, outcome) => metrics.recordNotification(channel, outcome),
   });
   // Every source's input is checked for provenance unless the source says it is trusted.

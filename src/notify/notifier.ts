@@ -14,7 +14,7 @@ import type { Store } from '../store/open.js';
 import { evaluateConditions, type DaemonHealth } from './conditions.js';
 import type { NotifySettings } from './config.js';
 import { pruneNotifications } from '../store/notifications.js';
-import { claimLease, releaseLease } from '../store/leases.js';
+import { claimLease } from '../store/leases.js';
 import { dispatchEvents, queueSummary } from './outbox.js';
 import { NotificationSender } from './sender.js';
 import { buildSummary } from './summary.js';
@@ -31,6 +31,8 @@ export interface NotifierOptions {
   holder?: string;
   /** How long its claim on a message outlives an instance that died mid-delivery (the sender's default when absent). */
   claimMs?: number;
+  /** How long the conditions lease outlives an instance that died (the daemon's heartbeat renews it meanwhile). */
+  leaseMs?: number;
   onAttempt?: (channel: string, outcome: 'delivered' | 'retrying' | 'failed') => void;
 }
 
@@ -70,13 +72,11 @@ export function createNotifier(opts: NotifierOptions): Notifier {
 
   const announce = async (dispatch: boolean) => {
     try {
-      // Daemons sharing a store take turns: two evaluating at once would both announce a new condition.
-      if (await claimLease(store.db, 'notify:conditions', holder, new Date(), 60_000)) {
-        try {
-          await evaluateConditions(store, settings, now(), health);
-        } finally {
-          await releaseLease(store.db, 'notify:conditions', holder);
-        }
+      // Daemons sharing a store: one of them evaluates the conditions, for as long as it lives (the lease is
+      // kept, renewed by its heartbeat). Two at once would both announce a new condition, and taking turns
+      // would flap one replica's stalled tick between announced and resolved.
+      if (await claimLease(store.db, 'notify:conditions', holder, new Date(), opts.leaseMs ?? 60_000)) {
+        await evaluateConditions(store, settings, now(), health);
       }
       if (dispatch) {
         const result = await dispatchEvents(store, settings, now());
