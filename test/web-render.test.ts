@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { domainView, fleetOverview, type AuditEntryView, type DailyPoint, type DomainOverview, type DomainView } from '../src/fleet/views.js';
-import { loadPlan } from '../src/plans/index.js';
 import type { StageChange } from '../src/store/schema.js';
 import { APP_CSS } from '../src/web/assets.js';
 import { renderDailyChart } from '../src/web/chart.js';
