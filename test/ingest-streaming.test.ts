@@ -69,8 +69,8 @@ test("a report's rows are written in batches while the file is read, and ingest 
   const result = await ingestInput(db, { path, budget }, path, { rejectedDir });
 
   assert.equal(result.status, 'stored');
-  // The parser hands over about 500 records at a time (whole 64 KiB pieces of the file): when a batch is
-  // handed over, every record before it is already written in the report's open transaction.
+  // The parser hands over records in batches (whole 64 KiB pieces of the file): when a batch is handed
+  // over, every record before it is already written in the report's open transaction.
   const batches = budget.seen.filter((s) => s.records > 0);
   assert.ok(batches.length >= 5, `${batches.length} batches`);
   assert.deepEqual(batches[0], { records: batches[0]!.records, rowsWritten: 0, pendingReports: 1 });

@@ -47,7 +47,14 @@ export interface ParsedReport {
   contentHash: string;
 }
 
-const DEFAULT_BATCH = 500;
+/**
+ * Records handed to the sink at a time (at least; a batch is flushed after a
+ * whole piece of input). Small batches keep records from living long enough
+ * to reach V8's old generation: at 500, storing a 100 MB report swung the
+ * process between +30 and +95 MiB of garbage; at 100 it stays about +40 MiB,
+ * for the same CPU.
+ */
+const DEFAULT_BATCH = 100;
 
 type Decl = { encoding: string; bomLength: number };
 
