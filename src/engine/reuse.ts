@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Plan } from '../plans/index.js';
-import { assessmentMarks } from '../store/assessments.js';
+import { assessmentMarks, assessmentMarksOf, type AssessmentMarks } from '../store/assessments.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow, StoredAssessment } from '../store/schema.js';
 import type { Decision, SourceRule, StageMetrics } from './types.js';
@@ -92,14 +92,36 @@ export interface ReuseCheck {
   lastReportId: number;
 }
 
-/** Reads what the stored assessment is checked against, in one read, before measuring (a report stored meanwhile is caught next time). */
+/**
+ * The marks of the domains a tick goes through, read a chunk (500) at a time
+ * as it reaches them, instead of a read per domain. Read before measuring,
+ * so a report stored meanwhile is caught by the next tick.
+ */
+export function marksReader(store: Store, domains: readonly string[]): (domain: string) => Promise<AssessmentMarks> {
+  const CHUNK = 500;
+  const index = new Map(domains.map((d, i) => [d, i]));
+  const chunks = new Map<number, Promise<Map<string, AssessmentMarks>>>();
+  return async (domain) => {
+    const at = index.get(domain);
+    if (at === undefined) return assessmentMarks(store.db, domain);
+    const chunk = Math.floor(at / CHUNK);
+    let read = chunks.get(chunk);
+    if (!read) {
+      chunks.clear();
+      chunks.set(chunk, (read = assessmentMarksOf(store.db, domains.slice(chunk * CHUNK, (chunk + 1) * CHUNK))));
+    }
+    return (await read).get(domain) ?? assessmentMarks(store.db, domain);
+  };
+}
+
+/** Whether the stored assessment still stands, and what to store with a new one. */
 export async function checkReuse(
   store: Store,
   row: DomainRow,
   plan: Plan,
-  opts: { enrolled: ReadonlySet<string>; configRules?: readonly SourceRule[]; now: Date },
+  opts: { enrolled: ReadonlySet<string>; configRules?: readonly SourceRule[]; now: Date; marks?: (domain: string) => Promise<AssessmentMarks> },
 ): Promise<ReuseCheck> {
-  const marks = await assessmentMarks(store.db, row.domain);
+  const marks = await (opts.marks ?? ((d: string) => assessmentMarks(store.db, d)))(row.domain);
   const inputs = inputsDigest({
     row,
     plan,

@@ -12,7 +12,7 @@ import { appendAudit, recentAudit } from '../store/audit.js';
 import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadRollupRows } from '../store/rollups.js';
-import { saveAssessment } from '../store/assessments.js';
+import { saveAssessment, type AssessmentMarks } from '../store/assessments.js';
 import { claimLease, releaseLease } from '../store/leases.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
 import type { Store } from '../store/open.js';
@@ -23,7 +23,7 @@ import { decide } from './decide.js';
 import { headlineFigures } from './figures.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';
 import { REPORTER_HISTORY_DAYS } from './reporters.js';
-import { checkReuse, reuseRecord } from './reuse.js';
+import { checkReuse, marksReader, reuseRecord } from './reuse.js';
 import { SourceRules } from './sources.js';
 import type { Decision, DomainSnapshot, SourceRule, StageMetrics } from './types.js';
 import { DAY_SECONDS } from './window.js';
@@ -77,6 +77,8 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
   const enrolled = new Set(rows.map((r) => r.domain));
   const wanted = opts.domains ? new Set(opts.domains) : null;
   const results: DomainTickResult[] = [];
+  // What each stored assessment is checked against, read a chunk of the fleet at a time (src/engine/reuse.ts).
+  const marks = marksReader(opts.store, rows.filter((r) => !wanted || wanted.has(r.domain)).map((r) => r.domain));
   for (const listed of rows) {
     if (wanted && !wanted.has(listed.domain)) continue;
     const lease = opts.lease && !opts.dryRun ? { ...opts.lease, name: `domain:${listed.domain}` } : null;
@@ -87,7 +89,7 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
     try {
       // Read again under the lease: another instance may have moved it since the list was read.
       const row = lease ? await getDomain(opts.store.db, listed.domain) : listed;
-      if (row) results.push(await tickDomain(opts, row, plans(row.plan), enrolled));
+      if (row) results.push(await tickDomain(opts, row, plans(row.plan), enrolled, marks));
     } catch (error) {
       // One broken domain (bad plan, unknown provider) must not stop the fleet.
       const message = error instanceof Error ? error.message : String(error);
@@ -118,7 +120,13 @@ async function auditUnhandled(store: Store, domain: string, reason: string, now:
 /** The audit action of a domain the tick refused to handle (notifications announce it as a refused change). */
 export const UNHANDLED_ACTION = 'tick-refused';
 
-async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolled: ReadonlySet<string>): Promise<DomainTickResult> {
+async function tickDomain(
+  opts: TickOptions,
+  row: DomainRow,
+  plan: Plan,
+  enrolled: ReadonlySet<string>,
+  marks: (domain: string) => Promise<AssessmentMarks>,
+): Promise<DomainTickResult> {
   const { store, now } = opts;
   const intent = await getIntent(store.db, row.domain);
   // A paused or halted domain keeps a queued change queued; only a change
@@ -145,7 +153,7 @@ async function tickDomain(opts: TickOptions, row: DomainRow, plan: Plan, enrolle
 
   // Read before measuring: a report stored meanwhile then marks the stored figures stale.
   // Nothing new since the stored assessment: its decision stands (src/engine/reuse.ts).
-  const reuse = opts.dryRun ? null : await checkReuse(store, row, plan, { enrolled, ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}), now });
+  const reuse = opts.dryRun ? null : await checkReuse(store, row, plan, { enrolled, ...(opts.sourceRules ? { configRules: opts.sourceRules } : {}), now, marks });
   if (reuse?.decision) return { domain: row.domain, decision: reuse.decision, unchanged: true };
   const lastReportId = reuse?.lastReportId ?? 0;
   const assessment = await assessDomain(store, row, plan, now, {

@@ -77,38 +77,50 @@ export interface AssessmentMarks {
 
 /** A domain's stored assessment with the marks it is checked against; read before measuring. */
 export async function assessmentMarks(db: Db, domain: string): Promise<AssessmentMarks> {
-  const row = await db
-    .selectFrom('domains as d')
-    .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
-    .leftJoin('rollup_marks as m', 'm.name', 'd.domain')
-    .selectAll('a')
-    .select((eb) => [
-      'm.changes as mark_rollups',
-      eb.selectFrom('reports as r').select((e) => e.fn.max('r.id').as('x')).whereRef('r.domain', '=', 'd.domain').as('mark_report'),
-      eb
-        .selectFrom('source_rules as s')
-        .select((e) => e.fn.countAll().as('x'))
-        .where((e) => e.or([e('s.domain', '=', e.ref('d.domain')), e('s.domain', 'is', null)]))
-        .as('mark_rules_n'),
-      eb
-        .selectFrom('source_rules as s')
-        .select((e) => e.fn.max('s.id').as('x'))
-        .where((e) => e.or([e('s.domain', '=', e.ref('d.domain')), e('s.domain', 'is', null)]))
-        .as('mark_rules_id'),
-      eb.selectFrom('reporter_acknowledgements as k').select((e) => e.fn.countAll().as('x')).whereRef('k.domain', '=', 'd.domain').as('mark_acks_n'),
-      eb.selectFrom('reporter_acknowledgements as k').select((e) => e.fn.max('k.id').as('x')).whereRef('k.domain', '=', 'd.domain').as('mark_acks_id'),
-    ])
-    .where('d.domain', '=', domain)
-    .executeTakeFirst();
-  if (!row) return { assessment: null, rollupChanges: 0, lastReportId: 0, rules: '', acknowledgements: '' };
-  const { mark_rollups, mark_report, mark_rules_n, mark_rules_id, mark_acks_n, mark_acks_id, ...a } = row as unknown as StoredAssessment & Record<`mark_${string}`, unknown>;
-  return {
-    assessment: a.domain ? { ...a, rollup_changes: Number(a.rollup_changes), last_report_id: Number(a.last_report_id) } : null,
-    rollupChanges: Number(mark_rollups ?? 0),
-    lastReportId: Number(mark_report ?? 0),
-    rules: `${Number(mark_rules_n ?? 0)}:${Number(mark_rules_id ?? 0)}`,
-    acknowledgements: `${Number(mark_acks_n ?? 0)}:${Number(mark_acks_id ?? 0)}`,
-  };
+  return (await assessmentMarksOf(db, [domain])).get(domain) ?? { assessment: null, rollupChanges: 0, lastReportId: 0, rules: '', acknowledgements: '' };
+}
+
+/** assessmentMarks() for many domains in one read (at most IN_CHUNK a query): a tick reads them a chunk of the fleet at a time. */
+export async function assessmentMarksOf(db: Db, domains: readonly string[]): Promise<Map<string, AssessmentMarks>> {
+  const marks = new Map<string, AssessmentMarks>();
+  for (let i = 0; i < domains.length; i += IN_CHUNK) {
+    const rows = await db
+      .selectFrom('domains as d')
+      .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
+      .leftJoin('rollup_marks as m', 'm.name', 'd.domain')
+      .selectAll('a')
+      .select((eb) => [
+        'd.domain as mark_domain',
+        'm.changes as mark_rollups',
+        eb.selectFrom('reports as r').select((e) => e.fn.max('r.id').as('x')).whereRef('r.domain', '=', 'd.domain').as('mark_report'),
+        eb
+          .selectFrom('source_rules as s')
+          .select((e) => e.fn.countAll().as('x'))
+          .where((e) => e.or([e('s.domain', '=', e.ref('d.domain')), e('s.domain', 'is', null)]))
+          .as('mark_rules_n'),
+        eb
+          .selectFrom('source_rules as s')
+          .select((e) => e.fn.max('s.id').as('x'))
+          .where((e) => e.or([e('s.domain', '=', e.ref('d.domain')), e('s.domain', 'is', null)]))
+          .as('mark_rules_id'),
+        eb.selectFrom('reporter_acknowledgements as k').select((e) => e.fn.countAll().as('x')).whereRef('k.domain', '=', 'd.domain').as('mark_acks_n'),
+        eb.selectFrom('reporter_acknowledgements as k').select((e) => e.fn.max('k.id').as('x')).whereRef('k.domain', '=', 'd.domain').as('mark_acks_id'),
+      ])
+      .where('d.domain', 'in', domains.slice(i, i + IN_CHUNK))
+      .execute();
+    for (const row of rows) {
+      const { mark_domain, mark_rollups, mark_report, mark_rules_n, mark_rules_id, mark_acks_n, mark_acks_id, ...a } = row as unknown as StoredAssessment &
+        Record<`mark_${string}`, unknown>;
+      marks.set(String(mark_domain), {
+        assessment: a.domain ? { ...a, rollup_changes: Number(a.rollup_changes), last_report_id: Number(a.last_report_id) } : null,
+        rollupChanges: Number(mark_rollups ?? 0),
+        lastReportId: Number(mark_report ?? 0),
+        rules: `${Number(mark_rules_n ?? 0)}:${Number(mark_rules_id ?? 0)}`,
+        acknowledgements: `${Number(mark_acks_n ?? 0)}:${Number(mark_acks_id ?? 0)}`,
+      });
+    }
+  }
+  return marks;
 }
 
 /** The newest report stored under `domain`'s record (its id), 0 when none: read before measuring, so a report arriving meanwhile marks the figures stale. */
