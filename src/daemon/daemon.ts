@@ -29,6 +29,7 @@ import { DaemonHealth, type HealthReport } from './health.js';
 import { acquireInstanceLock, type InstanceLock } from './lock.js';
 import { beat, deregisterInstance, listInstances, newInstanceId, pruneInstances, registerInstance, type InstanceView } from '../store/instances.js';
 import { claimLease, releaseLease } from '../store/leases.js';
+import { AppError } from '../errors.js';
 import { startSystemdWatchdog } from './watchdog.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { createFolderSource } from './sources/folder.js';
@@ -236,7 +237,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         if (prop === 'writeTxt') {
           return async (...args: Parameters<DnsProvider['writeTxt']>) => {
             if (!(await claimLease(store.db, `domain:${domain}`, instance.id, new Date(), leaseMs))) {
-              throw new Error(`this instance (${instance.id}) lost the lease on ${domain} before writing; the instance holding it now applies the change`);
+              throw new AppError('conflict', `this instance (${instance.id}) lost the lease on ${domain} before writing; the instance holding it now applies the change`);
             }
             return target.writeTxt(...args);
           };
