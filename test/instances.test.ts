@@ -2,12 +2,16 @@
  * What several daemons on one store share, on SQLite and Postgres: instances
  * and their heartbeats (a beat renews every lease the instance holds; one
  * that stops beating loses them a lease time later; a clean stop gives them
- * back), and the outbox (a message claimed by one sender is not sent by
+ * back), the fence on DNS writes (an instance that lost a domain's lease
+ * writes nothing), and the outbox (a message claimed by one sender is not sent by
  * another; a claim left by a sender that died is taken over; events
  * dispatched by two instances at once go into one digest each).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { LeaseFence } from '../src/daemon/fence.js';
+import { MemoryDns } from '../src/engine/memory-dns.js';
+import { AppError } from '../src/errors.js';
 import { dispatchEvents } from '../src/notify/outbox.js';
 import { beat, deregisterInstance, listInstances, pruneInstances, registerInstance } from '../src/store/instances.js';
 import { claimLease, leaseOf } from '../src/store/leases.js';
@@ -62,6 +66,31 @@ for (const dialect of storeDialects()) {
       assert.equal(await beat(store.db, beta, at(101), 10 * SECOND), 1, 'beta still held source:imap');
       assert.deepEqual((await listInstances(store.db, at(101), 10 * SECOND)).map((i) => [i.id, i.live]), [[beta.id, true]]);
       await deregisterInstance(store.db, beta.id);
+    });
+
+    it('a DNS write is fenced by the domain\'s lease: refused while another instance holds it, made once the lease is this one\'s', async () => {
+      const dns = new MemoryDns();
+      let clock = at(0);
+      const fenceOf = (holder: string) => new LeaseFence({ db: store.db, holder, leaseMs: 10 * SECOND, now: () => clock });
+      assert.equal(await claimLease(store.db, 'domain:fenced.example', beta.id, clock, 10 * SECOND), true, 'beta took the domain over');
+      const stale = fenceOf(alpha.id);
+      const wrapped = stale.wrap(dns, 'fenced.example');
+      await assert.rejects(wrapped.writeTxt('_dmarc.fenced.example', ['v=DMARC1; p=none'], { ttl: 60 }), (error: unknown) => {
+        assert.ok(error instanceof AppError);
+        assert.equal(error.code, 'conflict');
+        assert.match(error.message, /lost the lease on fenced\.example before writing/);
+        return true;
+      });
+      assert.deepEqual(dns.writes, [], 'nothing reached DNS');
+      assert.deepEqual(await wrapped.readTxt('_dmarc.fenced.example'), [], 'reads pass through');
+      assert.equal(stale.unwrap(wrapped), dns, 'the provider set still knows its settings by the original');
+      await fenceOf(beta.id).wrap(dns, 'fenced.example').writeTxt('_dmarc.fenced.example', ['v=DMARC1; p=none'], { ttl: 60 });
+      assert.equal(dns.writes.length, 1, 'the holder writes');
+      // Beta is gone and its lease ran out: alpha's write retakes it and goes through.
+      clock = at(11);
+      await wrapped.writeTxt('_dmarc.fenced.example', ['v=DMARC1; p=quarantine'], { ttl: 60 });
+      assert.equal(dns.writes.length, 2);
+      assert.equal((await leaseOf(store.db, 'domain:fenced.example'))?.holder, alpha.id);
     });
 
     it('a claimed message is not sent by another sender; a dead sender\'s claim is taken over; its late answer changes nothing', async () => {

@@ -9,7 +9,6 @@
  * and sends a notification only under its claim; all of them serve the API.
  */
 import { hostname } from 'node:os';
-import type { DnsProvider } from '../dns/provider.js';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { providerSetFrom } from '../../providers/config-file.js';
@@ -29,7 +28,7 @@ import { DaemonHealth, type HealthReport } from './health.js';
 import { acquireInstanceLock, type InstanceLock } from './lock.js';
 import { beat, deregisterInstance, listInstances, newInstanceId, pruneInstances, registerInstance, type InstanceView } from '../store/instances.js';
 import { claimLease, releaseLease } from '../store/leases.js';
-import { AppError } from '../errors.js';
+import { LeaseFence } from './fence.js';
 import { startSystemdWatchdog } from './watchdog.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { createFolderSource } from './sources/folder.js';
@@ -228,34 +227,15 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       }
     }
   }));
-  // A DNS write is fenced by the domain's lease: taken again just before the write, so an instance
-  // that lost it (stalled past the lease time while another took the domain over) writes nothing.
-  const unfenced = new WeakMap<DnsProvider, DnsProvider>();
-  const fenced = (provider: DnsProvider, domain: string): DnsProvider => {
-    const proxy = new Proxy(provider, {
-      get(target, prop) {
-        if (prop === 'writeTxt') {
-          return async (...args: Parameters<DnsProvider['writeTxt']>) => {
-            if (!(await claimLease(store.db, `domain:${domain}`, instance.id, new Date(), leaseMs))) {
-              throw new AppError('conflict', `this instance (${instance.id}) lost the lease on ${domain} before writing; the instance holding it now applies the change`);
-            }
-            return target.writeTxt(...args);
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-    unfenced.set(proxy, provider);
-    return proxy;
-  };
+  // A DNS write is fenced by the domain's lease (src/daemon/fence.ts): an instance that lost it writes nothing.
+  const fence = new LeaseFence({ db: store.db, holder: instance.id, leaseMs });
   const tick = guarded('tick', notifier.watchTick(async () => {
     const started = process.hrtime.bigint();
     const results = await runTick({
       store,
       now: now(),
-      providerFor: (row) => fenced(providers.get(row.provider), row.domain),
-      verifierFor: (provider) => dnsVerifier(providers.verifySettings(unfenced.get(provider) ?? provider)),
+      providerFor: (row) => fence.wrap(providers.get(row.provider), row.domain),
+      verifierFor: (provider) => dnsVerifier(providers.verifySettings(fence.unwrap(provider))),
       sourceRules,
       // Another daemon (or a `tick` from the command line) skips the domain this one works on, and the reverse.
       // Held from plan through write to verify; the heartbeat renews it, so it runs out only when this instance stops beating.
