@@ -11,7 +11,8 @@ import { errorMessage } from '../errors.js';
 import { PlanError, type Plan } from '../plans/index.js';
 import { listDomains } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
-import { dmarcName, planChange, stuckOf, type PlannedChange } from '../engine/planned-change.js';
+import { dmarcName } from '../record/index.js';
+import { planChange, stuckOf, type PlannedChange } from '../engine/planned-change.js';
 import { runTick, type TickOptions } from '../engine/tick.js';
 
 export type { PlannedChange } from '../engine/planned-change.js';
