@@ -11,10 +11,9 @@
  * reason so the operator can fix the file and run it again.
  */
 import type { DnsProvider, RecordSetView } from '../dns/provider.js';
-import { dmarcName, recordForPlanStage } from '../engine/apply.js';
 import { errorMessage } from '../errors.js';
 import type { Plan } from '../plans/index.js';
-import { hasUsableUri, parseRecord, tagValue } from '../record/index.js';
+import { dmarcName, hasUsableUri, parseRecord, recordForPlanStage, tagValue } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { appendStageChange, findDomains, insertDomain } from '../store/domains.js';
 import type { Store } from '../store/open.js';

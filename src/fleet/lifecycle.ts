@@ -8,10 +8,9 @@
  * domain's provider and read back.
  */
 import type { DnsProvider } from '../dns/provider.js';
-import { dmarcName } from '../engine/apply.js';
 import { errorMessage } from '../errors.js';
 import { PlanError, stageRank, type Plan } from '../plans/index.js';
-import { dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
+import { dmarcName, dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
 import { getDomain, updateDomain } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';

@@ -10,9 +10,8 @@
 import type { RecordSetView } from '../dns/provider.js';
 import { hostedHint } from '../dns/hosted-dmarc.js';
 import { errorMessage } from '../errors.js';
-import { recordForPlanStage } from '../engine/apply.js';
 import type { Plan, Stage } from '../plans/index.js';
-import { dmarcRecordsOf, parseStageLabel, policyRank, publishedRank, publishedStage, stageLabel, type PublishedStage } from '../record/index.js';
+import { dmarcRecordsOf, parseStageLabel, recordForPlanStage, policyRank, publishedRank, publishedStage, stageLabel, type PublishedStage } from '../record/index.js';
 
 /** A person's choice of starting stage, against what the record says. */
 export interface StartOverride {
