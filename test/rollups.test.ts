@@ -228,3 +228,38 @@ for (const dialect of storeDialects()) {
     });
   });
 }
+
+describe('until when measured figures stand (StageMetrics.stableUntil)', () => {
+  // Two regular reporters over 12 days, one usually 6 hours late, the other a day late; the second one's last report is missing.
+  const start = X - 12 * DAY;
+  const rows: MeasureInput['rows'] = [];
+  const arrivals: NonNullable<MeasureInput['arrivals']> = [];
+  for (let d = 0; d < 12; d++) {
+    const begin = start + d * DAY;
+    for (const [reporter, delay] of [['google.com', 6 * 3600], ['yahoo.com', DAY]] as const) {
+      if (reporter === 'yahoo.com' && d === 11) continue;
+      rows.push({ reporter, begin, end: begin + DAY - 1, policyDomain: D, sourceIp: '192.0.2.10', count: 100, headerFrom: D, dkim: 'pass', spf: 'pass', disposition: null, authDkim: [{ domain: D, selector: 's1', result: 'pass' }], authSpf: [{ domain: D, result: 'pass' }] });
+      arrivals.push({ reporter, begin, end: begin + DAY - 1, arrivedAt: begin + DAY + delay });
+    }
+  }
+  const at = (now: number) =>
+    measureStage({ domain: D, rows, windowStart: new Date((start + 2 * DAY) * 1000), now: new Date(now * 1000), enrolledDomains: new Set([D]), subdomainsJudged: true, rules: new SourceRules([]), unalignedSourceMinMessages: 50, quietReporterDays: 3, arrivals, lateSlackHours: 12 });
+  // 01:00 the day after X: yahoo.com's report for X-1 is due a day after it ended (X + 1 day + 1 s) and turns late past 12 hours more.
+  const now0 = X + DAY + 3600;
+  const { stableUntil: _, ...rest } = at(now0);
+
+  it('is the next threshold ahead: here, when yahoo.com falls late', () => {
+    assert.equal(Date.parse(at(now0).stableUntil!) / 1000, X + DAY + 1 + 12 * 3600 + 1);
+    assert.equal(at(now0).reporters.find((r) => r.reporter === 'yahoo.com')?.late, false);
+  });
+
+  it('the figures are the same at every instant before it, and change at it', () => {
+    const stable = Date.parse(at(now0).stableUntil!) / 1000;
+    for (let t = now0; t < stable; t += 1777) {
+      const { stableUntil: __, ...then } = at(t);
+      assert.deepEqual(then, rest, `at ${new Date(t * 1000).toISOString()}`);
+    }
+    assert.deepEqual(at(stable - 1).reporters, rest.reporters);
+    assert.equal(at(stable).reporters.find((r) => r.reporter === 'yahoo.com')?.late, true);
+  });
+});

@@ -300,6 +300,12 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
     approvedStageIndex: row.approved_stage_index,
     lastCleanStageIndex: lastCleanStage(plan, row.stage_index, await stageHistory(store.db, row.domain)),
   };
+  // The reporter history slides too: an arrival leaves it when its end (or its begin, 31 days more) falls behind.
+  const historySpan = nowSeconds - Math.min(fromEpoch, nowSeconds - REPORTER_HISTORY_DAYS * DAY_SECONDS);
+  const leaves = arrivals.map((a) => Math.min(a.end + historySpan, a.begin + historySpan + 31 * DAY_SECONDS) + 1).filter((t) => t > nowSeconds);
+  if (metrics.stableUntil !== undefined && leaves.length > 0) {
+    metrics.stableUntil = new Date(Math.min(Date.parse(metrics.stableUntil), Math.min(...leaves) * 1000)).toISOString();
+  }
   return { row, plan, metrics, snapshot };
 }
 

@@ -1,10 +1,13 @@
 /**
- * Reading report rows back for the engine: the counted copy of each report,
+ * Reading raw report rows back: the counted copy of each report,
  * rows that a domain's record may govern (the receiver applied its record, or
  * header_from is the domain), in a time range, with what classing a sender
  * needs (the alignment modes, the receiver's override reasons, DKIM
  * selectors). Attribution to the domain
  * itself or its subdomains is the engine's job; this only narrows the read.
+ * The engine and the views read the daily rollups instead (rollups.ts), which
+ * give the same rows summed and outlive retention; this stays for checking
+ * them against the rows (tests, bench/scale.ts).
  */
 import type { Kysely } from 'kysely';
 import type { ObservedRow } from './observed.js';

@@ -400,16 +400,3 @@ export async function pruneRawRows(db: Kysely<Database>, opts: { before: number;
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
-
-/** Whether raw rows of `domain`'s reports overlapping [fromEpoch, toEpoch] were pruned, and up to when reports are pruned. */
-export async function prunedRawRows(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }): Promise<{ reports: number; newestEnd: number | null }> {
-  const row = await db
-    .selectFrom('reports')
-    .select([(eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.max('end').as('end')])
-    .where('domain', '=', domain)
-    .where('rows_pruned_at', 'is not', null)
-    .where('end', '>=', range.fromEpoch)
-    .where('begin', '<=', range.toEpoch)
-    .executeTakeFirst();
-  return { reports: Number(row?.n ?? 0), newestEnd: row?.end == null ? null : Number(row.end) };
-}
