@@ -93,12 +93,12 @@ export interface ReuseCheck {
 }
 
 /**
- * The marks of the domains a tick goes through, read a chunk (500) at a time
+ * The marks of the domains a tick goes through, read a chunk (200) at a time
  * as it reaches them, instead of a read per domain. Read before measuring,
  * so a report stored meanwhile is caught by the next tick.
  */
 export function marksReader(store: Store, domains: readonly string[]): (domain: string) => Promise<AssessmentMarks> {
-  const CHUNK = 500;
+  const CHUNK = 200;
   const index = new Map(domains.map((d, i) => [d, i]));
   const chunks = new Map<number, Promise<Map<string, AssessmentMarks>>>();
   return async (domain) => {

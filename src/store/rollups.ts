@@ -161,7 +161,8 @@ export async function applyRollups(db: Db, given: Entry[], sign: 1 | -1): Promis
     if (known) byKey.set(e.key, { ...known, messages: known.messages + e.messages, records: known.records + e.records });
     else byKey.set(e.key, e);
   }
-  const entries = [...byKey.values()];
+  // In key order: two ingests adding to the same entries take their row locks in the same order (no deadlock on Postgres).
+  const entries = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let i = 0; i < entries.length; i += ENTRIES_PER_INSERT) {
     const chunk = entries.slice(i, i + ENTRIES_PER_INSERT).map((e) => ({ ...e, messages: sign * e.messages, records: sign * e.records }));
     await db
