@@ -11,7 +11,6 @@ import { startApiServer, type RunningApiServer } from '../src/api/server.js';
 import { generateToken, TokenSet } from '../src/api/tokens.js';
 import { createDaemonMetrics } from '../src/daemon/metrics.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
-import { runTick } from '../src/engine/tick.js';
 import { listPlans, planDirectories } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { getDomain } from '../src/store/domains.js';
@@ -334,7 +333,7 @@ describe('the HTTP API', () => {
     });
 
     it('rolls back to a named earlier stage once a tick has applied the forced one', async () => {
-      await runTick({ store, now: NOW, providerFor: () => dns, loadPlan: fleet.loadPlan, domains: [fleet.spoofed] });
+      await fleet.world.tick(NOW, { domains: [fleet.spoofed] });
       assert.equal((await getDomain(store.db, fleet.spoofed))!.stage_index, 2, 'the forced reject:100 is verified');
       const later = await asOperator('POST', `/api/v1/domains/${fleet.spoofed}/rollback`, { body: { to: 'reject:100' } });
       assert.equal(later.status, 409, 'a stage of the plan, but not before the current one');

@@ -11,18 +11,15 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { after, before, it } from 'node:test';
 import { createProvider } from '../providers/index.js';
 import { queryTxt } from '../src/dns/index.js';
-import { runTick } from '../src/engine/tick.js';
 import { dnsVerifier } from '../src/engine/verify.js';
 import { force } from '../src/fleet/actions.js';
-import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { stageLabel } from '../src/record/index.js';
 import { getDomain, stageHistory } from '../src/store/domains.js';
 import { getIntent } from '../src/store/intents.js';
-import { openSqliteStore, type Store } from '../src/store/open.js';
-import { tempStore } from './helpers/cli.js';
 import { fakeClock } from './helpers/fake-clock.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { createWorld } from './helpers/world.js';
 
 const SEED = 424242;
 const DOMAINS = ['f1.example', 'f2.example', 'f3.example'];
@@ -106,16 +103,13 @@ class FaultProxy {
 
 let pdns: PdnsServer;
 let proxy: FaultProxy;
-let store: Store;
 before(async () => {
   pdns = await startPdns();
   for (const d of DOMAINS) await pdns.createZone(d, [{ name: `_dmarc.${d}.`, type: 'TXT', ttl: 60, records: [{ content: `"v=DMARC1; p=none; rua=mailto:dmarc@${d}"` }] }]);
   proxy = new FaultProxy(pdns.apiUrl, prng(SEED));
   await proxy.start();
-  store = await openSqliteStore(tempStore('dmarc-rollout-faults-').db);
 });
 after(async () => {
-  await store?.close();
   await proxy?.stop();
   await pdns?.stop();
 });
@@ -128,8 +122,11 @@ it('faults from the provider never make the store claim what the zone does not s
   const verify = dnsVerifier({ nameservers: [pdns.dnsServer], timeoutMs: 2000 });
   const start = new Date('2026-04-01T10:00:00Z');
   proxy.faulty = false;
-  await enrollDomains(store, { inputs: DOMAINS.map((text) => ({ text, origin: 'argv' })), plan, provider: 'pdns', providers: { names: ['pdns'], get: () => direct }, actor: 'test', now: start } as Parameters<typeof enrollDomains>[1]);
-  await runTick({ store, now: start, providerFor: () => provider, verifierFor: () => verify });
+  // Enrolment reads the zone directly; every tick goes through the faulty proxy.
+  const w = await createWorld({ start, plan, dns: direct, providerName: 'pdns', providerFor: () => provider });
+  const store = w.store;
+  await w.enrol(DOMAINS);
+  await w.tick(start, { verifierFor: () => verify });
   for (const d of DOMAINS) await force(store, d, () => plan, { actor: 'test:operator', now: start }, { to: labels[3]!, reason: 'fault run' });
 
   proxy.faulty = true;
@@ -137,7 +134,7 @@ it('faults from the provider never make the store claim what the zone does not s
   let now = start;
   for (let tick = 0; tick < 12; tick++) {
     now = new Date(now.getTime() + 2 * 3_600_000);
-    for (const r of await runTick({ store, now, providerFor: () => provider, verifierFor: () => verify })) {
+    for (const r of await w.tick(now, { verifierFor: () => verify })) {
       const key = r.apply?.status ?? (r.error ? 'error' : 'none');
       outcomes[key] = (outcomes[key] ?? 0) + 1;
     }
@@ -150,7 +147,7 @@ it('faults from the provider never make the store claim what the zone does not s
   proxy.faulty = false;
   for (let tick = 0; tick < 3; tick++) {
     now = new Date(now.getTime() + 2 * 3_600_000);
-    await runTick({ store, now, providerFor: () => provider, verifierFor: () => verify });
+    await w.tick(now, { verifierFor: () => verify });
   }
   for (const d of DOMAINS) {
     const row = (await getDomain(store.db, d))!;
@@ -164,6 +161,7 @@ it('faults from the provider never make the store claim what the zone does not s
   const injected = Object.entries(proxy.counts).filter(([k]) => k !== 'none').reduce((n, [, v]) => n + v, 0);
   assert.ok(injected >= 10 && proxy.counts['lost-answer'] > 0 && proxy.counts.partial > 0 && proxy.counts.hang > 0 && proxy.counts.throttle > 0, JSON.stringify(proxy.counts));
   console.log(`provider faults (seed ${SEED}): ${JSON.stringify(proxy.counts)}; apply outcomes ${JSON.stringify(outcomes)}`);
+  await w.close();
 });
 
 it('Route 53 through the real AWS SDK, with seeded storms of throttling, 503s and PriorRequestNotComplete: every move lands once', async () => {
@@ -180,11 +178,12 @@ it('Route 53 through the real AWS SDK, with seeded storms of throttling, 503s an
     clock: fakeClock(),
     random: () => 0.5,
   });
-  const r53store = await openSqliteStore(tempStore('dmarc-rollout-r53-faults-').db);
+  const start = new Date('2026-04-01T10:00:00Z');
+  const w = await createWorld({ start, plan, dns: provider, providerName: 'r53' });
+  const r53store = w.store;
   try {
-    const start = new Date('2026-04-01T10:00:00Z');
-    await enrollDomains(r53store, { inputs: names.map((text) => ({ text, origin: 'argv' })), plan, provider: 'r53', providers: { names: ['r53'], get: () => provider }, actor: 'test', now: start } as Parameters<typeof enrollDomains>[1]);
-    await runTick({ store: r53store, now: start, providerFor: () => provider });
+    await w.enrol(names);
+    await w.tick(start);
     for (const d of names) await force(r53store, d, () => plan, { actor: 'test:operator', now: start }, { to: labels[4]!, reason: 'r53 fault run' });
     const injected: Record<string, number> = {};
     let now = start;
@@ -194,7 +193,7 @@ it('Route 53 through the real AWS SDK, with seeded storms of throttling, 503s an
       if (times > 0) server.inject({ operation: rnd() < 0.5 ? '*' : 'ChangeResourceRecordSets', code, times });
       injected[code] = (injected[code] ?? 0) + times;
       now = new Date(now.getTime() + 2 * 3_600_000);
-      await runTick({ store: r53store, now, providerFor: () => provider });
+      await w.tick(now);
       for (const d of names) {
         const row = (await getDomain(r53store.db, d))!;
         if (row.stage_index === 4) assert.deepEqual(await provider.readTxt(`_dmarc.${d}`), [row.last_record], `${d} claims a record the zone does not hold`);
@@ -209,7 +208,7 @@ it('Route 53 through the real AWS SDK, with seeded storms of throttling, 503s an
     console.log(`route53 faults (seed ${SEED + 1}): injected ${JSON.stringify(injected)}`);
   } finally {
     provider.close();
-    await r53store.close();
+    await w.close();
     await server.stop();
   }
 });
