@@ -125,7 +125,9 @@ export async function openPostgresStore(connection: PostgresConnection): Promise
 }
 
 async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {
-  const migrator = new Migrator({ db, provider: new CodeMigrationProvider(dialect) });
+  // Migrations written side by side may land out of name order (0013 before 0012): a store that ran the
+  // later one first still gets the earlier one, instead of being refused as corrupted. They touch separate tables.
+  const migrator = new Migrator({ db, provider: new CodeMigrationProvider(dialect), allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
