@@ -259,7 +259,7 @@ export async function parseReportXml(
   let hashBuf = '';
   /** Whether saxes hands us text now (see listenToText). */
   let listening = false;
-  /** Where the last tag ended (characters into the document). */
+  /** Where the last token we were handed (a tag, text we listen to, a comment, a PI) ended, in characters. */
   let lastEvent = 0;
 
   const where = () => (path.length ? path.join('/') : 'feedback');
@@ -351,6 +351,7 @@ export async function parseReportXml(
   });
 
   const onText = (t: string) => {
+    lastEvent = parser.position;
     if (!inFeedback) {
       noise(t.length);
       return;
@@ -375,8 +376,14 @@ export async function parseReportXml(
     nonData += n;
     if (nonData > limits.maxNonDataChars) fail('limit', `more than ${limits.maxNonDataChars} characters of comments, processing instructions or text outside the report (limit)`, inFeedback ? where() : null);
   };
-  parser.on('comment', (c: string) => noise(c.length));
-  parser.on('processinginstruction', (pi: { target: string; body: string }) => noise(pi.target.length + pi.body.length));
+  parser.on('comment', (c: string) => {
+    lastEvent = parser.position;
+    noise(c.length);
+  });
+  parser.on('processinginstruction', (pi: { target: string; body: string }) => {
+    lastEvent = parser.position;
+    noise(pi.target.length + pi.body.length);
+  });
 
   parser.on('closetag', () => {
     lastEvent = parser.position;
@@ -528,7 +535,7 @@ export async function parseReportXml(
   }
 
   function checkTokens(): void {
-    // Text nobody listens to is not collected, so its length shows only as characters read since the last tag.
+    // Text nobody listens to is not collected, so its length shows only as characters read since the last token.
     if (internals.text.length > limits.maxTokenChars || internals.name.length > limits.maxTokenChars || parser.position - lastEvent > limits.maxTokenChars) {
       fail('limit', `an XML token (text, comment, name or attribute value) is longer than ${limits.maxTokenChars} characters`, inFeedback ? where() : null);
     }
