@@ -1,6 +1,8 @@
 /**
  * Builds aggregate reports as receivers send them (RFC 7489 XML), for tests
- * that need days of mail: a reporter, a day, and rows of sources.
+ * that need days of mail: a reporter, a day (or the receiver's own range),
+ * and rows of sources. The scenario traffic (traffic.ts) is written with it
+ * too.
  */
 
 export interface GeneratedRow {
@@ -15,6 +17,10 @@ export interface GeneratedRow {
   dkimResult?: 'pass' | 'fail';
   spfDomain?: string;
   spfResult?: 'pass' | 'fail' | 'softfail';
+  /** policy_evaluated/reason type: forwarded, mailing_list, trusted_forwarder, local_policy. */
+  reason?: string;
+  /** The DKIM selector (a key rotation changes it); s1 when absent. */
+  selector?: string;
 }
 
 export interface GeneratedReport {
@@ -26,6 +32,10 @@ export interface GeneratedReport {
   rows: GeneratedRow[];
   p?: string;
   pct?: number;
+  /** `${reporter}-${domain}-${day}` when absent. */
+  reportId?: string;
+  /** The date range in epoch seconds when it is not the UTC day (a receiver on CET). */
+  range?: { begin: number; end: number };
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
@@ -37,21 +47,21 @@ export function dayRange(day: string): { begin: number; end: number } {
 }
 
 export function aggregateReportXml(r: GeneratedReport): string {
-  const { begin, end } = dayRange(r.day);
+  const { begin, end } = r.range ?? dayRange(r.day);
   const records = r.rows
     .map(
       (row) => `  <record>
     <row><source_ip>${row.ip}</source_ip><count>${row.count}</count>
-      <policy_evaluated><disposition>none</disposition><dkim>${row.dkim}</dkim><spf>${row.spf}</spf></policy_evaluated></row>
+      <policy_evaluated><disposition>none</disposition><dkim>${row.dkim}</dkim><spf>${row.spf}</spf>${row.reason ? `<reason><type>${row.reason}</type></reason>` : ''}</policy_evaluated></row>
     <identifiers><header_from>${esc(row.headerFrom)}</header_from></identifiers>
-    <auth_results>${row.dkimDomain ? `<dkim><domain>${row.dkimDomain}</domain><selector>s1</selector><result>${row.dkimResult ?? row.dkim}</result></dkim>` : ''}<spf><domain>${row.spfDomain ?? row.headerFrom}</domain><result>${row.spfResult ?? row.spf}</result></spf></auth_results>
+    <auth_results>${row.dkimDomain ? `<dkim><domain>${row.dkimDomain}</domain><selector>${row.selector ?? 's1'}</selector><result>${row.dkimResult ?? row.dkim}</result></dkim>` : ''}<spf><domain>${row.spfDomain ?? row.headerFrom}</domain><result>${row.spfResult ?? row.spf}</result></spf></auth_results>
   </record>`,
     )
     .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <feedback>
   <report_metadata><org_name>${esc(r.reporter)}</org_name><email>noreply@${esc(r.reporter)}</email>
-    <report_id>${esc(r.reporter)}-${r.domain}-${r.day}</report_id><date_range><begin>${begin}</begin><end>${end}</end></date_range></report_metadata>
+    <report_id>${esc(r.reportId ?? `${r.reporter}-${r.domain}-${r.day}`)}</report_id><date_range><begin>${begin}</begin><end>${end}</end></date_range></report_metadata>
   <policy_published><domain>${r.domain}</domain><adkim>r</adkim><aspf>r</aspf><p>${r.p ?? 'none'}</p><sp>${r.p ?? 'none'}</sp><pct>${r.pct ?? 100}</pct></policy_published>
 ${records}
 </feedback>

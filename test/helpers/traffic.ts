@@ -6,6 +6,7 @@
  * them through the real ingest at that instant and ticks the real engine at
  * the daemon's hours.
  */
+import { aggregateReportXml, type GeneratedRow } from './reports.js';
 import { DAY_MS, type Delivery as WorldDelivery } from './world.js';
 
 export interface TrafficReporter {
@@ -22,60 +23,20 @@ export interface TrafficReporter {
   resendAfterHours?: number;
 }
 
-export interface TrafficRow {
-  ip: string;
-  count: number;
-  headerFrom: string;
-  dkim: 'pass' | 'fail';
-  spf: 'pass' | 'fail';
-  dkimDomain?: string;
-  dkimResult?: 'pass' | 'fail';
-  spfDomain?: string;
-  spfResult?: 'pass' | 'fail' | 'softfail';
-  /** policy_evaluated/reason type: forwarded, mailing_list, trusted_forwarder, local_policy. */
-  reason?: string;
-  /** The DKIM selector (a key rotation changes it); s1 when absent. */
-  selector?: string;
-}
+/** A row of a day's mail: the generated-report row (reports.ts), with forwarders' reasons and DKIM selectors. */
+export type TrafficRow = GeneratedRow;
 
 /** The domain's mail on day `day` (offset from the start), before it is split between reporters. */
 export type DailyMail = (day: number) => TrafficRow[];
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-
+/** A report as `org` sends it for [begin, end] (epoch seconds), rows without mail left out. */
 export function reportXml(org: string, reportId: string, domain: string, begin: number, end: number, rows: TrafficRow[]): string {
-  const records = rows
-    .filter((r) => r.count > 0)
-    .map(
-      (r) => `<record><row><source_ip>${r.ip}</source_ip><count>${r.count}</count><policy_evaluated><disposition>none</disposition><dkim>${r.dkim}</dkim><spf>${r.spf}</spf>${r.reason ? `<reason><type>${r.reason}</type></reason>` : ''}</policy_evaluated></row>
-<identifiers><header_from>${esc(r.headerFrom)}</header_from></identifiers>
-<auth_results>${r.dkimDomain ? `<dkim><domain>${r.dkimDomain}</domain><selector>${r.selector ?? 's1'}</selector><result>${r.dkimResult ?? r.dkim}</result></dkim>` : ''}<spf><domain>${r.spfDomain ?? r.headerFrom}</domain><result>${r.spfResult ?? r.spf}</result></spf></auth_results></record>`,
-    )
-    .join('\n');
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<feedback><report_metadata><org_name>${esc(org)}</org_name><email>noreply@${esc(org)}</email><report_id>${esc(reportId)}</report_id><date_range><begin>${begin}</begin><end>${end}</end></date_range></report_metadata>
-<policy_published><domain>${domain}</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><pct>100</pct></policy_published>
-${records}
-</feedback>
-`;
+  const day = new Date(begin * 1000).toISOString().slice(0, 10);
+  return aggregateReportXml({ reporter: org, reportId, domain, day, range: { begin, end }, rows: rows.filter((r) => r.count > 0) });
 }
 
-/** Mail that passes DMARC from the domain's own servers. */
-export const own = (domain: string, ip: string, count: number): TrafficRow => ({ ip, count, headerFrom: domain, dkim: 'pass', spf: 'pass', dkimDomain: domain, spfDomain: domain });
-/** The same server with its signing broken: DKIM for the domain fails, SPF for it fails too. */
-export const broken = (domain: string, ip: string, count: number): TrafficRow => ({
-  ip,
-  count,
-  headerFrom: domain,
-  dkim: 'fail',
-  spf: 'fail',
-  dkimDomain: domain,
-  dkimResult: 'fail',
-  spfDomain: domain,
-  spfResult: 'fail',
-});
-/** Spoofing: fails everything. */
-export const spoof = (domain: string, ip: string, count: number): TrafficRow => ({ ip, count, headerFrom: domain, dkim: 'fail', spf: 'fail', spfDomain: domain, spfResult: 'fail' });
+/** The rows of reports.ts under the scenarios' names: the domain's own mail passing, the same server broken, spoofing. */
+export { cleanRow as own, brokenRow as broken, spoofRow as spoof } from './reports.js';
 
 /** `count` split by share, rounded, at least 0. */
 const part = (count: number, share: number) => Math.max(0, Math.round(count * share));
