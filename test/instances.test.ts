@@ -5,10 +5,16 @@
  * back), the fence on DNS writes (an instance that lost a domain's lease
  * writes nothing), and the outbox (a message claimed by one sender is not sent by
  * another; a claim left by a sender that died is taken over; events
- * dispatched by two instances at once go into one digest each).
+ * dispatched by two instances at once go into one digest each). A daemon
+ * starting on SQLite forgets the daemons registered before it.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { loadDaemonConfig } from '../src/daemon/config.js';
+import { startDaemon } from '../src/daemon/daemon.js';
 import { LeaseFence } from '../src/daemon/fence.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { AppError } from '../src/errors.js';
@@ -17,7 +23,8 @@ import { beat, deregisterInstance, listInstances, pruneInstances, registerInstan
 import { claimLease, leaseOf } from '../src/store/leases.js';
 import { insertEvent, insertMessage } from '../src/store/notifications.js';
 import { claimNextMessage, settleDelivered, settleFailed } from '../src/store/outbox-claims.js';
-import type { Store } from '../src/store/open.js';
+import { openSqliteStore, type Store } from '../src/store/open.js';
+import { tempStore } from './helpers/cli.js';
 import { storeDialects } from './helpers/dialects.js';
 
 const T0 = new Date('2026-07-01T10:00:00Z');
@@ -159,3 +166,24 @@ for (const dialect of storeDialects()) {
     });
   });
 }
+
+describe('a daemon starting on SQLite', () => {
+  it('forgets the daemons registered before it (the lock file proves them dead) and their leases, so nothing waits a lease time', async () => {
+    const { dir, db } = tempStore();
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, `store: { sqlite: ${db} }\nproviders: { hand: { type: manual } }\n`);
+    const crashed = await openSqliteStore(db);
+    await registerInstance(crashed.db, alpha, new Date());
+    assert.equal(await claimLease(crashed.db, 'domain:left.example', alpha.id, new Date(), 3_600_000), true);
+    await crashed.close();
+    const daemon = await startDaemon(loadDaemonConfig(file, {}), { logger: pino({ level: 'silent' }), serve: false });
+    try {
+      const listed = await listInstances(daemon.store.db, new Date(), 60_000);
+      assert.deepEqual(listed.map((i) => i.id), [daemon.instanceId]);
+      assert.equal(await leaseOf(daemon.store.db, 'domain:left.example'), undefined);
+      assert.equal(daemon.health().live_instances, 1);
+    } finally {
+      await daemon.stop();
+    }
+  });
+});
