@@ -16,7 +16,7 @@ import type { DnsProvider } from './types.js';
 export type { DnsProvider, RecordSetView } from './types.js';
 export type { ProviderDeps, ProviderLogger } from './shared/deps.js';
 export type { Clock } from './shared/clock.js';
-export { ProviderError, type ProviderErrorCode } from './shared/errors.js';
+export { ProviderError, type ProviderErrorKind } from './shared/errors.js';
 export { CloudflareProvider, cloudflareConfigSchema, type CloudflareConfig } from './cloudflare/index.js';
 export { ManualProvider, manualConfigSchema, type ManualConfig } from './manual/index.js';
 export { PowerdnsProvider, powerdnsConfigSchema, type PowerdnsConfig } from './powerdns/index.js';

@@ -111,7 +111,7 @@ describe('cloudflare provider (real SDK, v4 JSON server on loopback)', () => {
     server.throttle(1, '300');
     await assert.rejects(provider({ max_retry_after_seconds: 60 }, blocked).readTxt('_dmarc.example.com'), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'throttled');
+      assert.equal(e.kind, 'throttled');
       assert.match(e.message, /asked to wait 300 s, longer than the 60 s allowed/);
       return true;
     });
@@ -137,7 +137,7 @@ describe('cloudflare provider (real SDK, v4 JSON server on loopback)', () => {
     await assert.rejects(pinned.readTxt('_dmarc.other.test'), /not in the configured zone/);
     await assert.rejects(provider({ zone_id: '0'.repeat(32) }).readTxt('_dmarc.example.com'), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'zone-not-found');
+      assert.equal(e.kind, 'zone-not-found');
       return true;
     });
   });
@@ -146,7 +146,7 @@ describe('cloudflare provider (real SDK, v4 JSON server on loopback)', () => {
     const config = (extra: Record<string, unknown>) => cloudflareConfigSchema.parse({ type: 'cloudflare', base_url: server.baseUrl, ...extra });
     assert.throws(() => new CloudflareProvider(config({ api_token_env: 'CF_TOKEN_NOT_SET' }), { env: {} }), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'secret');
+      assert.equal(e.kind, 'secret');
       assert.match(e.message, /environment variable CF_TOKEN_NOT_SET \(api_token_env\) is not set/);
       return true;
     });
@@ -160,7 +160,7 @@ describe('cloudflare provider (real SDK, v4 JSON server on loopback)', () => {
       writeFileSync(file, wrong);
       await assert.rejects(new CloudflareProvider(config({ api_token_file: file }), { env: {} }).readTxt('_dmarc.example.com'), (e: unknown) => {
         assert.ok(e instanceof ProviderError);
-        assert.equal(e.code, 'secret');
+        assert.equal(e.kind, 'secret');
         assert.match(e.message, /rejected the API token from file .*token \(HTTP 403: 10000 Authentication error\)/);
         assert.ok(!e.message.includes(wrong) && !JSON.stringify(e).includes(wrong));
         return true;

@@ -332,8 +332,8 @@ function longRecord(): string {
 function providerError(code: string | undefined, permanent: boolean) {
   return (error: unknown) => {
     assert.ok(error instanceof ProviderError, `a ProviderError, got ${String(error)}`);
-    if (code !== undefined) assert.equal(error.code, code, error.message);
-    assert.equal(isPermanentProviderError(error), permanent, `${error.code} ${error.status ?? ''}: ${error.message}`);
+    if (code !== undefined) assert.equal(error.kind, code, error.message);
+    assert.equal(isPermanentProviderError(error), permanent, `${error.kind} ${error.status ?? ''}: ${error.message}`);
     return true;
   };
 }

@@ -104,7 +104,7 @@ describe('manual provider (real DNS from a pdns_server)', () => {
     const p = new ManualProvider(manualConfigSchema.parse({ type: 'manual', nameservers: [pdns.dnsServer], poll_seconds: 20, timeout_seconds: 60 }), { output, clock: c });
     await assert.rejects(p.writeTxt('_dmarc.manual.test', ['v=DMARC1; p=reject'], { ttl: 300 }), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'timeout');
+      assert.equal(e.kind, 'timeout');
       assert.match(e.message, /did not show the record set within 60 s; last seen: 127\.0\.0\.1:\d+: no TXT/);
       return true;
     });

@@ -95,7 +95,7 @@ describe('powerdns provider (real pdns_server)', () => {
     assert.deepEqual(await pinned.readTxt('_dmarc.sub.example.test'), ['v=DMARC1; p=none; sp=reject']);
     await assert.rejects(pinned.readTxt('_dmarc.example.test'), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'config');
+      assert.equal(e.kind, 'config');
       assert.match(e.message, /not in the configured zone sub\.example\.test/);
       return true;
     });
@@ -107,7 +107,7 @@ describe('powerdns provider (real pdns_server)', () => {
       powerdnsConfigSchema.parse({ type: 'powerdns', api_url: pdns.apiUrl, ...extra });
     assert.throws(() => new PowerdnsProvider(config({ api_key_env: 'PDNS_KEY_NOT_SET' }), { env: {} }), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'secret');
+      assert.equal(e.kind, 'secret');
       assert.match(e.message, /environment variable PDNS_KEY_NOT_SET \(api_key_env\) is not set/);
       return true;
     });
@@ -124,7 +124,7 @@ describe('powerdns provider (real pdns_server)', () => {
       const wrong = new PowerdnsProvider(config({ api_key_file: keyFile }), { env: {} });
       await assert.rejects(wrong.readTxt('_dmarc.example.test'), (e: unknown) => {
         assert.ok(e instanceof ProviderError);
-        assert.equal(e.code, 'secret');
+        assert.equal(e.kind, 'secret');
         assert.match(e.message, /rejected the API key from file .*key \(HTTP 401\)/);
         assert.ok(!e.message.includes(wrongKey) && !e.message.includes(pdns.apiKey));
         return true;

@@ -175,7 +175,7 @@ describe('route53 provider (real SDK, REST/XML server on loopback)', () => {
     // A name in no zone at all, found by lookup, is the contract's (providers-contract.test.ts).
     await assert.rejects(provider({ hosted_zone_id: 'ZNOSUCHZONE' }).readTxt('_dmarc.example.com'), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'zone-not-found');
+      assert.equal(e.kind, 'zone-not-found');
       assert.match(e.message, /No hosted zone found with ID: ZNOSUCHZONE/);
       return true;
     });
@@ -189,7 +189,7 @@ describe('route53 provider (real SDK, REST/XML server on loopback)', () => {
   test('credentials: missing ones are named, rejected ones never shown', async () => {
     assert.throws(() => provider({ credential_source: 'env' }, fakeClock(), {}), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'secret');
+      assert.equal(e.kind, 'secret');
       assert.match(e.message, /environment variable AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set/);
       return true;
     });
@@ -199,7 +199,7 @@ describe('route53 provider (real SDK, REST/XML server on loopback)', () => {
     const p = provider({}, fakeClock(), { AWS_ACCESS_KEY_ID: 'AKIDUNKNOWN', AWS_SECRET_ACCESS_KEY: otherSecret });
     await assert.rejects(p.readTxt('_dmarc.example.com'), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'secret');
+      assert.equal(e.kind, 'secret');
       assert.match(e.message, /AWS refused the credentials \(InvalidClientTokenId/);
       assert.ok(!e.message.includes(otherSecret));
       assert.ok(!JSON.stringify(e).includes(otherSecret));

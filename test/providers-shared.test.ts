@@ -65,7 +65,7 @@ describe('retry', () => {
         secrets: ['s3cr3t'],
         classify: () => ({ retry: true }),
       }),
-      (e: unknown) => e instanceof ProviderError && e.code === 'throttled' && e.message === 'x: op: gave up after 2 attempts (last: token [redacted] rejected)',
+      (e: unknown) => e instanceof ProviderError && e.kind === 'throttled' && e.message === 'x: op: gave up after 2 attempts (last: token [redacted] rejected)',
     );
   });
 });
@@ -170,7 +170,7 @@ describe('registry', () => {
     assert.throws(() => createProvider(null), /unknown provider type null/);
     assert.throws(() => createProvider({ type: 'powerdns', api_url: 'not a url', api_key_env: 'X' }), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'config');
+      assert.equal(e.kind, 'config');
       assert.match(e.message, /^powerdns: invalid settings: api_url: /);
       return true;
     });
@@ -178,7 +178,7 @@ describe('registry', () => {
     assert.throws(() => createProvider({ type: 'manual', nameservers: ['ns1.example.com'] }), /nameservers\.0: an IP address/);
     assert.throws(() => createProvider({ type: 'cloudflare', api_token_env: 'CF_UNSET' }, { env: {} }), (e: unknown) => {
       assert.ok(e instanceof ProviderError);
-      assert.equal(e.code, 'secret');
+      assert.equal(e.kind, 'secret');
       assert.match(e.message, /^cloudflare: API token missing: environment variable CF_UNSET/);
       return true;
     });

@@ -186,7 +186,7 @@ export class PowerdnsProvider implements DnsProvider {
         secrets: [this.#apiKey],
         classify: (error) => {
           if (error instanceof RetryableHttp) return { retry: true, retryAfterMs: error.retryAfterMs, reason: error.message };
-          if (error instanceof ProviderError && error.status === undefined && error.code === 'api') {
+          if (error instanceof ProviderError && error.status === undefined && error.kind === 'api') {
             return { retry: true, reason: 'connection failed' };
           }
           return { retry: false };

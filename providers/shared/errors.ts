@@ -4,10 +4,10 @@
  * parts, never from a raw SDK error object, so a secret cannot ride along in
  * a `cause` that someone later logs.
  */
-import { errorMessage } from '../../src/errors.js';
+import { AppError, errorMessage, type ErrorCode } from '../../src/errors.js';
 
 /** Why a provider call failed. */
-export type ProviderErrorCode =
+export type ProviderErrorKind =
   /** The provider's configuration is invalid. */
   | 'config'
   /** A secret (API key, token, credentials) is missing, unreadable or rejected. */
@@ -25,19 +25,35 @@ export type ProviderErrorCode =
   /** Any other answer from the provider's API or from DNS. */
   | 'api';
 
-/** A failure of a DNS provider adapter; `message` names the provider and never holds a secret. */
-export class ProviderError extends Error {
+/** The error family's code for each kind: what a door answers (exit code, HTTP status). */
+const CODE_OF_KIND: Readonly<Record<ProviderErrorKind, ErrorCode>> = {
+  config: 'config',
+  secret: 'config',
+  'zone-not-found': 'not-found',
+  'zone-ambiguous': 'config',
+  throttled: 'unavailable',
+  conflict: 'conflict',
+  timeout: 'unavailable',
+  api: 'unavailable',
+};
+
+/**
+ * A failure of a DNS provider adapter; `message` names the provider and never
+ * holds a secret. `kind` says why (the engine retries or stops on it), `code`
+ * is the family's. No `cause`: an SDK's error object may carry a secret.
+ */
+export class ProviderError extends AppError {
   override readonly name = 'ProviderError';
 
   constructor(
     /** The adapter's name (`powerdns`, `route53`, ...). */
     readonly provider: string,
-    readonly code: ProviderErrorCode,
+    readonly kind: ProviderErrorKind,
     message: string,
     /** HTTP status of the answer that caused it, when there was one. */
     readonly status?: number,
   ) {
-    super(`${provider}: ${message}`);
+    super(CODE_OF_KIND[kind], `${provider}: ${message}`);
   }
 }
 

@@ -8,6 +8,7 @@
  * tick resumes it from what the zone shows, never repeating a write blindly.
  */
 import type { DnsProvider } from '../dns/provider.js';
+import { errorMessage } from '../errors.js';
 import type { Plan } from '../plans/index.js';
 import { dmarcName, dmarcRecordsOf, isDmarcRecord, stageLabel } from '../record/index.js';
 import { appendAudit } from '../store/audit.js';
@@ -144,7 +145,7 @@ export async function applyIntent(ctx: ApplyContext, domain: DomainRow, intent: 
 
 async function retry(ctx: ApplyContext, domain: DomainRow, intent: Intent, reason: string, error?: unknown): Promise<ApplyOutcome> {
   if (isPermanentProviderError(error)) {
-    return stop(ctx, domain, intent, `${reason} (${error.code}: no retry can fix this); stopped until a person fixes it and resumes the domain`);
+    return stop(ctx, domain, intent, `${reason} (${error.kind}: no retry can fix this); stopped until a person fixes it and resumes the domain`);
   }
   const attempts = intent.attempts + 1;
   const nextAttemptAt = new Date(ctx.now.getTime() + backoffMs(attempts, domain.domain)).toISOString();
@@ -191,5 +192,5 @@ function superseded(intent: Intent): ApplyOutcome {
 }
 
 function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

@@ -12,31 +12,32 @@
  */
 import { hostedHint } from '../dns/hosted-dmarc.js';
 import type { RecordSetView } from '../dns/provider.js';
+import { errorMessage } from '../errors.js';
 import type { Plan } from '../plans/index.js';
 import { dmarcName, dmarcRecordsOf, publishedRank, publishedStage, recordForPlanStage, stageLabel } from '../record/index.js';
 import type { DomainRow, Intent } from '../store/schema.js';
 import type { Decision } from './types.js';
 
-/** Provider error codes that no retry can heal: the domain stops with the provider's reason until a person fixes it. */
+/** Provider error kinds that no retry can heal: the domain stops with the provider's reason until a person fixes it. */
 export const PERMANENT_PROVIDER_CODES: ReadonlySet<string> = new Set(['secret', 'config', 'zone-not-found', 'zone-ambiguous', 'conflict']);
 
 /**
  * A failure an adapter reported (providers/shared/errors.ts's ProviderError:
- * `name`, `code`, maybe the HTTP `status`), read by its fields so the engine
+ * `name`, `kind`, maybe the HTTP `status`), read by its fields so the engine
  * does not depend on the adapters' layer.
  */
 export interface ProviderFailure extends Error {
-  code: string;
+  kind: string;
   status?: number;
 }
 
 /** Whether a provider failure needs a person (true) or is worth retrying: throttling, timeouts, 5xx, a connection. */
 export function isPermanentProviderError(error: unknown): error is ProviderFailure {
   if (!(error instanceof Error) || error.name !== 'ProviderError') return false;
-  const { code, status } = error as ProviderFailure;
-  if (PERMANENT_PROVIDER_CODES.has(code)) return true;
+  const { kind, status } = error as ProviderFailure;
+  if (PERMANENT_PROVIDER_CODES.has(kind)) return true;
   // Any other 4xx is the provider refusing this request as it stands; only 408 and 429 say "later".
-  return code === 'api' && status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+  return kind === 'api' && status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
 }
 
 /**
@@ -242,9 +243,9 @@ export function planChange(input: PlanChangeInput): PlannedChange {
   if (input.providerProblem) return { ...moving, kind: 'refused', reason: input.providerProblem };
   if (input.zone === null) return { ...moving, kind: 'unreadable', reason: 'the zone was not read' };
   if ('error' in input.zone) {
-    const text = input.zone.error instanceof Error ? input.zone.error.message : String(input.zone.error);
+    const text = errorMessage(input.zone.error);
     return isPermanentProviderError(input.zone.error)
-      ? { ...moving, kind: 'refused', reason: `reading ${dmarcName(row.domain)} failed: ${text} (${input.zone.error.code}: no retry can fix this)` }
+      ? { ...moving, kind: 'refused', reason: `reading ${dmarcName(row.domain)} failed: ${text} (${input.zone.error.kind}: no retry can fix this)` }
       : { ...moving, kind: 'unreadable', reason: `reading ${dmarcName(row.domain)} failed: ${text}; the tick would retry` };
   }
   const checked = checkLive(input.zone.view, row, plan, target);
