@@ -12,6 +12,7 @@
  * over its latest reported day(s), so a sharp regression stops the stage the
  * day its first report arrives; advancing looks at complete days only.
  */
+import { AppError } from '../errors.js';
 import type { Plan, Stage } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
 import { describeEvidence, rateEvidence, type RateEvidence } from './evidence.js';
@@ -38,7 +39,7 @@ export function rollbackTarget(plan: Plan, index: number, lastCleanIndex: number
 export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics, now: Date): Decision {
   const stage = plan.stages[domain.stageIndex];
   if (!stage) {
-    throw new Error(`${domain.domain}: stage index ${domain.stageIndex} is outside plan ${plan.name} (${plan.stages.length} stages)`);
+    throw new AppError('conflict', `${domain.domain}: stage index ${domain.stageIndex} is outside plan ${plan.name} (${plan.stages.length} stages)`);
   }
   const checks: Check[] = [];
   const result = (action: DecisionAction, summary: string, toIndex: number | null = null): Decision => ({

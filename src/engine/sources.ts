@@ -27,6 +27,7 @@
  * sender broken as long as it worked must stay the domain's own.
  */
 import { BlockList, isIP } from 'node:net';
+import { AppError } from '../errors.js';
 import { canonicalName } from '../names.js';
 import { daysCovered } from './window.js';
 import type { ObservedRow, SourceClass, SourceRule, SourceSummary } from './types.js';
@@ -73,14 +74,14 @@ export class SourceRules {
 export function addAddressOrSubnet(list: BlockList, value: string): void {
   const [address, prefix] = value.split('/');
   const family = isIP(address ?? '');
-  if (family === 0) throw new Error(`"${value}" is not an IP address or CIDR`);
+  if (family === 0) throw new AppError('invalid', `"${value}" is not an IP address or CIDR`);
   const type = family === 6 ? 'ipv6' : 'ipv4';
   if (prefix === undefined) {
     list.addAddress(address!, type);
     return;
   }
   const bits = Number(prefix);
-  if (!/^\d+$/.test(prefix) || bits > (family === 6 ? 128 : 32)) throw new Error(`"${value}" has an invalid prefix length`);
+  if (!/^\d+$/.test(prefix) || bits > (family === 6 ? 128 : 32)) throw new AppError('invalid', `"${value}" has an invalid prefix length`);
   list.addSubnet(address!, bits, type);
 }
 

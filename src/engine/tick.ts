@@ -6,6 +6,7 @@
  * time. The daemon schedules this; the CLI and simulate call it directly.
  */
 import type { DnsProvider } from '../dns/provider.js';
+import { errorMessage } from '../errors.js';
 import { loadPlan, type Plan } from '../plans/index.js';
 import { dmarcName, dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
@@ -92,7 +93,7 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
       if (row) results.push(await tickDomain(opts, row, plans(row.plan), enrolled, marks));
     } catch (error) {
       // One broken domain (bad plan, unknown provider) must not stop the fleet.
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       results.push({ domain: listed.domain, error: message });
       if (!opts.dryRun) await auditUnhandled(opts.store, listed.domain, message, opts.now);
     } finally {

@@ -6,6 +6,7 @@
  * told counts.
  */
 import { authoritativeServers, queryTxtEach, type QueryOptions } from '../dns/index.js';
+import { AppError } from '../errors.js';
 import { dmarcRecordsOf } from '../record/index.js';
 import type { Verifier } from './apply.js';
 
@@ -28,7 +29,7 @@ export function dnsVerifier(options: DnsVerifierOptions = {}): Verifier {
     const failed = answers.filter((a) => a.error !== null);
     if (failed.length > 0) {
       // An unreachable server is not a "no": the caller retries later.
-      throw new Error(`no answer from ${failed.map((a) => `${a.server} (${a.error})`).join(', ')}`);
+      throw new AppError('unavailable', `no answer from ${failed.map((a) => `${a.server} (${a.error})`).join(', ')}`);
     }
     return answers.every((a) => {
       const dmarc = dmarcRecordsOf(a.answer?.txt ?? []);

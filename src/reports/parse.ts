@@ -3,6 +3,7 @@
  * stream the XML, hand records to an optional sink. This is the whole read
  * path; the store and the `report parse` command both sit on top of it.
  */
+import { errorMessage } from '../errors.js';
 import { ReportError } from './errors.js';
 import { resolveLimits, type Limits } from './limits.js';
 import type { RawInput } from './streams.js';
@@ -72,8 +73,8 @@ export async function readReport(input: RawInput, options: ParseOptions = {}): P
 
 /** A one-line reason for any error thrown while reading an input. */
 export function describeError(e: unknown): { field: string | null; reason: string; kind: string } {
-  if (e instanceof ReportError) return { field: e.field, reason: e.message, kind: e.kind };
+  if (e instanceof ReportError) return { field: e.field ?? null, reason: e.message, kind: e.kind };
   const err = e as NodeJS.ErrnoException;
   if (err && typeof err.code === 'string' && err.syscall) return { field: null, reason: `cannot read: ${err.message}`, kind: 'io' };
-  return { field: null, reason: err instanceof Error ? err.message : String(e), kind: 'internal' };
+  return { field: null, reason: errorMessage(e), kind: 'internal' };
 }

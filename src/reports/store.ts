@@ -30,6 +30,7 @@ import { applyRollups, markRollupChange, RollupBatch, rollUpStoredReports } from
 import type { Database, NewReportRecord } from '../store/schema.js';
 import { RowsDigest } from '../report-model/digest.js';
 import type { ReportHeader, ReportRecord } from '../report-model/model.js';
+import { AppError } from '../errors.js';
 import { readReport, type ParseOptions, type ReadReport } from './parse.js';
 import type { RawInput } from './streams.js';
 
@@ -204,7 +205,7 @@ export async function storeReport(db: Kysely<Database>, input: RawInput, options
   // The input changed between the two reads (it should not): report what the second read saw.
   const again = second.copies.find((c) => c.content_hash === second.report.contentHash);
   if (again) return { status: 'duplicate', id: again.id, report: second.report };
-  throw new Error(`${options.source}: input changed while it was being stored`);
+  throw new AppError('conflict', `${options.source}: input changed while it was being stored`);
 }
 
 type PassResult =

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { AppError, errorMessage } from '../errors.js';
 import { defaultDatabasePath } from '../paths.js';
 
 /** The connection to a Postgres store, secrets already read. */
@@ -59,21 +60,21 @@ export type PostgresConfig = z.infer<typeof postgresConfigSchema>;
 /**
  * The connection a config's `store.postgres` block describes, its password
  * read from the environment variable or file it names.
- * @throws Error naming the field and the reason (unset variable, unreadable file).
+ * @throws AppError config naming the field and the reason (unset variable, unreadable file).
  */
 export function postgresConnectionFromConfig(block: PostgresConfig, base: string, env: NodeJS.ProcessEnv, origin: string): PostgresConnection {
   let password: string | undefined;
   if (block.password_env) {
     password = env[block.password_env];
-    if (password === undefined || password === '') throw new Error(`${origin}.password_env: the environment variable ${block.password_env} is not set`);
+    if (password === undefined || password === '') throw new AppError('config', `${origin}.password_env: the environment variable ${block.password_env} is not set`);
   } else if (block.password_file) {
     const file = resolve(base, block.password_file);
     try {
       password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (error) {
-      throw new Error(`${origin}.password_file: ${file} cannot be read: ${(error as Error).message}`);
+      throw new AppError('config', `${origin}.password_file: ${file} cannot be read: ${errorMessage(error)}`, { cause: error });
     }
-    if (password === '') throw new Error(`${origin}.password_file: ${file} is empty`);
+    if (password === '') throw new AppError('config', `${origin}.password_file: ${file} is empty`);
   }
   let ssl: PostgresConnection['ssl'] = false;
   if (block.ssl === true) ssl = { rejectUnauthorized: true };
@@ -84,7 +85,7 @@ export function postgresConnectionFromConfig(block: PostgresConfig, base: string
       try {
         ca = readFileSync(file, 'utf8');
       } catch (error) {
-        throw new Error(`${origin}.ssl.ca_file: ${file} cannot be read: ${(error as Error).message}`);
+        throw new AppError('config', `${origin}.ssl.ca_file: ${file} cannot be read: ${errorMessage(error)}`, { cause: error });
       }
     }
     ssl = { rejectUnauthorized: block.ssl.reject_unauthorized, ...(ca ? { ca } : {}) };
@@ -105,19 +106,19 @@ export function postgresConnectionFromConfig(block: PostgresConfig, base: string
  * A `postgres://user:password@host:port/database?sslmode=…` URL as a
  * connection. sslmode: disable (default), require (TLS, not verified),
  * verify-ca / verify-full (TLS, verified).
- * @throws Error naming the variable and what is wrong, never echoing the URL (it may hold the password).
+ * @throws AppError config naming the variable and what is wrong, never echoing the URL (it may hold the password).
  */
 export function postgresConnectionFromUrl(text: string, origin: string = DATABASE_URL_ENV): PostgresConnection {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new Error(`${origin}: not a URL (expected postgres://user:password@host:port/database)`);
+    throw new AppError('config', `${origin}: not a URL (expected postgres://user:password@host:port/database)`);
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error(`${origin}: the scheme must be postgres:// (was ${url.protocol}//)`);
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new AppError('config', `${origin}: the scheme must be postgres:// (was ${url.protocol}//)`);
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (database === '') throw new Error(`${origin}: no database name after the host (postgres://user@host/database)`);
-  if (url.username === '') throw new Error(`${origin}: no user name (postgres://user@host/database)`);
+  if (database === '') throw new AppError('config', `${origin}: no database name after the host (postgres://user@host/database)`);
+  if (url.username === '') throw new AppError('config', `${origin}: no user name (postgres://user@host/database)`);
   const port = url.port === '' ? 5432 : Number(url.port);
   const sslmode = url.searchParams.get('sslmode') ?? 'disable';
   const modes: Record<string, PostgresConnection['ssl']> = {
@@ -127,9 +128,9 @@ export function postgresConnectionFromUrl(text: string, origin: string = DATABAS
     'verify-full': { rejectUnauthorized: true },
   };
   const ssl = modes[sslmode];
-  if (ssl === undefined) throw new Error(`${origin}: sslmode=${sslmode} is not one of ${Object.keys(modes).join(', ')}`);
+  if (ssl === undefined) throw new AppError('config', `${origin}: sslmode=${sslmode} is not one of ${Object.keys(modes).join(', ')}`);
   for (const key of url.searchParams.keys()) {
-    if (key !== 'sslmode') throw new Error(`${origin}: unknown parameter ${key} (only sslmode is read)`);
+    if (key !== 'sslmode') throw new AppError('config', `${origin}: unknown parameter ${key} (only sslmode is read)`);
   }
   const password = url.password === '' ? undefined : decodeURIComponent(url.password);
   return {

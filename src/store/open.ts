@@ -12,6 +12,7 @@ import { CodeMigrationProvider, type Dialect } from './migrations.js';
 import type { Database } from './schema.js';
 import { describeStore, type PostgresConnection, type StoreLocation } from './location.js';
 import { defaultDatabasePath } from '../paths.js';
+import { AppError, errorMessage } from '../errors.js';
 
 /** Where the store file is by default (src/paths.ts decides). */
 export { defaultDatabasePath };
@@ -118,8 +119,7 @@ export async function openPostgresStore(connection: PostgresConnection): Promise
     await migrate(db, 'postgres');
   } catch (error) {
     await db.destroy().catch(() => {});
-    const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${describeStore({ kind: 'postgres', connection })} (${connection.origin}): ${message}`, { cause: error });
+    throw new AppError('unavailable', `${describeStore({ kind: 'postgres', connection })} (${connection.origin}): ${errorMessage(error)}`, { cause: error });
   }
   return { db, dialect: 'postgres', close: () => db.destroy() };
 }
@@ -131,7 +131,7 @@ async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
-    const message = error instanceof Error ? error.message : String(error);
-    throw new Error(failed ? `store migration ${failed} failed: ${message}` : `store migrations could not run: ${message}`);
+    const message = errorMessage(error);
+    throw new AppError('unavailable', failed ? `store migration ${failed} failed: ${message}` : `store migrations could not run: ${message}`, { cause: error });
   }
 }
