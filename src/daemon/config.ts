@@ -10,6 +10,7 @@ import { validate as validCron } from 'node-cron';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseProviderConfig } from '../../providers/index.js';
+import { AppError, errorMessage } from '../errors.js';
 import { apiConfigSchema, type ApiTokenEntry } from '../api/config.js';
 import { readTokenFile } from '../api/tokens.js';
 import { postgresConfigSchema, postgresConnectionFromConfig, storeLocationFromEnv, type StoreLocation } from '../store/location.js';
@@ -184,8 +185,13 @@ export type DaemonConfig = z.infer<typeof daemonConfigSchema> & {
   notify: NotifySettings;
 };
 
-export class ConfigError extends Error {
+/** A config file that cannot be read or does not validate: every problem, each naming file, field path and reason. */
+export class ConfigError extends AppError {
   override name = 'ConfigError';
+
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('config', message, options);
+  }
 }
 
 /** Reads and validates the config file. @throws ConfigError naming file, field path and reason for every problem. */
@@ -194,7 +200,7 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(`${file}: cannot be read: ${(error as Error).message}`);
+    throw new ConfigError(`${file}: cannot be read: ${errorMessage(error)}`, { cause: error });
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `${file}: not valid YAML: ${e.message.split('\n')[0]}`).join('\n'));
@@ -203,7 +209,7 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
     // yaml refuses a document whose aliases expand beyond a bound (a "billion laughs"): say so as a config error.
     data = doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (error) {
-    throw new ConfigError(`${file}: not valid YAML: ${(error as Error).message}`);
+    throw new ConfigError(`${file}: not valid YAML: ${errorMessage(error)}`, { cause: error });
   }
   const result = daemonConfigSchema.safeParse(data);
   if (!result.success) {
@@ -235,7 +241,7 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
         ? { kind: 'sqlite', path: resolve(base, configured.sqlite) }
         : storeLocationFromEnv(env);
   } catch (error) {
-    throw new ConfigError(`${file}: ${(error as Error).message}`);
+    throw new ConfigError(`${file}: ${errorMessage(error)}`, { cause: error });
   }
   const storePath = storeLocation.kind === 'sqlite' ? storeLocation.path : null;
   if (storePath === null && result.data.rejected_dir === undefined) {
@@ -286,6 +292,6 @@ function readTokensOrThrow(file: string, tokensFile: string): ApiTokenEntry[] {
   try {
     return readTokenFile(tokensFile);
   } catch (error) {
-    throw new ConfigError(`${file}: api.tokens_file: ${(error as Error).message}`);
+    throw new ConfigError(`${file}: api.tokens_file: ${errorMessage(error)}`, { cause: error });
   }
 }

@@ -22,6 +22,7 @@ import { ReporterBudget } from '../reports/budget.js';
 import { dnsResolve } from '../reports/provenance.js';
 import { openStore, type Store } from '../store/open.js';
 import { describeStore } from '../store/location.js';
+import { AppError, errorMessage } from '../errors.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
 import { DaemonHealth, type HealthReport } from './health.js';
@@ -41,8 +42,13 @@ import type { Deliver, ReportSource } from './sources/types.js';
 const FORGET_AFTER_LEASES = 60;
 
 /** The daemon could not start for a reason the operator must fix (a port in use, a missing secret). */
-export class StartError extends Error {
+export class StartError extends AppError {
   override name = 'StartError';
+
+  /** Unavailable (a port in use, a listener that cannot start), or the code of the error it wraps (a config problem). */
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(options.cause instanceof AppError ? options.cause.code : 'unavailable', message, options);
+  }
 }
 
 export interface DaemonDeps {
@@ -157,7 +163,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         liveInstances = listed.filter((i) => i.live).length;
         await pruneInstances(store.db, new Date(at.getTime() - FORGET_AFTER_LEASES * leaseMs));
       } catch (error) {
-        beatError = error instanceof Error ? error.message : String(error);
+        beatError = errorMessage(error);
         logger.error({ err: error, instance: instance.id }, 'heartbeat failed; past the lease time other instances take this one’s work over');
       } finally {
         beating = null;
@@ -286,8 +292,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       await store.close();
       lock?.release();
       const { host, port } = config.api.listen;
-      const reason = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `${host}:${port} is already in use` : (error as Error).message;
-      throw new StartError(`${config.file}: api: ${reason}`);
+      const reason = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `${host}:${port} is already in use` : errorMessage(error);
+      throw new StartError(`${config.file}: api: ${reason}`, { cause: error });
     }
     if (config.apiTokens.length === 0) logger.warn('the API has no tokens: every request will be refused (see dmarc-rollout token create)');
   }
@@ -306,7 +312,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     await deregisterInstance(store.db, instance.id).catch(() => undefined);
     await store.close();
     lock?.release();
-    throw new StartError(`${config.file}: sources: ${(error as Error).message}`);
+    throw new StartError(`${config.file}: sources: ${errorMessage(error)}`, { cause: error });
   }
   notifier.start();
 

@@ -7,6 +7,7 @@
  * but is no stall: a restart does not fix a wrong password.
  */
 import type { HealthReport } from '../api/context.js';
+import { errorMessage } from '../errors.js';
 
 export interface JobState {
   /** When the run in progress started; null when none runs. */
@@ -54,13 +55,13 @@ export class DaemonHealth {
     if (!job) return;
     job.runningSince = null;
     job.lastFinished = at;
-    job.lastError = error === undefined ? null : error instanceof Error ? error.message : String(error);
+    job.lastError = error === undefined ? null : errorMessage(error);
   }
 
   sourceFailed(name: string, error: unknown, at: number): SourceState {
     const state = this.sources.get(name) ?? { failures: 0, lastError: null, retryAt: 0 };
     state.failures++;
-    state.lastError = error instanceof Error ? error.message : String(error);
+    state.lastError = errorMessage(error);
     // One minute, doubling, at most an hour: a broken source is not hammered, and comes back by itself once fixed.
     state.retryAt = at + Math.min(60_000 * 2 ** (state.failures - 1), 3_600_000);
     this.sources.set(name, state);

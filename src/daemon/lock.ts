@@ -10,14 +10,20 @@
 import { hostname } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import SqliteDatabase from 'better-sqlite3';
+import { AppError } from '../errors.js';
 
 export interface InstanceLock {
   readonly path: string;
   release(): void;
 }
 
-export class LockHeldError extends Error {
+/** Another daemon holds the store's lock: the store is not available to this one. */
+export class LockHeldError extends AppError {
   override name = 'LockHeldError';
+
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('unavailable', message, options);
+  }
 }
 
 export function acquireInstanceLock(storePath: string): InstanceLock {

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/open.js';
 import { markDispatched } from '../store/notifications.js';
 import { claimUndispatchedEvents } from '../store/outbox-claims.js';
-import { AppError } from '../errors.js';
+import { AppError, errorMessage } from '../errors.js';
 import { insertMessage, markAttemptFailed, markDelivered } from '../store/notifications.js';
 import { deliver } from './channels.js';
 import type { NotifySettings, ResolvedChannel } from './config.js';
@@ -80,7 +80,7 @@ export async function sendTestMessage(
   try {
     await deliver(channel, content, { key, channel: channel.name, createdAt: createdAt.toISOString() }, { now: createdAt, timeoutMs: settings.timeoutMs });
   } catch (e) {
-    error = e instanceof Error ? e.message : String(e);
+    error = errorMessage(e);
   }
   await store.db.transaction().execute(async (trx) => {
     await insertMessage(trx, { key, channel: channel.name, kind: 'test', createdAt: createdAt.toISOString(), content, eventCount: 0 });

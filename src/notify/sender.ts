@@ -12,6 +12,7 @@
  * taken over once its lease time has passed.
  */
 import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
 import type { Store } from '../store/open.js';
 import { claimNextMessage, settleDelivered, settleFailed } from '../store/outbox-claims.js';
 import type { NotificationMessageRow } from '../store/schema.js';
@@ -140,7 +141,7 @@ export class NotificationSender {
       const content = JSON.parse(message.content) as MessageContent;
       await deliver(channel, content, { key: message.key, channel: channel.name, createdAt: message.created_at }, { now: started, timeoutMs: settings.timeoutMs });
     } catch (error) {
-      const reason = error instanceof DeliveryError || error instanceof Error ? error.message : String(error);
+      const reason = errorMessage(error);
       const now = this.#now();
       const attempts = message.attempts + 1;
       const giveUp = now.getTime() - Date.parse(message.created_at) >= settings.giveUpAfterMs;

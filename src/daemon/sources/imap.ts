@@ -11,6 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { ImapFlow } from 'imapflow';
 import { z } from 'zod';
+import { AppError } from '../../errors.js';
 import type { Deliver, PolledSource, PollSummary } from './types.js';
 
 export const imapSourceConfigSchema = z
@@ -81,7 +82,7 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
     if (cfg.password_env !== undefined) {
       const value = env[cfg.password_env];
       if (value === undefined || value === '') {
-        throw new Error(`imap source ${where}: environment variable ${cfg.password_env} (password_env) is not set`);
+        throw new AppError('config', `imap source ${where}: environment variable ${cfg.password_env} (password_env) is not set`);
       }
       return value;
     }
@@ -90,10 +91,10 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
-      throw new Error(`imap source ${where}: cannot read password_file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      throw new AppError('config', `imap source ${where}: cannot read password_file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);
     }
     const value = text.replace(/\r?\n$/, '');
-    if (value === '') throw new Error(`imap source ${where}: password_file ${file} is empty`);
+    if (value === '') throw new AppError('config', `imap source ${where}: password_file ${file} is empty`);
     return value;
   }
 
@@ -132,7 +133,8 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
       await c.connect();
     } catch (e) {
       c.close();
-      throw new Error(`imap source: cannot log in to ${cfg.host}:${cfg.port} as user ${cfg.user}: ${reasonOf(e, secret)}`);
+      // No cause: the library's error may quote what the server echoed, the password included.
+      throw new AppError('unavailable', `imap source: cannot log in to ${cfg.host}:${cfg.port} as user ${cfg.user}: ${reasonOf(e, secret)}`);
     }
     client = c;
     return c;
@@ -154,7 +156,7 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
     try {
       lock = await c.getMailboxLock(cfg.mailbox);
     } catch (e) {
-      throw new Error(`imap source ${where}: cannot open mailbox ${cfg.mailbox}: ${reasonOf(e, null)}`);
+      throw new AppError('unavailable', `imap source ${where}: cannot open mailbox ${cfg.mailbox}: ${reasonOf(e, null)}`);
     }
     try {
       // The mailbox may still be selected from the last poll; the server only
@@ -163,7 +165,7 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
       // \Deleted mail that other clients flagged, which is not ours to remove.
       await c.noop();
       const box = c.mailbox;
-      if (!box) throw new Error(`imap source ${where}: mailbox ${cfg.mailbox} is not open`);
+      if (!box) throw new AppError('unavailable', `imap source ${where}: mailbox ${cfg.mailbox} is not open`);
       const uidValidity = box.uidValidity.toString();
       // Every message still in the mailbox: handled ones have been moved out,
       // so what is here is exactly what is left to do, seen or not (a person
@@ -202,7 +204,7 @@ export function createImapSource(config: ImapSourceConfigInput, deps: ImapSource
           try {
             await ensureMailbox(c, target);
             const moved = await c.messageMove(String(uid), target, { uid: true });
-            if (!moved) throw new Error('server refused the move');
+            if (!moved) throw new AppError('unavailable', 'server refused the move');
           } catch (e) {
             // Kept by ingest but still here: the next poll delivers it again,
             // which ingest answers with duplicate (or seen_before), and moves it then.

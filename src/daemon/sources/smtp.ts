@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { z } from 'zod';
+import { AppError, errorMessage, InternalError } from '../../errors.js';
 import type { IngestResult } from '../../reports/index.js';
 import type { Deliver, ListeningSource } from './types.js';
 
@@ -220,7 +221,7 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
       };
       result = await deliver({ bytes: read.bytes, provenance: { trusted: cfg.trusted, envelope } }, source);
     } catch (e) {
-      result = { source, status: 'error', reason: e instanceof Error ? e.message : String(e) };
+      result = { source, status: 'error', reason: errorMessage(e) };
     }
     const logged = { ...fields, message_id: messageId, bytes: read.length, status: result.status };
     if (result.status === 'error') {
@@ -244,17 +245,17 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
     },
 
     async start(deliver: Deliver): Promise<void> {
-      if (server) throw new Error(`${name}: already started`);
-      if (stopping) throw new Error(`${name}: stopped; create a new source to listen again`);
+      if (server) throw new InternalError(`${name}: already started`);
+      if (stopping) throw new InternalError(`${name}: stopped; create a new source to listen again`);
       // Read the key files up front, so a wrong path stops the daemon's start with its name instead of failing the first STARTTLS.
       let tls: { key: Buffer; cert: Buffer } | null = null;
       if (cfg.tls) {
         const [key, cert] = await Promise.all([
           readFile(cfg.tls.key_file).catch((e: Error) => {
-            throw new Error(`${name}: tls.key_file ${cfg.tls?.key_file}: ${e.message}`);
+            throw new AppError('config', `${name}: tls.key_file ${cfg.tls?.key_file}: ${e.message}`, { cause: e });
           }),
           readFile(cfg.tls.cert_file).catch((e: Error) => {
-            throw new Error(`${name}: tls.cert_file ${cfg.tls?.cert_file}: ${e.message}`);
+            throw new AppError('config', `${name}: tls.cert_file ${cfg.tls?.cert_file}: ${e.message}`, { cause: e });
           }),
         ]);
         tls = { key, cert };
@@ -311,7 +312,7 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
           const done = handleData(deliver, stream, session).then(
             ({ error, text }) => (error ? callback(error) : callback(null, text)),
             (e: unknown) => {
-              log.error({ source: name, err: e instanceof Error ? e.message : String(e) }, 'smtp message handling failed');
+              log.error({ source: name, err: errorMessage(e) }, 'smtp message handling failed');
               callback(smtpError(451, '4.3.0 local error, try again later'));
             },
           );
