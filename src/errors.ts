@@ -100,26 +100,15 @@ export class InternalError extends AppError {
 }
 
 /** Errors thrown by libraries, by their `name`: commander's mean the command line is wrong. */
-const FOREIGN_CODES: Readonly<Record<string, ErrorCode | ((e: { kind?: unknown }) => ErrorCode)>> = {
+const FOREIGN_CODES: Readonly<Record<string, ErrorCode>> = {
   CommanderError: 'usage',
   InvalidArgumentError: 'usage',
-  // MIGRATING: removed as each class extends AppError.
-  ReportError: (e) => (e.kind === 'too-large' ? 'too-large' : 'invalid'),
-  ConfigError: 'config',
-  LockHeldError: 'unavailable',
-  StartError: 'unavailable',
-  ProviderError: 'unavailable',
 };
 
 /** Any thrown value as an AppError: itself, a library's error mapped by name, or `internal`. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
-  if (error instanceof Error) {
-    const foreign = FOREIGN_CODES[error.name];
-    const code = typeof foreign === 'function' ? foreign(error as { kind?: unknown }) : (foreign ?? 'internal');
-    const field = (error as { field?: unknown }).field;
-    return new AppError(code, error.message, { cause: error, ...(typeof field === 'string' && field !== '' ? { field } : {}) });
-  }
+  if (error instanceof Error) return new AppError(FOREIGN_CODES[error.name] ?? 'internal', error.message, { cause: error });
   return new AppError('internal', errorMessage(error), { cause: error });
 }
 
