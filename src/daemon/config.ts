@@ -225,7 +225,7 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
     try {
       parseProviderConfig(settings);
     } catch (error) {
-      problems.push(`${file}: providers.${name}: ${(error as Error).message}`);
+      problems.push(`${file}: providers.${name}: ${errorMessage(error)}`);
     }
   }
   const notify = resolveNotifications(result.data.notifications ?? notificationsConfigSchema.parse({}), env);

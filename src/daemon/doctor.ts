@@ -116,7 +116,7 @@ async function storeFreeChecks(config: DaemonConfig, domains: DomainRow[], env: 
       for (const d of users) liveRecords.set(d.domain, dmarcRecordsOf(await provider.readTxt(dmarcName(d.domain)))[0] ?? null);
       checks.push({ subject: `provider ${name}`, status: 'ok', detail: `read _dmarc of ${users.length} domain(s)` });
     } catch (error) {
-      checks.push({ subject: `provider ${name}`, status: 'fail', detail: (error as Error).message, fix: 'see providers/README.md for its settings, secret and permissions' });
+      checks.push({ subject: `provider ${name}`, status: 'fail', detail: errorMessage(error), fix: 'see providers/README.md for its settings, secret and permissions' });
     }
   }
   for (const [name, block] of Object.entries(config.providers)) {
@@ -142,7 +142,7 @@ async function storeFreeChecks(config: DaemonConfig, domains: DomainRow[], env: 
         accessSync(source.path, constants.R_OK | constants.W_OK);
         checks.push({ subject: `source folder ${source.path}`, status: 'ok', detail: 'readable and writable' });
       } catch (error) {
-        checks.push({ subject: `source folder ${source.path}`, status: existsSync(source.path) ? 'fail' : 'warn', detail: (error as Error).message, fix: existsSync(source.path) ? 'give the daemon read and write access' : 'it is created on the first poll' });
+        checks.push({ subject: `source folder ${source.path}`, status: existsSync(source.path) ? 'fail' : 'warn', detail: errorMessage(error), fix: existsSync(source.path) ? 'give the daemon read and write access' : 'it is created on the first poll' });
       }
     } else if (source.type === 'imap') {
       checks.push({ subject: `source imap ${source.user}@${source.host}`, status: 'ok', detail: `polls ${source.mailbox} while the daemon runs; add its address to report_addresses` });
@@ -180,7 +180,7 @@ async function storeFreeChecks(config: DaemonConfig, domains: DomainRow[], env: 
             : { subject: `rua ${d.domain}`, status: 'fail', detail: `${host} is another domain and ${name} has no v=DMARC1 record, so receivers will not send reports there`, fix: `publish ${name} TXT "v=DMARC1" in the ${host} zone` },
         );
       } catch (error) {
-        checks.push({ subject: `rua ${d.domain}`, status: 'warn', detail: `could not look up ${name}: ${(error as Error).message}` });
+        checks.push({ subject: `rua ${d.domain}`, status: 'warn', detail: `could not look up ${name}: ${errorMessage(error)}` });
       }
     }
   }
@@ -211,7 +211,7 @@ function apiChecks(config: DaemonConfig, env: NodeJS.ProcessEnv): DoctorCheck[] 
         : { subject: 'api session secret', status: 'warn', detail: 'not set: a new one is made at each start, so a restart signs everyone out', fix: 'set api.session.secret_file (32 or more random characters, e.g. openssl rand -base64 48)' },
     );
   } catch (error) {
-    checks.push({ subject: 'api session secret', status: 'fail', detail: (error as Error).message, fix: 'set the variable or create the file, 32 or more random characters' });
+    checks.push({ subject: 'api session secret', status: 'fail', detail: errorMessage(error), fix: 'set the variable or create the file, 32 or more random characters' });
   }
   const { host, port } = api.listen;
   if (!LOOPBACK.has(host) && !api.session.secure_cookie) {

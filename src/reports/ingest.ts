@@ -7,6 +7,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage } from '../errors.js';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
 import type { Limits } from './limits.js';
@@ -127,7 +128,7 @@ export async function* walkInputFiles(paths: string[]): AsyncGenerator<WalkEntry
     try {
       st = await stat(p);
     } catch (e) {
-      yield { error: { source: p, reason: `cannot read: ${(e as Error).message}` } };
+      yield { error: { source: p, reason: `cannot read: ${errorMessage(e)}` } };
       return;
     }
     if (st.isFile()) {
@@ -142,7 +143,7 @@ export async function* walkInputFiles(paths: string[]): AsyncGenerator<WalkEntry
     try {
       entries = await readdir(p, { withFileTypes: true });
     } catch (e) {
-      yield { error: { source: p, reason: `cannot read folder: ${(e as Error).message}` } };
+      yield { error: { source: p, reason: `cannot read folder: ${errorMessage(e)}` } };
       return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

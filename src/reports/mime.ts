@@ -8,6 +8,7 @@
 // mailparser (and the HTML and charset libraries under it) loads on the first mail, not with the
 // module: `report parse` of an XML or gzip file never pays for it.
 import type { Attachment, ParsedMail } from 'mailparser';
+import { errorMessage } from '../errors.js';
 import { FAILURE_REPORT_REASON, ReportError } from './errors.js';
 import { sniff } from './sniff.js';
 
@@ -62,7 +63,7 @@ export async function extractMailReport(raw: Buffer): Promise<MailReport> {
   try {
     mail = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
   } catch (e) {
-    throw new ReportError('container', `mail could not be parsed: ${(e as Error).message}`, 'mail');
+    throw new ReportError('container', `mail could not be parsed: ${errorMessage(e)}`, 'mail', { cause: e });
   }
   const ct = contentTypeOf(mail);
   if (isFailureReport(mail, ct)) throw new ReportError('failure-report', FAILURE_REPORT_REASON, null);

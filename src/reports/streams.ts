@@ -7,6 +7,7 @@
  */
 import { createReadStream } from 'node:fs';
 import zlib from 'node:zlib';
+import { errorMessage } from '../errors.js';
 import { ReportError } from './errors.js';
 import { formatBytes } from './limits.js';
 import type { ReporterBudget } from './budget.js';
@@ -238,7 +239,7 @@ async function* inflateOne(
           failure ??= e as Error;
         }
         if (failure) {
-          throw new ReportError('container', `corrupt ${label} data: ${(failure as Error).message}`, label);
+          throw new ReportError('container', `corrupt ${label} data: ${errorMessage(failure)}`, label, { cause: failure });
         }
         while (out.length > 0) {
           const d = out.shift()!;

@@ -7,6 +7,7 @@
 import yauzl from 'yauzl';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { errorMessage } from '../errors.js';
 import { ReportError } from './errors.js';
 import { formatBytes, type Limits } from './limits.js';
 import { extractMailReport } from './mime.js';
@@ -148,7 +149,7 @@ async function openReportMember(zip: yauzl.ZipFile, limits: Limits): Promise<{ s
     });
   } catch (e) {
     zip.close();
-    throw new ReportError('container', `refused zip: ${(e as Error).message}`, 'zip');
+    throw new ReportError('container', `refused zip: ${errorMessage(e)}`, 'zip', { cause: e });
   }
   const entry = entries.find((e) => /\.xml$/i.test(e.fileName)) ?? entries[0];
   if (!entry) {
@@ -173,7 +174,7 @@ async function openReportMember(zip: yauzl.ZipFile, limits: Limits): Promise<{ s
         for await (const chunk of rs) yield chunk as Buffer;
       } catch (e) {
         if (e instanceof ReportError) throw e;
-        throw new ReportError('container', `corrupt zip member: ${(e as Error).message}`, field);
+        throw new ReportError('container', `corrupt zip member: ${errorMessage(e)}`, field, { cause: e });
       } finally {
         rs.destroy();
         zip.close();

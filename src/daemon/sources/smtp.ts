@@ -203,7 +203,7 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
     try {
       read = await readCapped(stream);
     } catch (e) {
-      log.warn({ ...fields, err: (e as Error).message }, 'smtp message could not be read');
+      log.warn({ ...fields, err: errorMessage(e) }, 'smtp message could not be read');
       return { error: smtpError(451, '4.3.0 message could not be read, try again later') };
     }
     if (read.bytes === null) {
