@@ -365,19 +365,23 @@ export async function pruneRawRows(db: Kysely<Database>, opts: { before: number;
   const due = () => db.selectFrom('reports').select('id').where('rows_pruned_at', 'is', null).where('end', '<', opts.before);
   for (;;) {
     const left = opts.maxRows - result.rows;
-    const candidates = left <= 0 ? [] : await due().orderBy('end').orderBy('id').limit(100).execute();
+    // Oldest first, a thousand reports a read (each read walks the reports still holding rows).
+    const candidates = left <= 0 ? [] : await due().orderBy('end').orderBy('id').limit(1000).execute();
     if (candidates.length === 0) {
       result.more = left <= 0 && (await due().limit(1).execute()).length > 0;
       return result;
     }
     const ids = candidates.map((c) => Number(c.id));
-    const counts = await db
-      .selectFrom('report_rows')
-      .select(['report', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('report', 'in', ids)
-      .groupBy('report')
-      .execute();
-    const rowsOf = new Map(counts.map((c) => [Number(c.report), Number(c.n)]));
+    const rowsOf = new Map<number, number>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const counts = await db
+        .selectFrom('report_rows')
+        .select(['report', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('report', 'in', ids.slice(i, i + 500))
+        .groupBy('report')
+        .execute();
+      for (const c of counts) rowsOf.set(Number(c.report), Number(c.n));
+    }
     const take: number[] = [];
     let rows = 0;
     for (const id of ids) {
@@ -391,13 +395,16 @@ export async function pruneRawRows(db: Kysely<Database>, opts: { before: number;
       result.more = true;
       return result;
     }
-    await db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('report_rows').where('report', 'in', take).execute();
-      await trx.updateTable('reports').set({ rows_pruned_at: opts.now.toISOString() }).where('id', 'in', take).execute();
-    });
+    // 200 reports a transaction, with a turn of the event loop between them (SQLite answers synchronously).
+    for (let i = 0; i < take.length; i += 200) {
+      const batch = take.slice(i, i + 200);
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('report_rows').where('report', 'in', batch).execute();
+        await trx.updateTable('reports').set({ rows_pruned_at: opts.now.toISOString() }).where('id', 'in', batch).execute();
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     result.reports += take.length;
     result.rows += rows;
-    // A turn of the event loop between batches: SQLite answers synchronously.
-    await new Promise((resolve) => setImmediate(resolve));
   }
 }
