@@ -40,11 +40,43 @@ export async function openSqliteStore(path: string = defaultDatabasePath()): Pro
   // first), the migrator's lock table and reads are skipped: a command starts sooner. Anything
   // else (a new file, a new migration, a store a newer version migrated) goes to the migrator.
   const latest = Object.keys(await new CodeMigrationProvider('sqlite').getMigrations()).length;
-  if (sqlite.pragma('user_version', { simple: true }) !== latest) {
-    await migrate(db, 'sqlite');
-    sqlite.pragma(`user_version = ${latest}`);
-  }
+  if (sqlite.pragma('user_version', { simple: true }) !== latest) await migrateSqliteAlone(sqlite, db, latest);
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/** How long a process waits for another one's migrations of the same file before giving up. */
+const MIGRATION_WAIT_MS = 10 * 60_000;
+
+/**
+ * kysely runs SQLite migrations outside any transaction, and its migration
+ * lock does nothing across processes: two commands opening a new store at
+ * once (a CLI command beside a daemon's first start) both ran the same
+ * migration and one failed ("duplicate column name"). Here the migrations run
+ * inside one BEGIN IMMEDIATE transaction, which a second process cannot also
+ * hold: it waits, then finds user_version current and does nothing. A failed
+ * migration now also leaves the store as it was, not half-migrated.
+ */
+async function migrateSqliteAlone(sqlite: SqliteDatabase.Database, db: Kysely<Database>, latest: number): Promise<void> {
+  const deadline = Date.now() + MIGRATION_WAIT_MS;
+  for (;;) {
+    try {
+      sqlite.exec('BEGIN IMMEDIATE');
+      break;
+    } catch (error) {
+      // busy_timeout has already waited its 5 s; a long migration elsewhere (a backfill) may need longer.
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+    }
+  }
+  try {
+    if (sqlite.pragma('user_version', { simple: true }) !== latest) {
+      await migrate(db, 'sqlite');
+      sqlite.pragma(`user_version = ${latest}`);
+    }
+    sqlite.exec('COMMIT');
+  } catch (error) {
+    if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+    throw error;
+  }
 }
 
 /**
