@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { ObservedRow } from './observed.js';
-import type { Database } from './schema.js';
+import type { DailyRollupsTable, Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -57,25 +57,8 @@ export interface RollupRecord {
   auth_spf: ReadonlyArray<{ domain?: string | null; result?: string | null }>;
 }
 
-interface Entry {
-  key: string;
-  domain: string;
-  day: number;
-  reporter: string;
-  begin: number;
-  end: number;
-  adkim: string;
-  aspf: string;
-  source_ip: string;
-  header_from: string | null;
-  dkim: string | null;
-  spf: string | null;
-  reasons: string;
-  auth_dkim: string;
-  auth_spf: string;
-  messages: number;
-  records: number;
-}
+/** One rollup entry as it is stored: the table's row. */
+type Entry = DailyRollupsTable;
 
 /** `s` only when the receiver saw strict alignment; absent or anything else is relaxed (RFC 7489 6.3). */
 const mode = (value: string | null | undefined): 'r' | 's' => (value?.toLowerCase() === 's' ? 's' : 'r');
