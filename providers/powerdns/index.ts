@@ -173,7 +173,10 @@ export class PowerdnsProvider implements DnsProvider {
           throw new ProviderError(NAME, 'secret', `${what}: the server rejected the API key from ${where} (HTTP ${res.status})`, res.status);
         }
         if (!res.ok) {
-          throw new ProviderError(NAME, res.status === 404 ? 'zone-not-found' : 'api', `${what}: HTTP ${res.status}: ${this.#serverMessage(text)}`, res.status);
+          // 422 is PowerDNS refusing the RRset itself (a TXT beside a CNAME, content it cannot store): a conflict,
+          // as Route 53 and Cloudflare report the same refusal, and nothing a retry can change.
+          const kind = res.status === 404 ? 'zone-not-found' : res.status === 422 ? 'conflict' : 'api';
+          throw new ProviderError(NAME, kind, `${what}: HTTP ${res.status}: ${this.#serverMessage(text)}`, res.status);
         }
         return text === '' ? null : (JSON.parse(text) as unknown);
       },
