@@ -1,47 +1,45 @@
 /**
  * Attempts per client in a sliding window, for sign-in: a token is 256
  * random bits, so guessing is hopeless, but an unthrottled form still lets one
- * client burn CPU and fill the log. Memory is bounded: past `maxClients` the
- * oldest client is forgotten, so a flood of addresses cannot grow the map.
+ * client burn CPU and fill the log. The attempts are counted in the store
+ * (src/store/counters.ts), so every API server on one database shares the
+ * limit: behind a balancer over N replicas a client still gets `attempts`
+ * tries, not N times as many. The store prunes old windows, so a flood of
+ * addresses cannot grow it for long.
  */
+import type { Kysely } from 'kysely';
+import { clearLimit, takeFromLimit, type SharedLimit } from '../store/counters.js';
+import type { Database } from '../store/schema.js';
+
 export interface AttemptLimit {
   /** Attempts allowed per client in one window. */
   attempts: number;
   windowMs: number;
-  /** How many clients are remembered at most. */
-  maxClients?: number;
 }
 
 export class AttemptLimiter {
-  readonly #clients = new Map<string, number[]>();
-  constructor(private readonly limit: AttemptLimit) {}
-
-  /** Seconds until `client` may try again, or 0 when it may try now. */
-  retryAfterSeconds(client: string, now: number): number {
-    const times = this.#recent(client, now);
-    if (times.length < this.limit.attempts) return 0;
-    return Math.max(1, Math.ceil((times[0]! + this.limit.windowMs - now) / 1000));
+  readonly #limit: SharedLimit;
+  constructor(
+    private readonly db: Kysely<Database>,
+    limit: AttemptLimit,
+    name = 'sign-in',
+  ) {
+    this.#limit = { name, limit: limit.attempts, windowMs: limit.windowMs };
   }
 
-  /** Counts one attempt (a failed sign-in) by `client`. */
-  record(client: string, now: number): void {
-    const times = this.#recent(client, now);
-    times.push(now);
-    this.#clients.delete(client);
-    this.#clients.set(client, times);
-    const max = this.limit.maxClients ?? 10_000;
-    while (this.#clients.size > max) this.#clients.delete(this.#clients.keys().next().value!);
+  /**
+   * Counts one attempt by `client` when it may try now, and returns 0; when
+   * it has used its attempts, counts nothing and returns the seconds until it
+   * may try again. Taken before the attempt, atomically, so attempts sent at
+   * once to several servers cannot all slip past the limit.
+   */
+  async attempt(client: string, now: Date): Promise<number> {
+    const taken = await takeFromLimit(this.db, this.#limit, client, 1, now);
+    return taken.allowed ? 0 : Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
   }
 
   /** Forgets a client's attempts (after it signed in). */
-  clear(client: string): void {
-    this.#clients.delete(client);
-  }
-
-  #recent(client: string, now: number): number[] {
-    const times = (this.#clients.get(client) ?? []).filter((t) => t > now - this.limit.windowMs);
-    if (times.length === 0) this.#clients.delete(client);
-    else this.#clients.set(client, times);
-    return times;
+  async clear(client: string): Promise<void> {
+    await clearLimit(this.db, this.#limit, client);
   }
 }
