@@ -58,7 +58,8 @@ const firstString = (value: unknown): string | undefined => {
 };
 
 export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSet, signInForm: { secret: string; secureCookie: boolean }): void {
-  const attempts = new AttemptLimiter(SIGN_IN_LIMIT);
+  // Counted in the store: every API server on the database shares one limit per client.
+  const attempts = new AttemptLimiter(ctx.store.db, SIGN_IN_LIMIT);
   const signInPage = (reply: FastifyReply, next: string, status = 200, error?: string) =>
     html(reply, renderLoginPage({ csrfToken: issueSignInToken(reply, signInForm.secret, signInForm.secureCookie), next, ...(error ? { error } : {}) }), status);
   const html = (reply: FastifyReply, body: string, status = 200) => reply.code(status).type('text/html; charset=utf-8').send(body);
@@ -99,7 +100,8 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
   app.post('/ui/login', { schema: { hide: true } }, async (request, reply) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const next = localPath(body.next);
-    const wait = attempts.retryAfterSeconds(request.ip, Date.now());
+    // Every POST counts as an attempt until it signs in (then the client's count is cleared).
+    const wait = await attempts.attempt(request.ip, new Date());
     if (wait > 0) {
       reply.header('Retry-After', String(wait));
       return signInPage(reply, next, 429, `Too many failed sign-ins from this address. Try again in ${Math.ceil(wait / 60)} minute(s).`);
@@ -110,11 +112,10 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     const token = firstString(body.token);
     const principal = token ? await signIn(request, tokens, token) : undefined;
     if (!principal) {
-      attempts.record(request.ip, Date.now());
       request.log.warn({ ip: request.ip }, 'sign-in with an unknown token');
       return signInPage(reply, next, 401, 'That token is not known here.');
     }
-    attempts.clear(request.ip);
+    await attempts.clear(request.ip);
     request.log.info({ holder: principal.name, role: principal.role }, 'signed in');
     return reply.redirect(next, 303);
   });

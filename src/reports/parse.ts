@@ -44,6 +44,7 @@ export async function readReport(input: RawInput, options: ParseOptions = {}): P
           header: async (header) => {
             if (policy) checkProvenance(header.metadata, unpacked.mail, policy);
             reporter = claimedReporterDomains(header.metadata)[0] ?? (header.metadata.org.trim().toLowerCase() || '(no org_name)');
+            await budget?.refresh(reporter);
             budget?.check(reporter, 0);
             await options.sink?.header?.(header);
           },
@@ -61,7 +62,8 @@ export async function readReport(input: RawInput, options: ParseOptions = {}): P
     await unpacked.xml.return(undefined).catch(() => undefined);
     throw e;
   }
-  budget?.spend(reporter, records);
+  // Taken atomically once read: a report that would pass the budget (racing another) is refused here, inside the store's transaction.
+  await budget?.spend(reporter, records);
   const repairs = [...parsed.repairs, ...unpacked.notes];
   return {
     ...parsed,

@@ -534,6 +534,24 @@ function dailyRollups(): Migration {
   };
 }
 
+/** Counters of the limits every instance on the store shares (src/store/counters.ts): one row per limit, subject and slice of its window. */
+function sharedLimits(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('limit_counters')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('count', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('limit_counters_pk', ['name', 'subject', 'window_start'])
+        .execute();
+      await db.schema.createIndex('limit_counters_expires').on('limit_counters').column('expires_at').execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -550,6 +568,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0011_stage_history_kept': stageHistoryKept(dialect),
     '0012_daily_rollups': dailyRollups(),
     '0013_instances': instances(),
+    '0014_shared_limits': sharedLimits(),
   };
 }
 

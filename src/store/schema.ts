@@ -354,7 +354,20 @@ export interface InstancesTable {
   heartbeat_at: string;
 }
 
+/** One slice of a shared limit's window (src/store/counters.ts); times in ms since the epoch. */
+export interface LimitCountersTable {
+  /** The limit: `sign-in`, `smtp-messages`, `reporter-records`. */
+  name: string;
+  /** Whom it counts: a client IP, a reporter domain (a long one as its SHA-256). */
+  subject: string;
+  window_start: number;
+  count: number;
+  /** When the slice no longer counts for any window: pruned after. */
+  expires_at: number;
+}
+
 export interface Database {
+  limit_counters: LimitCountersTable;
   domain_assessments: DomainAssessmentsTable;
   daily_rollups: DailyRollupsTable;
   rollup_marks: RollupMarksTable;

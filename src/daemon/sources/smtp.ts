@@ -14,7 +14,10 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { z } from 'zod';
+import type { Kysely } from 'kysely';
 import { AppError, errorMessage, InternalError } from '../../errors.js';
+import { takeFromLimit } from '../../store/counters.js';
+import type { Database } from '../../store/schema.js';
 import type { IngestResult } from '../../reports/index.js';
 import type { Deliver, ListeningSource } from './types.js';
 
@@ -37,11 +40,11 @@ export const smtpSourceConfigSchema = z
       .positive()
       .default(25 * 1024 * 1024),
     max_clients: z.number().int().positive().default(20),
-    /** Connections one client address may hold at once: one sender cannot take every slot. */
+    /** Connections one client address may hold at once: one sender cannot take every slot. Counted per listener, like max_clients: each replica's slots are its own. */
     max_clients_per_address: z.number().int().positive().default(10),
     /** A connection idle this long is closed (smtp-server's socket timeout), so idle clients cannot lock real senders out. */
     idle_timeout_seconds: z.number().int().positive().default(60),
-    /** Messages one client address may deliver per hour; past that it is told to come back later (451). Behind a relay every message comes from the relay: raise it to the burst your fleet receives. */
+    /** Messages one client address may deliver per hour; past that it is told to come back later (451). Counted in the store, shared by every instance's SMTP sources. Behind a relay every message comes from the relay: raise it to the burst your fleet receives. */
     messages_per_hour_per_address: z.number().int().positive().default(1000),
     /**
      * Believe every report that arrives here. Leave false (the default): each
@@ -68,6 +71,13 @@ export interface SourceLogger {
 
 export interface SmtpSourceDeps {
   logger?: SourceLogger;
+  /**
+   * The store the daemon's instances share: messages per client address and
+   * hour are counted there, so N replicas behind one MX name still take
+   * messages_per_hour_per_address from a client, not N times as many. Without
+   * one (a listener on its own) they are counted in this process.
+   */
+  store?: Kysely<Database>;
 }
 
 export interface SmtpSource extends ListeningSource {
@@ -140,8 +150,12 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
   const connections = new Map<string, number>();
   const delivered = new Map<string, number[]>();
 
-  /** True when `address` may deliver one more message this hour (and counts it). */
-  function withinHourlyBudget(address: string, now = Date.now()): boolean {
+  /** True when `address` may deliver one more message this hour (and counts it): in the shared store when there is one. */
+  async function withinHourlyBudget(address: string, now = Date.now()): Promise<boolean> {
+    if (deps.store) {
+      const limit = { name: 'smtp-messages', limit: cfg.messages_per_hour_per_address, windowMs: 3_600_000 };
+      return (await takeFromLimit(deps.store, limit, address, 1, new Date(now))).allowed;
+    }
     const recent = (delivered.get(address) ?? []).filter((t) => t > now - 3_600_000);
     if (recent.length >= cfg.messages_per_hour_per_address) {
       delivered.set(address, recent);
@@ -295,11 +309,18 @@ export function createSmtpSource(config: SmtpSourceConfigInput, deps: SmtpSource
         onMailFrom(_address, session, callback) {
           // A new transaction after stop() began would be cut off; 421 makes the sender come back later.
           if (stopping) return callback(smtpError(421, '4.3.2 service shutting down, try again later'));
-          if (!withinHourlyBudget(session.remoteAddress)) {
-            log.warn({ source: name, remote: session.remoteAddress, limit: cfg.messages_per_hour_per_address }, 'smtp client over its hourly message budget');
-            return callback(smtpError(451, `4.7.1 more than ${cfg.messages_per_hour_per_address} messages from your address this hour, try again later`));
-          }
-          callback();
+          withinHourlyBudget(session.remoteAddress).then(
+            (within) => {
+              if (within) return callback();
+              log.warn({ source: name, remote: session.remoteAddress, limit: cfg.messages_per_hour_per_address }, 'smtp client over its hourly message budget');
+              callback(smtpError(451, `4.7.1 more than ${cfg.messages_per_hour_per_address} messages from your address this hour, try again later`));
+            },
+            (e: unknown) => {
+              // The store could not count it: the sender comes back later rather than pass an uncounted limit.
+              log.error({ source: name, remote: session.remoteAddress, err: errorMessage(e) }, 'smtp hourly message budget could not be read');
+              callback(smtpError(451, '4.3.0 local error, try again later'));
+            },
+          );
         },
         onRcptTo(address, session, callback) {
           if (!accepts(address.address)) {
