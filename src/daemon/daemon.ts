@@ -16,6 +16,7 @@ import { startApiServer, type RunningApiServer } from '../api/server.js';
 import { TokenSet } from '../api/tokens.js';
 import { runTick } from '../engine/tick.js';
 import { pruneRawRows } from '../store/rollups.js';
+import { pruneLimitCounters } from '../store/counters.js';
 import { dnsVerifier } from '../engine/verify.js';
 import { defaultRejectedDir, ingestInput } from '../reports/index.js';
 import { ReporterBudget } from '../reports/budget.js';
@@ -116,7 +117,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const sources: ReportSource[] = config.sources.map((s) => {
     if (s.type === 'folder') return createFolderSource(s);
     if (s.type === 'imap') return createImapSource(s, { logger });
-    return createSmtpSource(s, { logger });
+    return createSmtpSource(s, { logger, store: store.db });
   });
   const metrics = createDaemonMetrics({ store });
   const notifier = createNotifier({
@@ -134,7 +135,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   });
   // Every source's input is checked for provenance unless the source says it is trusted.
   const provenance = { resolve: dnsResolve(config.dns?.resolvers), reporters: config.provenance.reporters };
-  const budget = new ReporterBudget(config.budget.records_per_reporter_per_hour);
+  // Postgres: counted in the store, shared by every instance. SQLite (one daemon per file): in this process,
+  // because the report's transaction holds SQLite's only connection while the budget is spent.
+  const budget = new ReporterBudget(config.budget.records_per_reporter_per_hour, Date.now, store.dialect === 'postgres' ? store.db : undefined);
   const deliverFor =
     (sourceName: string): Deliver =>
     async (input, source) => {
@@ -257,6 +260,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       const pruned = await pruneRawRows(store.db, { before: Math.floor(at.getTime() / 1000) - config.retention.raw_rows_days * 86_400, maxRows: config.retention.prune_rows_per_tick, now: at });
       if (pruned.rows > 0) logger.info({ reports: pruned.reports, rows: pruned.rows, more: pruned.more }, 'raw report rows pruned (retention)');
     }
+    // The shared limits' past windows (sign-in, SMTP, reporter budget): bounded batches, at most 20,000 rows a tick.
+    for (let batch = 0; batch < 20 && (await pruneLimitCounters(store.db, new Date(), 1000)) === 1000; batch++);
     for (const r of results) {
       if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');
       else if (r.decision && r.decision.action !== 'hold') {
