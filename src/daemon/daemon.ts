@@ -8,7 +8,6 @@
  * under the domain's lease, polls a source only under the source's lease,
  * and sends a notification only under its claim; all of them serve the API.
  */
-import { hostname } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { providerSetFrom } from '../../providers/config-file.js';
@@ -28,7 +27,7 @@ import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
 import { DaemonHealth, type HealthReport } from './health.js';
 import { acquireInstanceLock, type InstanceLock } from './lock.js';
-import { beat, deregisterInstance, listInstances, newInstanceId, pruneInstances, registerInstance, type InstanceView } from '../store/instances.js';
+import { joinInstances, type Membership } from './heartbeat.js';
 import { claimLease, releaseLease } from '../store/leases.js';
 import { LeaseFence } from './fence.js';
 import { startSystemdWatchdog } from './watchdog.js';
@@ -38,9 +37,6 @@ import { createImapSource } from './sources/imap.js';
 import { createSmtpSource } from './sources/smtp.js';
 import { createNotifier, type Notifier } from '../notify/notifier.js';
 import type { Deliver, ReportSource } from './sources/types.js';
-
-/** An instance silent for this many lease times is forgotten (its row, shown as gone until then). */
-const FORGET_AFTER_LEASES = 60;
 
 /** The daemon could not start for a reason the operator must fix (a port in use, a missing secret). */
 export class StartError extends AppError {
@@ -94,14 +90,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     lock?.release();
     throw error;
   }
-  const instance = { id: newInstanceId(), host: hostname(), pid: process.pid };
   const leaseMs = config.instances.lease_seconds * 1000;
-  let others: InstanceView[];
+  let instance: Membership;
   try {
-    await registerInstance(store.db, instance, new Date());
-    // On SQLite the lock file proves every other registered daemon dead: its row and leases go now, not a lease time later.
-    if (lock) for (const gone of await listInstances(store.db, new Date(), leaseMs)) if (gone.id !== instance.id) await deregisterInstance(store.db, gone.id);
-    others = (await listInstances(store.db, new Date(), leaseMs)).filter((i) => i.live && i.id !== instance.id);
+    // On SQLite the lock file proves every other registered daemon dead (sole): their rows and leases go now.
+    instance = await joinInstances(store.db, { leaseMs, heartbeatMs: config.instances.heartbeat_seconds * 1000, sole: lock !== null, logger });
   } catch (error) {
     await store.close();
     lock?.release();
@@ -110,7 +103,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   // A restart is a person's (or systemd's) "try now": changes left in flight
   // by the previous run get one immediate attempt instead of waiting out a backoff
   // the previous process chose. Not while other instances run: their backoffs are theirs.
-  if (others.length === 0) await store.db.updateTable('intents').set({ next_attempt_at: now().toISOString() }).execute();
+  if (instance.others.length === 0) await store.db.updateTable('intents').set({ next_attempt_at: now().toISOString() }).execute();
   const rejectedDir = config.rejected_dir ?? defaultRejectedDir(config.storePath === null ? {} : { DMARC_ROLLOUT_DB: config.storePath });
   const providers = providerSetFrom(config.providers, config.file, { logger });
   const sourceRules = configSourceRules(config);
@@ -149,39 +142,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
 
   let stopping = false;
   const health = new DaemonHealth(Date.now(), config.watchdog.stall_seconds * 1000);
-  // The heartbeat keeps this instance's leases alive; when it cannot reach the store for a lease
-  // time, others take its work over, and /healthz says so (a probe restarts it).
-  let lastBeat = Date.now();
-  let beatError: string | null = null;
-  let liveInstances = others.length + 1;
-  let beating: Promise<void> | null = null;
-  const heartbeat = () => {
-    beating ??= (async () => {
-      try {
-        const at = new Date();
-        await beat(store.db, instance, at, leaseMs);
-        lastBeat = Date.now();
-        beatError = null;
-        const listed = await listInstances(store.db, at, leaseMs);
-        liveInstances = listed.filter((i) => i.live).length;
-        await pruneInstances(store.db, new Date(at.getTime() - FORGET_AFTER_LEASES * leaseMs));
-      } catch (error) {
-        beatError = errorMessage(error);
-        logger.error({ err: error, instance: instance.id }, 'heartbeat failed; past the lease time other instances take this one’s work over');
-      } finally {
-        beating = null;
-      }
-    })();
-    return beating;
-  };
-  const heartbeatTimer = setInterval(() => void heartbeat(), config.instances.heartbeat_seconds * 1000);
-  heartbeatTimer.unref();
-  const healthNow = (): HealthReport => {
-    const report = health.report(Date.now());
-    const silentMs = Date.now() - lastBeat;
-    const problems = silentMs > leaseMs ? [...report.problems, `no heartbeat for ${Math.round(silentMs / 1000)} s (${beatError ?? 'none attempted'}): this instance’s leases have run out`] : report.problems;
-    return { ...report, ok: problems.length === 0, problems, instance: instance.id, live_instances: liveInstances };
-  };
+  const healthNow = (): HealthReport => instance.health(health.report(Date.now()));
   const inFlight = new Map<string, Promise<void>>();
   // One job of a kind at a time: a slow tick is not joined by the next one.
   const guarded = (name: string, job: () => Promise<void>) => (): Promise<void> => {
@@ -292,8 +253,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       });
     } catch (error) {
       // A port in use (or a bad session secret) refuses the start and leaves nothing behind.
-      clearInterval(heartbeatTimer);
-      await deregisterInstance(store.db, instance.id).catch(() => undefined);
+      await instance.leave();
       await store.close();
       lock?.release();
       const { host, port } = config.api.listen;
@@ -313,8 +273,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   } catch (error) {
     for (const source of listening) await source.stop().catch(() => undefined);
     await api?.close().catch(() => undefined);
-    clearInterval(heartbeatTimer);
-    await deregisterInstance(store.db, instance.id).catch(() => undefined);
+    await instance.leave();
     await store.close();
     lock?.release();
     throw new StartError(`${config.file}: sources: ${errorMessage(error)}`, { cause: error });
@@ -336,7 +295,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     {
       store: describeStore(location),
       instance: instance.id,
-      other_instances: others.map((i) => i.id),
+      other_instances: instance.others.map((i) => i.id),
       sources: sources.map((s) => s.name),
       providers: providers.names,
       schedule: config.schedule,
@@ -368,10 +327,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       await Promise.all(inFlight.values());
       await notifier.stop();
       for (const source of sources) await (source.kind === 'listen' ? source.stop() : source.close());
-      clearInterval(heartbeatTimer);
-      await beating;
-      // Its leases go with it: the other instances need not wait a lease time for its domains and sources.
-      await deregisterInstance(store.db, instance.id).catch((error: unknown) => logger.warn({ err: error }, 'instance not deregistered; its leases run out'));
+      await instance.leave();
       await store.close();
       lock?.release();
       logger.info('daemon stopped');
