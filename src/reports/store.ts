@@ -174,6 +174,51 @@ function metadataJson(report: ReadReport): string {
   });
 }
 
+/**
+ * Attempts at storing one report when Postgres aborts its transaction for a
+ * conflict with a concurrent writer (another replica or source storing a
+ * report that shares rollup entries or its content hash).
+ */
+const STORE_ATTEMPTS = 5;
+/** Upper bound of the random wait before the next attempt, times the attempt number. */
+const RETRY_JITTER_MS = 50;
+
+/**
+ * Distinct rollup entries of one report summed in memory before they are
+ * written: a report's entries are written in one pass, in key order, at the
+ * end of its transaction, so two writers adding to the same entries lock them
+ * in the same order and cannot deadlock. A real report has far fewer
+ * distinct entries than rows (a source repeats across rows); only a report
+ * past this many (a hostile or pathological one) writes them as it goes, a
+ * sorted batch at a time, and then relies on the retry of storeReport.
+ * About 0.5 KB an entry: the cap holds memory near 10 MB.
+ */
+export const ROLLUP_ENTRIES_HELD = 20_000;
+
+/** Postgres's SQLSTATE on an error or any of its causes. */
+function sqlState(e: unknown): string | null {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return null;
+}
+
+/**
+ * Why a failed attempt is worth another: Postgres chose it as a deadlock
+ * victim (40P01) or aborted it for serialization (40001), or it lost the
+ * race of storing the same content to a writer whose copy then vanished (a
+ * unique violation, 23505, with no stored twin to call it a duplicate of).
+ * SQLite runs one writer at a time, so none of these happens there.
+ */
+function retryableConflict(e: unknown): string | null {
+  const state = sqlState(e);
+  if (state === '40P01') return 'deadlock';
+  if (state === '40001') return 'serialization failure';
+  if (state === '23505') return 'unique violation';
+  return null;
+}
+
 function isUniqueViolation(e: unknown): boolean {
   const msg = e instanceof Error ? e.message : String(e);
   return /UNIQUE constraint|duplicate key value|unique/i.test(msg);
@@ -190,6 +235,19 @@ export interface StoreOptions extends Omit<ParseOptions, 'sink'> {
  * rolling back anything written) when the input is not a usable report.
  */
 export async function storeReport(db: Kysely<Database>, input: RawInput, options: StoreOptions): Promise<StoredOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await storeOnce(db, input, options);
+    } catch (e) {
+      const why = retryableConflict(e);
+      if (!why || attempt >= STORE_ATTEMPTS) throw e;
+      // Everything this attempt wrote was rolled back; the input (a file or bytes in memory) is read again from its start.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * RETRY_JITTER_MS * attempt));
+    }
+  }
+}
+
+async function storeOnce(db: Kysely<Database>, input: RawInput, options: StoreOptions): Promise<StoredOutcome> {
   const now = options.now ?? (() => new Date());
   const first = await writePass(db, input, options, now, false);
   if (first.kind === 'done') return first.outcome;
@@ -231,6 +289,7 @@ async function writePass(
   // A counted report's rows are summed into the daily rollups as they stream (src/store/rollups.ts).
   let rollup: RollupBatch | null = null;
   const touched = new Set<string>();
+  let spilled = false;
   const rowsDigest = new RowsDigest();
   try {
     const report = await readReport(input, {
@@ -279,12 +338,16 @@ async function writePass(
           }
           if (rollup) {
             for (const record of batch) rollup.add(record);
-            for (const name of rollup.names()) touched.add(name);
-            await applyRollups(trx, rollup.take(), 1);
-            // Many header_from names (a hostile report): mark them now rather than hold them all.
-            if (touched.size > 1000) {
-              await markRollupChange(trx, touched);
-              touched.clear();
+            // Summed until the report is whole, then written in one pass in key order (see ROLLUP_ENTRIES_HELD).
+            if (rollup.size > ROLLUP_ENTRIES_HELD) {
+              for (const name of rollup.names()) touched.add(name);
+              await applyRollups(trx, rollup.take(), 1);
+              spilled = true;
+              // Many header_from names (a hostile report): mark them now rather than hold them all.
+              if (touched.size > 1000) {
+                await markRollupChange(trx, touched);
+                touched.clear();
+              }
             }
           }
         },
@@ -309,12 +372,8 @@ async function writePass(
       const repeated = await repeatedCopy(t, report.header, digest, reportRowId);
       if (repeated) flag = resentFlag(repeated);
     }
-    if (rollup && flag) {
-      // It turned out not to count: take its rows out of the rollups again (rare: a re-sent or racing copy).
-      await rollUpStoredReports(t, [reportRowId], -1);
-    } else if (rollup) {
-      await markRollupChange(t, touched);
-    }
+    // The content hash first: a concurrent writer of the same report waits here on the unique index
+    // (and then loses with a unique violation) before it touches any rollup entry.
     await t
       .updateTable('reports')
       .set({
@@ -328,6 +387,15 @@ async function writePass(
       })
       .where('id', '=', reportRowId)
       .execute();
+    const summed = rollup as RollupBatch | null;
+    if (summed && flag) {
+      // It turned out not to count: nothing was added, unless a very diverse report spilled (then take its rows out again).
+      if (spilled) await rollUpStoredReports(t, [reportRowId], -1);
+    } else if (summed) {
+      for (const name of summed.names()) touched.add(name);
+      await applyRollups(t, summed.take(), 1);
+      await markRollupChange(t, touched);
+    }
     await t.commit().execute();
     trx = null;
     return { kind: 'done', outcome: { status: 'stored', id: reportRowId, counted: !flag, flag, report } };
