@@ -8,10 +8,14 @@
  * listeners, a reporter's hourly records across two budgets.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import pino from 'pino';
 import { startApiServer } from '../src/api/server.js';
+import { loadDaemonConfig } from '../src/daemon/config.js';
+import { startDaemon } from '../src/daemon/daemon.js';
 import { generateToken, TokenSet } from '../src/api/tokens.js';
 import { SIGN_IN_LIMIT } from '../src/api/web.js';
 import { createSmtpSource, type SmtpSource } from '../src/daemon/sources/smtp.js';
@@ -19,7 +23,10 @@ import { ReporterBudget } from '../src/reports/budget.js';
 import { ReportError } from '../src/reports/errors.js';
 import { clearLimit, pruneLimitCounters, takeFromLimit, usedOfLimit, type SharedLimit } from '../src/store/counters.js';
 import { openStore, type Store } from '../src/store/open.js';
+import { tempStore } from './helpers/cli.js';
+import { freePort } from './helpers/daemon-process.js';
 import { storeDialects } from './helpers/dialects.js';
+import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 import { formSignIn } from './helpers/web.js';
 
 const T0 = new Date('2026-07-01T10:00:00Z');
@@ -177,5 +184,52 @@ for (const dialect of storeDialects()) {
         for (const s of sources) await s.stop();
       }
     });
+
+    if (dialect.name === 'postgres') {
+      it("two daemons on one Postgres (pools of two) share a reporter's budget: six report mails at once, four stored, two kept as refused, none left waiting", async () => {
+        const server = await dialect.server!();
+        const database = await server.createDatabase('budget_daemons');
+        const { dir } = tempStore();
+        const ports = [await freePort(), await freePort()];
+        const daemons = [];
+        for (const [i, port] of ports.entries()) {
+          const file = join(dir, `config-${i}.yaml`);
+          writeFileSync(
+            file,
+            [
+              `store: { postgres: { host: 127.0.0.1, port: ${server.port}, database: ${database}, user: ${server.user}, password_env: PG_TEST_PASSWORD, pool_size: 2 } }`,
+              'rejected_dir: rejected',
+              "schedule: { ingest: '0 0 1 1 *', tick: '0 0 1 1 *' }",
+              'budget: { records_per_reporter_per_hour: 8 }',
+              'sources:',
+              `  - { type: smtp, host: 127.0.0.1, port: ${port}, recipients: ['dmarc@example.com'], trusted: true }`,
+              'providers: { hand: { type: manual } }',
+            ].join('\n'),
+          );
+          daemons.push(await startDaemon(loadDaemonConfig(file, { PG_TEST_PASSWORD: server.password }), { logger: pino({ level: 'silent' }), serve: false }));
+        }
+        try {
+          // Six reports of two records each from one reporter, three to each daemon, all at once: 12 records against a budget of 8.
+          const sent = await Promise.all(
+            Array.from({ length: 6 }, (_, i) => {
+              const xml = aggregateReportXml({ reporter: 'isp.example', domain: 'a.example', day: `2026-06-${10 + i}`, rows: [cleanRow('a.example', '192.0.2.1', 3), cleanRow('a.example', '192.0.2.2', 4)] });
+              return nodemailer
+                .createTransport({ host: '127.0.0.1', port: ports[i % 2]!, secure: false, ignoreTLS: true })
+                .sendMail({ from: 'noreply@isp.example', to: 'dmarc@example.com', subject: `Report ${i}`, text: 'report attached', attachments: [{ filename: `report-${i}.xml`, content: xml, contentType: 'text/xml' }] })
+                .then((info) => info.response, (e: Error) => e.message);
+            }),
+          );
+          // Every mail was answered 250 (stored, or kept as refused); no 451 from a store that ran out of connections.
+          assert.ok(sent.every((r) => r.startsWith('250')), sent.join('\n'));
+          const stored = await server.query<{ n: string }>(database, 'select count(*) as n from reports');
+          const refused = await server.query<{ reason: string }>(database, 'select reason from rejected_inputs');
+          assert.equal(Number(stored[0]!.n), 4);
+          assert.equal(refused.length, 2);
+          for (const r of refused) assert.match(r.reason, /isp\.example sent more than 8 report records in the last hour/);
+        } finally {
+          for (const d of daemons) await d.stop();
+        }
+      });
+    }
   });
 }

@@ -84,19 +84,30 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   // SQLite: one daemon per file. Postgres: as many as the operator runs, coordinated through the store.
   const lock: InstanceLock | null = location.kind === 'sqlite' ? acquireInstanceLock(location.path) : null;
   let store: Store;
+  // Postgres: the reporter budget is spent while the report's transaction holds a connection, so it has a pool
+  // of its own (two connections): transactions filling the main pool cannot leave it waiting for one of theirs.
+  let budgetStore: Store | null = null;
   try {
     store = await openStore(location);
+    if (location.kind === 'postgres') budgetStore = await openStore({ ...location, connection: { ...location.connection, poolSize: 2 } }).catch(async (error: unknown) => {
+      await store.close();
+      throw error;
+    });
   } catch (error) {
     lock?.release();
     throw error;
   }
+  const closeStores = async () => {
+    await budgetStore?.close();
+    await store.close();
+  };
   const leaseMs = config.instances.lease_seconds * 1000;
   let instance: Membership;
   try {
     // On SQLite the lock file proves every other registered daemon dead (sole): their rows and leases go now.
     instance = await joinInstances(store.db, { leaseMs, heartbeatMs: config.instances.heartbeat_seconds * 1000, sole: lock !== null, logger });
   } catch (error) {
-    await store.close();
+    await closeStores();
     lock?.release();
     throw error;
   }
@@ -130,7 +141,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const provenance = { resolve: dnsResolve(config.dns?.resolvers), reporters: config.provenance.reporters };
   // Postgres: counted in the store, shared by every instance. SQLite (one daemon per file): in this process,
   // because the report's transaction holds SQLite's only connection while the budget is spent.
-  const budget = new ReporterBudget(config.budget.records_per_reporter_per_hour, Date.now, store.dialect === 'postgres' ? store.db : undefined);
+  const budget = new ReporterBudget(config.budget.records_per_reporter_per_hour, Date.now, budgetStore?.db);
   const deliverFor =
     (sourceName: string): Deliver =>
     async (input, source) => {
@@ -254,7 +265,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     } catch (error) {
       // A port in use (or a bad session secret) refuses the start and leaves nothing behind.
       await instance.leave();
-      await store.close();
+      await closeStores();
       lock?.release();
       const { host, port } = config.api.listen;
       const reason = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `${host}:${port} is already in use` : errorMessage(error);
@@ -274,7 +285,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     for (const source of listening) await source.stop().catch(() => undefined);
     await api?.close().catch(() => undefined);
     await instance.leave();
-    await store.close();
+    await closeStores();
     lock?.release();
     throw new StartError(`${config.file}: sources: ${errorMessage(error)}`, { cause: error });
   }
@@ -328,7 +339,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       await notifier.stop();
       for (const source of sources) await (source.kind === 'listen' ? source.stop() : source.close());
       await instance.leave();
-      await store.close();
+      await closeStores();
       lock?.release();
       logger.info('daemon stopped');
     },
