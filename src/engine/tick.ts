@@ -10,10 +10,10 @@ import { errorMessage } from '../errors.js';
 import { loadPlan, type Plan } from '../plans/index.js';
 import { dmarcName, dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
-import { getDomain, listDomains, stageHistory, updateDomain } from '../store/domains.js';
+import { getDomain, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadRollupRows } from '../store/rollups.js';
-import { saveAssessment, type AssessmentMarks } from '../store/assessments.js';
+import { domainsInTurns, enrolledNames, saveAssessment, type AssessmentMarks } from '../store/assessments.js';
 import { claimLease, releaseLease } from '../store/leases.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
 import type { Store } from '../store/open.js';
@@ -74,7 +74,8 @@ export interface DomainAssessment {
 
 export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
   const plans = planCache(opts.loadPlan ?? loadPlan);
-  const rows = await listDomains(opts.store.db);
+  // Read a chunk at a time with turns of the event loop between (one read of a large fleet would hold it).
+  const rows = await domainsInTurns(opts.store.db);
   const enrolled = new Set(rows.map((r) => r.domain));
   const wanted = opts.domains ? new Set(opts.domains) : null;
   const results: DomainTickResult[] = [];
@@ -277,7 +278,7 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
   const acknowledgements = await listReporterAcknowledgements(store.db, row.domain);
   const configRules = (opts.configRules ?? []).filter((r) => r.domain === null || r.domain === row.domain);
   const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
-  const enrolledSet = enrolled ?? new Set((await listDomains(store.db)).map((d) => d.domain));
+  const enrolledSet = enrolled ?? (await enrolledNames(store.db));
   const metrics = measureStage({
     domain: row.domain,
     rows,

@@ -123,6 +123,38 @@ export async function assessmentMarksOf(db: Db, domains: readonly string[]): Pro
   return marks;
 }
 
+/**
+ * Every enrolled domain by name, read `chunk` at a time by key with a turn of
+ * the event loop between reads: SQLite answers synchronously, and one read of
+ * 100,000 rows would hold off /healthz and every request for its length.
+ */
+export async function domainsInTurns(db: Db, chunk = 2000): Promise<DomainRow[]> {
+  const all: DomainRow[] = [];
+  for (let after: string | null = null; ; ) {
+    let read = db.selectFrom('domains').selectAll().orderBy('domain').limit(chunk);
+    if (after !== null) read = read.where('domain', '>', after);
+    const rows = await read.execute();
+    all.push(...rows);
+    if (rows.length < chunk) return all;
+    after = rows.at(-1)!.domain;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Every enrolled domain's name (attribution needs them all), read as domainsInTurns() does. */
+export async function enrolledNames(db: Db, chunk = 10_000): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (let after: string | null = null; ; ) {
+    let read = db.selectFrom('domains').select('domain').orderBy('domain').limit(chunk);
+    if (after !== null) read = read.where('domain', '>', after);
+    const rows = await read.execute();
+    for (const r of rows) names.add(r.domain);
+    if (rows.length < chunk) return names;
+    after = rows.at(-1)!.domain;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 /** The newest report stored under `domain`'s record (its id), 0 when none: read before measuring, so a report arriving meanwhile marks the figures stale. */
 export async function latestReportId(db: Db, domain: string): Promise<number> {
   const row = await db
