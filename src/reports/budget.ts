@@ -16,16 +16,20 @@
  * against what was used when it began, so a flood stops early.
  */
 import type { Kysely } from 'kysely';
-import { takeFromLimit, usedOfLimit, type SharedLimit } from '../store/counters.js';
+import { readLimit, takeFromLimit, type LimitReading, type SharedLimit } from '../store/counters.js';
 import type { Database } from '../store/schema.js';
 import { ReportError } from './errors.js';
 
 const HOUR_MS = 3_600_000;
+/** A reporter's use is read from the store again at most this often; in between, this process's own spending keeps it current. */
+const REREAD_MS = 1000;
 
 export class ReporterBudget {
   /** This process's spending (no store), or the store's count as last read (with one). */
   readonly #spent = new Map<string, Array<{ at: number; records: number }>>();
   readonly #limit: SharedLimit;
+  /** The store's last reading per reporter: its closed slices spare the spend a read. */
+  readonly #readings = new Map<string, { reading: LimitReading; at: number }>();
   constructor(
     readonly recordsPerHour: number,
     private readonly now: () => number = Date.now,
@@ -44,12 +48,23 @@ export class ReporterBudget {
     return entries.reduce((n, e) => n + e.records, 0);
   }
 
-  /** Reads what `reporter` used from the store (a report of theirs begins); nothing to read without one. */
+  /**
+   * Reads what `reporter` used from the store (a report of theirs begins),
+   * unless it was read less than a second ago: a burst of reports from one
+   * reporter costs one read, and the spend, which is atomic, is the guard
+   * anyway. Nothing to read without a store.
+   */
   async refresh(reporter: string): Promise<void> {
     if (!this.store) return;
-    const used = await usedOfLimit(this.store, this.#limit, reporter, new Date(this.now()));
-    this.#spent.set(reporter, [{ at: this.now(), records: used }]);
-    if (this.#spent.size > 10_000) this.#spent.clear();
+    const last = this.#readings.get(reporter);
+    if (last && this.now() - last.at < REREAD_MS && this.#spent.has(reporter)) return;
+    const reading = await readLimit(this.store, this.#limit, reporter, new Date(this.now()));
+    if (this.#readings.size > 10_000) {
+      this.#readings.clear();
+      this.#spent.clear();
+    }
+    this.#readings.set(reporter, { reading, at: this.now() });
+    this.#spent.set(reporter, [{ at: this.now(), records: reading.used }]);
   }
 
   /** @throws ReportError `budget` when `reporter` would pass its hourly budget with `records` more. */
@@ -66,7 +81,7 @@ export class ReporterBudget {
   async spend(reporter: string, records: number): Promise<void> {
     if (records <= 0) return;
     if (this.store) {
-      const taken = await takeFromLimit(this.store, this.#limit, reporter, records, new Date(this.now()));
+      const taken = await takeFromLimit(this.store, this.#limit, reporter, records, new Date(this.now()), this.#readings.get(reporter)?.reading);
       this.#spent.set(reporter, [{ at: this.now(), records: taken.used }]);
       if (!taken.allowed) throw this.#over(reporter, taken.used);
       return;

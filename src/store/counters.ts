@@ -74,22 +74,41 @@ function retryAfter(limit: SharedLimit, slices: readonly Slice[], amount: number
   return 1;
 }
 
+/** What a subject has used, as read at one moment: `closed` (the slices before `slice`) cannot change any more. */
+export interface LimitReading {
+  readonly used: number;
+  /** The start of the slice `now` was in. */
+  readonly slice: number;
+  /** Units in the window's slices before `slice`; valid as long as `now` stays in that slice. */
+  readonly closed: number;
+}
+
+/** Units `subject` has used in the window ending at `now`, and how much of that is in closed slices. */
+export async function readLimit(db: Kysely<Database>, limit: SharedLimit, subject: string, now: Date): Promise<LimitReading> {
+  const t = now.getTime();
+  const g = sliceMs(limit);
+  const slice = Math.floor(t / g) * g;
+  const slices = await slicesOf(db, limit, subjectKey(subject), t);
+  return { used: slices.reduce((n, s) => n + s.count, 0), slice, closed: slices.filter((s) => s.start < slice).reduce((n, s) => n + s.count, 0) };
+}
+
 /** Units `subject` has used in the window ending at `now`. */
 export async function usedOfLimit(db: Kysely<Database>, limit: SharedLimit, subject: string, now: Date): Promise<number> {
-  return (await slicesOf(db, limit, subjectKey(subject), now.getTime())).reduce((n, s) => n + s.count, 0);
+  return (await readLimit(db, limit, subject, now)).used;
 }
 
 /**
  * Takes `amount` units of `subject`'s limit at `now` if they fit, atomically
  * against every other instance on the store; takes nothing when they do not.
+ * `earlier` (a reading of the same subject) saves reading the closed slices
+ * again when `now` is still in the slice it was read in: one statement then.
  */
-export async function takeFromLimit(db: Kysely<Database>, limit: SharedLimit, subject: string, amount: number, now: Date): Promise<Taken> {
+export async function takeFromLimit(db: Kysely<Database>, limit: SharedLimit, subject: string, amount: number, now: Date, earlier?: LimitReading): Promise<Taken> {
   const key = subjectKey(subject);
   const t = now.getTime();
   const g = sliceMs(limit);
   const current = Math.floor(t / g) * g;
-  const slices = await slicesOf(db, limit, key, t);
-  const closed = slices.filter((s) => s.start < current).reduce((n, s) => n + s.count, 0);
+  const closed = earlier && earlier.slice === current ? earlier.closed : (await readLimit(db, limit, subject, now)).closed;
   const allowance = limit.limit - closed;
   if (amount > 0 && amount <= allowance) {
     const raised = await db
@@ -105,11 +124,11 @@ export async function takeFromLimit(db: Kysely<Database>, limit: SharedLimit, su
       .executeTakeFirst();
     if (raised) return { allowed: true, used: closed + Number(raised.count), retryAfterMs: 0 };
   } else if (amount <= 0) {
-    return { allowed: true, used: slices.reduce((n, s) => n + s.count, 0), retryAfterMs: 0 };
+    return { allowed: true, used: (await readLimit(db, limit, subject, now)).used, retryAfterMs: 0 };
   }
   // Refused: read the window again (another instance raised it meanwhile) to say how long to wait.
-  const now2 = await slicesOf(db, limit, key, t);
-  return { allowed: false, used: now2.reduce((n, s) => n + s.count, 0), retryAfterMs: retryAfter(limit, now2, amount, t) };
+  const slices = await slicesOf(db, limit, key, t);
+  return { allowed: false, used: slices.reduce((n, s) => n + s.count, 0), retryAfterMs: retryAfter(limit, slices, amount, t) };
 }
 
 /** Forgets everything `subject` used of the limit (a client that signed in). */
