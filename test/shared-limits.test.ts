@@ -198,7 +198,7 @@ for (const dialect of storeDialects()) {
             file,
             [
               `store: { postgres: { host: 127.0.0.1, port: ${server.port}, database: ${database}, user: ${server.user}, password_env: PG_TEST_PASSWORD, pool_size: 2 } }`,
-              'rejected_dir: rejected',
+              `rejected_dir: ${join(dir, 'rejected')}`,
               "schedule: { ingest: '0 0 1 1 *', tick: '0 0 1 1 *' }",
               'budget: { records_per_reporter_per_hour: 8 }',
               'sources:',
