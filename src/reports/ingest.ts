@@ -21,6 +21,8 @@ export interface IngestOptions {
   rejectedDir: string;
   limits?: Partial<Limits>;
   now?: () => Date;
+  /** See StoreOptions.rollupEntriesHeld. */
+  rollupEntriesHeld?: number;
 }
 
 export type IngestResult =
@@ -72,6 +74,7 @@ export async function ingestInput(
       source,
       now,
       ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.rollupEntriesHeld ? { rollupEntriesHeld: options.rollupEntriesHeld } : {}),
     });
     const { metadata, policy } = outcome.report.header;
     if (outcome.status === 'duplicate') {

@@ -25,7 +25,7 @@
  * stored and memory does not grow with the report.
  */
 import { randomUUID } from 'node:crypto';
-import { CompiledQuery, sql, type ControlledTransaction, type Kysely } from 'kysely';
+import { CompiledQuery, PostgresAdapter, sql, type ControlledTransaction, type Kysely } from 'kysely';
 import { applyRollups, markRollupChange, RollupBatch, rollUpStoredReports } from '../store/rollups.js';
 import type { Database, NewReportRecord } from '../store/schema.js';
 import { RowsDigest } from '../report-model/digest.js';
@@ -180,8 +180,25 @@ function metadataJson(report: ReadReport): string {
  * report that shares rollup entries or its content hash).
  */
 const STORE_ATTEMPTS = 5;
-/** Upper bound of the random wait before the next attempt, times the attempt number. */
-const RETRY_JITTER_MS = 50;
+/** Upper bound of the random wait before the second attempt; it doubles for each attempt after. */
+const RETRY_JITTER_MS = 100;
+
+/** The advisory-lock class (first key) under which reports that write their rollups as they go queue per policy domain. */
+const SPILL_LOCK_CLASS = 0x0d3a_0012;
+
+/**
+ * A report that writes its rollup entries as it goes (past
+ * ROLLUP_ENTRIES_HELD) takes them in its own order, not in key order. On
+ * Postgres it first waits for any other such report of the same policy
+ * domain (a transaction advisory lock, released at commit or rollback), so
+ * two of them never deadlock with each other; it holds no rollup entry while
+ * it waits. Against an ordinary report a deadlock stays possible, and the
+ * retry of storeReport covers it. SQLite runs one writer at a time already.
+ */
+async function serialiseSpills(trx: Kysely<Database>, domain: string): Promise<void> {
+  if (!(trx.getExecutor().adapter instanceof PostgresAdapter)) return;
+  await sql`select pg_advisory_xact_lock(${SPILL_LOCK_CLASS}, hashtext(${domain}))`.execute(trx);
+}
 
 /**
  * Distinct rollup entries of one report summed in memory before they are
@@ -228,6 +245,8 @@ export interface StoreOptions extends Omit<ParseOptions, 'sink'> {
   /** Where the report came from (file path, imap:..., upload:...). */
   source: string;
   now?: () => Date;
+  /** Distinct rollup entries held before writing them as it goes (default ROLLUP_ENTRIES_HELD; tests lower it). */
+  rollupEntriesHeld?: number;
 }
 
 /**
@@ -242,7 +261,8 @@ export async function storeReport(db: Kysely<Database>, input: RawInput, options
       const why = retryableConflict(e);
       if (!why || attempt >= STORE_ATTEMPTS) throw e;
       // Everything this attempt wrote was rolled back; the input (a file or bytes in memory) is read again from its start.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * RETRY_JITTER_MS * attempt));
+      // Exponential, with jitter: writers that collided do not collide again in step.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * RETRY_JITTER_MS * 2 ** (attempt - 1)));
     }
   }
 }
@@ -290,6 +310,7 @@ async function writePass(
   let rollup: RollupBatch | null = null;
   const touched = new Set<string>();
   let spilled = false;
+  let reportDomain = '';
   const rowsDigest = new RowsDigest();
   try {
     const report = await readReport(input, {
@@ -328,6 +349,7 @@ async function writePass(
           if (!flag) {
             rollup = new RollupBatch({ org: h.metadata.org, domain: h.policy.domain, begin: h.metadata.begin, end: h.metadata.end, adkim: h.policy.adkim, aspf: h.policy.aspf });
             touched.add(h.policy.domain);
+            reportDomain = h.policy.domain;
           }
         },
         records: async (batch) => {
@@ -339,7 +361,8 @@ async function writePass(
           if (rollup) {
             for (const record of batch) rollup.add(record);
             // Summed until the report is whole, then written in one pass in key order (see ROLLUP_ENTRIES_HELD).
-            if (rollup.size > ROLLUP_ENTRIES_HELD) {
+            if (rollup.size > (options.rollupEntriesHeld ?? ROLLUP_ENTRIES_HELD)) {
+              if (!spilled) await serialiseSpills(trx, reportDomain);
               for (const name of rollup.names()) touched.add(name);
               await applyRollups(trx, rollup.take(), 1);
               spilled = true;
