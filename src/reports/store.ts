@@ -22,7 +22,16 @@
  *
  * A report and its rows are written in one transaction, rows in batches as
  * the parser streams them, so an interrupted ingest leaves nothing half
- * stored and memory does not grow with the report.
+ * stored and memory does not grow with the report. A counted report's rows
+ * are summed by rollup entry as they stream (a report has far fewer distinct
+ * entries than rows) and the sums written in one pass, in key order, at the
+ * end of the transaction: several daemons on one Postgres (or two sources of
+ * one daemon) storing reports of the same domain, reporter and day add to
+ * the same entries, and a common lock order keeps them from deadlocking.
+ * Should Postgres still abort a report's transaction for a conflict
+ * (deadlock, serialization failure, a lost race on the content hash), the
+ * whole report is stored again from its input (a file or bytes in memory,
+ * both read from the start again), a few times with backoff.
  */
 import { randomUUID } from 'node:crypto';
 import { CompiledQuery, PostgresAdapter, sql, type ControlledTransaction, type Kysely } from 'kysely';

@@ -13,9 +13,10 @@
  * report's own begin and end.
  *
  * Ingest adds a counted report's rows here in the transaction that stores
- * them (src/reports/store.ts); a copy that ends up not counted (re-sent,
- * changed) is taken out again before commit, so rollups always equal the
- * rows of counted reports. Each change bumps a per-name counter
+ * them (src/reports/store.ts), summed over the whole report and written in
+ * key order at its end, once it is known to count (a very diverse report
+ * writes as it goes, and a copy that then ends up not counted is taken out
+ * again before commit), so rollups always equal the rows of counted reports. Each change bumps a per-name counter
  * (rollup_marks: the policy domain and every header_from), which the tick
  * compares with the one its stored assessment was measured at.
  *
@@ -65,8 +66,8 @@ const mode = (value: string | null | undefined): 'r' | 's' => (value?.toLowerCas
 
 /**
  * Rows of one report summed by identity. Rows are added as they stream;
- * entries() hands out what was summed (and forgets it), so a caller flushes
- * a batch at a time and memory stays at one batch's distinct identities.
+ * take() hands out what was summed (and forgets it). Memory is the report's
+ * distinct identities; a caller that must bound it takes a part early.
  */
 export class RollupBatch {
   private readonly entries_ = new Map<string, Entry>();
