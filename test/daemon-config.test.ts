@@ -167,3 +167,13 @@ it('in the daemon a manual provider prints and returns unless the file sets a wa
   assert.ok(warnings.some((c) => c.subject === 'provider patient' && /wait up to 600 s/.test(c.detail)), JSON.stringify(warnings));
   assert.ok(!warnings.some((c) => c.subject === 'provider manual' && /wait up to/.test(c.detail)));
 });
+
+it('relative paths in the config (store, folder sources, rejected_dir) are the config file\'s neighbours, wherever the daemon is started', () => {
+  const { dir } = tempStore();
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, `store: { sqlite: store.sqlite }\nrejected_dir: rejected\nsources:\n  - { type: folder, path: inbox }\n`);
+  const config = loadDaemonConfig(file);
+  assert.equal(config.storePath, join(dir, 'store.sqlite'));
+  assert.equal(config.rejected_dir, join(dir, 'rejected'));
+  assert.equal(config.sources[0]!.type === 'folder' ? config.sources[0]!.path : null, join(dir, 'inbox'));
+});

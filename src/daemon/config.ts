@@ -268,7 +268,9 @@ export function loadDaemonConfig(file: string, env: NodeJS.ProcessEnv = process.
     if (names.has(t.name)) throw new ConfigError(`${file}: api.tokens: the name "${t.name}" is used twice; each holder needs a name of their own`);
     names.add(t.name);
   }
-  const config = { ...result.data, providers: daemonProviderDefaults(result.data.providers), ...(api ? { api } : {}), sources, file, storePath, storeLocation, apiTokens, notify: notify.settings };
+  // Like every other path in the file, a relative rejected_dir is the config file's neighbour, not the working directory's.
+  const rejected = result.data.rejected_dir === undefined ? {} : { rejected_dir: resolve(base, result.data.rejected_dir) };
+  const config = { ...result.data, ...rejected, providers: daemonProviderDefaults(result.data.providers), ...(api ? { api } : {}), sources, file, storePath, storeLocation, apiTokens, notify: notify.settings };
   configSourceRules(config); // a bad allowlist domain refuses the start, like any other field
   return config;
 }
