@@ -209,6 +209,25 @@ async function serialiseSpills(trx: Kysely<Database>, domain: string): Promise<v
   await sql`select pg_advisory_xact_lock(${SPILL_LOCK_CLASS}, hashtext(${domain}))`.execute(trx);
 }
 
+/** The advisory-lock class under which copies of one reporter's report for a domain and range queue. */
+const COPIES_LOCK_CLASS = 0x0d3a_0016;
+
+/**
+ * Before a report looks for the copies it may repeat (same file, changed
+ * copy, re-sent copy), it waits on Postgres for any other report of the same
+ * reporter, policy domain and range still being stored, so it sees that one
+ * committed: without this, two copies ingested at once by two daemons each
+ * saw no other and both counted. Taken after the rows are written and
+ * before any rollup entry is (only a report past ROLLUP_ENTRIES_HELD holds
+ * some already; a deadlock with it is retried). Read committed reads each
+ * statement afresh, so the checks after the wait see the other copy.
+ */
+async function serialiseCopies(trx: Kysely<Database>, h: ReportHeader): Promise<void> {
+  if (!(trx.getExecutor().adapter instanceof PostgresAdapter)) return;
+  const identity = JSON.stringify([h.metadata.org.toLowerCase(), h.policy.domain, h.metadata.begin, h.metadata.end]);
+  await sql`select pg_advisory_xact_lock(${COPIES_LOCK_CLASS}, hashtext(${identity}))`.execute(trx);
+}
+
 /**
  * Distinct rollup entries of one report summed in memory before they are
  * written: a report's entries are written in one pass, in key order, at the
@@ -387,6 +406,7 @@ async function writePass(
     });
     const t = trx as ControlledTransaction<Database> | null;
     if (!t) return { kind: 'known', report, copies };
+    await serialiseCopies(t, report.header);
     // Another writer may have stored the same report meanwhile: re-check inside the transaction.
     const twin = await t.selectFrom('reports').select(['id']).where('content_hash', '=', report.contentHash).executeTakeFirst();
     if (twin) {
