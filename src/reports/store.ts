@@ -201,12 +201,17 @@ const SPILL_LOCK_CLASS = 0x0d3a_0012;
  * Postgres it first waits for any other such report of the same policy
  * domain (a transaction advisory lock, released at commit or rollback), so
  * two of them never deadlock with each other; it holds no rollup entry while
- * it waits. Against an ordinary report a deadlock stays possible, and the
- * retry of storeReport covers it. SQLite runs one writer at a time already.
+ * it waits, so it waits without the store's lock_timeout (Postgres still
+ * detects a deadlock). Against an ordinary report a deadlock stays possible,
+ * and the retry of storeReport covers it. SQLite runs one writer at a time
+ * already.
  */
 async function serialiseSpills(trx: Kysely<Database>, domain: string): Promise<void> {
   if (!(trx.getExecutor().adapter instanceof PostgresAdapter)) return;
+  // The other report may take minutes (it is a big one): wait it out rather than fail at the store's lock_timeout.
+  const { rows } = await sql<{ previous: string }>`select current_setting('lock_timeout') as previous, set_config('lock_timeout', '0', true)`.execute(trx);
   await sql`select pg_advisory_xact_lock(${SPILL_LOCK_CLASS}, hashtext(${domain}))`.execute(trx);
+  await sql`select set_config('lock_timeout', ${rows[0]!.previous}, true)`.execute(trx);
 }
 
 /** The advisory-lock class under which copies of one reporter's report for a domain and range queue. */
