@@ -25,19 +25,38 @@ export function enrolledBelow(enrolled: ReadonlySet<string>, domain: string): st
   let below = belowCache.get(enrolled);
   if (!below) {
     below = new Map();
-    for (const name of enrolled) {
-      for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
-        const parent = name.slice(dot + 1);
-        if (!enrolled.has(parent)) continue;
-        const list = below.get(parent) ?? [];
-        list.push(name);
-        below.set(parent, list);
-      }
-    }
+    for (const name of enrolled) addBelow(enrolled, below, name);
     for (const list of below.values()) list.sort();
     belowCache.set(enrolled, below);
   }
   return below.get(domain) ?? [];
+}
+
+function addBelow(enrolled: ReadonlySet<string>, below: Map<string, string[]>, name: string): void {
+  for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
+    const parent = name.slice(dot + 1);
+    if (!enrolled.has(parent)) continue;
+    const list = below.get(parent) ?? [];
+    list.push(name);
+    below.set(parent, list);
+  }
+}
+
+/**
+ * Builds what enrolledBelow() reads, 5,000 names at a time with a turn of the
+ * event loop between: over 100,000 domains it is some 50 ms of work, which a
+ * tick would otherwise do in one piece at its first domain.
+ */
+export async function indexEnrolled(enrolled: ReadonlySet<string>): Promise<void> {
+  if (belowCache.has(enrolled)) return;
+  const below = new Map<string, string[]>();
+  let n = 0;
+  for (const name of enrolled) {
+    addBelow(enrolled, below, name);
+    if (++n % 5000 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  for (const list of below.values()) list.sort();
+  belowCache.set(enrolled, below);
 }
 
 export interface AssessmentInputs {

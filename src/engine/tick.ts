@@ -24,7 +24,7 @@ import { decide } from './decide.js';
 import { headlineFigures } from './figures.js';
 import { LOOKBACK_DAYS, measureStage } from './metrics.js';
 import { REPORTER_HISTORY_DAYS } from './reporters.js';
-import { checkReuse, marksReader, reuseRecord } from './reuse.js';
+import { checkReuse, indexEnrolled, marksReader, reuseRecord } from './reuse.js';
 import { SourceRules } from './sources.js';
 import type { Decision, DomainSnapshot, SourceRule, StageMetrics } from './types.js';
 import { DAY_SECONDS } from './window.js';
@@ -77,6 +77,7 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
   // Read a chunk at a time with turns of the event loop between (one read of a large fleet would hold it).
   const rows = await domainsInTurns(opts.store.db);
   const enrolled = new Set(rows.map((r) => r.domain));
+  await indexEnrolled(enrolled);
   const wanted = opts.domains ? new Set(opts.domains) : null;
   const results: DomainTickResult[] = [];
   // What each stored assessment is checked against, read a chunk of the fleet at a time (src/engine/reuse.ts).
