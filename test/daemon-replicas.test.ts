@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { providerSetFrom } from '../providers/config-file.js';
@@ -30,6 +30,7 @@ import { startPdns, type PdnsServer } from './helpers/pdns.js';
 import { startPostgres, type PostgresServer } from './helpers/postgres.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 import { formSignIn } from './helpers/web.js';
+import { HoldingProxy } from './helpers/holding-proxy.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const DAY_MS = 86_400_000;
@@ -59,75 +60,6 @@ const logLines = (d: Daemon, msg: string) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((l) => l.msg === msg);
-
-/**
- * Between the daemons and PowerDNS: passes every API call through, counts
- * the TXT writes that reached the zone, and can keep back the answer to the
- * next write until told to let it go.
- */
-class HoldingProxy {
-  readonly writes: Array<{ name: string; content: string }> = [];
-  #server: Server | null = null;
-  #hold: { armed: boolean; seen: (name: string) => void; release: Promise<void> } | null = null;
-  url = '';
-  constructor(private readonly upstream: string) {}
-
-  async start(): Promise<void> {
-    this.#server = createServer((req, res) => {
-      void this.#pass(req).then(
-        async ({ status, body, type, written }) => {
-          const hold = this.#hold;
-          if (written.length > 0 && hold?.armed) {
-            hold.armed = false;
-            hold.seen(written[0]!);
-            await hold.release;
-          }
-          res.writeHead(status, type ? { 'content-type': type } : {});
-          res.end(body);
-        },
-        (error: unknown) => {
-          res.writeHead(502);
-          res.end(String(error));
-        },
-      );
-    });
-    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.#server.address() as { port: number }).port}`;
-  }
-
-  /** The next write is held once it has reached the zone; resolves with its name; `release` lets its answer go. */
-  holdNextWrite(): { held: Promise<string>; release: () => void } {
-    let seen!: (name: string) => void;
-    let release!: () => void;
-    const held = new Promise<string>((resolve) => (seen = resolve));
-    this.#hold = { armed: true, seen, release: new Promise<void>((resolve) => (release = resolve)) };
-    return { held, release };
-  }
-
-  async #pass(req: IncomingMessage): Promise<{ status: number; body: string; type: string | null; written: string[] }> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString('utf8');
-    const headers: Record<string, string> = {};
-    for (const name of ['x-api-key', 'content-type', 'accept']) if (typeof req.headers[name] === 'string') headers[name] = req.headers[name];
-    const res = await fetch(`${this.upstream}${req.url}`, { method: req.method ?? 'GET', headers, ...(body ? { body } : {}) });
-    const text = await res.text();
-    const written: string[] = [];
-    if (req.method === 'PATCH' && res.ok) {
-      const rrsets = (JSON.parse(body) as { rrsets: Array<{ name: string; type: string; records?: Array<{ content: string }> }> }).rrsets;
-      for (const r of rrsets.filter((x) => x.type === 'TXT')) {
-        this.writes.push({ name: r.name.replace(/\.$/, ''), content: (r.records ?? []).map((x) => x.content).join(' ') });
-        written.push(r.name.replace(/\.$/, ''));
-      }
-    }
-    return { status: res.status, body: text, type: res.headers.get('content-type'), written };
-  }
-
-  async stop(): Promise<void> {
-    this.#server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
-  }
-}
 
 describe('three daemons on one Postgres', () => {
   let pg: PostgresServer;

@@ -9,7 +9,6 @@
  */
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
-import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
 import { beat, deregisterInstance, listInstances, newInstanceId, pruneInstances, registerInstance, type InstanceView } from '../store/instances.js';
 import type { Database } from '../store/schema.js';
@@ -29,6 +28,12 @@ export interface Membership {
   leave(): Promise<void>;
 }
 
+/** The two pino calls the heartbeat makes: `{ err, instance? }` and a message. */
+export interface HeartbeatLogger {
+  error(fields: { err: unknown; instance?: string }, message: string): void;
+  warn(fields: { err: unknown }, message: string): void;
+}
+
 export interface JoinOptions {
   leaseMs: number;
   heartbeatMs: number;
@@ -38,7 +43,8 @@ export interface JoinOptions {
    * instead of a lease time later.
    */
   sole: boolean;
-  logger: Pick<Logger, 'error' | 'warn'>;
+  /** Where a failed beat or deregistration is told: the daemon's pino logger, or a CLI run's stderr. */
+  logger: HeartbeatLogger;
 }
 
 /** Registers this process as an instance and starts its heartbeat. */

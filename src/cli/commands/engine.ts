@@ -3,7 +3,6 @@
  * does to a domain (approve, pause, resume, rollback, force, allow, abuse).
  * Thin doors onto src/engine and src/fleet.
  */
-import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { acknowledgeReporter } from '../../app/acknowledge.js';
 import { planChanges } from '../../app/dry-run.js';
@@ -55,8 +54,12 @@ async function tickScope(ctx: CliContext, domains: string[], settings: { config?
     if (n === null) return null;
     names.push(n);
   }
-  const { providerFor, verifierFor, sourceRules } = await dnsSetup(ctx, settings);
-  return { providerFor, verifierFor, ...(sourceRules ? { sourceRules } : {}), ...(names.length > 0 ? { domains: names } : {}) };
+  const { providerFor, verifierFor, sourceRules, config } = await dnsSetup(ctx, settings);
+  return {
+    scope: { providerFor, verifierFor, ...(sourceRules ? { sourceRules } : {}), ...(names.length > 0 ? { domains: names } : {}) },
+    // The daemon's heartbeat and lease times when its config is given, else their defaults.
+    instances: config?.instances ?? { heartbeat_seconds: 10, lease_seconds: 60 },
+  };
 }
 
 export function registerEngineCommands(program: Command, ctx: CliContext): void {
@@ -90,16 +93,32 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .option('--dry-run', 'decide and print, change nothing')
     .option('--json', 'one JSON object per domain')
     .action(async (domains: string[], opts: { config?: string; providers?: string; dryRun?: boolean; json?: boolean }) => {
-      const scope = await tickScope(ctx, domains, opts);
-      if (scope === null) return;
+      const setup = await tickScope(ctx, domains, opts);
+      if (setup === null) return;
+      const { scope } = setup;
       if (opts.dryRun) {
         // Exactly what the tick would do, from the same planned change as `plan`.
         printPlanned(await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope }), opts.json === true);
         return;
       }
-      // The daemon may be ticking the same store: each domain is worked on under its lease, by one of them at a time.
-      const lease = { holder: `${ctx.actor} pid ${process.pid} on ${hostname()}`, ttlMs: 15 * 60_000, now: () => new Date() };
-      const results = await runTick({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope, lease });
+      // The daemon(s) may be ticking the same store: each domain is worked on under its lease, by one of them at a
+      // time. This run joins the instances as a daemon does, so its heartbeat renews its leases for as long as it
+      // lives (an apply waiting on a slow provider keeps its domain) and, killed, its domains are free a lease time later.
+      const store = await ctx.store();
+      const { joinInstances } = await import('../../daemon/heartbeat.js');
+      const leaseMs = setup.instances.lease_seconds * 1000;
+      const member = await joinInstances(store.db, {
+        leaseMs,
+        heartbeatMs: setup.instances.heartbeat_seconds * 1000,
+        sole: false,
+        logger: { error: ({ err }, message) => ctx.err(`${message}: ${errorMessage(err)}`), warn: ({ err }, message) => ctx.err(`${message}: ${errorMessage(err)}`) },
+      });
+      let results: Awaited<ReturnType<typeof runTick>>;
+      try {
+        results = await runTick({ store, now: ctx.now(), loadPlan, ...scope, lease: { holder: member.id, ttlMs: leaseMs, now: () => new Date() } });
+      } finally {
+        await member.leave();
+      }
       for (const r of results) {
         if (opts.json) {
           ctx.out(JSON.stringify(r));
@@ -128,9 +147,9 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
     .option('--providers <file>', 'provider settings (YAML); default $DMARC_ROLLOUT_PROVIDERS')
     .option('--json', 'one JSON object per domain')
     .action(async (domains: string[], opts: { config?: string; providers?: string; json?: boolean }) => {
-      const scope = await tickScope(ctx, domains, opts);
-      if (scope === null) return;
-      printPlanned(await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope }), opts.json === true);
+      const setup = await tickScope(ctx, domains, opts);
+      if (setup === null) return;
+      printPlanned(await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...setup.scope }), opts.json === true);
     });
 
   program
