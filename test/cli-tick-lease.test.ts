@@ -4,7 +4,7 @@
  * renewed by its heartbeat for as long as it lives (a slow provider does not
  * hand the domain to another instance mid-apply), and, if it is killed, the
  * domain is free a lease time later instead of the fixed 15 minutes a CLI
- * run's lease used to last.
+ * run's lease used to last. `status` lists the instances and their leases.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -69,6 +69,13 @@ describe('a CLI tick holds its domains as an instance', () => {
       assert.equal(instance?.pid, child.pid, 'the CLI run is listed as a live instance');
       assert.equal(lease.holder, instance!.id);
       assert.deepEqual(instance!.leases, ['domain:slow.example']);
+      // `status` shows who works on the store, and what each holds.
+      const status = await runMain(['status', '--config', config, '--json'], env);
+      assert.equal(status.code, 0, status.stderr);
+      const listed = (JSON.parse(status.stdout) as { instances: Array<{ pid: number; live: boolean; leases: string[] }> }).instances;
+      assert.deepEqual(listed.map((i) => [i.pid, i.live, i.leases]), [[child.pid, true, ['domain:slow.example']]]);
+      const text = await runMain(['status', '--config', config], env);
+      assert.match(text.stdout, new RegExp(`instances: 1 live, 0 gone \\(live: a heartbeat within ${LEASE_SECONDS} s\\)\n  \\S+  live  pid ${child.pid} on .*; leases: domain:slow\\.example\n`));
 
       // Past two lease times with the write still unanswered: renewed by the heartbeat, nobody else may take it.
       await new Promise((r) => setTimeout(r, 2 * LEASE_SECONDS * 1000 + 500));

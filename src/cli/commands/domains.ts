@@ -17,7 +17,11 @@ import { setPlan, setProvider, unenroll } from '../../fleet/lifecycle.js';
 import { planForEnrolment } from '../../fleet/plan-registry.js';
 import { loadPlan, planDirectories } from '../../plans/index.js';
 import { AppError, errorMessage } from '../../errors.js';
+import { listInstances, type InstanceView } from '../../store/instances.js';
 import type { CliContext } from '../context.js';
+
+/** The daemon config's default `instances.lease_seconds`, when no config is given. */
+const DEFAULT_LEASE_SECONDS = 60;
 
 interface EnrollOptions {
   file?: string[];
@@ -212,13 +216,30 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
     .command('status')
     .description('every enrolled domain with its stage and state, or one domain with its history')
     .argument('[domain]', 'one domain')
+    .option('-c, --config <file>', "the daemon config: its store and lease time (default $DMARC_ROLLOUT_CONFIG)")
     .option('--json', 'print JSON')
-    .action(async (domain: string | undefined, opts: { json?: boolean }) => {
+    .action(async (domain: string | undefined, opts: { config?: string; json?: boolean }) => {
+      // The daemon's config names its store and the lease time that tells a live instance from a gone one.
+      const configFile = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
+      let leaseSeconds = DEFAULT_LEASE_SECONDS;
+      if (configFile !== undefined) {
+        const { loadDaemonConfig } = await import('../../daemon/config.js');
+        const config = loadDaemonConfig(configFile, ctx.env);
+        ctx.useStore(config.storeLocation);
+        leaseSeconds = config.instances.lease_seconds;
+      }
       const store = await ctx.store();
       if (domain === undefined) {
-        const fleet = await fleetStatus(store, ctx.now(), plans);
-        if (opts.json) ctx.out(JSON.stringify({ domains: fleet }));
-        else ctx.out(fleet.length === 0 ? 'no domains enrolled (dmarc-rollout enroll <domain>)' : fleetTable(fleet));
+        const now = ctx.now();
+        const fleet = await fleetStatus(store, now, plans);
+        // Who works on the store: the daemons (and CLI ticks) sharing it, live or gone, with the leases they hold.
+        const instances = await listInstances(store.db, now, leaseSeconds * 1000);
+        if (opts.json) {
+          ctx.out(JSON.stringify({ domains: fleet, instances }));
+          return;
+        }
+        ctx.out(fleet.length === 0 ? 'no domains enrolled (dmarc-rollout enroll <domain>)' : fleetTable(fleet));
+        ctx.out(instancesText(instances, now, leaseSeconds));
         return;
       }
       const name = normalizeDomainName(domain);
@@ -240,6 +261,18 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** The instances sharing the store, a line each; a live one is one whose heartbeat is within the lease time. */
+function instancesText(instances: InstanceView[], now: Date, leaseSeconds: number): string {
+  if (instances.length === 0) return 'instances: none running (no daemon has registered with this store)';
+  const live = instances.filter((i) => i.live).length;
+  const lines = instances.map((i) => {
+    const ago = Math.max(0, Math.round((now.getTime() - Date.parse(i.heartbeat_at)) / 1000));
+    const leases = i.leases.length === 0 ? 'no leases' : `leases: ${i.leases.length <= 5 ? i.leases.join(', ') : `${i.leases.slice(0, 5).join(', ')} and ${i.leases.length - 5} more`}`;
+    return `  ${i.id}  ${i.live ? 'live' : 'GONE'}  pid ${i.pid} on ${i.host}, started ${i.started_at}, last heartbeat ${ago} s ago; ${leases}`;
+  });
+  return [`instances: ${live} live, ${instances.length - live} gone (live: a heartbeat within ${leaseSeconds} s)`, ...lines].join('\n');
 }
 
 function fleetTable(rows: DomainStatus[]): string {
