@@ -143,6 +143,6 @@ describe('plans on disk and the plans commands', () => {
     writeFileSync(bad, `stages:\n  - { policy: none, pct: 100, ${STAGE} }\n  - { policy: reject, pct: 101, ${STAGE} }\n`);
     const res = await runMain(['plans', 'validate', bad], { DMARC_ROLLOUT_DB: db });
     assert.equal(res.code, 1);
-    assert.equal(res.stderr.trim(), `${bad}: stage 1 (reject:101): pct: must be 1 to 100`);
+    assert.equal(res.stderr.trim(), `${bad}: stage 1 (policy "reject", pct 101): pct: must be 1 to 100`);
   });
 });

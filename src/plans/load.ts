@@ -9,6 +9,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { AppError, errorMessage } from '../errors.js';
 import { planDirectories } from '../paths.js';
+import { stageLabel, stageProblem, type StageTarget } from '../record/index.js';
 import { planSchema, type Plan } from './schema.js';
 
 const PLAN_EXTENSIONS = ['.yaml', '.yml', '.json'];
@@ -17,7 +18,7 @@ const PLAN_EXTENSIONS = ['.yaml', '.yml', '.json'];
 export interface PlanProblem {
   file: string;
   stage: number | null;
-  /** The stage as `policy:pct` when it could be read, to save counting list items in the file. */
+  /** The stage as the file names it, to save counting list items: its label when valid (reject:100), else its policy and pct as written. */
   stageLabel?: string;
   /** The field: inside a stage its name (e.g. `halt_fail_rate`), else its dotted path, or `(file)` for the whole file. */
   field: string;
@@ -138,6 +139,9 @@ function problemFromIssue(issue: z.core.$ZodIssue, file: string, data: unknown):
   const stage = Number(path[1]);
   const raw = (data as { stages?: Array<{ policy?: unknown; pct?: unknown }> }).stages?.[stage];
   const problem: PlanProblem = { file, stage, field: path.length > 2 ? path.slice(2).join('.') : '(stage)', reason };
-  if (raw && typeof raw.policy === 'string') problem.stageLabel = `${raw.policy}:${String(raw.pct)}`;
+  // A stage label (quarantine:25) names only a valid stage; an invalid one is shown as written.
+  if (raw && typeof raw.policy === 'string') {
+    problem.stageLabel = stageProblem(raw as StageTarget) === null ? stageLabel(raw as StageTarget) : `policy ${JSON.stringify(raw.policy)}, pct ${JSON.stringify(raw.pct) ?? 'missing'}`;
+  }
   return problem;
 }
