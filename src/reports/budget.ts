@@ -8,17 +8,35 @@
  * Given a store, the budget is counted there (src/store/counters.ts), so
  * every daemon on one Postgres shares it: N replicas do not make it N times
  * looser. Without one it is counted in this process, which is exact for the
- * one daemon a SQLite store allows, and needed there: the report's
- * transaction holds SQLite's only connection while the budget is spent, so a
- * store-backed spend would wait on itself. Either way a report's records are
- * taken atomically when it has been read (a report that would pass the
- * budget, even by racing another, is refused), and checked as it streams
- * against what was used when it began, so a flood stops early.
+ * one daemon a SQLite store allows. A report is checked as it streams
+ * against what was used when it began (the parser calls check()), so a flood
+ * stops early; its records are spent by the store (src/reports/store.ts) in
+ * the transaction that stores it, as that transaction's last statement, and
+ * atomically against every other report (one that would pass the budget,
+ * even by racing another, is refused). So the charge follows the outcome: a
+ * report whose transaction rolls back (a failure, or a conflict on Postgres
+ * after which the whole report is stored again) has its charge rolled back
+ * with it (giveBack() for the copy this process keeps), and a report is
+ * charged once however many attempts it took.
  */
 import type { Kysely } from 'kysely';
 import { readLimit, takeFromLimit, type LimitReading, type SharedLimit } from '../store/counters.js';
 import type { Database } from '../store/schema.js';
+import type { ReportMetadata } from '../report-model/model.js';
 import { ReportError } from './errors.js';
+import { claimedReporterDomains } from './provenance.js';
+
+/** Whose budget a report spends: the first domain it claims to come from, else its org_name. */
+export function budgetSubject(metadata: Pick<ReportMetadata, 'org' | 'email'>): string {
+  return claimedReporterDomains(metadata)[0] ?? (metadata.org.trim().toLowerCase() || '(no org_name)');
+}
+
+/** What a spend took; given back when the transaction it was taken in does not commit. */
+export interface Spent {
+  giveBack(): void;
+}
+
+const NOTHING_SPENT: Spent = { giveBack: () => undefined };
 
 const HOUR_MS = 3_600_000;
 /** A reporter's use is read from the store again at most this often; in between, this process's own spending keeps it current. */
@@ -69,28 +87,49 @@ export class ReporterBudget {
 
   /** @throws ReportError `budget` when `reporter` would pass its hourly budget with `records` more. */
   check(reporter: string, records: number): void {
+    this.#fits(reporter, records);
+  }
+
+  #fits(reporter: string, records: number): void {
     const used = this.used(reporter);
     if (used + records > this.recordsPerHour) throw this.#over(reporter, used);
   }
 
   /**
    * Counts `records` read for `reporter` now, atomically against every other
-   * report (and, with a store, every other instance).
+   * report (and, with a store, every other instance). With a store they are
+   * taken through `via` (the transaction storing the report, so they are
+   * counted only if it commits) or, without it, the budget's own store.
+   * giveBack() on what it returns when that transaction rolls back.
    * @throws ReportError `budget` when they no longer fit: the report is refused and nothing is counted.
    */
-  async spend(reporter: string, records: number): Promise<void> {
-    if (records <= 0) return;
+  async spend(reporter: string, records: number, via?: Kysely<Database>): Promise<Spent> {
+    if (records <= 0) return NOTHING_SPENT;
     if (this.store) {
-      const taken = await takeFromLimit(this.store, this.#limit, reporter, records, new Date(this.now()), this.#readings.get(reporter)?.reading);
+      const taken = await takeFromLimit(via ?? this.store, this.#limit, reporter, records, new Date(this.now()), this.#readings.get(reporter)?.reading);
       this.#spent.set(reporter, [{ at: this.now(), records: taken.used }]);
       if (!taken.allowed) throw this.#over(reporter, taken.used);
-      return;
+      // Rolled back with the transaction: the next report of this reporter reads the store again.
+      return {
+        giveBack: () => {
+          this.#spent.delete(reporter);
+          this.#readings.delete(reporter);
+        },
+      };
     }
-    this.check(reporter, records);
+    this.#fits(reporter, records);
+    const entry = { at: this.now(), records };
     const list = this.#spent.get(reporter) ?? [];
-    list.push({ at: this.now(), records });
+    list.push(entry);
     this.#spent.set(reporter, list);
     if (this.#spent.size > 10_000) for (const key of [...this.#spent.keys()]) this.used(key);
+    return {
+      giveBack: () => {
+        const now = this.#spent.get(reporter);
+        const at = now?.indexOf(entry) ?? -1;
+        if (at >= 0) now!.splice(at, 1);
+      },
+    };
   }
 
   #over(reporter: string, used: number): ReportError {

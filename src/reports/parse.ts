@@ -7,7 +7,8 @@ import { errorMessage } from '../errors.js';
 import { ReportError } from './errors.js';
 import { resolveLimits, type Limits } from './limits.js';
 import type { RawInput } from './streams.js';
-import { checkProvenance, claimedReporterDomains } from './provenance.js';
+import { budgetSubject } from './budget.js';
+import { checkProvenance } from './provenance.js';
 import { unpack } from './unpack.js';
 import { parseReportXml, type ParsedReport, type ReportSink } from './xml.js';
 
@@ -43,7 +44,7 @@ export async function readReport(input: RawInput, options: ParseOptions = {}): P
           ...options.sink,
           header: async (header) => {
             if (policy) checkProvenance(header.metadata, unpacked.mail, policy);
-            reporter = claimedReporterDomains(header.metadata)[0] ?? (header.metadata.org.trim().toLowerCase() || '(no org_name)');
+            reporter = budgetSubject(header.metadata);
             await budget?.refresh(reporter);
             budget?.check(reporter, 0);
             await options.sink?.header?.(header);
@@ -62,8 +63,7 @@ export async function readReport(input: RawInput, options: ParseOptions = {}): P
     await unpacked.xml.return(undefined).catch(() => undefined);
     throw e;
   }
-  // Taken atomically once read: a report that would pass the budget (racing another) is refused here, inside the store's transaction.
-  await budget?.spend(reporter, records);
+  // The records are spent by the store, in the transaction that stores the report (src/reports/store.ts).
   const repairs = [...parsed.repairs, ...unpacked.notes];
   return {
     ...parsed,

@@ -34,12 +34,13 @@
  * both read from the start again), a few times with backoff.
  */
 import { randomUUID } from 'node:crypto';
-import { CompiledQuery, PostgresAdapter, sql, type ControlledTransaction, type Kysely } from 'kysely';
+import { CompiledQuery, PostgresAdapter, SqliteAdapter, sql, type ControlledTransaction, type Insertable, type Kysely } from 'kysely';
 import { applyRollups, markRollupChange, RollupBatch, rollUpStoredReports } from '../store/rollups.js';
-import type { Database, NewReportRecord } from '../store/schema.js';
+import type { Database, NewReportRecord, ReportsTable } from '../store/schema.js';
 import { RowsDigest } from '../report-model/digest.js';
 import type { ReportHeader, ReportRecord } from '../report-model/model.js';
 import { AppError } from '../errors.js';
+import { budgetSubject, type Spent } from './budget.js';
 import { readReport, type ParseOptions, type ReadReport } from './parse.js';
 import type { RawInput } from './streams.js';
 
@@ -284,7 +285,7 @@ export interface StoreOptions extends Omit<ParseOptions, 'sink'> {
 
 /**
  * Parses `input` and stores it once. Throws the parser's ReportError (after
- * rolling back anything written) when the input is not a usable report.
+ * taking back anything written) when the input is not a usable report.
  */
 export async function storeReport(db: Kysely<Database>, input: RawInput, options: StoreOptions): Promise<StoredOutcome> {
   for (let attempt = 1; ; attempt++) {
@@ -293,7 +294,7 @@ export async function storeReport(db: Kysely<Database>, input: RawInput, options
     } catch (e) {
       const why = retryableConflict(e);
       if (!why || attempt >= STORE_ATTEMPTS) throw e;
-      // Everything this attempt wrote was rolled back; the input (a file or bytes in memory) is read again from its start.
+      // Everything this attempt wrote was rolled back, its budget charge with it; the input (a file or bytes in memory) is read again from its start.
       // Exponential, with jitter: writers that collided do not collide again in step.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * RETRY_JITTER_MS * 2 ** (attempt - 1)));
     }
@@ -307,26 +308,198 @@ async function storeOnce(db: Kysely<Database>, input: RawInput, options: StoreOp
   // Same identity was already stored. Equal hash: a duplicate. Otherwise a changed copy, stored uncounted.
   const { report, copies } = first;
   const same = copies.find((c) => c.content_hash === report.contentHash);
-  if (same) {
-    await db.updateTable('reports').set((eb) => ({ duplicates: eb('duplicates', '+', 1) })).where('id', '=', same.id).execute();
-    return { status: 'duplicate', id: same.id, report };
-  }
+  if (same) return countDuplicate(db, input, report, same.id);
   const second = await writePass(db, input, options, now, true);
   if (second.kind === 'done') return second.outcome;
   // The input changed between the two reads (it should not): report what the second read saw.
   const again = second.copies.find((c) => c.content_hash === second.report.contentHash);
-  if (again) return { status: 'duplicate', id: again.id, report: second.report };
+  if (again) return countDuplicate(db, input, second.report, again.id);
   throw new AppError('conflict', `${options.source}: input changed while it was being stored`);
+}
+
+/**
+ * Spends the report's records from its reporter's budget through `t`, the
+ * transaction that stores the report, as its last statement before the
+ * commit (on a shared store the counter's row stays locked until then).
+ */
+async function spendBudget(t: Kysely<Database>, input: RawInput, report: ReadReport): Promise<Spent | null> {
+  return input.budget ? input.budget.spend(budgetSubject(report.header.metadata), report.figures.records, t) : null;
+}
+
+/**
+ * A duplicate: the stored copy's count goes up. Its records are spent like
+ * any report's, in the same transaction (it was read in full; one report
+ * sent again and again is a flood like any other).
+ */
+async function countDuplicate(db: Kysely<Database>, input: RawInput, report: ReadReport, id: number): Promise<StoredOutcome> {
+  let spent: Spent | null = null;
+  try {
+    await db.transaction().execute(async (t) => {
+      await t.updateTable('reports').set((eb) => ({ duplicates: eb('duplicates', '+', 1) })).where('id', '=', id).execute();
+      spent = await spendBudget(t, input, report);
+    });
+  } catch (e) {
+    (spent as Spent | null)?.giveBack();
+    throw e;
+  }
+  return { status: 'duplicate', id, report };
 }
 
 type PassResult =
   | { kind: 'done'; outcome: StoredOutcome }
   | { kind: 'known'; report: ReadReport; copies: ExistingCopy[] };
 
+/** The reports row a report starts as, before it is read to the end. */
+type StartingReport = Omit<Insertable<ReportsTable>, 'content_hash' | 'counted' | 'staged_at'>;
+
+/**
+ * Where one report's rows go while it streams, and the transaction that
+ * then decides whether and how it counts. Two ways, one outcome:
+ *  - whole (Postgres): one transaction from the first row to the decision,
+ *    on one of the pool's connections; the rest of the daemon uses the
+ *    others. A failure rolls everything back.
+ *  - staged (SQLite): the daemon has one connection, and a transaction open
+ *    for the minutes a big report takes to read held every page, sign-in and
+ *    tick for those minutes. The report row is written at once as staged
+ *    (`staged_at` set, a `pending:` hash, no domain, not counted: no query of
+ *    the engine, the pages or dedup finds it), its rows in one short
+ *    transaction per batch the parser hands over, and the decision (dedup,
+ *    counted, rollups, budget) in one short transaction at the end. A
+ *    failure deletes the staged report; a process that dies leaves it
+ *    staged, never counted, and the next ingest deletes it once it has made
+ *    no progress for STALE_STAGED_MS (deleteStaleStaged).
+ */
+interface ReportWriter {
+  readonly id: number;
+  /** The transaction holding the whole report (whole), null when staged. */
+  readonly whole: ControlledTransaction<Database> | null;
+  rows(rows: NewReportRecord[]): Promise<void>;
+  /** The transaction the report is decided and counted in (whole: the one already open). */
+  deciding(): Promise<ControlledTransaction<Database>>;
+  /** Takes back everything written (after a failure, or for a duplicate found at the end). */
+  discard(): Promise<void>;
+}
+
+async function insertBatch(t: Kysely<Database>, rows: NewReportRecord[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) await insertRows(t, rows.slice(i, i + ROWS_PER_INSERT));
+}
+
+async function wholeWriter(db: Kysely<Database>, values: StartingReport): Promise<ReportWriter> {
+  const trx = await db.startTransaction().execute();
+  let open = true;
+  try {
+    const inserted = await trx
+      .insertInto('reports')
+      .values({ ...values, content_hash: `${PENDING}${randomUUID()}`, counted: 0 })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const id = Number(inserted.id);
+    return {
+      id,
+      whole: trx,
+      rows: (rows) => insertBatch(trx, rows),
+      deciding: async () => trx,
+      discard: async () => {
+        if (!open) return;
+        open = false;
+        await trx.rollback().execute();
+      },
+    };
+  } catch (e) {
+    await trx.rollback().execute().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** A staged report makes progress (a batch stored) at least this often while it is read; staged_at says when it last did. */
+const STAGED_TOUCH_MS = 5_000;
+/** A staged report with no progress for this long belongs to a process that died: deleted, its input ingestable again. */
+export const STALE_STAGED_MS = 10 * 60_000;
+/** Rows of a discarded staged report deleted per transaction (short, like the batches that wrote them). */
+const DISCARD_ROWS_PER_TRANSACTION = 5000;
+
+async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: () => Date): Promise<ReportWriter> {
+  let touched = now().getTime();
+  const inserted = await db
+    .insertInto('reports')
+    // No domain yet: what reads a domain's reports (the tick's and the page's staleness marks) does not see it until it counts.
+    .values({ ...values, domain: '', content_hash: `${PENDING}${randomUUID()}`, counted: 0, staged_at: touched })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const id = Number(inserted.id);
+  let deciding: ControlledTransaction<Database> | null = null;
+  return {
+    id,
+    whole: null,
+    rows: async (rows) => {
+      await db.transaction().execute(async (t) => {
+        await insertBatch(t, rows);
+        const at = now().getTime();
+        if (at - touched >= STAGED_TOUCH_MS) {
+          await t.updateTable('reports').set({ staged_at: at }).where('id', '=', id).execute();
+          touched = at;
+        }
+      });
+    },
+    deciding: async () => {
+      deciding = await db.startTransaction().execute();
+      return deciding;
+    },
+    discard: async () => {
+      const open = deciding as ControlledTransaction<Database> | null;
+      deciding = null;
+      if (open) await open.rollback().execute().catch(() => undefined);
+      await deleteStaged(db, id);
+    },
+  };
+}
+
+/** Deletes a staged report (never a stored one) and its rows, a short transaction per few thousand rows. */
+async function deleteStaged(db: Kysely<Database>, id: number): Promise<void> {
+  for (;;) {
+    const staged = await db.selectFrom('reports').select('id').where('id', '=', id).where('staged_at', 'is not', null).executeTakeFirst();
+    if (!staged) return;
+    const batch = db.selectFrom('report_rows').select('id').where('report', '=', id).orderBy('id').limit(DISCARD_ROWS_PER_TRANSACTION);
+    const deleted = await db.deleteFrom('report_rows').where('id', 'in', batch).executeTakeFirst();
+    if (Number(deleted.numDeletedRows) > 0) continue;
+    await db.deleteFrom('reports').where('id', '=', id).where('staged_at', 'is not', null).execute();
+    return;
+  }
+}
+
+/** When each store's stale staged reports were last looked for. */
+const staleLookedFor = new WeakMap<Kysely<Database>, number>();
+
+/**
+ * Deletes staged reports that made no progress for STALE_STAGED_MS (their
+ * process died mid-ingest: nothing of theirs was counted), at most once a
+ * minute per store handle. Returns how many went.
+ */
+export async function deleteStaleStaged(db: Kysely<Database>, now: Date): Promise<number> {
+  const last = staleLookedFor.get(db);
+  if (last !== undefined && Math.abs(now.getTime() - last) < 60_000) return 0;
+  staleLookedFor.set(db, now.getTime());
+  const stale = await db.selectFrom('reports').select('id').where('staged_at', '<', now.getTime() - STALE_STAGED_MS).orderBy('id').limit(100).execute();
+  for (const { id } of stale) await deleteStaged(db, Number(id));
+  return stale.length;
+}
+
+/** SQLite: one connection for the whole daemon, so a report is staged (see ReportWriter). */
+function stagesReports(db: Kysely<Database>): boolean {
+  return db.getExecutor().adapter instanceof SqliteAdapter;
+}
+
+function withoutBudget(input: RawInput): RawInput {
+  if (!input.budget) return input;
+  const { budget: _spentByTheStore, ...rest } = input as RawInput & { budget?: unknown };
+  return rest as RawInput;
+}
+
 /**
  * One read of the input. When the identity is new (or `storeChanged`), the
- * report and its rows are written inside one transaction as they stream;
- * when copies already exist, only the hash is computed (no rows written).
+ * report and its rows are written as they stream (see ReportWriter) and the
+ * report decided and counted at the end; when copies already exist, only the
+ * hash is computed (no rows written).
  */
 async function writePass(
   db: Kysely<Database>,
@@ -335,16 +508,19 @@ async function writePass(
   now: () => Date,
   storeChanged: boolean,
 ): Promise<PassResult> {
-  let trx: ControlledTransaction<Database> | null = null;
+  let writer: ReportWriter | null = null;
   let reportRowId = 0;
   let copies: ExistingCopy[] = [];
   let flag: string | null = null;
   // A counted report's rows are summed into the daily rollups as they stream (src/store/rollups.ts).
   let rollup: RollupBatch | null = null;
   const touched = new Set<string>();
+  // Whole: entries past the cap were written as they went. Staged: they are summed from the stored rows when the report counts.
   let spilled = false;
+  let summedFromRows = false;
   let reportDomain = '';
   const rowsDigest = new RowsDigest();
+  const staged = stagesReports(db);
   try {
     const report = await readReport(input, {
       ...(options.limits ? { limits: options.limits } : {}),
@@ -354,31 +530,26 @@ async function writePass(
           copies = await copiesOf(db, h);
           if (copies.length > 0 && !storeChanged) return;
           if (copies.length > 0) flag = changedFlag(copies);
-          trx = await db.startTransaction().execute();
-          const inserted = await trx
-            .insertInto('reports')
-            .values({
-              org: h.metadata.org,
-              report_id: h.metadata.report_id,
-              domain: h.policy.domain,
-              begin: h.metadata.begin,
-              end: h.metadata.end,
-              content_hash: `${PENDING}${randomUUID()}`,
-              counted: flag ? 0 : 1,
-              flag,
-              rows_digest: null,
-              adkim: h.policy.adkim,
-              aspf: h.policy.aspf,
-              duplicates: 0,
-              source: options.source,
-              container: null,
-              repaired: null,
-              metadata: '{}',
-              received_at: now().toISOString(),
-            })
-            .returning('id')
-            .executeTakeFirstOrThrow();
-          reportRowId = Number(inserted.id);
+          const values: StartingReport = {
+            org: h.metadata.org,
+            report_id: h.metadata.report_id,
+            domain: h.policy.domain,
+            begin: h.metadata.begin,
+            end: h.metadata.end,
+            flag,
+            rows_digest: null,
+            adkim: h.policy.adkim,
+            aspf: h.policy.aspf,
+            duplicates: 0,
+            source: options.source,
+            container: null,
+            repaired: null,
+            metadata: '{}',
+            received_at: now().toISOString(),
+          };
+          if (staged) await deleteStaleStaged(db, now());
+          writer = staged ? await stagedWriter(db, values, now) : await wholeWriter(db, values);
+          reportRowId = writer.id;
           if (!flag) {
             rollup = new RollupBatch({ org: h.metadata.org, domain: h.policy.domain, begin: h.metadata.begin, end: h.metadata.end, adkim: h.policy.adkim, aspf: h.policy.aspf });
             touched.add(h.policy.domain);
@@ -386,22 +557,27 @@ async function writePass(
           }
         },
         records: async (batch) => {
-          if (!trx) return;
+          const w = writer as ReportWriter | null;
+          if (!w) return;
           for (const record of batch) rowsDigest.add(record);
-          for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) {
-            await insertRows(trx, batch.slice(i, i + ROWS_PER_INSERT).map((r) => rowValues(reportRowId, r)));
-          }
-          if (rollup) {
+          await w.rows(batch.map((r) => rowValues(reportRowId, r)));
+          if (rollup && !summedFromRows) {
             for (const record of batch) rollup.add(record);
             // Summed until the report is whole, then written in one pass in key order (see ROLLUP_ENTRIES_HELD).
             if (rollup.size > (options.rollupEntriesHeld ?? ROLLUP_ENTRIES_HELD)) {
-              if (!spilled) await serialiseSpills(trx, reportDomain);
+              if (!w.whole) {
+                // Staged rows are not counted yet, so neither may their rollups be: summed again from the rows at the decision.
+                rollup.take();
+                summedFromRows = true;
+                return;
+              }
+              if (!spilled) await serialiseSpills(w.whole, reportDomain);
               for (const name of rollup.names()) touched.add(name);
-              await applyRollups(trx, rollup.take(), 1);
+              await applyRollups(w.whole, rollup.take(), 1);
               spilled = true;
               // Many header_from names (a hostile report): mark them now rather than hold them all.
               if (touched.size > 1000) {
-                await markRollupChange(trx, touched);
+                await markRollupChange(w.whole, touched);
                 touched.clear();
               }
             }
@@ -409,16 +585,16 @@ async function writePass(
         },
       },
     });
-    const t = trx as ControlledTransaction<Database> | null;
-    if (!t) return { kind: 'known', report, copies };
+    const w = writer as ReportWriter | null;
+    if (!w) return { kind: 'known', report, copies };
+    const t = await w.deciding();
     await serialiseCopies(t, report.header);
     // Another writer may have stored the same report meanwhile: re-check inside the transaction.
     const twin = await t.selectFrom('reports').select(['id']).where('content_hash', '=', report.contentHash).executeTakeFirst();
     if (twin) {
-      await t.rollback().execute();
-      trx = null;
-      await db.updateTable('reports').set((eb) => ({ duplicates: eb('duplicates', '+', 1) })).where('id', '=', twin.id).execute();
-      return { kind: 'done', outcome: { status: 'duplicate', id: Number(twin.id), report } };
+      await w.discard();
+      writer = null;
+      return { kind: 'done', outcome: await countDuplicate(db, input, report, Number(twin.id)) };
     }
     if (!flag) {
       const others = await copiesOf(t, report.header, reportRowId);
@@ -435,6 +611,8 @@ async function writePass(
       .updateTable('reports')
       .set({
         content_hash: report.contentHash,
+        domain: report.header.policy.domain,
+        staged_at: null,
         rows_digest: digest,
         counted: flag ? 0 : 1,
         flag,
@@ -448,22 +626,31 @@ async function writePass(
     if (summed && flag) {
       // It turned out not to count: nothing was added, unless a very diverse report spilled (then take its rows out again).
       if (spilled) await rollUpStoredReports(t, [reportRowId], -1);
+    } else if (summedFromRows) {
+      // Staged past the cap: every row summed from the store, in this transaction (it marks the names it touches).
+      await rollUpStoredReports(t, [reportRowId], 1);
     } else if (summed) {
       for (const name of summed.names()) touched.add(name);
       await applyRollups(t, summed.take(), 1);
       await markRollupChange(t, touched);
     }
-    await t.commit().execute();
-    trx = null;
+    const spent = await spendBudget(t, input, report);
+    try {
+      await t.commit().execute();
+    } catch (e) {
+      spent?.giveBack();
+      throw e;
+    }
+    writer = null;
     return { kind: 'done', outcome: { status: 'stored', id: reportRowId, counted: !flag, flag, report } };
   } catch (e) {
-    const t = trx as ControlledTransaction<Database> | null;
-    if (t) await t.rollback().execute().catch(() => undefined);
+    const w = writer as ReportWriter | null;
+    if (w) await w.discard().catch(() => undefined);
     if (isUniqueViolation(e)) {
       // Lost a race with a concurrent writer of the same content: that copy stands.
-      const report = await readReport(input, options.limits ? { limits: options.limits } : {});
+      const report = await readReport(withoutBudget(input), options.limits ? { limits: options.limits } : {});
       const twin = await db.selectFrom('reports').select(['id']).where('content_hash', '=', report.contentHash).executeTakeFirst();
-      if (twin) return { kind: 'done', outcome: { status: 'duplicate', id: Number(twin.id), report } };
+      if (twin) return { kind: 'done', outcome: await countDuplicate(db, input, report, Number(twin.id)) };
     }
     throw e;
   }

@@ -346,7 +346,8 @@ export interface PruneResult {
  */
 export async function pruneRawRows(db: Kysely<Database>, opts: { before: number; maxRows: number; now: Date }): Promise<PruneResult> {
   const result: PruneResult = { reports: 0, rows: 0, more: false };
-  const due = () => db.selectFrom('reports').select('id').where('rows_pruned_at', 'is', null).where('end', '<', opts.before);
+  // A staged report (still being stored on SQLite, see src/reports/store.ts) keeps its rows until it is stored.
+  const due = () => db.selectFrom('reports').select('id').where('rows_pruned_at', 'is', null).where('end', '<', opts.before).where('staged_at', 'is', null);
   for (;;) {
     const left = opts.maxRows - result.rows;
     // Oldest first, a thousand reports a read (each read walks the reports still holding rows).

@@ -104,6 +104,8 @@ export interface ReportsTable {
   received_at: string;
   /** When this report's raw rows were deleted by retention (null: kept); its rollups, hashes and metadata stay. */
   rows_pruned_at: string | null;
+  /** While the report is being stored on SQLite (staged, not counted, not yet under its domain): when it last made progress, epoch ms; null once stored. */
+  staged_at: number | null;
 }
 
 export interface ReportRowsTable {
