@@ -176,16 +176,23 @@ export async function nextPending(db: Db, channel: string): Promise<Notification
     .executeTakeFirst();
 }
 
+/** A delivered attempt: counted, the message done and any sender's claim on it ended. */
 export async function markDelivered(db: Db, id: number, at: string): Promise<void> {
   await db
     .updateTable('notification_messages')
-    .set((eb) => ({ status: 'delivered', delivered_at: at, last_attempt_at: at, last_error: null, attempts: eb('attempts', '+', 1) }))
+    .set((eb) => ({ status: 'delivered', delivered_at: at, last_attempt_at: at, last_error: null, attempts: eb('attempts', '+', 1), claimed_by: null, claimed_until: null }))
     .where('id', '=', id)
     .execute();
 }
 
-export async function markAttemptFailed(db: Db, id: number, opts: { at: string; error: string; nextAttemptAt: string; giveUp: boolean }): Promise<void> {
-  await db
+/**
+ * A failed attempt: counted with its error, the message pending again from
+ * `nextAttemptAt` or given up, and the claim on it ended. With `holder`, only
+ * while that sender still holds its claim on the pending message.
+ * @returns whether the message was written.
+ */
+export async function markAttemptFailed(db: Db, id: number, opts: { at: string; error: string; nextAttemptAt: string; giveUp: boolean; holder?: string }): Promise<boolean> {
+  let update = db
     .updateTable('notification_messages')
     .set((eb) => ({
       status: opts.giveUp ? 'failed' : 'pending',
@@ -193,9 +200,12 @@ export async function markAttemptFailed(db: Db, id: number, opts: { at: string; 
       last_attempt_at: opts.at,
       last_error: opts.error,
       next_attempt_at: opts.nextAttemptAt,
+      claimed_by: null,
+      claimed_until: null,
     }))
-    .where('id', '=', id)
-    .execute();
+    .where('id', '=', id);
+  if (opts.holder !== undefined) update = update.where('claimed_by', '=', opts.holder).where('status', '=', 'pending');
+  return Number((await update.executeTakeFirst()).numUpdatedRows) === 1;
 }
 
 /** Puts undeliverable messages back in the queue (a person fixed the receiver). */

@@ -11,6 +11,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import type { Dialect } from './migrations.js';
+import { markAttemptFailed, markDelivered } from './notifications.js';
 import type { Database, NotificationEventRow, NotificationMessageRow } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -71,11 +72,7 @@ export async function claimNextMessage(
 export async function settleDelivered(db: Db, id: number, holder: string, at: string): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     const row = await trx.selectFrom('notification_messages').select('claimed_by').where('id', '=', id).executeTakeFirst();
-    await trx
-      .updateTable('notification_messages')
-      .set((eb) => ({ status: 'delivered', delivered_at: at, last_attempt_at: at, last_error: null, attempts: eb('attempts', '+', 1), claimed_by: null, claimed_until: null }))
-      .where('id', '=', id)
-      .execute();
+    await markDelivered(trx, id, at);
     return row?.claimed_by === holder;
   });
 }
@@ -87,22 +84,7 @@ export async function settleDelivered(db: Db, id: number, holder: string, at: st
  * @returns false when the claim was no longer `holder`'s (nothing written).
  */
 export async function settleFailed(db: Db, id: number, holder: string, opts: { at: string; error: string; nextAttemptAt: string; giveUp: boolean }): Promise<boolean> {
-  const result = await db
-    .updateTable('notification_messages')
-    .set((eb) => ({
-      status: opts.giveUp ? 'failed' : 'pending',
-      attempts: eb('attempts', '+', 1),
-      last_attempt_at: opts.at,
-      last_error: opts.error,
-      next_attempt_at: opts.nextAttemptAt,
-      claimed_by: null,
-      claimed_until: null,
-    }))
-    .where('id', '=', id)
-    .where('claimed_by', '=', holder)
-    .where('status', '=', 'pending')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) === 1;
+  return markAttemptFailed(db, id, { ...opts, holder });
 }
 
 /**
