@@ -4,7 +4,10 @@
  * filtered and sorted in SQL, and measures again only the domains whose
  * figures went stale (a report, a person's action since). The API serves
  * the page, and /healthz is answered while a slow page is still being built.
- * Real engine, real ingest, the in-memory zone.
+ * Real engine, real ingest, the in-memory zone. The listing's order for
+ * every sort both ways, filtered and paged, equals a plain sort of the same
+ * fleet (NULL figures, ties, domains never assessed), and on SQLite no
+ * statement of an unfiltered page sorts in a temporary B-tree.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +17,7 @@ import { generateToken, TokenSet } from '../src/api/tokens.js';
 import type { DnsProvider } from '../src/dns/provider.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { approve } from '../src/fleet/actions.js';
-import { fleetPage, REMEASURE_PER_REQUEST } from '../src/fleet/fleet-page.js';
+import { FLEET_SORTS, fleetPage, REMEASURE_PER_REQUEST } from '../src/fleet/fleet-page.js';
 import { domainOverview } from '../src/fleet/views.js';
 import { loadPlan } from '../src/plans/index.js';
 import type { Store } from '../src/store/open.js';
@@ -24,6 +27,11 @@ import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
 import { formSignIn } from './helpers/web.js';
 import { createWorld, type Delivery, type World } from './helpers/world.js';
 import { renderFleetPage } from '../src/web/pages.js';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { FLEET_ROWS_TUNING, fleetRows, saveAssessment, type FleetRowsQuery, type FleetRowsTuning, type FleetSort } from '../src/store/assessments.js';
+import { getDomain, insertDomain } from '../src/store/domains.js';
+import type { Database } from '../src/store/schema.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 const LATER = new Date('2026-06-15T13:00:00Z');
@@ -198,4 +206,204 @@ for (const dialect of storeDialects()) describe(`GET /api/v1/domains on a fleet 
     assert.match(html, /rel="next" href="\/\?q=shop&(amp;)?offset=400"/);
     assert.match(html, /<strong>3<\/strong><span class="badge badge-approval">/);
   });
+});
+
+/** One domain of the sorted-fleet suite: its row's sort columns and its stored figures (null: never assessed). */
+interface Listed {
+  domain: string;
+  plan: string;
+  stage_index: number;
+  state: 'active' | 'paused' | 'halted' | 'completed';
+  stage_since: string | null;
+  figures: { authorised_fail_rate: number | null; authorised_messages: number; spoofing_messages: number; blocking_sources: number; decision_action: string } | null;
+}
+
+const FIGURES = ['authorised_fail_rate', 'authorised_messages', 'spoofing_messages', 'blocking_sources'] as const;
+
+/** The listing's order by a plain sort: NULLs (and never-assessed domains) last either way, ties by name ascending (by name in the given direction when sorting by name). */
+function sortedPlainly(fleet: readonly Listed[], sort: FleetSort, order: 'asc' | 'desc'): string[] {
+  const sign = order === 'desc' ? -1 : 1;
+  const cmp = (x: string | number, y: string | number) => (x < y ? -1 : x > y ? 1 : 0);
+  const nullsLast = <T extends string | number>(x: T | null, y: T | null, dir: number) => {
+    if (x === null || y === null) return (x === null ? 1 : 0) - (y === null ? 1 : 0);
+    return dir * cmp(x, y);
+  };
+  return [...fleet]
+    .sort((x, y) => {
+      const byName = cmp(x.domain, y.domain);
+      switch (sort) {
+        case 'domain':
+          return sign * byName;
+        case 'state':
+          return sign * cmp(x.state, y.state) || byName;
+        case 'stage':
+          return sign * (cmp(x.plan, y.plan) || x.stage_index - y.stage_index) || byName;
+        case 'days_in_stage':
+          // Longest in stage first when descending: the earliest stage_since.
+          return nullsLast(x.stage_since, y.stage_since, -sign) || byName;
+        default:
+          return nullsLast(x.figures?.[sort] ?? null, y.figures?.[sort] ?? null, sign) || byName;
+      }
+    })
+    .map((d) => d.domain);
+}
+
+/** The statements a listing ran on SQLite that sort rows in a temporary B-tree (EXPLAIN QUERY PLAN), with their plans. */
+function sortsInTempTrees(path: string, statements: ReadonlyArray<{ sql: string; parameters: readonly unknown[] }>): string[] {
+  const db = new SqliteDatabase(path, { readonly: true });
+  try {
+    return statements.flatMap((s) => {
+      const plan = (db.prepare(`explain query plan ${s.sql}`).all(...(s.parameters as unknown[])) as Array<{ detail: string }>).map((r) => r.detail);
+      return plan.some((d) => /TEMP B-TREE/.test(d)) ? [`${s.sql}\n  ${plan.join('\n  ')}`] : [];
+    });
+  } finally {
+    db.close();
+  }
+}
+
+for (const dialect of storeDialects()) describe(`the fleet listing's order on ${dialect.name}: every sort both ways equals a plain sort, NULLs and never-assessed domains last, ties by name`, () => {
+  let store: Store;
+  const fleet: Listed[] = [];
+  const states = ['active', 'paused', 'halted', 'completed'] as const;
+  // Small bounds, so a few dozen domains take every path a large fleet takes: counted and walked several names a statement,
+  // a filter's few matches sorted at once, more walked through the index a few keys at a time.
+  const small: FleetRowsTuning = { rangeNames: 7, collectUpTo: 5, walkChunk: 4 };
+
+  const assess = async (d: Listed, i: number) => {
+    d.figures = {
+      // Ties on every figure; no fail rate (no authorised mail) for one in five.
+      authorised_fail_rate: i % 5 === 2 ? null : (i % 4) / 8,
+      authorised_messages: (i * 7) % 5,
+      spoofing_messages: (i * 3) % 4,
+      blocking_sources: i % 2,
+      decision_action: i % 6 === 0 ? 'await-approval' : 'hold',
+    };
+    await saveAssessment(store.db, {
+      domain: d.domain,
+      plan: d.plan,
+      stageIndex: d.stage_index,
+      assessedAt: NOW,
+      lastReportId: 0,
+      figures: { ...d.figures, decision_to: null, decision_summary: 'test' },
+    });
+  };
+
+  before(async () => {
+    store = await dialect.open();
+    for (let i = 0; i < 41; i++) {
+      const d: Listed = {
+        // Names not in the order they were enrolled in.
+        domain: `${String.fromCharCode(97 + ((i * 11) % 26))}${i}.sort.example`,
+        plan: i % 3 === 0 ? 'other' : 'default',
+        stage_index: i % 4,
+        state: states[i % 7 === 3 ? 2 : i % 5 === 1 ? 1 : i % 9 === 4 ? 3 : 0]!,
+        // Never verified (no stage_since) for one in six; the rest on four days: ties.
+        stage_since: i % 6 === 5 ? null : new Date(NOW.getTime() - (i % 4) * 86_400_000).toISOString(),
+        figures: null,
+      };
+      fleet.push(d);
+      await insertDomain(store.db, {
+        domain: d.domain,
+        plan: d.plan,
+        provider: 'memory',
+        stage_index: d.stage_index,
+        state: d.state,
+        state_reason: null,
+        stage_since: d.stage_since,
+        last_record: null,
+        window_start: null,
+        approved_stage_index: null,
+        found_record: null,
+        floor_index: null,
+        report_uri: null,
+        enrolled_at: NOW.toISOString(),
+        updated_at: NOW.toISOString(),
+      });
+      // One in eight never assessed.
+      if (i % 8 !== 7) await assess(d, i);
+    }
+  });
+  after(async () => {
+    await store?.close();
+  });
+
+  const check = async (label: string) => {
+    const filters: Array<{ name: string; query: Partial<FleetRowsQuery>; keep: (d: Listed) => boolean }> = [
+      { name: 'no filter', query: {}, keep: () => true },
+      { name: 'state=active (many)', query: { state: 'active' }, keep: (d) => d.state === 'active' },
+      { name: 'q=1 (a few)', query: { q: '1' }, keep: (d) => d.domain.includes('1') },
+      { name: 'plan=other, stage index 1 or 2', query: { stageIn: [{ plan: 'other', indices: [1, 2] }] }, keep: (d) => d.plan === 'other' && [1, 2].includes(d.stage_index) },
+      {
+        name: 'awaiting approval',
+        query: { awaitingApproval: true },
+        keep: (d) => d.state === 'active' && d.figures?.decision_action === 'await-approval',
+      },
+      {
+        name: 'not awaiting approval',
+        query: { awaitingApproval: false },
+        keep: (d) => !(d.state === 'active' && d.figures?.decision_action === 'await-approval'),
+      },
+    ];
+    for (const tuning of [FLEET_ROWS_TUNING, small]) {
+      for (const sort of FLEET_SORTS) {
+        for (const order of ['asc', 'desc'] as const) {
+          for (const f of filters) {
+            const expected = sortedPlainly(fleet.filter(f.keep), sort, order);
+            const at = `${label}, ${f.name}, sort=${sort}&order=${order}, ${tuning === small ? 'small bounds' : 'default bounds'}`;
+            const whole = await fleetRows(store.db, { ...f.query, sort, order, limit: 1000, offset: 0 }, tuning);
+            assert.deepEqual(whole.rows.map((r) => r.row.domain), expected, at);
+            assert.equal(whole.total, expected.length, at);
+            // Page by page (pages of 6: some cross from the domains with the figure to those without), and the same total on each.
+            const paged: string[] = [];
+            for (let offset = 0; offset < expected.length + 6; offset += 6) {
+              const page = await fleetRows(store.db, { ...f.query, sort, order, limit: 6, offset }, tuning);
+              assert.equal(page.total, expected.length, `${at}, offset ${offset}`);
+              paged.push(...page.rows.map((r) => r.row.domain));
+            }
+            assert.deepEqual(paged, expected, `${at}, paged`);
+          }
+        }
+      }
+    }
+  };
+
+  it('with domains never assessed among them', async () => {
+    assert.ok(fleet.some((d) => d.figures === null) && fleet.some((d) => d.figures !== null && d.figures.authorised_fail_rate === null));
+    await check('some never assessed');
+  });
+
+  it('once every domain is assessed (the domains without a figure read from its index)', async () => {
+    for (const [i, d] of fleet.entries()) if (d.figures === null) await assess(d, i);
+    await check('all assessed');
+  });
+
+  if (dialect.name === 'sqlite') {
+    it('every statement of an unfiltered page is served by an index: nothing sorted in a temporary B-tree (SQLite EXPLAIN QUERY PLAN)', async () => {
+      // A second handle on the same file that logs each statement it runs.
+      const path = dialect.cliEnv(store).DMARC_ROLLOUT_DB!;
+      const statements: Array<{ sql: string; parameters: readonly unknown[] }> = [];
+      const logged = new Kysely<Database>({
+        dialect: new SqliteDialect({ database: new SqliteDatabase(path) }),
+        log: (event) => {
+          if (event.level === 'query') statements.push({ sql: event.query.sql, parameters: event.query.parameters });
+        },
+      });
+      try {
+        // Pages into the NULLs, both while a domain is never assessed (walked by name) and once all are.
+        const loner = 'zz-never-assessed.sort.example';
+        await insertDomain(store.db, { ...(await getDomain(store.db, fleet[0]!.domain))!, domain: loner });
+        for (const sort of FLEET_SORTS) {
+          for (const order of ['asc', 'desc'] as const) {
+            for (const offset of [0, 20, 40]) await fleetRows(logged, { sort, order, limit: 5, offset }, small);
+          }
+        }
+        await store.db.deleteFrom('domains').where('domain', '=', loner).execute();
+        for (const sort of FLEET_SORTS) for (const order of ['asc', 'desc'] as const) await fleetRows(logged, { sort, order, limit: 5, offset: 38 });
+        assert.ok(statements.some((s) => /order by "spoofing_messages" desc, "domain"/.test(s.sql)), 'the figures were read in their order');
+        assert.deepEqual(sortsInTempTrees(path, statements), []);
+      } finally {
+        await logged.destroy();
+      }
+    });
+  }
 });

@@ -171,10 +171,15 @@ export async function fleetPage(store: Store, now: Date, ctx: ViewContext, q: Fl
   if ((q.awaitingApproval === true || q.approvals) && budget > 0) {
     // Whether a domain waits for approval is a stored figure: a domain that became ready since the last tick
     // would not match the filter, so the stale ones among those that could are measured first.
-    // A thousand domains a read, with a turn of the event loop between reads.
+    // Only a domain at the stage before a gated one can come to wait (decide()), so only those are looked at,
+    // a thousand a read, with a turn of the event loop between reads.
+    const gatedNext = (await enrolledPlans(store.db)).map((name) => ({
+      plan: name,
+      indices: (load(name).plan?.stages ?? []).flatMap((_, i, stages) => (stages[i + 1]?.requires_approval ? [i] : [])),
+    }));
     let after: string | null = null;
     do {
-      const chunk = await staleActiveDomains(store.db, { limit: budget, after, scan: 1000 });
+      const chunk = await staleActiveDomains(store.db, { limit: budget, after, scan: 1000, stageIn: gatedNext });
       for (const name of chunk.stale) {
         const row = await getDomain(store.db, name);
         if (row) await measure(row);

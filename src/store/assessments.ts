@@ -6,7 +6,7 @@
  * Which stored figures are stale is decided here too, from what changed
  * since they were measured.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { Database, DomainRow, DomainState, StoredAssessment } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -205,61 +205,308 @@ const ASSESSMENT_COLUMNS = [
   'decision_summary',
 ] as const;
 
-/** One page of the fleet with each domain's stored assessment (null when never assessed), and how many match in all. */
-export async function fleetRows(db: Db, q: FleetRowsQuery): Promise<{ rows: FleetRow[]; total: number }> {
-  const filtered = () => {
-    let query = db.selectFrom('domains as d').leftJoin('domain_assessments as a', 'a.domain', 'd.domain');
-    if (q.state !== undefined) query = query.where('d.state', '=', q.state);
-    if (q.plan !== undefined) query = query.where('d.plan', '=', q.plan);
-    if (q.provider !== undefined) query = query.where('d.provider', '=', q.provider);
-    if (q.q !== undefined) query = query.where(sql<boolean>`${sql.ref('d.domain')} like ${`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} escape '\\'`);
-    if (q.stageIn !== undefined) {
-      const pairs = q.stageIn.filter((p) => p.indices.length > 0);
-      query =
-        pairs.length === 0
-          ? query.where(sql<boolean>`1 = 0`)
-          : query.where((eb) => eb.or(pairs.map((p) => eb.and([eb('d.plan', '=', p.plan), eb('d.stage_index', 'in', p.indices)]))));
-    }
-    const awaiting = (eb: any) =>
-      eb.and([
-        eb('d.state', '=', 'active'),
-        eb('a.decision_action', '=', 'await-approval'),
-        eb.not(eb.exists(eb.selectFrom('intents as i').select('i.domain').whereRef('i.domain', '=', 'd.domain'))),
-      ]);
-    if (q.awaitingApproval !== undefined) query = query.where((eb) => (q.awaitingApproval ? awaiting(eb) : eb.not(awaiting(eb))));
-    if (q.approvals) query = query.where((eb) => eb.or([awaiting(eb), eb('d.approved_stage_index', '>', eb.ref('d.stage_index'))]));
-    return query;
+/**
+ * How fleetRows() bounds each statement (an option for tests): a filtered
+ * fleet is counted `rangeNames` domain names a statement; a filter matching
+ * at most `collectUpTo` domains has its matches sorted in one statement (a
+ * sort of that many rows at most); more matches are found in order by
+ * walking the sort's index `walkChunk` keys a statement.
+ */
+export interface FleetRowsTuning {
+  rangeNames: number;
+  collectUpTo: number;
+  walkChunk: number;
+}
+
+export const FLEET_ROWS_TUNING: FleetRowsTuning = { rangeNames: 10_000, collectUpTo: 2_000, walkChunk: IN_CHUNK };
+
+/** Keys read per statement when a page (or the whole fleet, limit null) is read without filters. */
+const PAGE_CHUNK = 10_000;
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A run of the fleet in one sort's order that one index serves (migration
+ * 0015_fleet_sort), without filters: a page of it and its size. `walk`
+ * yields it a bounded statement at a time, filtered when asked.
+ */
+interface Segment {
+  page(offset: number, limit: number): Promise<string[]>;
+  count(): Promise<number>;
+  walk(match: ((keys: string[]) => Promise<Set<string>>) | null): AsyncGenerator<string[]>;
+}
+
+/** A segment read by one ordered index walk: `keys` selects the domain names in order. */
+function indexSegment(keys: () => SelectQueryBuilder<Database, any, { domain: string }>, count: () => Promise<number>, chunk: number): Segment {
+  return {
+    async page(offset, limit) {
+      return (await keys().limit(limit).offset(offset).execute()).map((r) => r.domain);
+    },
+    count,
+    async *walk(match) {
+      for (let offset = 0; ; offset += chunk) {
+        const names = (await keys().limit(chunk).offset(offset).execute()).map((r) => r.domain);
+        if (match === null) yield names;
+        else {
+          const matched = names.length > 0 ? await match(names) : new Set<string>();
+          yield names.filter((n) => matched.has(n));
+        }
+        if (names.length < chunk) return;
+        await nextTurn();
+      }
+    },
   };
-  const counted = await filtered()
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .executeTakeFirstOrThrow();
-  let page = filtered()
-    .selectAll('d')
-    .select(ASSESSMENT_COLUMNS.map((c) => `a.${c} as a_${c}` as const))
-    .select(sql<number>`case when a.domain is null then 0 else 1 end`.as('a_present'));
-  const dir = q.order;
-  // NULLs last whichever the direction, the same on SQLite (NULLs sort low) and Postgres (NULLs sort high).
-  const nullsLast = (column: string) => sql`case when ${sql.ref(column)} is null then 1 else 0 end`;
-  switch (q.sort) {
+}
+
+const emptySegment: Segment = {
+  page: async () => [],
+  count: async () => 0,
+  async *walk() {},
+};
+
+/** [after, upTo] ranges of `size` domain names each (null: open end), in name order. */
+async function* nameRanges(db: Db, size: number): AsyncGenerator<{ after: string | null; upTo: string | null }> {
+  for (let after: string | null = null; ; ) {
+    let edge = db.selectFrom('domains').select('domain').orderBy('domain').limit(1).offset(size - 1);
+    if (after !== null) edge = edge.where('domain', '>', after);
+    const upTo: string | null = (await edge.executeTakeFirst())?.domain ?? null;
+    yield { after, upTo };
+    if (upTo === null) return;
+    after = upTo;
+    await nextTurn();
+  }
+}
+
+function inRange<Q extends SelectQueryBuilder<any, any, any>>(query: Q, r: { after: string | null; upTo: string | null }): Q {
+  let q = query;
+  if (r.after !== null) q = q.where('d.domain', '>', r.after) as Q;
+  if (r.upTo !== null) q = q.where('d.domain', '<=', r.upTo) as Q;
+  return q;
+}
+
+type Figure = 'authorised_fail_rate' | 'authorised_messages' | 'spoofing_messages' | 'blocking_sources';
+
+/**
+ * The fleet in `sort` order as the segments indexes serve, one after the
+ * other. NULLs last in either direction, ties by domain name ascending: a
+ * figure's domains with the figure, by it; then those without it (never
+ * assessed, or no figure) by name. A domain never assessed has no row in
+ * domain_assessments, so when there are any, that last segment is walked
+ * by name a range at a time, each domain checked for its assessment.
+ */
+function segments(db: Db, sort: FleetSort, dir: 'asc' | 'desc', t: FleetRowsTuning, filters: (query: FilteredQuery) => FilteredQuery): Segment[] {
+  const count = async (query: SelectQueryBuilder<Database, any, {}>) => Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  const domains = () => db.selectFrom('domains').select('domain');
+  const fleetSize = () => count(db.selectFrom('domains'));
+  switch (sort) {
     case 'domain':
-      break;
+      return [indexSegment(() => domains().orderBy('domain', dir), fleetSize, t.walkChunk)];
     case 'state':
-      page = page.orderBy('d.state', dir);
+      return [indexSegment(() => domains().orderBy('state', dir).orderBy('domain'), fleetSize, t.walkChunk)];
+    case 'stage':
+      return [indexSegment(() => domains().orderBy('plan', dir).orderBy('stage_index', dir).orderBy('domain'), fleetSize, t.walkChunk)];
+    case 'days_in_stage': {
+      // Longest in stage first when descending: the earliest stage_since.
+      const since = dir === 'desc' ? 'asc' : 'desc';
+      return [
+        indexSegment(() => domains().where('stage_since', 'is not', null).orderBy('stage_since', since).orderBy('domain'), () => count(db.selectFrom('domains').where('stage_since', 'is not', null)), t.walkChunk),
+        indexSegment(() => domains().where('stage_since', 'is', null).orderBy('domain'), () => count(db.selectFrom('domains').where('stage_since', 'is', null)), t.walkChunk),
+      ];
+    }
+    default: {
+      const figure: Figure = sort;
+      const withFigure = () => count(db.selectFrom('domain_assessments').where(figure, 'is not', null));
+      const measured = indexSegment(() => db.selectFrom('domain_assessments').select('domain').where(figure, 'is not', null).orderBy(figure, dir).orderBy('domain'), withFigure, t.walkChunk);
+      const withoutCount = async () => (await fleetSize()) - (await withFigure());
+      // Only assessed domains without the figure: one index walk. With never-assessed ones among them: by name, a range at a time.
+      let unassessed: Promise<boolean> | undefined;
+      const anyUnassessed = () => (unassessed ??= (async () => (await fleetSize()) > (await count(db.selectFrom('domain_assessments'))))());
+      // Only the fail rate may be NULL in an assessment (no authorised mail); the counts never are.
+      const byIndex =
+        figure === 'authorised_fail_rate'
+          ? indexSegment(() => db.selectFrom('domain_assessments').select('domain').where(figure, 'is', null).orderBy('domain'), withoutCount, t.walkChunk)
+          : emptySegment;
+      const byName = async function* (match: boolean): AsyncGenerator<string[]> {
+        for await (const range of nameRanges(db, t.rangeNames)) {
+          let query = db
+            .selectFrom('domains as d')
+            .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
+            .select('d.domain')
+            .where((eb) => eb.or([eb('a.domain', 'is', null), eb(`a.${figure}`, 'is', null)]))
+            .orderBy('d.domain');
+          if (match) query = filters(query as unknown as FilteredQuery) as unknown as typeof query;
+          yield (await inRange(query, range).execute()).map((r) => r.domain);
+        }
+      };
+      const without: Segment = {
+        async page(offset, limit) {
+          if (!(await anyUnassessed())) return byIndex.page(offset, limit);
+          const out: string[] = [];
+          for await (const names of byName(false)) {
+            const take = names.slice(offset, offset + limit - out.length);
+            offset = Math.max(0, offset - names.length);
+            out.push(...take);
+            if (out.length >= limit) break;
+          }
+          return out;
+        },
+        count: withoutCount,
+        async *walk(match) {
+          if (!(await anyUnassessed())) yield* byIndex.walk(match);
+          else yield* byName(match !== null);
+        },
+      };
+      return [measured, without];
+    }
+  }
+}
+
+/** The ORDER BY of `sort` over domains d left join domain_assessments a: what the segments walk, as one expression. */
+function orderedBy<Q extends SelectQueryBuilder<any, any, any>>(query: Q, sort: FleetSort, dir: 'asc' | 'desc'): Q {
+  const nullsLast = (column: string) => sql`(${sql.ref(column)} is null)`;
+  let q: SelectQueryBuilder<any, any, any> = query;
+  switch (sort) {
+    case 'domain':
+      return q.orderBy('d.domain', dir) as Q;
+    case 'state':
+      q = q.orderBy('d.state', dir);
       break;
     case 'stage':
-      page = page.orderBy('d.plan', dir).orderBy('d.stage_index', dir);
+      q = q.orderBy('d.plan', dir).orderBy('d.stage_index', dir);
       break;
     case 'days_in_stage':
-      // Longest in stage first when descending: the earliest stage_since.
-      page = page.orderBy(nullsLast('d.stage_since')).orderBy('d.stage_since', dir === 'desc' ? 'asc' : 'desc');
+      q = q.orderBy(nullsLast('d.stage_since')).orderBy('d.stage_since', dir === 'desc' ? 'asc' : 'desc');
       break;
     default:
-      page = page.orderBy(nullsLast(`a.${q.sort}`)).orderBy(`a.${q.sort}`, dir);
+      q = q.orderBy(nullsLast(`a.${sort}`)).orderBy(`a.${sort}`, dir);
   }
-  const rows = await page.orderBy('d.domain', q.sort === 'domain' ? dir : 'asc').limit(q.limit).offset(q.offset).execute();
-  return {
-    total: Number(counted.n),
-    rows: rows.map((r) => {
+  return q.orderBy('d.domain') as Q;
+}
+
+type FilteredQuery = SelectQueryBuilder<Database & { d: Database['domains']; a: Database['domain_assessments'] }, 'd' | 'a', {}>;
+
+/** The listing's filters as WHERE terms over domains d left join domain_assessments a. */
+function filterBy(q: FleetRowsQuery): ((query: FilteredQuery) => FilteredQuery) | null {
+  const terms: Array<(query: FilteredQuery) => FilteredQuery> = [];
+  if (q.state !== undefined) terms.push((query) => query.where('d.state', '=', q.state!));
+  if (q.plan !== undefined) terms.push((query) => query.where('d.plan', '=', q.plan!));
+  if (q.provider !== undefined) terms.push((query) => query.where('d.provider', '=', q.provider!));
+  if (q.q !== undefined) {
+    const like = `%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    terms.push((query) => query.where(sql<boolean>`${sql.ref('d.domain')} like ${like} escape '\\'`));
+  }
+  if (q.stageIn !== undefined) {
+    const pairs = q.stageIn.filter((p) => p.indices.length > 0);
+    terms.push((query) =>
+      pairs.length === 0
+        ? query.where(sql<boolean>`1 = 0`)
+        : query.where((eb) => eb.or(pairs.map((p) => eb.and([eb('d.plan', '=', p.plan), eb('d.stage_index', 'in', p.indices)])))),
+    );
+  }
+  // `is not null` first: a domain never assessed is not awaiting (false, not SQL's unknown, so NOT keeps it).
+  const awaiting = (eb: any) =>
+    eb.and([
+      eb('a.decision_action', 'is not', null),
+      eb('d.state', '=', 'active'),
+      eb('a.decision_action', '=', 'await-approval'),
+      eb.not(eb.exists(eb.selectFrom('intents as i').select('i.domain').whereRef('i.domain', '=', 'd.domain'))),
+    ]);
+  if (q.awaitingApproval !== undefined) terms.push((query) => query.where((eb) => (q.awaitingApproval ? awaiting(eb) : eb.not(awaiting(eb)))));
+  if (q.approvals) terms.push((query) => query.where((eb) => eb.or([awaiting(eb), eb('d.approved_stage_index', '>', eb.ref('d.stage_index'))])));
+  if (terms.length === 0) return null;
+  return (query) => terms.reduce((acc, term) => term(acc), query);
+}
+
+/**
+ * One page of the fleet with each domain's stored assessment (null when
+ * never assessed), and how many match in all. Every statement is bounded
+ * whatever the fleet's size (SQLite answers synchronously: one long
+ * statement holds off /healthz), with a turn of the event loop between:
+ * - unfiltered, the page's names come from the sort's index (migration
+ *   0015_fleet_sort) by LIMIT/OFFSET over it, no sort;
+ * - filtered, the matches are counted a range of names at a time; a few
+ *   (collectUpTo) are sorted in one statement, more are found in order by
+ *   walking the sort's index a chunk of keys at a time, each chunk checked
+ *   against the filter (so a deep page of a sparse filter walks far: the
+ *   walk is bounded per statement, not in all);
+ * then the page's rows are read by name.
+ */
+export async function fleetRows(db: Db, q: FleetRowsQuery, t: FleetRowsTuning = FLEET_ROWS_TUNING): Promise<{ rows: FleetRow[]; total: number }> {
+  const joined = () => db.selectFrom('domains as d').leftJoin('domain_assessments as a', 'a.domain', 'd.domain') as unknown as FilteredQuery;
+  const filters = filterBy(q);
+  const segs = segments(db, q.sort, q.order, t, filters ?? ((query) => query));
+  let names: string[] = [];
+  let total: number;
+  if (filters === null) {
+    total = Number((await db.selectFrom('domains').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    let skip = q.offset;
+    for (const seg of segs) {
+      let got = 0;
+      while (names.length < q.limit) {
+        const want = Math.min(q.limit - names.length, PAGE_CHUNK);
+        const chunk = await seg.page(skip + got, want);
+        names.push(...chunk);
+        got += chunk.length;
+        if (chunk.length < want) break;
+        await nextTurn();
+      }
+      if (names.length >= q.limit) break;
+      // The segment ran out: the page goes on in the next one.
+      skip = got > 0 ? 0 : skip - (await seg.count());
+    }
+  } else {
+    // Count the matches a range of names at a time, keeping them while they are few.
+    total = 0;
+    let few: string[] | null = [];
+    for await (const range of nameRanges(db, t.rangeNames)) {
+      if (few !== null) {
+        const room = t.collectUpTo - total;
+        const found = (await inRange(filters(joined()).select('d.domain'), range).limit(room + 1).execute()).map((r) => r.domain);
+        if (found.length <= room) {
+          few.push(...found);
+          total += found.length;
+          continue;
+        }
+        few = null;
+      }
+      total += Number((await inRange(filters(joined()).select((eb) => eb.fn.countAll<number>().as('n')), range).executeTakeFirstOrThrow()).n);
+    }
+    if (few !== null) {
+      if (few.length > 0) {
+        // At most collectUpTo rows sorted in one statement.
+        const page = orderedBy(joined().select('d.domain').where('d.domain', 'in', few), q.sort, q.order).limit(q.limit).offset(q.offset);
+        names = (await page.execute()).map((r) => r.domain);
+      }
+    } else {
+      const match = async (keys: string[]) => new Set((await filters(joined()).select('d.domain').where('d.domain', 'in', keys).execute()).map((r) => r.domain));
+      let skip = q.offset;
+      walk: for (const seg of segs) {
+        for await (const matched of seg.walk(match)) {
+          const take = matched.slice(skip, skip + q.limit - names.length);
+          skip = Math.max(0, skip - matched.length);
+          names.push(...take);
+          if (names.length >= q.limit) break walk;
+        }
+      }
+    }
+  }
+  return { total, rows: await rowsByName(db, names) };
+}
+
+/** The domains' rows and stored assessments, in the order of `names`, IN_CHUNK a read. */
+async function rowsByName(db: Db, names: readonly string[]): Promise<FleetRow[]> {
+  const byName = new Map<string, FleetRow>();
+  for (let i = 0; i < names.length; i += IN_CHUNK) {
+    if (i > 0) await nextTurn();
+    const rows = await db
+      .selectFrom('domains as d')
+      .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
+      .selectAll('d')
+      .select(ASSESSMENT_COLUMNS.map((c) => `a.${c} as a_${c}` as const))
+      .select(sql<number>`case when a.domain is null then 0 else 1 end`.as('a_present'))
+      .where('d.domain', 'in', names.slice(i, i + IN_CHUNK))
+      .execute();
+    for (const r of rows) {
       const record = r as unknown as Record<string, unknown>;
       const row = Object.fromEntries(Object.entries(record).filter(([k]) => !k.startsWith('a_'))) as unknown as DomainRow;
       const assessment = record.a_present
@@ -274,9 +521,11 @@ export async function fleetRows(db: Db, q: FleetRowsQuery): Promise<{ rows: Flee
         assessment.spoofing_messages = Number(assessment.spoofing_messages);
         assessment.last_report_id = Number(assessment.last_report_id);
       }
-      return { row, assessment };
-    }),
-  };
+      byName.set(row.domain, { row, assessment });
+    }
+  }
+  // A domain unenrolled between the reads is left out.
+  return names.flatMap((n) => byName.get(n) ?? []);
 }
 
 /**
@@ -334,10 +583,20 @@ export async function staleAssessments(db: Db, rows: readonly FleetRow[]): Promi
  * of them among the next `scan` active domains by name after `after`, and
  * where the scan stopped (null at the end of the fleet). The caller walks
  * the fleet a chunk at a time, so no one read holds SQLite for long.
+ * `stageIn`: only domains at these (plan, stage index) pairs (the stages
+ * before a gated one: no other domain can come to wait for approval).
  */
-export async function staleActiveDomains(db: Db, opts: { limit: number; after: string | null; scan: number }): Promise<{ stale: string[]; last: string | null }> {
+export async function staleActiveDomains(
+  db: Db,
+  opts: { limit: number; after: string | null; scan: number; stageIn?: Array<{ plan: string; indices: number[] }> },
+): Promise<{ stale: string[]; last: string | null }> {
   let chunk = db.selectFrom('domains').select('domain').where('state', '=', 'active').orderBy('domain').limit(opts.scan);
   if (opts.after !== null) chunk = chunk.where('domain', '>', opts.after);
+  if (opts.stageIn !== undefined) {
+    const pairs = opts.stageIn.filter((p) => p.indices.length > 0);
+    if (pairs.length === 0) return { stale: [], last: null };
+    chunk = chunk.where((eb) => eb.or(pairs.map((p) => eb.and([eb('plan', '=', p.plan), eb('stage_index', 'in', p.indices)]))));
+  }
   const names = (await chunk.execute()).map((r) => r.domain);
   if (names.length === 0) return { stale: [], last: null };
   const rows = await db
