@@ -132,6 +132,37 @@ export function createContext(
   return ctx;
 }
 
+/**
+ * The daemon config file a command reads: `--config`, else
+ * DMARC_ROLLOUT_CONFIG unless a providers file was named on the command line
+ * (`--providers` alone means "these providers, not the daemon's"). An empty
+ * value is unset.
+ */
+export function configFileOf(ctx: CliContext, opts: { config?: string; providers?: string }): string | undefined {
+  const file = opts.config ?? (opts.providers === undefined ? ctx.env.DMARC_ROLLOUT_CONFIG : undefined);
+  return file === '' ? undefined : file;
+}
+
+/** The providers file: `--providers`, else DMARC_ROLLOUT_PROVIDERS. */
+export function providersFileOf(ctx: CliContext, opts: { providers?: string }): string | undefined {
+  const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+  return file === '' ? undefined : file;
+}
+
+/**
+ * The daemon config named by configFileOf, loaded (secrets from this run's
+ * environment), its store used by the command from here on; null when none
+ * is named. @throws ConfigError when it is invalid.
+ */
+export async function daemonConfigFor(ctx: CliContext, opts: { config?: string; providers?: string }): Promise<DaemonConfig | null> {
+  const file = configFileOf(ctx, opts);
+  if (file === undefined) return null;
+  const { loadDaemonConfig } = await import('../daemon/config.js');
+  const config = loadDaemonConfig(file, ctx.env);
+  ctx.useStore(config.storeLocation);
+  return config;
+}
+
 /** What a tick (or `plan`) from the command line needs to reach DNS: the same providers, store and allowlist the daemon uses. */
 export interface DnsSetup {
   providerFor(row: DomainRow): DnsProvider;
@@ -155,11 +186,9 @@ export async function dnsSetup(ctx: CliContext, options: { config?: string; prov
     import('../../providers/config-file.js'),
     import('../engine/verify.js'),
   ]);
-  const configFile = options.config ?? (options.providers === undefined ? ctx.env.DMARC_ROLLOUT_CONFIG : undefined);
-  if (configFile !== undefined) {
-    const { configSourceRules, loadDaemonConfig } = await import('../daemon/config.js');
-    const config = loadDaemonConfig(configFile, ctx.env);
-    ctx.useStore(config.storeLocation);
+  const config = await daemonConfigFor(ctx, options);
+  if (config !== null) {
+    const { configSourceRules } = await import('../daemon/config.js');
     const providers = providerSetFrom(config.providers, config.file, ctx.providerDeps());
     const sourceRules = configSourceRules(config);
     return {
@@ -169,7 +198,7 @@ export async function dnsSetup(ctx: CliContext, options: { config?: string; prov
       config,
     };
   }
-  const file = options.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+  const file = providersFileOf(ctx, options);
   const fromFile = file ? loadProviderSet(file, ctx.providerDeps()) : null;
   return {
     providerFor: (row) => {

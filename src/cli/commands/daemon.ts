@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { AppError } from '../../errors.js';
-import type { CliContext } from '../context.js';
+import { configFileOf, type CliContext } from '../context.js';
 
 export function registerDaemonCommands(program: Command, ctx: CliContext): void {
   program
@@ -18,7 +18,7 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
     .option('-c, --config <file>', 'the daemon config (YAML); default $DMARC_ROLLOUT_CONFIG')
     .option('--json', 'print { ok, checks: [{ subject, status, detail, fix? }] }')
     .action(async (opts: { config?: string; json?: boolean }) => {
-      const file = configFileOf(ctx, opts);
+      const file = requiredConfigFile(ctx, opts);
       const [{ ConfigError, loadDaemonConfig }, { runDoctor }] = await Promise.all([import('../../daemon/config.js'), import('../../daemon/doctor.js')]);
       let checks;
       try {
@@ -40,7 +40,7 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
     .option('--once', 'run one ingest and one tick, then exit')
     .option('--json', 'refusals as a JSON error (the logs are JSON lines either way)')
     .action(async (opts: { config?: string; once?: boolean }) => {
-      const file = configFileOf(ctx, opts);
+      const file = requiredConfigFile(ctx, opts);
       const [{ ConfigError, loadDaemonConfig }, { startDaemon, StartError }, { LockHeldError }, { createLogger }] = await Promise.all([
         import('../../daemon/config.js'),
         import('../../daemon/daemon.js'),
@@ -94,8 +94,8 @@ export function registerDaemonCommands(program: Command, ctx: CliContext): void 
 }
 
 /** The config file: --config, else DMARC_ROLLOUT_CONFIG. @throws AppError usage when neither is given. */
-function configFileOf(ctx: CliContext, opts: { config?: string }): string {
-  const file = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
-  if (file === undefined || file === '') throw new AppError('usage', 'give the daemon config: --config <file> (or set DMARC_ROLLOUT_CONFIG)', { field: '--config' });
+function requiredConfigFile(ctx: CliContext, opts: { config?: string }): string {
+  const file = configFileOf(ctx, opts);
+  if (file === undefined) throw new AppError('usage', 'give the daemon config: --config <file> (or set DMARC_ROLLOUT_CONFIG)', { field: '--config' });
   return file;
 }

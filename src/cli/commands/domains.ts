@@ -18,7 +18,7 @@ import { planForEnrolment } from '../../fleet/plan-registry.js';
 import { loadPlan, planDirectories } from '../../plans/index.js';
 import { AppError, errorMessage } from '../../errors.js';
 import { listInstances, type InstanceView } from '../../store/instances.js';
-import type { CliContext } from '../context.js';
+import { daemonConfigFor, providersFileOf, type CliContext } from '../context.js';
 
 /** The daemon config's default `instances.lease_seconds`, when no config is given. */
 const DEFAULT_LEASE_SECONDS = 60;
@@ -47,14 +47,11 @@ export async function fleetSettings(
 ): Promise<{ providers: ProviderLookup; reportAddresses: string[]; origin: string | null }> {
   // The providers (and the DNS SDKs under them) load here, not with the module: `status` never needs them.
   const { loadProviderSet, providerSetFrom } = await import('../../../providers/config-file.js');
-  const configFile = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
-  if (configFile !== undefined && opts.providers === undefined) {
-    const { loadDaemonConfig } = await import('../../daemon/config.js');
-    const config = loadDaemonConfig(configFile, ctx.env);
-    ctx.useStore(config.storeLocation);
+  const config = await daemonConfigFor(ctx, opts);
+  if (config !== null) {
     return { providers: providerSetFrom(config.providers, config.file, ctx.providerDeps()), reportAddresses: config.report_addresses, origin: config.file };
   }
-  const file = opts.providers ?? ctx.env.DMARC_ROLLOUT_PROVIDERS;
+  const file = providersFileOf(ctx, opts);
   if (file) return { providers: loadProviderSet(file, ctx.providerDeps()), reportAddresses: [], origin: file };
   const none: ProviderLookup = {
     names: [],
@@ -220,14 +217,7 @@ export function registerDomainCommands(program: Command, ctx: CliContext): void 
     .option('--json', 'print JSON')
     .action(async (domain: string | undefined, opts: { config?: string; json?: boolean }) => {
       // The daemon's config names its store and the lease time that tells a live instance from a gone one.
-      const configFile = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
-      let leaseSeconds = DEFAULT_LEASE_SECONDS;
-      if (configFile !== undefined) {
-        const { loadDaemonConfig } = await import('../../daemon/config.js');
-        const config = loadDaemonConfig(configFile, ctx.env);
-        ctx.useStore(config.storeLocation);
-        leaseSeconds = config.instances.lease_seconds;
-      }
+      const leaseSeconds = (await daemonConfigFor(ctx, opts))?.instances.lease_seconds ?? DEFAULT_LEASE_SECONDS;
       const store = await ctx.store();
       if (domain === undefined) {
         const now = ctx.now();

@@ -5,14 +5,11 @@
  */
 import { Option, type Command } from 'commander';
 import { AppError, errorMessage } from '../../errors.js';
-import type { CliContext } from '../context.js';
+import { configFileOf, daemonConfigFor, type CliContext } from '../context.js';
 
 async function daemonConfig(ctx: CliContext, file: string | undefined) {
-  const configFile = file ?? ctx.env.DMARC_ROLLOUT_CONFIG;
-  if (configFile === undefined) throw new AppError('usage', 'give the daemon config with --config <file> (or set DMARC_ROLLOUT_CONFIG): the channels are defined there');
-  const { loadDaemonConfig } = await import('../../daemon/config.js');
-  const config = loadDaemonConfig(configFile, ctx.env);
-  ctx.useStore(config.storeLocation);
+  const config = await daemonConfigFor(ctx, { config: file });
+  if (config === null) throw new AppError('usage', 'give the daemon config with --config <file> (or set DMARC_ROLLOUT_CONFIG): the channels are defined there');
   return config;
 }
 
@@ -86,8 +83,7 @@ export function registerNotifyCommands(program: Command, ctx: CliContext): void 
     .option('--json', 'print the summary as JSON')
     .option('--send', 'also queue it to the channels of notifications.summary (the daemon delivers it)')
     .action(async (opts: { since: string; config?: string; json?: boolean; send?: boolean }) => {
-      const configFile = opts.config ?? ctx.env.DMARC_ROLLOUT_CONFIG;
-      const config = configFile !== undefined || opts.send ? await daemonConfig(ctx, configFile) : null;
+      const config = configFileOf(ctx, opts) !== undefined || opts.send ? await daemonConfig(ctx, opts.config) : null;
       const [{ buildSummary, parsePeriod }, { summaryText }, { loadPlan, planDirectories }] = await Promise.all([
         import('../../notify/summary.js'),
         import('../../notify/render.js'),
