@@ -95,6 +95,34 @@ test('containers nested deeper than the limit are refused', async () => {
   await refused(b, /nested more than 4 deep/);
 });
 
+test('a file too big to be read in one piece is streamed from disk: zip, gzip and plain XML read as from bytes; a stored zip member past the token cap is not one token', async () => {
+  const { READ_WHOLE_BYTES } = await import('../src/reports/unpack.js');
+  const { DEFAULT_LIMITS } = await import('../src/reports/limits.js');
+  const large = Buffer.from(reportXml({ records: 2000 }));
+  assert.ok(large.length > READ_WHOLE_BYTES && large.length > DEFAULT_LIMITS.maxTokenChars, 'the XML must be past the one-piece size and the token cap');
+  // A stored (uncompressed) zip member comes out of yauzl in one piece (it was refused as a token over the cap).
+  const cases: Array<[string, Buffer, string | null]> = [
+    ['big.zip', makeZip([{ name: 'big.xml', data: large, stored: true }]), 'zip'],
+    ['big.xml', large, null],
+    ['big-small.xml.gz', gzipSync(large), 'gzip'],
+  ];
+  const expected = await read(large);
+  for (const [name, bytes, container] of cases) {
+    const p = join(dir, name);
+    writeFileSync(p, bytes);
+    const fromDisk = await readReport({ path: p });
+    assert.equal(fromDisk.container, container, name);
+    assert.equal(fromDisk.figures.records, 2000, name);
+    assert.equal(fromDisk.contentHash, expected.contentHash, name);
+    assert.equal(fromDisk.contentHash, (await read(bytes)).contentHash, name);
+  }
+  // A big zip that is cut short is refused as such, from disk too.
+  const zipped = makeZip([{ name: 'big.xml', data: large, stored: true }]);
+  const cut = join(dir, 'cut.zip');
+  writeFileSync(cut, zipped.subarray(0, zipped.length - 40));
+  await refused({ path: cut }, /zip/);
+});
+
 test('zip: the first XML member is the report; path tricks, oversize and lying members are refused', async () => {
   const r = await read(makeZip([{ name: 'README.txt', data: Buffer.from('hello') }, { name: 'dir/report.xml', data: xml }]));
   assertFigures(r);

@@ -2,10 +2,11 @@
  * Containers to XML bytes: sniffs each layer by content and peels it (gzip,
  * zip, raw zlib, mail), recording the chain (`eml+zip`, `gzip+gzip`), with
  * caps on nesting, buffered bytes and decompressed bytes. The result is a
- * stream of XML bytes; nothing decompressed is held whole.
+ * stream of XML bytes; nothing decompressed is held whole. A small file (the
+ * daily report, a few KB) is read in one piece, a big one streamed.
  */
 import yauzl from 'yauzl';
-import { stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { errorMessage } from '../errors.js';
 import { ReportError } from './errors.js';
@@ -96,8 +97,16 @@ export async function unpack(input: RawInput, limits: Limits): Promise<Unpacked>
     }
   }
 
-  const inner = await layer(readInput(input), 0, isFileInput(input) ? input.path : null);
-  const inputBytes = isFileInput(input) ? (await stat(input.path)).size : input.bytes.length;
+  let inputBytes: number;
+  let inner: AsyncGenerator<Buffer>;
+  if (isFileInput(input)) {
+    const file = await readSmallFile(input.path);
+    inputBytes = file.size;
+    inner = file.bytes ? await layer(readInput({ bytes: file.bytes }), 0, null) : await layer(readInput(input), 0, input.path);
+  } else {
+    inputBytes = input.bytes.length;
+    inner = await layer(readInput(input), 0, null);
+  }
   const expansionCap = Math.max(limits.expansionFloorBytes, limits.maxExpansionRatio * inputBytes);
   async function* withNotes(): AsyncGenerator<Buffer> {
     let out = 0;
@@ -119,6 +128,34 @@ export async function unpack(input: RawInput, limits: Limits): Promise<Unpacked>
     }
   }
   return { chain, member, xml: withNotes(), notes, mail };
+}
+
+/**
+ * Files up to this size are read in one piece: a fleet's daily reports are a
+ * few KB each, and streaming one (a read stream, then yauzl opening a zip a
+ * second time, then a stat) cost more system calls and event-loop turns
+ * than parsing it. Bigger files are streamed, so memory stays flat.
+ */
+export const READ_WHOLE_BYTES = 1024 * 1024;
+
+/** The file's size, and its bytes when it is small (one open, one stat, one read, one close). */
+async function readSmallFile(path: string): Promise<{ size: number; bytes: Buffer | null }> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size > READ_WHOLE_BYTES) return { size, bytes: null };
+    const bytes = Buffer.allocUnsafe(size);
+    let filled = 0;
+    // A file that shrank under us ends where its bytes end; one that grew is read as it was when we looked.
+    while (filled < size) {
+      const { bytesRead } = await handle.read(bytes, filled, size - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return { size: filled, bytes: bytes.subarray(0, filled) };
+  } finally {
+    await handle.close();
+  }
 }
 
 const ZIP_OPTIONS: yauzl.Options = { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: false, decodeStrings: true };

@@ -135,7 +135,16 @@ interface SaxesInternals {
   text: string;
   name: string;
   attribList: unknown[];
+  /** Characters consumed before the chunk being written; after write() returns, all of them (saxes's `position` then counts the last chunk twice). */
+  chunkPosition: number;
 }
+
+/**
+ * Bytes decoded and handed to saxes at a time. A container may yield one
+ * piece of any size (a stored zip member comes out whole); fed in pieces, the
+ * token caps are checked every piece and no string is bigger than this.
+ */
+const FEED_PIECE = 64 * 1024;
 
 function newRecord(): ReportRecord {
   return {
@@ -536,7 +545,7 @@ export async function parseReportXml(
 
   function checkTokens(): void {
     // Text nobody listens to is not collected, so its length shows only as characters read since the last token.
-    if (internals.text.length > limits.maxTokenChars || internals.name.length > limits.maxTokenChars || parser.position - lastEvent > limits.maxTokenChars) {
+    if (internals.text.length > limits.maxTokenChars || internals.name.length > limits.maxTokenChars || internals.chunkPosition - lastEvent > limits.maxTokenChars) {
       fail('limit', `an XML token (text, comment, name or attribute value) is longer than ${limits.maxTokenChars} characters`, inFeedback ? where() : null);
     }
     if (internals.attribList.length > limits.maxAttributes) {
@@ -553,6 +562,10 @@ export async function parseReportXml(
 
   function feed(bytes: Buffer, final: boolean): void {
     if (!decoder) return;
+    if (bytes.length > FEED_PIECE) {
+      for (let i = 0; i < bytes.length; i += FEED_PIECE) feed(bytes.subarray(i, i + FEED_PIECE), final && i + FEED_PIECE >= bytes.length);
+      return;
+    }
     const s = decoder.decode(bytes, { stream: !final });
     if (utf8 && s.includes('\uFFFD')) {
       replaced += countChar(s, '\uFFFD') - countEncodedFFFD(tail, bytes);
