@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createDaemonMetrics, type DaemonMetrics } from '../src/daemon/metrics.js';
+import { createDaemonMetrics, withProviders, type DaemonMetrics } from '../src/daemon/metrics.js';
 import type { DomainTickResult } from '../src/engine/tick.js';
 import { force, pause } from '../src/fleet/actions.js';
 import { loadPlan, type Plan } from '../src/plans/index.js';
@@ -40,7 +40,7 @@ async function world(dialect: StoreDialect, domains: string[], opts: { loadPlan?
     metrics,
     async tick(now: Date) {
       const results = await tick(now);
-      metrics.recordTick(results.map((r) => ({ ...r, provider: 'memory' })), 0.2);
+      metrics.recordTick(await withProviders(w.store.db, results), 0.2);
       return results;
     },
     async scrape(m = metrics) {

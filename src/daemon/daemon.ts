@@ -26,6 +26,7 @@ import { AppError, errorMessage } from '../errors.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
 import { DaemonHealth, type HealthReport } from './health.js';
+import { withProviders } from './metrics.js';
 import { acquireInstanceLock, type InstanceLock } from './lock.js';
 import { joinInstances, type Membership } from './heartbeat.js';
 import { claimLease, releaseLease } from '../store/leases.js';
@@ -222,9 +223,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       // Held from plan through write to verify; the heartbeat renews it, so it runs out only when this instance stops beating.
       lease: { holder: instance.id, ttlMs: leaseMs, now: () => new Date() },
     });
-    const providerOf = new Map((await store.db.selectFrom('domains').select(['domain', 'provider']).execute()).map((d) => [d.domain, d.provider]));
     metrics.recordTick(
-      results.map((r) => ({ ...r, provider: providerOf.get(r.domain) ?? null })),
+      await withProviders(store.db, results),
       Number(process.hrtime.bigint() - started) / 1e9,
     );
     if (config.retention.raw_rows_days > 0) {

@@ -27,6 +27,21 @@ const ACTIONS: readonly DecisionAction[] = ['establish', 'advance', 'hold', 'awa
 // provider APIs and DNS verification for many domains can take minutes.
 const TICK_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
+/**
+ * A tick's results with the provider each counts against, for recordTick:
+ * looked up only for the results that count against one (a retry, a stop, an
+ * error), a chunk at a time, since reading every domain's provider in one
+ * statement would hold the event loop for a large fleet.
+ */
+export async function withProviders(db: Store['db'], results: readonly DomainTickResult[]): Promise<Array<DomainTickResult & { provider: string | null }>> {
+  const counted = results.filter((r) => r.apply?.status === 'retrying' || r.apply?.status === 'stopped' || r.error !== undefined).map((r) => r.domain);
+  const providerOf = new Map<string, string | null>();
+  for (let i = 0; i < counted.length; i += 500) {
+    for (const d of await db.selectFrom('domains').select(['domain', 'provider']).where('domain', 'in', counted.slice(i, i + 500)).execute()) providerOf.set(d.domain, d.provider);
+  }
+  return results.map((r) => ({ ...r, provider: providerOf.get(r.domain) ?? null }));
+}
+
 /** The API's part (src/api/context.ts: count an upload, serve /metrics) and the daemon's. */
 export interface DaemonMetrics extends ApiMetrics {
   /** The per-instance prom-client Registry (never the global default registry: tests create many). */
