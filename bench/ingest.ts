@@ -1,36 +1,48 @@
 /**
  * Ingest benchmark: throughput and peak memory of `ingest`, each against a
  * bare saxes pass over the same bytes in the same process (the floor: what
- * reading the XML costs with no work done on it).
+ * reading the XML costs with no work done on it; bench/ingest-bare.mjs).
  *
  *  - small reports: N daily-shaped reports (1 to 20 records; Google-style
  *    zip, Microsoft/Yahoo-style gzip, a few plain XML; a fleet of domains),
  *    written to a temp folder in day folders, then ingested from disk into a
- *    fresh SQLite store through ingestPaths (what `dmarc-rollout ingest`
- *    runs). The bare pass reads each file, inflates it, and runs saxes over it.
- *  - one big report of M MB (plain XML, written streaming to disk), read by
- *    readReport (unpack + parse + normalise + hash: the parse) and ingested
- *    (parse + store), each against a bare saxes pass streaming the same file.
+ *    fresh store through ingestPaths (what `dmarc-rollout ingest` runs), on
+ *    SQLite or (--store postgres) on a Postgres the test helper starts.
+ *  - one big report of M MB (plain XML, written streaming to disk; every
+ *    record from its own source, so nothing sums), read by readReport
+ *    (unpack + parse + normalise + hash: the parse) and ingested (parse +
+ *    store), each against a bare saxes pass streaming the same file.
  *
  * Every case runs in a child process of its own, so its peak RSS
  * (process.resourceUsage().maxRSS) is its own; the child does the bare pass
- * first (its peak is printed too) and then the measured work.
+ * first (its peak is printed too) and then the measured work. The parent
+ * samples the child's RSS from outside (/proc, every 20 ms) for the quarters
+ * and splits the highest sample into anonymous memory and mapped files; the
+ * child runs with --trace-gc, whose lines give the V8 heap live after each
+ * full GC and the most it held between them. With --build dist the case is
+ * the real command on the compiled build (node bin/dmarc-rollout.js ingest,
+ * with ingest-cli-probe.mjs preloaded for the bare pass and the figures):
+ * the memory an operator sees, without tsx.
  *
  * Run: npm run bench:ingest                      (2,000 small reports, a 40 MB report)
- *      npm run bench:ingest -- --reports 10000,100000 --big-mb 400
+ *      npm run bench:ingest -- --reports 10000,100000 --big-mb 100,200,400
+ *      npm run build && npm run bench:ingest -- --build dist --reports 10000 --big-mb 400
+ *      npm run bench:ingest -- --reports 10000 --big-mb 0 --store postgres
+ *      options: --big parse,ingest (which big cases), --node-flags "--max-old-space-size=1536" (given to every case)
  *      (--reports 0 or --big-mb 0 skips that part)
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync, gzipSync, inflateRawSync } from 'node:zlib';
-import { SaxesParser } from 'saxes';
-import { openSqliteStore } from '../src/store/open.js';
+import { gzipSync } from 'node:zlib';
+import type { PostgresConnection } from '../src/store/location.js';
+import { openPostgresStore, openSqliteStore, type Store } from '../src/store/open.js';
 import { ingestInput, ingestPaths, readReport } from '../src/reports/index.js';
 import { makeZip, recordXml, reportHead, REPORT_TAIL } from '../test/fixtures/reports/make.js';
+import { bareFile, bareSmall } from './ingest-bare.mjs';
 
 const MB = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);
@@ -123,62 +135,19 @@ async function writeBigReport(path: string, mb: number): Promise<{ bytes: number
   return { bytes, records };
 }
 
-// ---------------------------------------------------------------- the floor
-
-function saxesPass(pieces: Iterable<Buffer>): void {
-  const p = new SaxesParser({ xmlns: true });
-  const d = new TextDecoder('utf-8');
-  for (const b of pieces) p.write(d.decode(b, { stream: true }));
-  p.write(d.decode());
-  p.close();
-}
-
-function* in64k(b: Buffer): Generator<Buffer> {
-  for (let i = 0; i < b.length; i += 64 * 1024) yield b.subarray(i, i + 64 * 1024);
-}
-
-/** The single member of a zip written by makeZip(), inflated (bare: no zip library). */
-function unzipOnly(zip: Buffer): Buffer {
-  const nameLength = zip.readUInt16LE(26);
-  const size = zip.readUInt32LE(18);
-  return inflateRawSync(zip.subarray(30 + nameLength, 30 + nameLength + size));
-}
-
-function listFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((n) => (statSync(join(dir, n)).isDirectory() ? listFiles(join(dir, n)) : [join(dir, n)]));
-}
-
-/** Read, inflate and saxes every file: the floor for the small reports. */
-function bareSmall(dir: string): void {
-  for (const f of listFiles(dir)) {
-    const raw = readFileSync(f);
-    const xml = f.endsWith('.zip') ? unzipOnly(raw) : f.endsWith('.gz') ? gunzipSync(raw) : raw;
-    saxesPass(in64k(xml));
-  }
-}
-
-async function bareFile(path: string): Promise<void> {
-  const p = new SaxesParser({ xmlns: true });
-  const d = new TextDecoder('utf-8');
-  for await (const c of createReadStream(path, { highWaterMark: 64 * 1024 })) p.write(d.decode(c as Buffer, { stream: true }));
-  p.close();
-}
-
 // ---------------------------------------------------------------- child cases
 
-interface CaseResult {
+/** What a child measured of itself (the parent adds what it saw from outside). */
+interface ChildResult {
   /** CPU seconds (user + system) of the bare pass and of the work: the ratio holds up on a busy machine, wall time does not. */
   bare: number;
   work: number;
   bareWall: number;
   workWall: number;
-  /** Peak RSS after the bare pass, and at the end. */
+  /** Peak RSS (the kernel's high-water mark) after the bare pass, and at the end. */
   barePeak: number;
   peak: number;
-  /** RSS at a quarter, half and three quarters of the work (flat or growing). */
-  quarters: number[];
+  /** Reports stored (small) or records read (big); -1 when the command does not say (checked otherwise). */
   count: number;
 }
 
@@ -193,115 +162,257 @@ async function timed(fn: () => Promise<void> | void): Promise<number> {
   return (d.user + d.system) / 1e6;
 }
 
-async function childSmall(dir: string, n: number): Promise<CaseResult> {
+async function openBenchStore(dir: string, postgres: string | undefined): Promise<Store> {
+  return postgres ? openPostgresStore(JSON.parse(postgres) as PostgresConnection) : openSqliteStore(join(dir, 'store.sqlite'));
+}
+
+async function childSmall(dir: string, n: number, postgres: string | undefined): Promise<ChildResult> {
   const bare = await timed(() => bareSmall(join(dir, 'reports')));
   const bareWall = lastWall;
   const barePeak = peakRss();
-  const store = await openSqliteStore(join(dir, 'store.sqlite'));
-  const quarters: number[] = [];
+  const store = await openBenchStore(dir, postgres);
   let stored = 0;
   const work = await timed(async () => {
-    const summary = await ingestPaths(store.db, [join(dir, 'reports')], {
-      rejectedDir: join(dir, 'rejected'),
-      onResult: (_r, done, total) => {
-        if (done === Math.floor(total / 4) || done === Math.floor(total / 2) || done === Math.floor((3 * total) / 4)) quarters.push(process.memoryUsage.rss());
-      },
-    });
-    stored = summary.stored;
+    stored = (await ingestPaths(store.db, [join(dir, 'reports')], { rejectedDir: join(dir, 'rejected') })).stored;
   });
   const workWall = lastWall;
   await store.close();
   if (stored !== n) throw new Error(`${stored} of ${n} small reports stored`);
-  return { bare, work, bareWall, workWall, barePeak, peak: peakRss(), quarters, count: stored };
+  return { bare, work, bareWall, workWall, barePeak, peak: peakRss(), count: stored };
 }
 
-async function childBig(path: string, mode: 'parse' | 'ingest', dir: string): Promise<CaseResult> {
+async function childBig(path: string, mode: 'parse' | 'ingest', dir: string): Promise<ChildResult> {
   const bare = await timed(() => bareFile(path));
   const bareWall = lastWall;
   const barePeak = peakRss();
-  const quarters: number[] = [];
   let count = 0;
-  // RSS sampled at each quarter of the bytes: the parser's position is not visible, time is a fair proxy.
-  const samples: number[] = [];
-  const timer = setInterval(() => samples.push(process.memoryUsage.rss()), 100);
   let work: number;
-  try {
-    if (mode === 'parse') {
-      work = await timed(async () => {
-        count = (await readReport({ path })).figures.records;
-      });
-    } else {
-      const store = await openSqliteStore(join(dir, 'big.sqlite'));
-      work = await timed(async () => {
-        const r = await ingestInput(store.db, { path }, path, { rejectedDir: join(dir, 'rejected') });
-        if (r.status !== 'stored') throw new Error(`big report not stored: ${JSON.stringify(r)}`);
-        count = r.records;
-      });
-      await store.close();
-    }
-  } finally {
-    clearInterval(timer);
+  if (mode === 'parse') {
+    work = await timed(async () => {
+      count = (await readReport({ path })).figures.records;
+    });
+  } else {
+    const store = await openSqliteStore(join(dir, 'big.sqlite'));
+    work = await timed(async () => {
+      const r = await ingestInput(store.db, { path }, path, { rejectedDir: join(dir, 'rejected') });
+      if (r.status !== 'stored') throw new Error(`big report not stored: ${JSON.stringify(r)}`);
+      count = r.records;
+    });
+    await store.close();
   }
-  for (const f of [0.25, 0.5, 0.75]) quarters.push(samples[Math.floor(samples.length * f)] ?? 0);
-  return { bare, work, bareWall, workWall: lastWall, barePeak, peak: peakRss(), quarters, count };
+  return { bare, work, bareWall, workWall: lastWall, barePeak, peak: peakRss(), count };
 }
 
 // ---------------------------------------------------------------- parent
 
-function runChild(args: string[]): CaseResult {
-  const r = spawnSync(process.execPath, [...process.execArgv, SELF, '--child', ...args], { encoding: 'utf8', maxBuffer: 16 * MB });
-  if (r.status !== 0) throw new Error(`bench case ${args.join(' ')} failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseResult;
+/** RSS of a running process as Linux reports it (/proc/<pid>/status), MiB-exact in bytes; null elsewhere. */
+function procRss(pid: number): { rss: number; anon: number; file: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    const rss = kb('VmRSS');
+    return Number.isNaN(rss) ? null : { rss, anon: kb('RssAnon'), file: kb('RssFile') };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What V8's --trace-gc lines say about the main heap: the live heap after
+ * each full (mark-compact) GC and the most heap it held (used) and reserved
+ * (committed) before one. Lines of other isolates (tsx's loader thread) are
+ * told apart by their isolate address; the busiest is the main one.
+ */
+class GcTrace {
+  readonly #byIsolate = new Map<string, { liveAfterFull: number[]; maxUsed: number; maxCommitted: number; scavenges: number }>();
+  #partial = '';
+
+  feed(text: string): string[] {
+    const lines = (this.#partial + text).split('\n');
+    this.#partial = lines.pop()!;
+    const rest: string[] = [];
+    for (const line of lines) {
+      const m = /^\[\d+:(0x[0-9a-f]+)\]\s+\d+ ms: (Mark-Compact|Scavenge)[^\d]*([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB/.exec(line);
+      if (!m) {
+        rest.push(line);
+        continue;
+      }
+      const isolate = this.#byIsolate.get(m[1]!) ?? { liveAfterFull: [], maxUsed: 0, maxCommitted: 0, scavenges: 0 };
+      this.#byIsolate.set(m[1]!, isolate);
+      isolate.maxUsed = Math.max(isolate.maxUsed, Number(m[3]) * 1e6);
+      isolate.maxCommitted = Math.max(isolate.maxCommitted, Number(m[4]) * 1e6, Number(m[6]) * 1e6);
+      if (m[2] === 'Mark-Compact') isolate.liveAfterFull.push(Number(m[5]) * 1e6);
+      else isolate.scavenges++;
+    }
+    return rest;
+  }
+
+  main(): { liveAfterFull: number[]; maxUsed: number; maxCommitted: number; scavenges: number } | null {
+    return [...this.#byIsolate.values()].sort((a, b) => b.scavenges + b.liveAfterFull.length - (a.scavenges + a.liveAfterFull.length))[0] ?? null;
+  }
+}
+
+interface CaseResult extends ChildResult {
+  /** RSS at a quarter, half and three quarters of the work's wall time, sampled from outside every 20 ms (flat or growing). */
+  quarters: number[];
+  /** The sample with the most RSS, split into anonymous memory (heaps) and mapped files (node, its libraries). */
+  top: { rss: number; anon: number; file: number } | null;
+  gc: ReturnType<GcTrace['main']>;
+  stdout: string;
+}
+
+/**
+ * Runs one case in a process of its own, so that its peak RSS is its own.
+ * The parent samples the child's RSS from outside: a timer inside would not
+ * run while the child works through a chain of awaits that never yields to
+ * the event loop (the store's synchronous SQLite calls), which is when the
+ * peak can happen.
+ */
+async function runCase(argv: string[], env: NodeJS.ProcessEnv, resultFile: string | null): Promise<CaseResult> {
+  const child = spawn(process.execPath, ['--trace-gc', ...nodeFlags, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const gc = new GcTrace();
+  const out: string[] = [];
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => out.push(...gc.feed(d)));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const samples: { at: number; rss: { rss: number; anon: number; file: number } }[] = [];
+  const started = performance.now();
+  const timer = setInterval(() => {
+    const rss = child.pid ? procRss(child.pid) : null;
+    if (rss) samples.push({ at: performance.now() - started, rss });
+  }, 20);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearInterval(timer);
+  out.push(...gc.feed('\n'));
+  if (code !== 0) throw new Error(`bench case ${argv.join(' ')} failed (exit ${code}):\n${stderr}\n${out.slice(-20).join('\n')}`);
+  const stdout = out.join('\n');
+  const result = resultFile ? (JSON.parse(readFileSync(resultFile, 'utf8')) as ChildResult) : (JSON.parse(/^RESULT (.*)$/m.exec(stdout)![1]!) as ChildResult);
+  // The work is the last part of the child's life: its quarters are counted back from the end.
+  const end = samples.at(-1)?.at ?? 0;
+  const quarters = [0.75, 0.5, 0.25].map((f) => {
+    const at = end - f * result.workWall * 1000;
+    return samples.find((s) => s.at >= at)?.rss.rss ?? 0;
+  });
+  const top = samples.reduce<(typeof samples)[number] | null>((a, b) => (!a || b.rss.rss > a.rss.rss ? b : a), null)?.rss ?? null;
+  return { ...result, quarters, top, gc: gc.main(), stdout };
+}
+
+/** node flags given to every case (--node-flags), e.g. V8 heap settings to compare. */
+const nodeFlags = (flag('node-flags') ?? '').split(' ').filter(Boolean);
+const build = (flag('build') ?? 'src') as 'src' | 'dist';
+const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
+const BIN = join(ROOT, 'bin', 'dmarc-rollout.js');
+const PROBE = join(ROOT, 'bench', 'ingest-cli-probe.mjs');
+
+/** A case: under tsx with this file as the child (src), or the real command on the compiled build with the probe preloaded (dist). */
+async function measure(kind: 'small' | 'parse' | 'ingest', input: string, dir: string, extra: { n?: number; postgres?: string }): Promise<CaseResult> {
+  if (build === 'src') {
+    const args = kind === 'small' ? ['small', dir, String(extra.n), extra.postgres ?? ''] : ['big', input, kind, dir];
+    return runCase([...process.execArgv, SELF, '--child', ...args], {}, null);
+  }
+  const resultFile = join(dir, 'probe.json');
+  const command = kind === 'parse' ? ['report', 'parse', input, '--json'] : ['ingest', input, '--rejected-dir', join(dir, 'rejected'), ...(kind === 'ingest' ? ['--verbose'] : [])];
+  const env = { DMARC_ROLLOUT_DB: join(dir, 'store.sqlite'), DMARC_BENCH_BARE: input, DMARC_BENCH_OUT: resultFile };
+  const r = await runCase(['--import', PROBE, BIN, ...command], env, resultFile);
+  // The command says what it read: records for a report, reports stored for a folder.
+  const said = kind === 'parse' ? /"records":(\d+)/.exec(r.stdout) : kind === 'ingest' ? /, (\d+) records,/.exec(r.stdout) : /^\d+ inputs?: (\d+) stored/m.exec(r.stdout);
+  return { ...r, count: said ? Number(said[1]) : -1 };
 }
 
 const mib = (n: number) => `${fmt(n / MB, 0)} MiB`;
 
+function memoryLines(r: CaseResult, indent: string): string[] {
+  const lines = [`${indent}RSS at 1/4, 1/2, 3/4 of the work: ${r.quarters.map(mib).join(' / ')}; peak ${mib(r.peak)} (after the bare pass: ${mib(r.barePeak)})`];
+  if (r.top) lines.push(`${indent}  highest sample: ${mib(r.top.rss)} = ${mib(r.top.anon)} anonymous (V8 heap, SQLite, malloc) + ${mib(r.top.file)} mapped files (node, libraries)`);
+  if (r.gc && r.gc.liveAfterFull.length) {
+    const live = r.gc.liveAfterFull;
+    lines.push(
+      `${indent}  V8 heap: ${fmt(Math.min(...live) / MB, 0)}-${fmt(Math.max(...live) / MB, 0)} MiB live after each of ${live.length} full GCs; up to ${mib(r.gc.maxUsed)} in use and ${mib(r.gc.maxCommitted)} reserved between them`,
+    );
+  }
+  return lines;
+}
+
+interface Row {
+  what: string;
+  ratio: number;
+  perCpuSecond: string;
+  peak: number;
+  barePeak: number;
+}
+
 async function main(): Promise<void> {
   const reports = (flag('reports') ?? '2000').split(',').map(Number).filter((n) => n > 0);
-  const bigMb = Number(flag('big-mb') ?? 40);
+  const bigMbs = (flag('big-mb') ?? '40').split(',').map(Number).filter((n) => n > 0);
+  const bigModes = (flag('big') ?? 'parse,ingest').split(',') as Array<'parse' | 'ingest'>;
+  const storeKind = (flag('store') ?? 'sqlite') as 'sqlite' | 'postgres';
+  if (build === 'dist' && !existsSync(join(ROOT, 'dist', 'cli', 'run.js'))) throw new Error('--build dist measures the compiled build: run `npm run build` first');
+  if (build === 'dist' && storeKind === 'postgres') throw new Error('--store postgres runs under tsx only (--build src)');
   const work = mkdtempSync(join(tmpdir(), 'dmarc-rollout-bench-'));
+  const rows: Row[] = [];
+  let postgres: import('../test/helpers/postgres.js').PostgresServer | undefined;
   try {
     console.log(`dmarc-rollout ingest benchmark, node ${process.version}, ${new Date().toISOString()}`);
-    console.log('each case in its own process; "x bare" is CPU time against a bare saxes pass (xmlns on, no handlers) over the same bytes, run first in that process');
+    console.log(
+      build === 'src'
+        ? 'build: the TypeScript sources under tsx (each case a child process: node --import tsx)'
+        : 'build: the compiled one (dist/), measured in the real command: node bin/dmarc-rollout.js, start-up included, no tsx',
+    );
+    if (nodeFlags.length) console.log(`node flags for every case: ${nodeFlags.join(' ')}`);
+    console.log('"x bare" is CPU time against a bare saxes pass (xmlns on, no handlers) over the same bytes, run first in the same process');
     for (const n of reports) {
       const dir = join(work, `small-${n}`);
       const { inputBytes, xmlBytes } = writeSmallReports(join(dir, 'reports'), n);
-      const r = runChild(['small', dir, String(n)]);
-      console.log(`\n${n.toLocaleString('en-US')} small reports (${fmt(inputBytes / MB)} MiB on disk, ${fmt(xmlBytes / MB)} MiB of XML; zip, gzip and plain XML from five reporters), ingested into a fresh SQLite store`);
-      console.log(`  bare saxes pass (read, inflate, saxes):  ${fmt(r.bare, 2)} s CPU (${fmt(r.bareWall, 2)} s wall)  ${fmt(n / r.bare, 0)} reports per CPU second  peak RSS ${mib(r.barePeak)}`);
-      console.log(`  ingest (ingestPaths):                     ${fmt(r.work, 2)} s CPU (${fmt(r.workWall, 2)} s wall)  ${fmt(n / r.work, 0)} reports per CPU second (${fmt(n / r.workWall, 0)}/s wall)  = ${fmt(r.work / r.bare, 2)} x bare`);
-      console.log(`  RSS at 1/4, 1/2, 3/4 of the reports: ${r.quarters.map(mib).join(' / ')}; peak ${mib(r.peak)}`);
+      let connection: string | undefined;
+      if (storeKind === 'postgres') {
+        const { startPostgres } = await import('../test/helpers/postgres.js');
+        postgres ??= await startPostgres();
+        connection = JSON.stringify(postgres.connection(await postgres.createDatabase('ingest')));
+      }
+      const r = await measure('small', join(dir, 'reports'), dir, { n, ...(connection ? { postgres: connection } : {}) });
+      if (r.count !== n) throw new Error(`${r.count} of ${n} small reports stored`);
+      console.log(`\n${n.toLocaleString('en-US')} small reports (${fmt(inputBytes / MB)} MiB on disk, ${fmt(xmlBytes / MB)} MiB of XML; zip, gzip and plain XML from five reporters), a folder ingested into a fresh ${storeKind === 'postgres' ? 'Postgres' : 'SQLite'} store`);
+      console.log(`  bare saxes pass (read, inflate, saxes):  ${fmt(r.bare, 2)} s CPU (${fmt(r.bareWall, 2)} s wall)  ${fmt(n / r.bare, 0)} reports per CPU second`);
+      console.log(`  ingest:                                   ${fmt(r.work, 2)} s CPU (${fmt(r.workWall, 2)} s wall)  ${fmt(n / r.work, 0)} reports per CPU second (${fmt(n / r.workWall, 0)}/s wall)  = ${fmt(r.work / r.bare, 2)} x bare`);
+      for (const line of memoryLines(r, '  ')) console.log(line);
+      rows.push({ what: `${n.toLocaleString('en-US')} small reports, ${storeKind}`, ratio: r.work / r.bare, perCpuSecond: `${fmt(n / r.work, 0)} reports`, peak: r.peak, barePeak: r.barePeak });
       rmSync(dir, { recursive: true, force: true });
     }
-    if (bigMb > 0) {
+    for (const bigMb of bigMbs) {
       const path = join(work, `big-${bigMb}.xml`);
       const { bytes, records } = await writeBigReport(path, bigMb);
-      console.log(`\none report of ${fmt(bytes / MB)} MiB (${records.toLocaleString('en-US')} records), plain XML from disk`);
-      for (const mode of ['parse', 'ingest'] as const) {
+      console.log(`\none report of ${fmt(bytes / MB)} MiB (${records.toLocaleString('en-US')} records, each from its own source), plain XML from disk`);
+      for (const mode of bigModes) {
         const dir = join(work, `big-${mode}`);
         mkdirSync(dir);
-        const r = runChild(['big', path, mode, dir]);
+        const r = await measure(mode, path, dir, {});
         if (r.count !== records) throw new Error(`${mode}: ${r.count} of ${records} records`);
-        const label = mode === 'parse' ? 'parse (readReport: unpack, parse, normalise, hash)' : 'ingest (parse + store in SQLite)';
+        const label = mode === 'parse' ? 'parse (unpack, parse, normalise, hash; nothing stored)' : 'ingest (parse + store in SQLite)';
         console.log(`  ${label}`);
-        console.log(`    bare saxes pass: ${fmt(r.bare, 2)} s CPU (${fmt(r.bareWall, 2)} s wall)  ${fmt(bytes / MB / r.bare)} MiB per CPU second  peak RSS ${mib(r.barePeak)}`);
+        console.log(`    bare saxes pass: ${fmt(r.bare, 2)} s CPU (${fmt(r.bareWall, 2)} s wall)  ${fmt(bytes / MB / r.bare)} MiB per CPU second`);
         console.log(
           `    ${mode}: ${fmt(r.work, 2)} s CPU (${fmt(r.workWall, 2)} s wall)  ${fmt(bytes / MB / r.work)} MiB per CPU second  ${fmt(records / r.work, 0)} records per CPU second  = ${fmt(r.work / r.bare, 2)} x bare (${fmt(r.bare / r.work, 2)} of its speed)`,
         );
-        console.log(`    RSS at 1/4, 1/2, 3/4 of the run: ${r.quarters.map(mib).join(' / ')}; peak ${mib(r.peak)}`);
+        for (const line of memoryLines(r, '    ')) console.log(line);
+        rows.push({ what: `${fmt(bytes / MB, 0)} MiB report, ${mode}`, ratio: r.work / r.bare, perCpuSecond: `${fmt(bytes / MB / r.work)} MiB`, peak: r.peak, barePeak: r.barePeak });
         rmSync(dir, { recursive: true, force: true });
       }
       rmSync(path);
     }
+    if (rows.length > 1) {
+      console.log('\nsummary (flat memory: the peak should not follow the number or size of reports)');
+      for (const r of rows) console.log(`  ${r.what.padEnd(34)} ${fmt(r.ratio, 2).padStart(6)} x bare  ${r.perCpuSecond.padStart(12)} per CPU s  peak RSS ${mib(r.peak).padStart(8)} (bare pass ${mib(r.barePeak)})`);
+    }
   } finally {
+    await postgres?.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }
 
 if (process.argv.includes('--child')) {
   const [kind, a, b, c] = process.argv.slice(process.argv.indexOf('--child') + 1);
-  const result = kind === 'small' ? await childSmall(a!, Number(b)) : await childBig(a!, b as 'parse' | 'ingest', c!);
-  console.log(JSON.stringify(result));
+  const result = kind === 'small' ? await childSmall(a!, Number(b), c || undefined) : await childBig(a!, b as 'parse' | 'ingest', c!);
+  console.log(`RESULT ${JSON.stringify(result)}`);
 } else {
   await main();
 }
