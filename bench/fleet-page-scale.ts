@@ -110,7 +110,7 @@ async function buildFleet(store: Store): Promise<void> {
          case when (k * 13) % 20 = 0 then null else ((k * 7919) % 1000) / 1000.0 end,
          (k * 104729) % 50000, (k * 31) % 700, k % 5,
          case when k % 97 = 0 then 'await-approval' else 'hold' end, null, 'synthetic'
-       from (select domain, cast(substr(domain, 2, 6) as integer) as k from domains) s join domains d on d.domain = s.domain
+       from (select domain, cast(substr(domain, 2, 6) as bigint) as k from domains) s join domains d on d.domain = s.domain
        where k % 50 <> 1`,
     )
     .execute(store.db);

@@ -99,6 +99,24 @@ for (const dialect of storeDialects()) {
       assert.equal((await fleetPage(store, NOW, ctx(), { remeasure: 0, stage: 'reject:100' })).total, 0);
     });
 
+    it('lists under awaiting approval a domain that came to wait since the last tick: the stale ones at a stage before a gated one are measured first', async () => {
+      const row = (await getDomain(store.db, fleet.gated))!;
+      // Stored as a tick before it might have: holding, measured before the domain last changed.
+      await saveAssessment(store.db, {
+        domain: fleet.gated,
+        plan: row.plan,
+        stageIndex: row.stage_index,
+        assessedAt: new Date(Date.parse(row.updated_at) - 60_000),
+        lastReportId: 0,
+        figures: { authorised_fail_rate: null, authorised_messages: 0, spoofing_messages: 0, blocking_sources: 0, decision_action: 'hold', decision_to: null, decision_summary: 'holding' },
+      });
+      const unmeasured = (await fleetPage(store, NOW, ctx(), { remeasure: 0, awaitingApproval: true })).domains.map((d) => d.domain);
+      assert.ok(!unmeasured.includes(fleet.gated), 'nothing measured: the stored hold stands');
+      const page = await fleetPage(store, NOW, ctx(), { awaitingApproval: true });
+      assert.deepEqual(page.domains.map((d) => d.domain), [...unmeasured, fleet.gated].sort());
+      assert.equal(page.domains.find((d) => d.domain === fleet.gated)!.assessed_at, NOW.toISOString(), 'measured for this request');
+    });
+
     it('measures again only the domains whose figures went stale: a report stored since, a person’s approval since', async () => {
       const day = NOW.toISOString().slice(0, 10);
       const xml = aggregateReportXml({ reporter: 'yahoo.com', domain: fleet.spoofed, day, rows: [cleanRow(fleet.spoofed, '192.0.2.30', 10), spoofRow(fleet.spoofed, '203.0.113.67', 25)] });

@@ -172,21 +172,23 @@ export async function fleetPage(store: Store, now: Date, ctx: ViewContext, q: Fl
     // Whether a domain waits for approval is a stored figure: a domain that became ready since the last tick
     // would not match the filter, so the stale ones among those that could are measured first.
     // Only a domain at the stage before a gated one can come to wait (decide()), so only those are looked at,
-    // a thousand a read, with a turn of the event loop between reads.
-    const gatedNext = (await enrolledPlans(store.db)).map((name) => ({
-      plan: name,
-      indices: (load(name).plan?.stages ?? []).flatMap((_, i, stages) => (stages[i + 1]?.requires_approval ? [i] : [])),
-    }));
-    let after: string | null = null;
-    do {
-      const chunk = await staleActiveDomains(store.db, { limit: budget, after, scan: 1000, stageIn: gatedNext });
-      for (const name of chunk.stale) {
-        const row = await getDomain(store.db, name);
-        if (row) await measure(row);
-      }
-      after = chunk.last;
-      await nextTurn();
-    } while (budget > 0 && after !== null);
+    // a stage at a time, 500 a read, with a turn of the event loop between reads.
+    const gatedNext = (await enrolledPlans(store.db)).flatMap((plan) =>
+      (load(plan).plan?.stages ?? []).flatMap((_, stageIndex, stages) => (stages[stageIndex + 1]?.requires_approval ? [{ plan, stageIndex }] : [])),
+    );
+    for (const at of gatedNext) {
+      let after: string | null = null;
+      do {
+        const chunk = await staleActiveDomains(store.db, { limit: budget, after, scan: 500, at });
+        for (const name of chunk.stale) {
+          const row = await getDomain(store.db, name);
+          if (row) await measure(row);
+        }
+        after = chunk.last;
+        await nextTurn();
+      } while (budget > 0 && after !== null);
+      if (budget <= 0) break;
+    }
   }
   let { rows, total } = await fleetRows(store.db, query);
   const stale = budget > 0 ? await staleAssessments(store.db, rows) : new Set<string>();

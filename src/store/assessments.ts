@@ -218,7 +218,7 @@ export interface FleetRowsTuning {
   walkChunk: number;
 }
 
-export const FLEET_ROWS_TUNING: FleetRowsTuning = { rangeNames: 10_000, collectUpTo: 2_000, walkChunk: IN_CHUNK };
+export const FLEET_ROWS_TUNING: FleetRowsTuning = { rangeNames: 5_000, collectUpTo: 2_000, walkChunk: IN_CHUNK };
 
 /** Keys read per statement when a page (or the whole fleet, limit null) is read without filters. */
 const PAGE_CHUNK = 10_000;
@@ -580,25 +580,25 @@ export async function staleAssessments(db: Db, rows: readonly FleetRow[]): Promi
  * Active domains with nothing in flight whose stored figures are stale, by
  * the same rules as staleAssessments() (for the approvals queue, which must
  * not miss a domain that became ready since the last tick): at most `limit`
- * of them among the next `scan` active domains by name after `after`, and
- * where the scan stopped (null at the end of the fleet). The caller walks
+ * of them among the next `scan` domains by name after `after`, and where
+ * the scan stopped (null at the end of the fleet). The caller walks
  * the fleet a chunk at a time, so no one read holds SQLite for long.
- * `stageIn`: only domains at these (plan, stage index) pairs (the stages
- * before a gated one: no other domain can come to wait for approval).
+ * `at`: only domains at this plan and stage index (a stage before a gated
+ * one: no other domain can come to wait for approval), read by the
+ * (plan, stage_index, domain) index whatever their state.
  */
 export async function staleActiveDomains(
   db: Db,
-  opts: { limit: number; after: string | null; scan: number; stageIn?: Array<{ plan: string; indices: number[] }> },
+  opts: { limit: number; after: string | null; scan: number; at?: { plan: string; stageIndex: number } },
 ): Promise<{ stale: string[]; last: string | null }> {
-  let chunk = db.selectFrom('domains').select('domain').where('state', '=', 'active').orderBy('domain').limit(opts.scan);
+  let chunk = db.selectFrom('domains').select(['domain', 'state']).orderBy('domain').limit(opts.scan);
   if (opts.after !== null) chunk = chunk.where('domain', '>', opts.after);
-  if (opts.stageIn !== undefined) {
-    const pairs = opts.stageIn.filter((p) => p.indices.length > 0);
-    if (pairs.length === 0) return { stale: [], last: null };
-    chunk = chunk.where((eb) => eb.or(pairs.map((p) => eb.and([eb('plan', '=', p.plan), eb('stage_index', 'in', p.indices)]))));
-  }
-  const names = (await chunk.execute()).map((r) => r.domain);
-  if (names.length === 0) return { stale: [], last: null };
+  // With the stage given, the state is checked here, not in SQL: SQLite would walk the (state, domain) index instead.
+  chunk = opts.at !== undefined ? chunk.where('plan', '=', opts.at.plan).where('stage_index', '=', opts.at.stageIndex) : chunk.where('state', '=', 'active');
+  const read = await chunk.execute();
+  const last = read.length < opts.scan ? null : read.at(-1)!.domain;
+  const names = read.filter((r) => r.state === 'active').map((r) => r.domain);
+  if (names.length === 0) return { stale: [], last };
   const rows = await db
     .selectFrom('domains as d')
     .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
@@ -625,7 +625,7 @@ export async function staleActiveDomains(
     .orderBy('d.domain')
     .limit(opts.limit)
     .execute();
-  return { stale: rows.map((r) => r.domain), last: names.length < opts.scan ? null : names.at(-1)! };
+  return { stale: rows.map((r) => r.domain), last };
 }
 
 /** How many domains are in each state (for the fleet page's counts), in one grouped read. */
