@@ -26,7 +26,8 @@
  * - page: GET /api/v1/domains' work (fleetPage) after the tick.
  *
  * Run: node --import tsx bench/scale.ts  (env: BENCH_SIZES=1000,10000 BENCH_DAYS=30,90 BENCH_STORES=sqlite,postgres BENCH_PAGE=0 skips the page;
- * BENCH_BUILD=clone copies the template domain by SQL, see cloneHistory: 100,000 domains x 30 days in about 12 minutes)
+ * BENCH_BUILD=clone copies the template domain by SQL, see cloneHistory: 100,000 domains x 30 days in about 12 minutes;
+ * BENCH_KEEP=<folder> keeps the SQLite stores there, for bench/healthz.ts)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -59,6 +60,8 @@ const now = new Date('2026-06-30T12:00:00Z');
 const RECORD = 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example';
 
 const work = mkdtempSync(join(tmpdir(), 'dmarc-rollout-bench-scale-'));
+/** BENCH_KEEP=<folder>: the SQLite stores are built there and kept (for bench/healthz.ts), as the run leaves them. */
+const KEEP = process.env.BENCH_KEEP;
 let postgres: PostgresServer | undefined;
 
 /** Wall and CPU time, and the longest the event loop was held meanwhile (what a /healthz request would have waited at most). */
@@ -291,7 +294,7 @@ async function cloneAssessments(store: Store, names: string[], at: Date): Promis
 }
 
 async function location(kind: 'sqlite' | 'postgres', size: number, days: number): Promise<StoreLocation> {
-  if (kind === 'sqlite') return { kind, path: join(work, `fleet-${size}-${days}.sqlite`) };
+  if (kind === 'sqlite') return { kind, path: join(KEEP ?? work, `fleet-${size}-${days}.sqlite`) };
   postgres ??= await startPostgres();
   return { kind, connection: postgres.connection(await postgres.createDatabase(`fleet_${size}_${days}`)) };
 }
@@ -412,7 +415,7 @@ try {
         console.log(`  a page of 100 stale domains (at most ${REMEASURE_PER_REQUEST} measured again for the request, the rest left to the tick): ${stalePage.ms.toFixed(0)} ms, ${s2(stalePage.cpuMs)} CPU; ${stall(stalePage)}`);
       } finally {
         await store.close();
-        if (kind === 'sqlite') rmSync(join(work, `fleet-${size}-${HISTORY_DAYS}.sqlite`), { force: true });
+        if (kind === 'sqlite' && KEEP === undefined) rmSync(join(work, `fleet-${size}-${HISTORY_DAYS}.sqlite`), { force: true });
       }
     }
    }
