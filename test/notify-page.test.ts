@@ -33,6 +33,7 @@ const summary: SummaryShown = {
   totals: { domains: 1, by_state: { active: 1, paused: 0, halted: 0, completed: 0 }, at_reject_100: 0, moved: 0 },
   stages: [{ stage: 'none:100', domains: 1 }],
   waiting: [{ domain: 'example.com', why: `1 unaligned sender(s) hold it: ${hostile}` }],
+  omitted: { domains: 0, waiting: 0 },
   domains: [{ domain: 'example.com', stage: 'none:100', stage_number: 1, stage_count: 13, state: 'active', authorised_fail_rate: 0.004, moves: [] }],
 };
 const ctx = (role: 'viewer' | 'operator') => ({ user: { name: 'alice', role }, csrfToken: 'csrf-token-1' });

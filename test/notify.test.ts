@@ -18,7 +18,8 @@ import { evaluateConditions, type DaemonHealth } from '../src/notify/conditions.
 import { notificationsConfigSchema, resolveNotifications, type NotifySettings } from '../src/notify/config.js';
 import { dispatchEvents, queueSummary, queueTestMessage } from '../src/notify/outbox.js';
 import { NotificationSender } from '../src/notify/sender.js';
-import { buildSummary } from '../src/notify/summary.js';
+import { buildSummary, SUMMARY_LISTED } from '../src/notify/summary.js';
+import { summaryText } from '../src/notify/render.js';
 import { ingestInput } from '../src/reports/index.js';
 import { pruneNotifications, requeueFailed } from '../src/store/notifications.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
@@ -488,5 +489,59 @@ describe('the notifications config', () => {
         `${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: notifications\\.channels\\.chat\\.url_file: the URL missing: cannot read file /nonexistent/slack-url: ENOENT\\n.*notifications\\.channels\\.hook\\.url_env: the URL missing: environment variable HOOK_URL is not set or empty$`,
       ),
     );
+  });
+});
+
+describe('the summary of a large fleet', () => {
+  it('counts every domain but lists at most SUMMARY_LISTED by name, those waiting and those that moved first, and says how many it left out', async () => {
+    const { db } = tempStore();
+    const store = await openSqliteStore(db);
+    try {
+      const total = SUMMARY_LISTED + 40;
+      // Named so that the ones that need reading sort last: a list cut by name alone would drop them.
+      const names = Array.from({ length: total }, (_, i) => `d${String(i).padStart(4, '0')}.fleet.example`);
+      const paused = names.slice(-3);
+      const moved = names.at(-4)!;
+      const at = NOW.toISOString();
+      for (let i = 0; i < names.length; i += 100) {
+        await store.db
+          .insertInto('domains')
+          .values(
+            names.slice(i, i + 100).map((domain) => ({
+              domain,
+              plan: 'default',
+              provider: 'memory',
+              stage_index: 0,
+              state: paused.includes(domain) ? ('paused' as const) : ('active' as const),
+              state_reason: paused.includes(domain) ? 'a gateway migration' : null,
+              stage_since: at,
+              last_record: 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example',
+              window_start: at,
+              approved_stage_index: null,
+              found_record: null,
+              floor_index: null,
+              report_uri: null,
+              enrolled_at: at,
+              updated_at: at,
+            })),
+          )
+          .execute();
+      }
+      await store.db.insertInto('stage_history').values({ domain: moved, at, from_stage: 'none:100', to_stage: 'quarantine:1', action: 'advance', actor: 'engine', reason: 'clean', record: null }).execute();
+
+      const summary = await buildSummary(store, new Date(NOW.getTime() + HOUR), 7 * 24 * HOUR);
+      assert.equal(summary.totals.domains, total);
+      assert.equal(summary.totals.by_state.paused, 3);
+      assert.equal(summary.stages.reduce((n, s) => n + s.domains, 0), total, 'the chart counts every domain');
+      assert.equal(summary.domains.length, SUMMARY_LISTED);
+      assert.deepEqual(summary.omitted, { domains: 40, waiting: 0 });
+      const listed = summary.domains.map((d) => d.domain);
+      for (const d of [...paused, moved]) assert.ok(listed.includes(d), `${d} is listed`);
+      assert.deepEqual(listed, [...listed].sort(), 'listed by name');
+      assert.deepEqual(summary.waiting.map((w) => w.domain), paused);
+      assert.match(summaryText(summary), /\n {2}…and 40 more; every domain is on the page and in the API\.$/m);
+    } finally {
+      await store.close();
+    }
   });
 });

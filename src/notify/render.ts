@@ -76,7 +76,7 @@ export function slackPayload(content: MessageContent, meta: MessageMeta): Record
 function summarySections(s: FleetSummary): string[] {
   const out = [summaryHeadline(s)];
   out.push('*Fleet by stage*\n```' + stageBars(s).join('\n') + '```');
-  if (s.waiting.length > 0) out.push(`*Waiting for a person*\n${s.waiting.map((w) => `• *${slackEscape(w.domain)}*: ${slackEscape(w.why)}`).join('\n')}`);
+  if (s.waiting.length > 0) out.push(`*Waiting for a person*\n${s.waiting.map((w) => `• *${slackEscape(w.domain)}*: ${slackEscape(w.why)}`).join('\n')}${s.omitted.waiting > 0 ? `\n…and ${s.omitted.waiting} more` : ''}`);
   const moved = s.domains.filter((d) => d.moves.length > 0);
   if (moved.length > 0) out.push(`*Moved*\n${moved.map((d) => `• *${slackEscape(d.domain)}*: ${slackEscape(d.moves.map(moveText).join(', '))}`).join('\n')}`);
   return out;
@@ -100,7 +100,10 @@ export function teamsPayload(content: MessageContent, meta: MessageMeta): Record
     const s = content.summary;
     body.push({ type: 'TextBlock', text: summaryHeadline(s), wrap: true });
     body.push({ type: 'FactSet', facts: s.stages.map((st) => ({ title: st.stage, value: `${'█'.repeat(barLength(st.domains, s))} ${st.domains}` })) });
-    for (const w of s.waiting) body.push({ type: 'TextBlock', text: `**${w.domain}**: ${teamsText(w.why)}`, wrap: true });
+    // A card has a size limit (about 28 KB): the first 20, and a count of the rest.
+    for (const w of s.waiting.slice(0, 20)) body.push({ type: 'TextBlock', text: `**${w.domain}**: ${teamsText(w.why)}`, wrap: true });
+    const more = s.waiting.length - Math.min(20, s.waiting.length) + s.omitted.waiting;
+    if (more > 0) body.push({ type: 'TextBlock', text: `…and ${more} more waiting for a person; see the notifications page.`, wrap: true });
   }
   for (const g of content.groups.slice(0, 40)) {
     body.push({ type: 'TextBlock', text: g.domain ?? 'fleet', weight: 'Bolder', wrap: true, spacing: 'Medium', separator: true });
@@ -181,7 +184,7 @@ const moveText = (m: FleetSummary['domains'][number]['moves'][number]) => `${m.f
 /** The summary as plain text (the mail's text part and `dmarc-rollout summary`). */
 export function summaryText(s: FleetSummary, content?: Pick<MessageContent, 'baseUrl'>): string {
   const lines = [summaryHeadline(s), '', 'Fleet by stage:', ...stageBars(s).map((l) => `  ${l}`), ''];
-  if (s.waiting.length > 0) lines.push('Waiting for a person:', ...s.waiting.map((w) => `  ${w.domain}: ${w.why}`), '');
+  if (s.waiting.length > 0) lines.push('Waiting for a person:', ...s.waiting.map((w) => `  ${w.domain}: ${w.why}`), ...omittedLine(s.omitted.waiting, content), '');
   else lines.push('Nothing waits for a person.', '');
   lines.push('Domains:');
   const width = Math.max(6, ...s.domains.map((d) => d.domain.length));
@@ -191,10 +194,16 @@ export function summaryText(s: FleetSummary, content?: Pick<MessageContent, 'bas
     );
     for (const m of d.moves) lines.push(`  ${''.padEnd(width)}   moved ${moveText(m)}`);
   }
+  lines.push(...omittedLine(s.omitted.domains, content));
   const announced = Object.entries(s.events);
   if (announced.length > 0) lines.push('', `Announced in the period: ${announced.map(([t, n]) => `${t} ${n}`).join(', ')}`);
   if (content?.baseUrl) lines.push('', content.baseUrl);
   return lines.join('\n');
+}
+
+/** The line saying how many a large fleet's summary left out, and where they all are; none when nothing was. */
+function omittedLine(count: number, content?: Pick<MessageContent, 'baseUrl'>): string[] {
+  return count === 0 ? [] : [`  …and ${count} more; every domain is on the page${content?.baseUrl ? ` (${content.baseUrl})` : ''} and in the API.`];
 }
 
 /** The summary as mail-safe HTML: tables and coloured cells only, so it renders in Outlook and Gmail alike. */
@@ -210,6 +219,7 @@ export function summaryHtml(s: FleetSummary, content?: Pick<MessageContent, 'bas
   )}</table>
 <h3 style="font-size:15px;margin:16px 0 4px 0">Waiting for a person</h3>
 ${s.waiting.length === 0 ? html`<p>Nothing waits for a person.</p>` : html`<ul>${s.waiting.map((w) => html`<li><b>${w.domain}</b>: ${w.why}</li>`)}</ul>`}
+${omittedLine(s.omitted.waiting, content).map((l) => html`<p>${l.trim()}</p>`)}
 <h3 style="font-size:15px;margin:16px 0 4px 0">Domains</h3>
 <table cellpadding="4" cellspacing="0" border="1" style="border-collapse:collapse;border-color:#ddd">
 <tr><th align="left">domain</th><th align="left">stage</th><th align="left">progress</th><th align="left">state</th><th align="right">days</th><th align="right">auth. fail</th><th align="left">moved</th></tr>
@@ -218,5 +228,6 @@ ${s.domains.map((d) => {
     const link = content?.baseUrl ? `${content.baseUrl}/domains/${encodeURIComponent(d.domain)}` : null;
     return html`<tr><td>${link ? html`<a href="${link}">${d.domain}</a>` : d.domain}</td><td>${d.stage ?? 'unknown'}</td><td><table cellpadding="0" cellspacing="0" border="0"><tr>${cell(done, stageColour(d.stage))}${cell(12 - done, '#e0e0e0')}</tr></table><span style="font-size:11px;color:#777">${d.stage_number}/${d.stage_count ?? '?'}</span></td><td>${d.state}</td><td align="right">${d.days_in_stage ?? '—'}</td><td align="right">${formatPercent(d.authorised_fail_rate)}</td><td>${d.moves.map((m) => html`${moveText(m)}<br>`)}</td></tr>`;
   })}
-</table>`;
+</table>
+${omittedLine(s.omitted.domains, content).map((l) => html`<p>${l.trim()}</p>`)}`;
 }

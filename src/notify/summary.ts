@@ -7,6 +7,7 @@
  */
 import { AppError } from '../errors.js';
 import { fleetOverview, type DomainOverview, type ViewContext } from '../fleet/views.js';
+import { domainsInTurns } from '../store/assessments.js';
 import type { Store } from '../store/open.js';
 import { parseTags } from '../store/notifications.js';
 import type { DomainState } from '../store/schema.js';
@@ -44,11 +45,18 @@ export interface FleetSummary {
   totals: { domains: number; by_state: Record<DomainState, number>; at_reject_100: number; moved: number };
   /** Domains per stage, weakest stage first: the fleet chart. */
   stages: Array<{ stage: string; domains: number }>;
+  /** Every domain, by name; in a fleet past SUMMARY_LISTED, the first SUMMARY_LISTED of those waiting for a person, then those that moved, then the rest. */
   domains: SummaryDomain[];
+  /** What waits for a person, at most SUMMARY_LISTED. */
   waiting: Array<{ domain: string; why: string }>;
+  /** How many were left out of `domains` and `waiting` (the page and the API's domain list have them all). */
+  omitted: { domains: number; waiting: number };
   /** Notification events in the period by type (what was announced). */
   events: Record<string, number>;
 }
+
+/** Domains (and waiting entries) a summary lists by name: a mail or a chat message listing 100,000 is read by nobody. */
+export const SUMMARY_LISTED = 200;
 
 /** Parses `7d`, `36h`, `2w` into milliseconds. @throws AppError invalid (field `since`) naming the accepted forms. */
 export function parsePeriod(text: string): number {
@@ -61,8 +69,8 @@ export function parsePeriod(text: string): number {
 export async function buildSummary(store: Store, now: Date, sinceMs: number, ctx: ViewContext = {}): Promise<FleetSummary> {
   const since = new Date(now.getTime() - sinceMs).toISOString();
   const overview = await fleetOverview(store, now, ctx);
-  const tagRows = await store.db.selectFrom('domains').select(['domain', 'tags']).execute();
-  const tags = new Map(tagRows.map((r) => [r.domain, parseTags(r.tags)]));
+  // A chunk of the fleet a read, with turns between (one read of a large fleet would hold the event loop).
+  const tags = new Map((await domainsInTurns(store.db)).map((r) => [r.domain, parseTags(r.tags)]));
   const history = await store.db
     .selectFrom('stage_history')
     .select(['domain', 'at', 'from_stage', 'to_stage', 'action', 'actor'])
@@ -111,6 +119,10 @@ export async function buildSummary(store: Store, now: Date, sinceMs: number, ctx
       next: d.next_decision ? d.next_decision.summary : null,
     });
   }
+  // A large fleet's summary lists what needs reading (waiting, then moved) before the domains that only hold,
+  // up to SUMMARY_LISTED of each list; the totals and the chart count every domain.
+  const rank = (d: SummaryDomain) => (d.waiting !== null ? 0 : d.moves.length > 0 ? 1 : 2);
+  const listed = domains.length <= SUMMARY_LISTED ? domains : [...domains].sort((a, b) => rank(a) - rank(b) || (a.domain < b.domain ? -1 : 1)).slice(0, SUMMARY_LISTED);
   return {
     since,
     until: now.toISOString(),
@@ -121,8 +133,9 @@ export async function buildSummary(store: Store, now: Date, sinceMs: number, ctx
       moved: domains.filter((d) => d.moves.length > 0).length,
     },
     stages: [...stageCounts.entries()].sort((a, b) => stageOrder(a[0]) - stageOrder(b[0])).map(([stage, n]) => ({ stage, domains: n })),
-    domains,
-    waiting,
+    domains: listed.length === domains.length ? domains : listed.sort((a, b) => (a.domain < b.domain ? -1 : 1)),
+    waiting: waiting.slice(0, SUMMARY_LISTED),
+    omitted: { domains: domains.length - listed.length, waiting: Math.max(0, waiting.length - SUMMARY_LISTED) },
     events: Object.fromEntries(eventRows.map((r) => [r.type, Number(r.n)])),
   };
 }

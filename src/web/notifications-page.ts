@@ -14,6 +14,8 @@ export interface SummaryShown {
   totals: { domains: number; by_state: Record<'active' | 'paused' | 'halted' | 'completed', number>; at_reject_100: number; moved: number };
   stages: ReadonlyArray<{ stage: string; domains: number }>;
   waiting: ReadonlyArray<{ domain: string; why: string }>;
+  /** How many a large fleet's summary left out of `domains` and `waiting`. */
+  omitted: { domains: number; waiting: number };
   domains: ReadonlyArray<{
     domain: string;
     stage: string | null;
@@ -118,6 +120,7 @@ export function renderSummary(s: SummaryShown) {
   )}</tbody></table>
 <h3>Waiting for a person</h3>
 ${s.waiting.length === 0 ? html`<p class="empty">Nothing waits for a person.</p>` : html`<ul id="summary-waiting">${s.waiting.map((w) => html`<li><a href="${domainPath(w.domain)}">${w.domain}</a>: ${w.why}</li>`)}</ul>`}
+${s.omitted.waiting > 0 ? html`<p class="muted">…and ${s.omitted.waiting} more: <a href="/approvals">approvals</a>, and the <a href="/">fleet</a> by state.</p>` : ''}
 <h3>Moved</h3>
 ${
   moved.length === 0
@@ -128,5 +131,6 @@ ${
 <div class="table-wrap"><table id="summary-domains"><thead><tr><th scope="col">Domain</th><th scope="col">Stage</th><th scope="col">Progress</th><th scope="col">State</th><th scope="col" class="num">Authorised fail rate</th></tr></thead><tbody>${s.domains.map(
     (d) => html`<tr><td><a href="${domainPath(d.domain)}">${d.domain}</a></td><td class="mono">${d.stage ?? 'unknown'}</td><td><progress max="${d.stage_count ?? 1}" value="${d.stage_number}">${d.stage_number}/${d.stage_count ?? '?'}</progress> <span class="muted">${d.stage_number}/${d.stage_count ?? '?'}</span></td><td>${d.state}</td><td class="num">${formatPercent(d.authorised_fail_rate)}</td></tr>`,
   )}</tbody></table></div>
+${s.omitted.domains > 0 ? html`<p class="muted">…and ${s.omitted.domains} more that hold where they are; every domain is on the <a href="/">fleet page</a>.</p>` : ''}
 </section>`;
 }

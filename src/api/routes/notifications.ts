@@ -95,6 +95,7 @@ const summarySchema = z
       }),
     ),
     waiting: z.array(z.object({ domain: z.string(), why: z.string() })),
+    omitted: z.object({ domains: z.number(), waiting: z.number() }).describe('how many a large fleet left out of domains and waiting (listed: at most 200 each, the waiting and the moved first)'),
     events: z.record(z.string(), z.number()),
   })
   .meta({ id: 'Summary' });
