@@ -455,4 +455,20 @@ for (const dialect of storeDialects()) {
       assert.deepEqual(await w.dns.readTxt(fqdn('example.com')), ['v=DMARC1; p=reject; pct=1; t=y; rua=mailto:dmarc@reports.example']);
     });
   });
+
+  describe(`results handed over one at a time on ${dialect.name}`, () => {
+    it('with onResult, each domain’s result is given as it is done, in order, and none is collected', async () => {
+      const w = await world(dialect, ['a.example', 'b.example', 'c.example']);
+      const given: string[] = [];
+      const returned = await w.tick(T0, {
+        onResult: async (r) => {
+          // The next domain is not started before this one's result is taken: its record is not yet written.
+          if (r.domain === 'a.example') assert.deepEqual(await w.dns.readTxt(fqdn('b.example')), []);
+          given.push(`${r.domain} ${r.apply?.status}`);
+        },
+      });
+      assert.deepEqual(given, ['a.example verified', 'b.example verified', 'c.example verified']);
+      assert.deepEqual(returned, []);
+    });
+  });
 }

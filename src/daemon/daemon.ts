@@ -26,7 +26,7 @@ import { AppError, errorMessage } from '../errors.js';
 import { configSourceRules, type DaemonConfig } from './config.js';
 import { loadPlan } from '../plans/index.js';
 import { DaemonHealth, type HealthReport } from './health.js';
-import { withProviders } from './metrics.js';
+import { tallyOf, withProviders, type TickTally } from './metrics.js';
 import { acquireInstanceLock, type InstanceLock } from './lock.js';
 import { joinInstances, type Membership } from './heartbeat.js';
 import { claimLease, releaseLease } from '../store/leases.js';
@@ -213,7 +213,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const fence = new LeaseFence({ db: store.db, holder: instance.id, leaseMs });
   const tick = guarded('tick', notifier.watchTick(async () => {
     const started = process.hrtime.bigint();
-    const results = await runTick({
+    // Each result is logged as it comes and cut to what the metrics count: a large fleet's decisions are not all held.
+    const tallies: TickTally[] = [];
+    await runTick({
       store,
       now: now(),
       providerFor: (row) => fence.wrap(providers.get(row.provider), row.domain),
@@ -222,9 +224,16 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       // Another daemon (or a `tick` from the command line) skips the domain this one works on, and the reverse.
       // Held from plan through write to verify; the heartbeat renews it, so it runs out only when this instance stops beating.
       lease: { holder: instance.id, ttlMs: leaseMs, now: () => new Date() },
+      onResult: (r) => {
+        if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');
+        else if (r.decision && r.decision.action !== 'hold') {
+          logger.info({ domain: r.domain, action: r.decision.action, to: r.decision.to, summary: r.decision.summary, apply: r.apply }, 'decision');
+        } else if (r.apply) logger.info({ domain: r.domain, apply: r.apply }, 'change in flight');
+        tallies.push(tallyOf(r));
+      },
     });
     metrics.recordTick(
-      await withProviders(store.db, results),
+      await withProviders(store.db, tallies),
       Number(process.hrtime.bigint() - started) / 1e9,
     );
     if (config.retention.raw_rows_days > 0) {
@@ -234,12 +243,6 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     }
     // The shared limits' past windows (sign-in, SMTP, reporter budget): bounded batches, at most 20,000 rows a tick.
     for (let batch = 0; batch < 20 && (await pruneLimitCounters(store.db, new Date(), 1000)) === 1000; batch++);
-    for (const r of results) {
-      if (r.error) logger.warn({ domain: r.domain, error: r.error }, 'domain not handled');
-      else if (r.decision && r.decision.action !== 'hold') {
-        logger.info({ domain: r.domain, action: r.decision.action, to: r.decision.to, summary: r.decision.summary, apply: r.apply }, 'decision');
-      } else if (r.apply) logger.info({ domain: r.domain, apply: r.apply }, 'change in flight');
-    }
   }));
 
   let api: RunningApiServer | null = null;

@@ -27,13 +27,29 @@ const ACTIONS: readonly DecisionAction[] = ['establish', 'advance', 'hold', 'awa
 // provider APIs and DNS verification for many domains can take minutes.
 const TICK_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
+/** What the metrics count of one domain's tick result (src/engine/tick.ts DomainTickResult has it all). */
+export interface TickTally {
+  domain: string;
+  error?: string;
+  apply?: { status: string };
+  decision?: { action: DecisionAction };
+}
+
+/** A result cut to what the metrics count: the daemon keeps this, not the whole decision, for each domain of a tick. */
+export const tallyOf = (r: DomainTickResult): TickTally => ({
+  domain: r.domain,
+  ...(r.error !== undefined ? { error: r.error } : {}),
+  ...(r.apply ? { apply: { status: r.apply.status } } : {}),
+  ...(r.decision ? { decision: { action: r.decision.action } } : {}),
+});
+
 /**
  * A tick's results with the provider each counts against, for recordTick:
  * looked up only for the results that count against one (a retry, a stop, an
  * error), a chunk at a time, since reading every domain's provider in one
  * statement would hold the event loop for a large fleet.
  */
-export async function withProviders(db: Store['db'], results: readonly DomainTickResult[]): Promise<Array<DomainTickResult & { provider: string | null }>> {
+export async function withProviders<R extends TickTally>(db: Store['db'], results: readonly R[]): Promise<Array<R & { provider: string | null }>> {
   const counted = results.filter((r) => r.apply?.status === 'retrying' || r.apply?.status === 'stopped' || r.error !== undefined).map((r) => r.domain);
   const providerOf = new Map<string, string | null>();
   for (let i = 0; i < counted.length; i += 500) {
@@ -47,7 +63,7 @@ export interface DaemonMetrics extends ApiMetrics {
   /** The per-instance prom-client Registry (never the global default registry: tests create many). */
   readonly registry: Registry;
   /** One finished tick: its per-domain results, each with the domain's provider name (null when none), and how long it took. */
-  recordTick(results: ReadonlyArray<DomainTickResult & { provider: string | null }>, durationSeconds: number): void;
+  recordTick(results: ReadonlyArray<TickTally & { provider: string | null }>, durationSeconds: number): void;
   /** One notification delivery attempt on a channel and its outcome. */
   recordNotification(channel: string, outcome: 'delivered' | 'retrying' | 'failed'): void;
 }

@@ -9,7 +9,7 @@ import { planChanges } from '../../app/dry-run.js';
 import { planSummary, type PlannedChange } from '../../engine/planned-change.js';
 import { explainDomain, explainText, explanationJson } from '../../app/explain.js';
 import { simulate } from '../../app/simulate.js';
-import { runTick } from '../../engine/tick.js';
+import { runTick, type DomainTickResult } from '../../engine/tick.js';
 import { ActionError, approve, classifySource, force, parseSourceSpec, pause, resume, rollback } from '../../fleet/actions.js';
 import { normalizeDomainName } from '../../names.js';
 import { approvalsQueue } from '../../fleet/views.js';
@@ -113,16 +113,12 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         sole: false,
         logger: { error: ({ err }, message) => ctx.err(`${message}: ${errorMessage(err)}`), warn: ({ err }, message) => ctx.err(`${message}: ${errorMessage(err)}`) },
       });
-      let results: Awaited<ReturnType<typeof runTick>>;
-      try {
-        results = await runTick({ store, now: ctx.now(), loadPlan, ...scope, lease: { holder: member.id, ttlMs: leaseMs, now: () => new Date() } });
-      } finally {
-        await member.leave();
-      }
-      for (const r of results) {
+      // Each domain is printed as it is done: a person watching a large fleet sees progress, and no result is held.
+      const print = (r: DomainTickResult) => {
+        if (r.error) ctx.exitCode = 1;
         if (opts.json) {
           ctx.out(JSON.stringify(r));
-          continue;
+          return;
         }
         const what = r.error
           ? `error: ${r.error}`
@@ -135,8 +131,12 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
               : 'not moved (paused, halted or completed)';
         const applied = r.apply ? ` [${r.apply.status}${'reason' in r.apply ? `: ${r.apply.reason}` : ''}]` : '';
         ctx.out(`${r.domain}: ${what}${applied}`);
+      };
+      try {
+        await runTick({ store, now: ctx.now(), loadPlan, ...scope, lease: { holder: member.id, ttlMs: leaseMs, now: () => new Date() }, onResult: print });
+      } finally {
+        await member.leave();
       }
-      if (results.some((r) => r.error)) ctx.exitCode = 1;
     });
 
   program
