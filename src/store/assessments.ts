@@ -277,11 +277,24 @@ async function* nameRanges(db: Db, size: number): AsyncGenerator<{ after: string
   }
 }
 
-function inRange<Q extends SelectQueryBuilder<any, any, any>>(query: Q, r: { after: string | null; upTo: string | null }): Q {
-  let q = query;
-  if (r.after !== null) q = q.where('d.domain', '>', r.after) as Q;
-  if (r.upTo !== null) q = q.where('d.domain', '<=', r.upTo) as Q;
-  return q;
+type Names = { after: string | null; upTo: string | null } | readonly string[];
+
+/**
+ * domains d LEFT JOIN domain_assessments a, both narrowed to `names` (a
+ * range of names, or a list): Postgres does not carry a condition on
+ * d.domain over to a.domain through the join, and hash-joined every
+ * assessment for each range (115 ms a range of 5,000 at 100,000 domains).
+ */
+function fleetJoin(db: Db, names: Names): FilteredQuery {
+  const r = names as { after: string | null; upTo: string | null };
+  const terms: Array<['in' | '>' | '<=', string | readonly string[]]> = Array.isArray(names)
+    ? [['in', names]]
+    : [...(r.after !== null ? [['>', r.after] as ['>', string]] : []), ...(r.upTo !== null ? [['<=', r.upTo] as ['<=', string]] : [])];
+  let query = db
+    .selectFrom('domains as d')
+    .leftJoin('domain_assessments as a', (join) => terms.reduce((on, [op, value]) => on.on('a.domain', op, value as string), join.onRef('a.domain', '=', 'd.domain')));
+  for (const [op, value] of terms) query = query.where('d.domain', op, value as string);
+  return query as unknown as FilteredQuery;
 }
 
 type Figure = 'authorised_fail_rate' | 'authorised_messages' | 'spoofing_messages' | 'blocking_sources';
@@ -328,14 +341,12 @@ function segments(db: Db, sort: FleetSort, dir: 'asc' | 'desc', t: FleetRowsTuni
           : emptySegment;
       const byName = async function* (match: boolean): AsyncGenerator<string[]> {
         for await (const range of nameRanges(db, t.rangeNames)) {
-          let query = db
-            .selectFrom('domains as d')
-            .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
+          const joined = fleetJoin(db, range);
+          const query = (match ? filters(joined) : joined)
             .select('d.domain')
             .where((eb) => eb.or([eb('a.domain', 'is', null), eb(`a.${figure}`, 'is', null)]))
             .orderBy('d.domain');
-          if (match) query = filters(query as unknown as FilteredQuery) as unknown as typeof query;
-          yield (await inRange(query, range).execute()).map((r) => r.domain);
+          yield (await query.execute()).map((r) => r.domain);
         }
       };
       const without: Segment = {
@@ -432,7 +443,6 @@ function filterBy(q: FleetRowsQuery): ((query: FilteredQuery) => FilteredQuery) 
  * then the page's rows are read by name.
  */
 export async function fleetRows(db: Db, q: FleetRowsQuery, t: FleetRowsTuning = FLEET_ROWS_TUNING): Promise<{ rows: FleetRow[]; total: number }> {
-  const joined = () => db.selectFrom('domains as d').leftJoin('domain_assessments as a', 'a.domain', 'd.domain') as unknown as FilteredQuery;
   const filters = filterBy(q);
   const segs = segments(db, q.sort, q.order, t, filters ?? ((query) => query));
   let names: string[] = [];
@@ -461,7 +471,7 @@ export async function fleetRows(db: Db, q: FleetRowsQuery, t: FleetRowsTuning = 
     for await (const range of nameRanges(db, t.rangeNames)) {
       if (few !== null) {
         const room = t.collectUpTo - total;
-        const found = (await inRange(filters(joined()).select('d.domain'), range).limit(room + 1).execute()).map((r) => r.domain);
+        const found = (await filters(fleetJoin(db, range)).select('d.domain').limit(room + 1).execute()).map((r) => r.domain);
         if (found.length <= room) {
           few.push(...found);
           total += found.length;
@@ -469,16 +479,16 @@ export async function fleetRows(db: Db, q: FleetRowsQuery, t: FleetRowsTuning = 
         }
         few = null;
       }
-      total += Number((await inRange(filters(joined()).select((eb) => eb.fn.countAll<number>().as('n')), range).executeTakeFirstOrThrow()).n);
+      total += Number((await filters(fleetJoin(db, range)).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     }
     if (few !== null) {
       if (few.length > 0) {
         // At most collectUpTo rows sorted in one statement.
-        const page = orderedBy(joined().select('d.domain').where('d.domain', 'in', few), q.sort, q.order).limit(q.limit).offset(q.offset);
+        const page = orderedBy(fleetJoin(db, few).select('d.domain'), q.sort, q.order).limit(q.limit).offset(q.offset);
         names = (await page.execute()).map((r) => r.domain);
       }
     } else {
-      const match = async (keys: string[]) => new Set((await filters(joined()).select('d.domain').where('d.domain', 'in', keys).execute()).map((r) => r.domain));
+      const match = async (keys: string[]) => new Set((await filters(fleetJoin(db, keys)).select('d.domain').execute()).map((r) => r.domain));
       let skip = q.offset;
       walk: for (const seg of segs) {
         for await (const matched of seg.walk(match)) {
@@ -498,13 +508,10 @@ async function rowsByName(db: Db, names: readonly string[]): Promise<FleetRow[]>
   const byName = new Map<string, FleetRow>();
   for (let i = 0; i < names.length; i += IN_CHUNK) {
     if (i > 0) await nextTurn();
-    const rows = await db
-      .selectFrom('domains as d')
-      .leftJoin('domain_assessments as a', 'a.domain', 'd.domain')
+    const rows = await fleetJoin(db, names.slice(i, i + IN_CHUNK))
       .selectAll('d')
       .select(ASSESSMENT_COLUMNS.map((c) => `a.${c} as a_${c}` as const))
       .select(sql<number>`case when a.domain is null then 0 else 1 end`.as('a_present'))
-      .where('d.domain', 'in', names.slice(i, i + IN_CHUNK))
       .execute();
     for (const r of rows) {
       const record = r as unknown as Record<string, unknown>;
