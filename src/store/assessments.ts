@@ -14,6 +14,15 @@ type Db = Kysely<Database> | Transaction<Database>;
 /** SQLite allows 32766 bound parameters; stay far below it for any backend. */
 const IN_CHUNK = 500;
 
+/**
+ * A report's id as an expression, not the column: Postgres answers max(id)
+ * WHERE domain = ? (and id > ? AND domain = ?) by walking the primary key
+ * backward and filtering by domain, every report for a domain with none (152
+ * ms at 450,000 reports); `id + 0` leaves it the (domain, begin) index, the
+ * domain's own reports. SQLite reads those either way.
+ */
+const reportId = (column: 'id' | 'r.id') => sql<number>`${sql.ref(column)} + 0`;
+
 export interface AssessmentInput {
   domain: string;
   plan: string;
@@ -92,7 +101,7 @@ export async function assessmentMarksOf(db: Db, domains: readonly string[]): Pro
       .select((eb) => [
         'd.domain as mark_domain',
         'm.changes as mark_rollups',
-        eb.selectFrom('reports as r').select((e) => e.fn.max('r.id').as('x')).whereRef('r.domain', '=', 'd.domain').as('mark_report'),
+        eb.selectFrom('reports as r').select((e) => e.fn.max(reportId('r.id')).as('x')).whereRef('r.domain', '=', 'd.domain').as('mark_report'),
         eb
           .selectFrom('source_rules as s')
           .select((e) => e.fn.countAll().as('x'))
@@ -159,7 +168,7 @@ export async function enrolledNames(db: Db, chunk = 10_000): Promise<Set<string>
 export async function latestReportId(db: Db, domain: string): Promise<number> {
   const row = await db
     .selectFrom('reports')
-    .select((eb) => eb.fn.max('id').as('id'))
+    .select((eb) => eb.fn.max(reportId('id')).as('id'))
     .where('domain', '=', domain)
     .executeTakeFirst();
   return Number(row?.id ?? 0);
@@ -618,7 +627,7 @@ export async function staleActiveDomains(
         eb('a.plan', '!=', eb.ref('d.plan')),
         eb('a.stage_index', '!=', eb.ref('d.stage_index')),
         eb('a.assessed_at', '<', eb.ref('d.updated_at')),
-        eb.exists(eb.selectFrom('reports as r').select('r.id').whereRef('r.domain', '=', 'd.domain').whereRef('r.id', '>', 'a.last_report_id')),
+        eb.exists(eb.selectFrom('reports as r').select('r.id').whereRef('r.domain', '=', 'd.domain').where(reportId('r.id'), '>', eb.ref('a.last_report_id'))),
         eb.exists(
           eb
             .selectFrom('source_rules as s')
