@@ -15,14 +15,14 @@ import { DAY_SECONDS } from '../engine/window.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
 import { recordForPlanStage, stageLabel } from '../record/index.js';
 import { recentAudit } from '../store/audit.js';
-import { getDomain, listDomains, stageHistory } from '../store/domains.js';
+import { findDomains, getDomain, stageHistory } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
 import { loadRollupRows } from '../store/rollups.js';
 import type { Store } from '../store/open.js';
 import type { AuditEvent, DomainRow, Intent, SourceRuleRow, StageChange } from '../store/schema.js';
 import { listSourceRules, sourceRulesFor } from '../store/source-rules.js';
 import { ActionError, enrolledDomain } from './actions.js';
-import { normalizeDomainName } from '../names.js';
+import { canonicalName, normalizeDomainName } from '../names.js';
 import { cachedPlanLoader, type DomainStatus, type LoadedPlan } from './status.js';
 import { figuresOf, fleetPage, overviewFrom } from './fleet-page.js';
 
@@ -231,6 +231,21 @@ async function overviewOf(
   return { overview, judged, plan };
 }
 
+
+/**
+ * `domain` and the enrolled names between it and each of `headerFroms` (a
+ * subdomain of `domain` and its parents up to it): all attributeRow() needs
+ * to tell a row of `domain` from one of an enrolled subdomain, read by name
+ * instead of reading the whole fleet for one page (1.6 s at 100,000 domains).
+ */
+async function enrolledBetween(store: Store, headerFroms: ReadonlyArray<string | null>, domain: string): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const header of new Set(headerFroms)) {
+    if (header === null) continue;
+    for (let name = canonicalName(header); name.endsWith(`.${domain}`); name = name.slice(name.indexOf('.') + 1)) names.add(name);
+  }
+  return new Set([domain, ...(await findDomains(store.db, [...names])).keys()]);
+}
 /**
  * The domain's mail day by day over the last `days` days. Sources are classed
  * once over the whole span with the same rules as the engine, so a day's
@@ -248,10 +263,11 @@ async function dailySeries(
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const todayStart = nowSeconds - (nowSeconds % DAY_SECONDS);
   const fromEpoch = todayStart - days * DAY_SECONDS;
-  const enrolled = new Set((await listDomains(store.db)).map((d) => d.domain));
   const judgedSubdomains = subdomainsFollowRecord(plan, row.last_record);
   // From the daily rollups, as the engine judges: a day whose raw rows retention pruned still shows its mail.
-  const rows = (await loadRollupRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds })).filter((r) => {
+  const read = await loadRollupRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds });
+  const enrolled = await enrolledBetween(store, read.map((r) => r.headerFrom), row.domain);
+  const rows = read.filter((r) => {
     const part = attributeRow(r, row.domain, enrolled);
     return r.begin >= fromEpoch && (part === 'own' || (part === 'subdomain' && judgedSubdomains));
   });
