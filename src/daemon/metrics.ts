@@ -15,6 +15,7 @@ import { loadPlan as loadPlanFromDisk, type Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
 import type { IngestResult } from '../reports/ingest.js';
 import type { Store } from '../store/open.js';
+import { countRows, domainsPerStage, storedReports } from '../store/fleet-counts.js';
 import type { ApiMetrics } from '../api/context.js';
 import type { DomainState } from '../store/schema.js';
 
@@ -87,11 +88,7 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
     labelNames: ['stage', 'state'] as const,
     registers,
     async collect() {
-      const rows = await db
-        .selectFrom('domains')
-        .select(['plan', 'stage_index', 'state', (eb) => eb.fn.countAll<number>().as('n')])
-        .groupBy(['plan', 'stage_index', 'state'])
-        .execute();
+      const rows = await domainsPerStage(db);
       const plans = cachedPlanLoader(loadPlan);
       const stageOf = (plan: string, index: number): string => {
         const stage = plans(plan).plan?.stages[index];
@@ -99,7 +96,7 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
       };
       // Rebuilt from scratch: a stage no domain is at any more must drop out.
       this.reset();
-      for (const r of rows) this.inc({ stage: stageOf(r.plan, r.stage_index), state: r.state }, Number(r.n));
+      for (const r of rows) this.inc({ stage: stageOf(r.plan, r.stage_index), state: r.state }, r.domains);
     },
   });
 
@@ -109,14 +106,13 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
     labelNames: ['state'] as const,
     registers,
     async collect() {
-      const rows = await db.selectFrom('domains').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state').execute();
-      const counts = new Map(rows.map((r) => [r.state, Number(r.n)]));
+      const counts = new Map<DomainState, number>();
+      for (const r of await domainsPerStage(db)) counts.set(r.state, (counts.get(r.state) ?? 0) + r.domains);
       for (const state of STATES) this.set({ state }, counts.get(state) ?? 0);
     },
   });
 
-  const countRows = (table: 'reports' | 'rejected_inputs' | 'intents') => async () =>
-    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+
   const storeGauge = (name: string, help: string, count: () => Promise<number>) =>
     new Gauge({
       name: `${PREFIX}${name}`,
@@ -126,9 +122,9 @@ export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: stri
         this.set(await count());
       },
     });
-  storeGauge('reports_stored', 'Aggregate reports in the store (changed copies included, duplicates not).', countRows('reports'));
-  storeGauge('rejected_inputs', 'Inputs kept as rejected because they were not a readable aggregate report.', countRows('rejected_inputs'));
-  storeGauge('changes_in_flight', 'DMARC record changes queued, written or awaiting verification in DNS.', countRows('intents'));
+  storeGauge('reports_stored', 'Aggregate reports in the store (changed copies included, duplicates not).', () => storedReports(db));
+  storeGauge('rejected_inputs', 'Inputs kept as rejected because they were not a readable aggregate report.', () => countRows(db, 'rejected_inputs'));
+  storeGauge('changes_in_flight', 'DMARC record changes queued, written or awaiting verification in DNS.', () => countRows(db, 'intents'));
   storeGauge('changes_stuck', `DMARC record changes in flight that failed ${STUCK_AFTER_ATTEMPTS} times or more (still retried; see status or explain for the last error).`, async () =>
     Number((await db.selectFrom('intents').select((eb) => eb.fn.countAll<number>().as('n')).where('attempts', '>=', STUCK_AFTER_ATTEMPTS).executeTakeFirstOrThrow()).n),
   );
