@@ -1,8 +1,7 @@
 /**
- * The metrics' fleet counts, read a range of names a statement, equal one
- * statement over everything: ranges cover every name once (the first and
- * last open-ended, so reports of domains nobody enrolled count), and a
- * report still being staged is not yet a stored report.
+ * The metrics' fleet counts, read a range of names (or report ids) a
+ * statement, equal one statement over everything: ranges cover every name
+ * and id once, and a report still being staged is not yet a stored report.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -61,7 +60,7 @@ for (const dialect of storeDialects()) {
         const expected = whole.map((r) => `${key(r)} ${Number(r.n)}`).sort();
         for (const range of [1, 2, 3, 5, 11, 2000]) {
           assert.deepEqual((await domainsPerStage(store.db, range)).map((r) => `${key(r)} ${r.domains}`).sort(), expected, `range ${range}`);
-          assert.equal(await storedReports(store.db, range), reported.length, `range ${range}`);
+          assert.equal(await storedReports(store.db, range), reported.length, `id range ${range}`);
         }
       } finally {
         await store.close();

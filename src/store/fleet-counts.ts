@@ -1,6 +1,6 @@
 /**
- * Fleet-wide counts for the metrics scrape, read a range of domain names a
- * statement with a turn of the event loop between. One GROUP BY over
+ * Fleet-wide counts for the metrics scrape, read a range of domain names
+ * (or report ids) a statement with a turn of the event loop between. One GROUP BY over
  * 100,000 domains, or a count(*) over millions of reports, is one SQLite
  * statement of 60 to 100 ms that holds the event loop (and /healthz) for
  * its length, every scrape; in ranges of RANGE names each statement is a
@@ -66,21 +66,32 @@ export async function domainsPerStage(db: Kysely<Database>, range = RANGE): Prom
   return [...sums.values()];
 }
 
+/** Report ids a statement when counting stored reports (the function takes another, for tests). */
+const ID_RANGE = 200_000;
+
 /**
- * Reports stored under a policy domain (a report being staged has none yet,
- * src/reports/store.ts), counted by ranges of the enrolled names over the
- * (domain, begin) index: the ranges are open at both ends, so reports of
- * domains nobody enrolled are counted too.
+ * Reports stored (a report still being staged, src/reports/store.ts, is
+ * not yet), counted ID_RANGE ids a statement over the staged_at index: its
+ * entries for stored reports (staged_at null) are in id order, so each
+ * statement reads a run of small index entries (about 7 ms for 200,000 on
+ * SQLite), never the table.
  */
-export async function storedReports(db: Kysely<Database>, range = RANGE): Promise<number> {
-  const parts = await overRanges(db, range, async (from, to) => {
-    // A staged report's domain is '' until it is stored: counted out here, still inside the index.
-    let q = db.selectFrom('reports').select((eb) => eb.fn.countAll<number>().as('n')).where('domain', '>', '');
-    if (from !== null) q = q.where('domain', '>=', from);
-    if (to !== null) q = q.where('domain', '<', to);
-    return Number((await q.executeTakeFirstOrThrow()).n);
-  });
-  return parts.reduce((a, b) => a + b, 0);
+export async function storedReports(db: Kysely<Database>, idRange = ID_RANGE): Promise<number> {
+  const bounds = await db.selectFrom('reports').select((eb) => [eb.fn.min<number>('id').as('low'), eb.fn.max<number>('id').as('high')]).executeTakeFirstOrThrow();
+  if (bounds.low === null || bounds.high === null) return 0;
+  let total = 0;
+  for (let from = Number(bounds.low) - 1; from < Number(bounds.high); from += idRange) {
+    const part = await db
+      .selectFrom('reports')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('staged_at', 'is', null)
+      .where('id', '>', from)
+      .where('id', '<=', from + idRange)
+      .executeTakeFirstOrThrow();
+    total += Number(part.n);
+    await turn();
+  }
+  return total;
 }
 
 /** Rows of `table` (one a rejected input or a change in flight: tables that stay small), one statement. */
