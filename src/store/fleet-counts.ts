@@ -77,10 +77,12 @@ const ID_RANGE = 200_000;
  * SQLite), never the table.
  */
 export async function storedReports(db: Kysely<Database>, idRange = ID_RANGE): Promise<number> {
-  const bounds = await db.selectFrom('reports').select((eb) => [eb.fn.min<number>('id').as('low'), eb.fn.max<number>('id').as('high')]).executeTakeFirstOrThrow();
-  if (bounds.low === null || bounds.high === null) return 0;
+  // The lowest and highest id one at a time: SQLite reads min() and max() of a key from its ends only alone in a statement.
+  const low = await db.selectFrom('reports').select('id').orderBy('id', 'asc').limit(1).executeTakeFirst();
+  const high = await db.selectFrom('reports').select('id').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  if (!low || !high) return 0;
   let total = 0;
-  for (let from = Number(bounds.low) - 1; from < Number(bounds.high); from += idRange) {
+  for (let from = Number(low.id) - 1; from < Number(high.id); from += idRange) {
     const part = await db
       .selectFrom('reports')
       .select((eb) => eb.fn.countAll<number>().as('n'))
