@@ -165,7 +165,8 @@ test('a folder ingest killed half way and run again: nothing lost, nothing twice
     if (!existsSync(db)) continue;
     try {
       const probe = new SqliteDatabase(db, { readonly: true, fileMustExist: true });
-      stored = (probe.prepare('select count(*) as n from reports').get() as { n: number }).n;
+      // Stored reports only: the one being read when the process dies is staged (SQLite), never counted, and deleted by the next run.
+      stored = (probe.prepare("select count(*) as n from reports where content_hash not like 'pending:%'").get() as { n: number }).n;
       probe.close();
     } catch {
       stored = 0;

@@ -34,9 +34,11 @@
  * both read from the start again), a few times with backoff.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { CompiledQuery, PostgresAdapter, SqliteAdapter, sql, type ControlledTransaction, type Insertable, type Kysely } from 'kysely';
 import { applyRollups, markRollupChange, RollupBatch, rollUpStoredReports } from '../store/rollups.js';
-import type { Database, NewReportRecord, ReportsTable } from '../store/schema.js';
+import { dropStagedRollups, mergeStagedRollups, stageRollups } from '../store/staged-rollups.js';
+import type { DailyRollupsTable as RollupEntry, Database, NewReportRecord, ReportsTable } from '../store/schema.js';
 import { RowsDigest } from '../report-model/digest.js';
 import type { ReportHeader, ReportRecord } from '../report-model/model.js';
 import { AppError } from '../errors.js';
@@ -423,7 +425,7 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
   const inserted = await db
     .insertInto('reports')
     // No domain yet: what reads a domain's reports (the tick's and the page's staleness marks) does not see it until it counts.
-    .values({ ...values, domain: '', content_hash: `${PENDING}${randomUUID()}`, counted: 0, staged_at: touched })
+    .values({ ...values, domain: '', content_hash: `${PENDING}${STAGED_BY}:${randomUUID()}`, counted: 0, staged_at: touched })
     .returning('id')
     .executeTakeFirstOrThrow();
   const id = Number(inserted.id);
@@ -456,7 +458,8 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
 
 /** Deletes a staged report (never a stored one) and its rows, a short transaction per few thousand rows. */
 async function deleteStaged(db: Kysely<Database>, id: number): Promise<void> {
-  for (;;) {
+  await dropStagedRollups(db, id, { between: turn });
+  for (;; await turn()) {
     const staged = await db.selectFrom('reports').select('id').where('id', '=', id).where('staged_at', 'is not', null).executeTakeFirst();
     if (!staged) return;
     const batch = db.selectFrom('report_rows').select('id').where('report', '=', id).orderBy('id').limit(DISCARD_ROWS_PER_TRANSACTION);
@@ -470,19 +473,64 @@ async function deleteStaged(db: Kysely<Database>, id: number): Promise<void> {
 /** When each store's stale staged reports were last looked for. */
 const staleLookedFor = new WeakMap<Kysely<Database>, number>();
 
+/** Who stages a report: this host and process, in its `pending:` hash, so a process on the same host sees that its owner died. */
+const STAGED_BY = `${hostname()}:${process.pid}`;
+
+/** Whether the process that staged a report (per its `pending:<host>:<pid>:…` hash) is known to be gone: on this host, and no such pid. */
+function ownerGone(contentHash: string): boolean {
+  const [host, pid] = contentHash.slice(PENDING.length).split(':');
+  if (host !== hostname() || !pid || !/^\d+$/.test(pid)) return false;
+  if (Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /**
- * Deletes staged reports that made no progress for STALE_STAGED_MS (their
- * process died mid-ingest: nothing of theirs was counted), at most once a
- * minute per store handle. Returns how many went.
+ * Deletes staged reports whose process died mid-ingest (nothing of theirs
+ * was counted): on this host, as soon as its pid is gone; from anywhere,
+ * once it made no progress for STALE_STAGED_MS. At most once a minute per
+ * store handle (the first report of a process looks at once). Returns how
+ * many went.
  */
 export async function deleteStaleStaged(db: Kysely<Database>, now: Date): Promise<number> {
   const last = staleLookedFor.get(db);
   if (last !== undefined && Math.abs(now.getTime() - last) < 60_000) return 0;
   staleLookedFor.set(db, now.getTime());
-  // Ordered by staged_at, the index's order: ordered by id, SQLite walks the whole table in id order (3.7 s at 9 M reports).
-  const stale = await db.selectFrom('reports').select('id').where('staged_at', '<', now.getTime() - STALE_STAGED_MS).orderBy('staged_at').limit(100).execute();
+  // By the staged_at index (ordered by id, SQLite walked the whole table in id order: 3.7 s at 9 M reports).
+  const staged = await db.selectFrom('reports').select(['id', 'content_hash', 'staged_at']).where('staged_at', 'is not', null).orderBy('staged_at').limit(1000).execute();
+  const stale = staged.filter((r) => Number(r.staged_at) < now.getTime() - STALE_STAGED_MS || ownerGone(r.content_hash));
   for (const { id } of stale) await deleteStaged(db, Number(id));
+  // Sums left by a process that died between counting a report and deleting its staged sums.
+  const orphans = await db
+    .selectFrom('staged_rollups')
+    .select('report')
+    .distinct()
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('reports').select('reports.id').where('reports.staged_at', 'is not', null).whereRef('reports.id', '=', 'staged_rollups.report'))))
+    .limit(100)
+    .execute();
+  for (const { report } of orphans) await dropStagedRollups(db, Number(report), { between: turn });
   return stale.length;
+}
+
+/** The longest a report's parsing and storing runs without letting the event loop take a turn. */
+const TURN_EVERY_MS = 10;
+/** Rollup entries written per statement group at a staged report's decision, with a turn of the event loop between. */
+const APPLY_SLICE = 2000;
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Adds entries to a staged report's sums in key order, a short transaction per slice, the event loop taking turns between. */
+async function stageInSlices(db: Kysely<Database>, report: number, entries: RollupEntry[]): Promise<void> {
+  entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (let i = 0; i < entries.length; i += APPLY_SLICE) {
+    const slice = entries.slice(i, i + APPLY_SLICE);
+    await db.transaction().execute((t) => stageRollups(t, report, slice));
+    await turn();
+  }
 }
 
 /** SQLite: one connection for the whole daemon, so a report is staged (see ReportWriter). */
@@ -516,12 +564,13 @@ async function writePass(
   // A counted report's rows are summed into the daily rollups as they stream (src/store/rollups.ts).
   let rollup: RollupBatch | null = null;
   const touched = new Set<string>();
-  // Whole: entries past the cap were written as they went. Staged: they are summed from the stored rows when the report counts.
+  // Whole: entries past the cap were written as they went. Staged: summed in staged_rollups, merged when the report counts.
   let spilled = false;
-  let summedFromRows = false;
+  let stagedEntries = false;
   let reportDomain = '';
   const rowsDigest = new RowsDigest();
   const staged = stagesReports(db);
+  let lastTurn = performance.now();
   try {
     const report = await readReport(input, {
       ...(options.limits ? { limits: options.limits } : {}),
@@ -558,18 +607,24 @@ async function writePass(
           }
         },
         records: async (batch) => {
+          // A report in memory (a mail, an upload) is parsed and, on SQLite, stored without real I/O: nothing else
+          // would run until it ends (not a timer, not a request), so the event loop gets a turn every few ms.
+          if (performance.now() - lastTurn > TURN_EVERY_MS) {
+            await turn();
+            lastTurn = performance.now();
+          }
           const w = writer as ReportWriter | null;
           if (!w) return;
           for (const record of batch) rowsDigest.add(record);
           await w.rows(batch.map((r) => rowValues(reportRowId, r)));
-          if (rollup && !summedFromRows) {
+          if (rollup) {
             for (const record of batch) rollup.add(record);
             // Summed until the report is whole, then written in one pass in key order (see ROLLUP_ENTRIES_HELD).
             if (rollup.size > (options.rollupEntriesHeld ?? ROLLUP_ENTRIES_HELD)) {
               if (!w.whole) {
-                // Staged rows are not counted yet, so neither may their rollups be: summed again from the rows at the decision.
-                rollup.take();
-                summedFromRows = true;
+                // Staged rows are not counted yet, so neither may their rollups be: summed in staged_rollups, merged at the decision.
+                await stageInSlices(db, reportRowId, rollup.take());
+                stagedEntries = true;
                 return;
               }
               if (!spilled) await serialiseSpills(w.whole, reportDomain);
@@ -588,6 +643,10 @@ async function writePass(
     });
     const w = writer as ReportWriter | null;
     if (!w) return { kind: 'known', report, copies };
+    const held = rollup as RollupBatch | null;
+    if (stagedEntries && held && held.size > 0) {
+      await stageInSlices(db, reportRowId, held.take());
+    }
     const t = await w.deciding();
     await serialiseCopies(t, report.header);
     // Another writer may have stored the same report meanwhile: re-check inside the transaction.
@@ -627,12 +686,22 @@ async function writePass(
     if (summed && flag) {
       // It turned out not to count: nothing was added, unless a very diverse report spilled (then take its rows out again).
       if (spilled) await rollUpStoredReports(t, [reportRowId], -1);
-    } else if (summedFromRows) {
-      // Staged past the cap: every row summed from the store, in this transaction (it marks the names it touches).
-      await rollUpStoredReports(t, [reportRowId], 1);
+    } else if (stagedEntries) {
+      // Staged past the cap: its sums merged by SQL in key order, with turns of the event loop between slices.
+      for (const name of await mergeStagedRollups(t, reportRowId, { slice: APPLY_SLICE, between: turn })) touched.add(name);
+      await markRollupChange(t, touched);
     } else if (summed) {
       for (const name of summed.names()) touched.add(name);
-      await applyRollups(t, summed.take(), 1);
+      const entries = summed.take();
+      if (w.whole) await applyRollups(t, entries, 1);
+      else {
+        // In key order across slices, as applyRollups orders one call; the event loop takes turns between them.
+        entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+        for (let i = 0; i < entries.length; i += APPLY_SLICE) {
+          await applyRollups(t, entries.slice(i, i + APPLY_SLICE), 1);
+          if (i + APPLY_SLICE < entries.length) await turn();
+        }
+      }
       await markRollupChange(t, touched);
     }
     const spent = await spendBudget(t, input, report);
@@ -643,6 +712,8 @@ async function writePass(
       throw e;
     }
     writer = null;
+    // Merged (or not counted): the staged sums go, a slice at a time; any a failure here leaves go with the next stale sweep.
+    if (stagedEntries) await dropStagedRollups(db, reportRowId, { between: turn }).catch(() => undefined);
     return { kind: 'done', outcome: { status: 'stored', id: reportRowId, counted: !flag, flag, report } };
   } catch (e) {
     const w = writer as ReportWriter | null;

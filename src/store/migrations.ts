@@ -597,6 +597,40 @@ function fleetSort(): Migration {
   };
 }
 
+/**
+ * The rollup entries of a staged report too diverse to hold in memory
+ * (src/reports/store.ts): summed here per report while it is read, merged
+ * into daily_rollups in key order when it counts, then deleted.
+ */
+function stagedRollups(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('staged_rollups')
+        .addColumn('report', 'bigint', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('domain', 'text', (c) => c.notNull())
+        .addColumn('day', 'integer', (c) => c.notNull())
+        .addColumn('reporter', 'text', (c) => c.notNull())
+        .addColumn('begin', 'bigint', (c) => c.notNull())
+        .addColumn('end', 'bigint', (c) => c.notNull())
+        .addColumn('adkim', 'text', (c) => c.notNull())
+        .addColumn('aspf', 'text', (c) => c.notNull())
+        .addColumn('source_ip', 'text', (c) => c.notNull())
+        .addColumn('header_from', 'text')
+        .addColumn('dkim', 'text')
+        .addColumn('spf', 'text')
+        .addColumn('reasons', 'text', (c) => c.notNull())
+        .addColumn('auth_dkim', 'text', (c) => c.notNull())
+        .addColumn('auth_spf', 'text', (c) => c.notNull())
+        .addColumn('messages', 'bigint', (c) => c.notNull())
+        .addColumn('records', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('staged_rollups_pk', ['report', 'key'])
+        .execute();
+    },
+  };
+}
+
 /** Every migration by name; names sort in the order they must run. */
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -616,6 +650,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0014_shared_limits': sharedLimits(),
     '0015_fleet_sort': fleetSort(),
     '0016_staged_reports': stagedReports(),
+    '0016_staged_rollups': stagedRollups(),
   };
 }
 

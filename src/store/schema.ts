@@ -333,6 +333,11 @@ export interface DailyRollupsTable {
   records: number;
 }
 
+/** A staged report's rollup entries, summed while it is read (src/store/staged-rollups.ts); merged into daily_rollups when it counts. */
+export interface StagedRollupsTable extends DailyRollupsTable {
+  report: number;
+}
+
 /** How many times the rollups a name's figures read from changed (as policy domain or header_from). */
 export interface RollupMarksTable {
   name: string;
@@ -373,6 +378,7 @@ export interface Database {
   domain_assessments: DomainAssessmentsTable;
   daily_rollups: DailyRollupsTable;
   rollup_marks: RollupMarksTable;
+  staged_rollups: StagedRollupsTable;
   leases: LeasesTable;
   instances: InstancesTable;
   reporter_acknowledgements: ReporterAcknowledgementsTable;
