@@ -255,8 +255,8 @@ class GcTrace {
 interface CaseResult extends ChildResult {
   /** RSS at a quarter, half and three quarters of the work's wall time, sampled from outside every 20 ms (flat or growing). */
   quarters: number[];
-  /** The sample with the most RSS, split into anonymous memory (heaps) and mapped files (node, its libraries). */
-  top: { rss: number; anon: number; file: number } | null;
+  /** The sample with the most RSS, split into anonymous memory (heaps) and mapped files (node, its libraries), and when it was taken (seconds before the child's end). */
+  top: { rss: number; anon: number; file: number; beforeEnd: number } | null;
   gc: ReturnType<GcTrace['main']>;
   stdout: string;
 }
@@ -293,7 +293,8 @@ async function runCase(argv: string[], env: NodeJS.ProcessEnv, resultFile: strin
     const at = end - f * result.workWall * 1000;
     return samples.find((s) => s.at >= at)?.rss.rss ?? 0;
   });
-  const top = samples.reduce<(typeof samples)[number] | null>((a, b) => (!a || b.rss.rss > a.rss.rss ? b : a), null)?.rss ?? null;
+  const highest = samples.reduce<(typeof samples)[number] | null>((a, b) => (!a || b.rss.rss > a.rss.rss ? b : a), null);
+  const top = highest ? { ...highest.rss, beforeEnd: (end - highest.at) / 1000 } : null;
   return { ...result, quarters, top, gc: gc.main(), stdout };
 }
 
@@ -323,7 +324,11 @@ const mib = (n: number) => `${fmt(n / MB, 0)} MiB`;
 
 function memoryLines(r: CaseResult, indent: string): string[] {
   const lines = [`${indent}RSS at 1/4, 1/2, 3/4 of the work: ${r.quarters.map(mib).join(' / ')}; peak ${mib(r.peak)} (after the bare pass: ${mib(r.barePeak)})`];
-  if (r.top) lines.push(`${indent}  highest sample: ${mib(r.top.rss)} = ${mib(r.top.anon)} anonymous (V8 heap, SQLite, malloc) + ${mib(r.top.file)} mapped files (node, libraries)`);
+  if (r.top) {
+    lines.push(
+      `${indent}  highest sample: ${mib(r.top.rss)} = ${mib(r.top.anon)} anonymous (V8 heap, SQLite, malloc) + ${mib(r.top.file)} mapped files (node, libraries), ${fmt(r.top.beforeEnd)} s before the end (the work took ${fmt(r.workWall)} s)`,
+    );
+  }
   if (r.gc && r.gc.liveAfterFull.length) {
     const live = r.gc.liveAfterFull;
     lines.push(
