@@ -27,7 +27,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import { fleetPage, REMEASURE_PER_REQUEST, type FleetPageQuery } from '../src/fleet/fleet-page.js';
 import { loadPlan } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
@@ -190,6 +190,41 @@ async function previousFleetRows(db: Kysely<Database>, q: FleetRowsQuery): Promi
   return { names: rows.map((r) => r.domain), total: Number(counted.n) };
 }
 
+/**
+ * The plans of every statement an unfiltered page runs, for each sort both
+ * ways (first page and 99,900 deep), and those that sort rows themselves
+ * (SQLite: a temporary B-tree; Postgres: a Sort node) instead of reading an
+ * index in order. The statements are caught by a kysely plugin that
+ * compiles each query as the store's executor will.
+ */
+async function sortingStatements(store: Store): Promise<{ statements: number; sorting: string[]; inRanges: number }> {
+  const caught: CompiledQuery[] = [];
+  const executor = store.db.getExecutor();
+  const logged = store.db.withPlugin({
+    transformQuery: (args) => {
+      caught.push(executor.compileQuery(args.node, args.queryId));
+      return args.node;
+    },
+    transformResult: async (args) => args.result,
+  });
+  for (const sort of SORTS) {
+    for (const order of ['asc', 'desc'] as const) {
+      for (const offset of [0, SIZE - 100]) await fleetRows(logged, { sort, order, limit: 100, offset });
+    }
+  }
+  const sorting: string[] = [];
+  let inRanges = 0;
+  for (const q of caught) {
+    // A walk by name (the never-assessed domains) reads a range of names a statement, or, when the fleet is no larger, all of them: sorting those is bounded.
+    const nameWalk = /"a"\."domain" is null or/.test(q.sql);
+    const plan = (await store.db.executeQuery<Record<string, string>>(CompiledQuery.raw(`${store.dialect === 'sqlite' ? 'explain query plan' : 'explain'} ${q.sql}`, [...q.parameters]))).rows.map((r) => r.detail ?? r['QUERY PLAN'] ?? '');
+    if (!plan.some((line) => /TEMP B-TREE|^\s*(->\s*)?(Incremental )?Sort\b/.test(line))) continue;
+    if (nameWalk) inRanges++;
+    else sorting.push(`${q.sql}\n      ${plan.join('\n      ')}`);
+  }
+  return { statements: caught.length, sorting, inRanges };
+}
+
 interface Shape {
   label: string;
   query: FleetPageQuery & { sort: FleetSort; order: 'asc' | 'desc' };
@@ -268,6 +303,8 @@ try {
         console.log(`  ${shape.label} (${rows.value.total} match)\n    before: ${ms(before)}\n    now:    ${ms(rows)} (listing), ${ms(page)} (the whole page: figures' staleness, changes in flight); ${(before.ms / Math.max(0.1, rows.ms)).toFixed(1)}x faster, ${(rows.ms / Math.max(0.1, bare.ms)).toFixed(1)}x the bare read`);
       }
       console.log(`  longest event-loop hold over all shapes: before ${worstOld.toFixed(0)} ms, now ${worstNew.toFixed(0)} ms`);
+      const plans = await sortingStatements(store);
+      console.log(`  unfiltered pages, every sort both ways, first and last: ${plans.statements} statements, ${plans.sorting.length} sorting rows themselves (besides ${plans.inRanges} of the walk by name, a range of names each)${plans.sorting.map((p) => `\n    ${p}`).join('')}`);
 
       // The approvals queue over a fresh fleet: the stale active domains are looked for across all of it (none found).
       const queue = await timed(() => fleetPage(store, now, ctx, { approvals: true, limit: 100 }));
