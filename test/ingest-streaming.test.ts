@@ -79,6 +79,10 @@ test("a report's rows are written in batches while the file is read, and ingest 
     assert.deepEqual(batches[i], { records: batches[i]!.records, rowsWritten: batches[i - 1]!.records, pendingReports: 1 });
   }
   assert.equal(batches.at(-1)!.records, 2600);
+  // Every batch but the last holds exactly the parser's batch size (100), whatever the 64 KiB pieces held: one INSERT shape for the store.
+  const sizes = batches.map((b, i) => b.records - (i > 0 ? batches[i - 1]!.records : 0));
+  assert.deepEqual([...new Set(sizes.slice(0, -1))], [100]);
+  assert.ok(sizes.at(-1)! > 0 && sizes.at(-1)! <= 100);
   assert.equal(count('SELECT count(*) AS n FROM report_rows'), 2600);
   assert.equal(count("SELECT count(*) AS n FROM reports WHERE content_hash LIKE 'pending:%'"), 0, 'the report is complete once committed');
 
