@@ -644,15 +644,33 @@ export async function staleActiveDomains(
   return { stale: rows.map((r) => r.domain), last };
 }
 
-/** How many domains are in each state (for the fleet page's counts), in one grouped read. */
+/**
+ * How many domains are in each state (for the fleet page's counts), a state
+ * a read over the (state, domain) index with a turn between: one grouped
+ * read held SQLite 11 ms at 100,000 domains, most of it in the one state
+ * most domains are in.
+ */
 export async function domainsPerState(db: Db): Promise<Record<DomainState, number>> {
   const counts: Record<DomainState, number> = { active: 0, paused: 0, halted: 0, completed: 0 };
-  const rows = await db.selectFrom('domains').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state').execute();
-  for (const r of rows) counts[r.state] = Number(r.n);
+  for (const state of Object.keys(counts) as DomainState[]) {
+    counts[state] = Number((await db.selectFrom('domains').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', state).executeTakeFirstOrThrow()).n);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
   return counts;
 }
 
-/** The plans domains are enrolled on (to resolve a stage label against each). */
+/**
+ * The plans domains are enrolled on (to resolve a stage label against each),
+ * one index seek a plan (the next plan after the last): DISTINCT read every
+ * domain's entry, 7.5 ms at 100,000 domains on SQLite.
+ */
 export async function enrolledPlans(db: Db): Promise<string[]> {
-  return (await db.selectFrom('domains').select('plan').distinct().execute()).map((r) => r.plan);
+  const plans: string[] = [];
+  for (;;) {
+    let next = db.selectFrom('domains').select('plan').orderBy('plan').limit(1);
+    if (plans.length > 0) next = next.where('plan', '>', plans.at(-1)!);
+    const row = await next.executeTakeFirst();
+    if (!row) return plans;
+    plans.push(row.plan);
+  }
 }
