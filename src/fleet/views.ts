@@ -104,20 +104,28 @@ interface Judged {
  * call). fleetPage() gives one page of it, filtered and sorted.
  */
 export async function fleetOverview(store: Store, now: Date, ctx: ViewContext = {}): Promise<DomainOverview[]> {
-  // A page at a time with a turn of the event loop between: the whole of a large fleet in one read and one
-  // pass would hold the loop (and /healthz) for its length. Only the first page may measure stale domains
-  // again (a request's budget); the rest show what the tick stored.
   const all: DomainOverview[] = [];
-  for (let offset: number | null = 0; offset !== null; ) {
-    const page = await fleetPage(store, now, ctx, { limit: OVERVIEW_PAGE, offset, ...(offset > 0 ? { remeasure: 0 } : {}) });
-    all.push(...page.domains);
-    offset = page.next_offset;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+  await forEachOverviewPage(store, now, ctx, (page) => void all.push(...page));
   return all;
 }
 
-/** Domains a read of fleetOverview(). */
+/**
+ * Every enrolled domain's row in name order, handed to `each` a page of
+ * OVERVIEW_PAGE at a time with a turn of the event loop between: the whole
+ * of a large fleet in one read and one pass would hold the loop (and
+ * /healthz) for its length. Only the first page may measure stale domains
+ * again (a request's budget); the rest show what the tick stored.
+ */
+export async function forEachOverviewPage(store: Store, now: Date, ctx: ViewContext, each: (page: DomainOverview[]) => Promise<void> | void): Promise<void> {
+  for (let offset: number | null = 0; offset !== null; ) {
+    const page = await fleetPage(store, now, ctx, { limit: OVERVIEW_PAGE, offset, ...(offset > 0 ? { remeasure: 0 } : {}) });
+    await each(page.domains);
+    offset = page.next_offset;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Domains a page of forEachOverviewPage(). */
 const OVERVIEW_PAGE = 1000;
 
 /** One row of the fleet table, or undefined when the domain is not enrolled. */

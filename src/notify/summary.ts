@@ -6,8 +6,9 @@
  * the notifications page render this one value.
  */
 import { AppError } from '../errors.js';
-import { fleetOverview, type DomainOverview, type ViewContext } from '../fleet/views.js';
-import { domainsInTurns } from '../store/assessments.js';
+import { sql } from 'kysely';
+import { forEachOverviewPage, type DomainOverview, type ViewContext } from '../fleet/views.js';
+import { findDomains } from '../store/domains.js';
 import type { Store } from '../store/open.js';
 import { parseTags } from '../store/notifications.js';
 import type { DomainState } from '../store/schema.js';
@@ -68,23 +69,7 @@ export function parsePeriod(text: string): number {
 
 export async function buildSummary(store: Store, now: Date, sinceMs: number, ctx: ViewContext = {}): Promise<FleetSummary> {
   const since = new Date(now.getTime() - sinceMs).toISOString();
-  const overview = await fleetOverview(store, now, ctx);
-  // A chunk of the fleet a read, with turns between (one read of a large fleet would hold the event loop).
-  const tags = new Map((await domainsInTurns(store.db)).map((r) => [r.domain, parseTags(r.tags)]));
-  const history = await store.db
-    .selectFrom('stage_history')
-    .select(['domain', 'at', 'from_stage', 'to_stage', 'action', 'actor'])
-    .where('at', '>=', since)
-    .where('at', '<=', now.toISOString())
-    .orderBy('id')
-    .execute();
-  const movesOf = new Map<string, SummaryMove[]>();
-  for (const h of history) {
-    if (h.action === 'enroll') continue;
-    const list = movesOf.get(h.domain) ?? [];
-    list.push({ at: h.at, from: h.from_stage, to: h.to_stage, action: h.action, actor: h.actor });
-    movesOf.set(h.domain, list);
-  }
+  const movesOf = await movesBetween(store, since, now.toISOString());
   const eventRows = await store.db
     .selectFrom('notification_events')
     .select(['type', (eb) => eb.fn.countAll<number>().as('n')])
@@ -95,50 +80,86 @@ export async function buildSummary(store: Store, now: Date, sinceMs: number, ctx
 
   const byState: Record<DomainState, number> = { active: 0, paused: 0, halted: 0, completed: 0 };
   const stageCounts = new Map<string, number>();
-  const domains: SummaryDomain[] = [];
-  const waiting: FleetSummary['waiting'] = [];
-  for (const d of overview) {
-    byState[d.state] += 1;
-    const stage = d.stage ?? 'unknown';
-    stageCounts.set(stage, (stageCounts.get(stage) ?? 0) + 1);
-    const why = waitingReason(d);
-    if (why) waiting.push({ domain: d.domain, why });
-    domains.push({
-      domain: d.domain,
-      tags: tags.get(d.domain) ?? [],
-      plan: d.plan,
-      stage: d.stage,
-      stage_number: d.stage_number,
-      stage_count: d.stage_count,
-      state: d.state,
-      days_in_stage: d.days_in_stage,
-      authorised_fail_rate: d.authorised_fail_rate,
-      authorised_messages: d.authorised_messages,
-      moves: movesOf.get(d.domain) ?? [],
-      waiting: why,
-      next: d.next_decision ? d.next_decision.summary : null,
-    });
-  }
-  // A large fleet's summary lists what needs reading (waiting, then moved) before the domains that only hold,
-  // up to SUMMARY_LISTED of each list; the totals and the chart count every domain.
-  const rank = (d: SummaryDomain) => (d.waiting !== null ? 0 : d.moves.length > 0 ? 1 : 2);
-  const listed = domains.length <= SUMMARY_LISTED ? domains : [...domains].sort((a, b) => rank(a) - rank(b) || (a.domain < b.domain ? -1 : 1)).slice(0, SUMMARY_LISTED);
+  let total = 0;
+  let atReject100 = 0;
+  let moved = 0;
+  let waitingTotal = 0;
+  // Pages come in name order, so the first SUMMARY_LISTED of each kind kept here are the first by name.
+  const waitingKept: SummaryDomain[] = [];
+  const movedKept: SummaryDomain[] = [];
+  const holdingKept: SummaryDomain[] = [];
+  await forEachOverviewPage(store, now, ctx, async (page) => {
+    const tags = new Map([...(await findDomains(store.db, page.map((d) => d.domain))).values()].map((r) => [r.domain, parseTags(r.tags)]));
+    for (const d of page) {
+      total += 1;
+      byState[d.state] += 1;
+      const stage = d.stage ?? 'unknown';
+      stageCounts.set(stage, (stageCounts.get(stage) ?? 0) + 1);
+      if (d.stage === 'reject:100') atReject100 += 1;
+      const why = waitingReason(d);
+      const moves = movesOf.get(d.domain) ?? [];
+      if (why) waitingTotal += 1;
+      if (moves.length > 0) moved += 1;
+      const kept = why ? waitingKept : moves.length > 0 ? movedKept : holdingKept;
+      if (kept.length >= SUMMARY_LISTED) continue;
+      kept.push({
+        domain: d.domain,
+        tags: tags.get(d.domain) ?? [],
+        plan: d.plan,
+        stage: d.stage,
+        stage_number: d.stage_number,
+        stage_count: d.stage_count,
+        state: d.state,
+        days_in_stage: d.days_in_stage,
+        authorised_fail_rate: d.authorised_fail_rate,
+        authorised_messages: d.authorised_messages,
+        moves,
+        waiting: why,
+        next: d.next_decision ? d.next_decision.summary : null,
+      });
+    }
+  });
+  // What needs reading first (waiting, then moved), then the domains that only hold; by name.
+  const listed = [...waitingKept, ...movedKept, ...holdingKept].slice(0, SUMMARY_LISTED).sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
   return {
     since,
     until: now.toISOString(),
-    totals: {
-      domains: overview.length,
-      by_state: byState,
-      at_reject_100: overview.filter((d) => d.stage === 'reject:100').length,
-      moved: domains.filter((d) => d.moves.length > 0).length,
-    },
+    totals: { domains: total, by_state: byState, at_reject_100: atReject100, moved },
     stages: [...stageCounts.entries()].sort((a, b) => stageOrder(a[0]) - stageOrder(b[0])).map(([stage, n]) => ({ stage, domains: n })),
-    domains: listed.length === domains.length ? domains : listed.sort((a, b) => (a.domain < b.domain ? -1 : 1)),
-    waiting: waiting.slice(0, SUMMARY_LISTED),
-    omitted: { domains: domains.length - listed.length, waiting: Math.max(0, waiting.length - SUMMARY_LISTED) },
+    domains: listed,
+    waiting: waitingKept.map((d) => ({ domain: d.domain, why: d.waiting! })),
+    omitted: { domains: total - listed.length, waiting: waitingTotal - waitingKept.length },
     events: Object.fromEntries(eventRows.map((r) => [r.type, Number(r.n)])),
   };
 }
+
+/** Stage changes in the period (enrolments aside) by domain, oldest first, read MOVES_PER_READ a statement by the (at, id) index. */
+async function movesBetween(store: Store, since: string, until: string): Promise<Map<string, SummaryMove[]>> {
+  const movesOf = new Map<string, SummaryMove[]>();
+  for (let after: { at: string; id: number } | null = null; ; ) {
+    let read = store.db
+      .selectFrom('stage_history')
+      .select(['id', 'domain', 'at', 'from_stage', 'to_stage', 'action', 'actor'])
+      .where('at', '>=', since)
+      .where('at', '<=', until)
+      .orderBy('at')
+      .orderBy('id')
+      .limit(MOVES_PER_READ);
+    if (after !== null) read = read.where(sql<boolean>`(at, id) > (${after.at}, ${after.id})`);
+    const rows = await read.execute();
+    for (const h of rows) {
+      if (h.action === 'enroll') continue;
+      const list = movesOf.get(h.domain) ?? [];
+      list.push({ at: h.at, from: h.from_stage, to: h.to_stage, action: h.action, actor: h.actor });
+      movesOf.set(h.domain, list);
+    }
+    if (rows.length < MOVES_PER_READ) return movesOf;
+    after = { at: rows.at(-1)!.at, id: Number(rows.at(-1)!.id) };
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+const MOVES_PER_READ = 5000;
 
 /** Why a domain waits for a person, in plain words; null when it needs nobody. */
 function waitingReason(d: DomainOverview): string | null {

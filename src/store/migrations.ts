@@ -570,6 +570,21 @@ function stagedReports(): Migration {
 }
 
 /**
+ * What the summary reads by period, by index: the stage changes and the
+ * notification events since a time. Without them each summary (the weekly
+ * mail, the notifications page, GET /api/v1/summary) scanned both tables,
+ * which grow with the fleet's history (a dozen stage changes a domain).
+ */
+function periodIndexes(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('stage_history_at').on('stage_history').columns(['at', 'id']).execute();
+      await db.schema.createIndex('notification_events_at').on('notification_events').columns(['at', 'type']).execute();
+    },
+  };
+}
+
+/**
  * The fleet listing's sorts served by indexes (src/store/assessments.ts
  * fleetRows): a page sorted by a stored figure, a stage or days in stage was
  * one statement sorting the whole fleet (164 ms holding the event loop at
@@ -651,6 +666,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0015_fleet_sort': fleetSort(),
     '0016_staged_reports': stagedReports(),
     '0016_staged_rollups': stagedRollups(),
+    '0017_period_indexes': periodIndexes(),
   };
 }
 
