@@ -332,7 +332,8 @@ function segments(db: Db, sort: FleetSort, dir: 'asc' | 'desc', t: FleetRowsTuni
       const since = dir === 'desc' ? 'asc' : 'desc';
       return [
         indexSegment(() => domains().where('stage_since', 'is not', null).orderBy('stage_since', since).orderBy('domain'), () => count(db.selectFrom('domains').where('stage_since', 'is not', null)), t.walkChunk),
-        indexSegment(() => domains().where('stage_since', 'is', null).orderBy('domain'), () => count(db.selectFrom('domains').where('stage_since', 'is', null)), t.walkChunk),
+        // Ordered by the column too (all NULL here): Postgres does not take IS NULL for a constant, and would sort the segment.
+        indexSegment(() => domains().where('stage_since', 'is', null).orderBy('stage_since').orderBy('domain'), () => count(db.selectFrom('domains').where('stage_since', 'is', null)), t.walkChunk),
       ];
     }
     default: {
@@ -346,7 +347,7 @@ function segments(db: Db, sort: FleetSort, dir: 'asc' | 'desc', t: FleetRowsTuni
       // Only the fail rate may be NULL in an assessment (no authorised mail); the counts never are.
       const byIndex =
         figure === 'authorised_fail_rate'
-          ? indexSegment(() => db.selectFrom('domain_assessments').select('domain').where(figure, 'is', null).orderBy('domain'), withoutCount, t.walkChunk)
+          ? indexSegment(() => db.selectFrom('domain_assessments').select('domain').where(figure, 'is', null).orderBy(figure).orderBy('domain'), withoutCount, t.walkChunk)
           : emptySegment;
       const byName = async function* (match: boolean): AsyncGenerator<string[]> {
         for await (const range of nameRanges(db, t.rangeNames)) {
