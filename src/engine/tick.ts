@@ -10,10 +10,10 @@ import { errorMessage } from '../errors.js';
 import { loadPlan, type Plan } from '../plans/index.js';
 import { dmarcName, dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
-import { getDomain, stageHistory, updateDomain } from '../store/domains.js';
+import { domainsInChunks, findDomains, getDomain, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadRollupRows } from '../store/rollups.js';
-import { domainsInTurns, enrolledNames, saveAssessment, type AssessmentMarks } from '../store/assessments.js';
+import { enrolledNames, saveAssessment, type AssessmentMarks } from '../store/assessments.js';
 import { claimLease, releaseLease } from '../store/leases.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../store/report-arrivals.js';
 import type { Store } from '../store/open.js';
@@ -81,9 +81,9 @@ export interface DomainAssessment {
 
 export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
   const plans = planCache(opts.loadPlan ?? loadPlan);
-  // Read a chunk at a time with turns of the event loop between (one read of a large fleet would hold it).
-  const rows = await domainsInTurns(opts.store.db);
-  const enrolled = new Set(rows.map((r) => r.domain));
+  // The names a chunk at a time with turns of the event loop between (one read of a large fleet would hold it);
+  // the rows below a chunk at a time as the tick goes (holding every row of 100,000 domains costs memory and GC).
+  const enrolled = await enrolledNames(opts.store.db);
   await indexEnrolled(enrolled);
   const wanted = opts.domains ? new Set(opts.domains) : null;
   const results: DomainTickResult[] = [];
@@ -92,9 +92,11 @@ export async function runTick(opts: TickOptions): Promise<DomainTickResult[]> {
     else results.push(result);
   };
   // What each stored assessment is checked against, read a chunk of the fleet at a time (src/engine/reuse.ts).
-  const marks = marksReader(opts.store, rows.filter((r) => !wanted || wanted.has(r.domain)).map((r) => r.domain));
-  for (const listed of rows) {
-    if (wanted && !wanted.has(listed.domain)) continue;
+  const marks = marksReader(opts.store, [...enrolled].filter((d) => !wanted || wanted.has(d)));
+  const chunks = wanted ? [[...(await findDomains(opts.store.db, [...wanted])).values()].sort((a, b) => (a.domain < b.domain ? -1 : 1))] : domainsInChunks(opts.store.db);
+  for await (const chunk of chunks) for (const listed of chunk) {
+    // Enrolled since the tick read the names: the next tick judges it, with the subdomain index that includes it.
+    if (!enrolled.has(listed.domain)) continue;
     const lease = opts.lease && !opts.dryRun ? { ...opts.lease, name: `domain:${listed.domain}` } : null;
     if (lease && !(await claimLease(opts.store.db, lease.name, lease.holder, lease.now(), lease.ttlMs))) {
       await done({ domain: listed.domain, skipped: 'another instance holds its lease' });

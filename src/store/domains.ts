@@ -14,6 +14,21 @@ export async function getDomain(db: Db, domain: string): Promise<DomainRow | und
   return db.selectFrom('domains').selectAll().where('domain', '=', domain).executeTakeFirst();
 }
 
+/**
+ * Every enrolled domain by name, `chunk` rows a read by key, a chunk at a
+ * time: a tick over a large fleet holds one chunk of rows, not the fleet's.
+ */
+export async function* domainsInChunks(db: Db, chunk = 500): AsyncGenerator<DomainRow[]> {
+  for (let after: string | null = null; ; ) {
+    let read = db.selectFrom('domains').selectAll().orderBy('domain').limit(chunk);
+    if (after !== null) read = read.where('domain', '>', after);
+    const rows = await read.execute();
+    if (rows.length > 0) yield rows;
+    if (rows.length < chunk) return;
+    after = rows.at(-1)!.domain;
+  }
+}
+
 /** Every enrolled domain, ordered by name. */
 export async function listDomains(db: Db): Promise<DomainRow[]> {
   return db.selectFrom('domains').selectAll().orderBy('domain').execute();
