@@ -9,6 +9,7 @@ import { domainsPerStage, storedReports } from '../src/store/fleet-counts.js';
 import { ingestInput } from '../src/reports/index.js';
 import { storeDialects } from './helpers/dialects.js';
 import { tempStore } from './helpers/cli.js';
+import { domainRow } from './helpers/domain-rows.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 
 const NOW = new Date('2026-05-06T12:00:00Z');
@@ -23,23 +24,7 @@ for (const dialect of storeDialects()) {
         await store.db
           .insertInto('domains')
           .values(
-            names.map((domain, i) => ({
-              domain,
-              plan: i % 3 === 0 ? 'careful' : 'default',
-              provider: 'memory',
-              stage_index: i % 4,
-              state: STATES[i % STATES.length]!,
-              state_reason: null,
-              stage_since: NOW.toISOString(),
-              last_record: null,
-              window_start: null,
-              approved_stage_index: null,
-              found_record: null,
-              floor_index: null,
-              report_uri: null,
-              enrolled_at: NOW.toISOString(),
-              updated_at: NOW.toISOString(),
-            })),
+            names.map((domain, i) => domainRow(domain, NOW, { plan: i % 3 === 0 ? 'careful' : 'default', stage_index: i % 4, state: STATES[i % STATES.length]! })),
           )
           .execute();
         // Reports of enrolled domains, and of domains nobody enrolled sorting before and after every enrolled name.

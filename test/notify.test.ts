@@ -24,6 +24,7 @@ import { ingestInput } from '../src/reports/index.js';
 import { pruneNotifications, requeueFailed } from '../src/store/notifications.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { tempStore } from './helpers/cli.js';
+import { domainRow } from './helpers/domain-rows.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { startHttpReceiver, startSmtpReceiver, type HttpReceiver, type SmtpReceiver } from './helpers/receivers.js';
 
@@ -503,27 +504,14 @@ describe('the summary of a large fleet', () => {
       const paused = names.slice(-3);
       const moved = names.at(-4)!;
       const at = NOW.toISOString();
+      const RECORD = 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example';
       for (let i = 0; i < names.length; i += 100) {
         await store.db
           .insertInto('domains')
           .values(
-            names.slice(i, i + 100).map((domain) => ({
-              domain,
-              plan: 'default',
-              provider: 'memory',
-              stage_index: 0,
-              state: paused.includes(domain) ? ('paused' as const) : ('active' as const),
-              state_reason: paused.includes(domain) ? 'a gateway migration' : null,
-              stage_since: at,
-              last_record: 'v=DMARC1; p=none; rua=mailto:dmarc@reports.example',
-              window_start: at,
-              approved_stage_index: null,
-              found_record: null,
-              floor_index: null,
-              report_uri: null,
-              enrolled_at: at,
-              updated_at: at,
-            })),
+            names.slice(i, i + 100).map((domain) =>
+              domainRow(domain, NOW, paused.includes(domain) ? { state: 'paused', state_reason: 'a gateway migration', last_record: RECORD } : { last_record: RECORD }),
+            ),
           )
           .execute();
       }
