@@ -10,7 +10,7 @@ import { errorMessage } from '../errors.js';
 import { loadPlan, type Plan } from '../plans/index.js';
 import { dmarcName, dmarcRecordsOf, parseRecord, stageLabel, tagValue } from '../record/index.js';
 import { appendAudit, recentAudit } from '../store/audit.js';
-import { domainsInChunks, findDomains, getDomain, stageHistory, updateDomain } from '../store/domains.js';
+import { domainsInChunks, enrolledBetween, findDomains, getDomain, stageHistory, updateDomain } from '../store/domains.js';
 import { getIntent, insertIntent, requestedIntent } from '../store/intents.js';
 import { loadRollupRows } from '../store/rollups.js';
 import { enrolledNames, saveAssessment, type AssessmentMarks } from '../store/assessments.js';
@@ -294,7 +294,8 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
   const acknowledgements = await listReporterAcknowledgements(store.db, row.domain);
   const configRules = (opts.configRules ?? []).filter((r) => r.domain === null || r.domain === row.domain);
   const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
-  const enrolledSet = enrolled ?? (await enrolledNames(store.db));
+  // Judging one domain on its own (a page, explain): the enrolled names its rows' attribution looks at, not the fleet's.
+  const enrolledSet = enrolled ?? (await enrolledBetween(store.db, rows.map((r) => r.headerFrom), row.domain));
   const metrics = measureStage({
     domain: row.domain,
     rows,

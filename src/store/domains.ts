@@ -3,6 +3,7 @@
  * kysely handle (or a transaction) so callers decide the transaction bounds.
  */
 import type { Kysely, Transaction } from 'kysely';
+import { canonicalName } from '../names.js';
 import type { Database, DomainRow, DomainUpdate, NewDomain, NewStageChange, StageChange } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -32,6 +33,22 @@ export async function* domainsInChunks(db: Db, chunk = 500): AsyncGenerator<Doma
 /** Every enrolled domain, ordered by name. */
 export async function listDomains(db: Db): Promise<DomainRow[]> {
   return db.selectFrom('domains').selectAll().orderBy('domain').execute();
+}
+
+/**
+ * `domain` and the enrolled names between it and each of `headerFroms` (a
+ * subdomain of `domain` and its parents up to it): all the engine's
+ * attribution of a row to `domain` or to an enrolled subdomain looks at
+ * (src/engine/metrics.ts attributeRow), read by name instead of reading the
+ * whole fleet to judge one domain (1.6 s at 100,000 domains).
+ */
+export async function enrolledBetween(db: Db, headerFroms: ReadonlyArray<string | null>, domain: string): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const header of new Set(headerFroms)) {
+    if (header === null) continue;
+    for (let name = canonicalName(header); name.endsWith(`.${domain}`); name = name.slice(name.indexOf('.') + 1)) names.add(name);
+  }
+  return new Set([domain, ...(await findDomains(db, [...names])).keys()]);
 }
 
 /** The subset of `names` already enrolled, with their rows. */
