@@ -376,7 +376,9 @@ interface ReportWriter {
   /** The transaction holding the whole report (whole), null when staged. */
   readonly whole: ControlledTransaction<Database> | null;
   rows(rows: NewReportRecord[]): Promise<void>;
-  /** The transaction the report is decided and counted in (whole: the one already open). */
+  /** Runs `work` in the transaction writing the report (staged: the one open now, committed after if it has been open for STAGED_HOLD_MS). */
+  run(work: (t: Kysely<Database>) => Promise<void>): Promise<void>;
+  /** The transaction the report is decided and counted in (whole: the one already open; staged: the one open now, or a new one). */
   deciding(): Promise<ControlledTransaction<Database>>;
   /** Takes back everything written (after a failure, or for a duplicate found at the end). */
   discard(): Promise<void>;
@@ -400,6 +402,7 @@ async function wholeWriter(db: Kysely<Database>, values: StartingReport): Promis
       id,
       whole: trx,
       rows: (rows) => insertBatch(trx, rows),
+      run: (work) => work(trx),
       deciding: async () => trx,
       discard: async () => {
         if (!open) return;
@@ -413,6 +416,8 @@ async function wholeWriter(db: Kysely<Database>, values: StartingReport): Promis
   }
 }
 
+/** A staged report's transaction is committed once open this long: the longest another query waits for an ingest (about). */
+const STAGED_HOLD_MS = 25;
 /** A staged report makes progress (a batch stored) at least this often while it is read; staged_at says when it last did. */
 const STAGED_TOUCH_MS = 5_000;
 /** A staged report with no progress for this long belongs to a process that died: deleted, its input ingestable again. */
@@ -421,37 +426,58 @@ export const STALE_STAGED_MS = 10 * 60_000;
 const DISCARD_ROWS_PER_TRANSACTION = 5000;
 
 async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: () => Date): Promise<ReportWriter> {
+  // A report is written in a transaction that is committed (as staged) whenever it has been open for STAGED_HOLD_MS:
+  // a small report is written, decided and counted in one transaction, a big one in short ones.
+  let open: ControlledTransaction<Database> | null = await db.startTransaction().execute();
+  let openedAt = performance.now();
+  let committed = false;
   let touched = now().getTime();
-  const inserted = await db
-    .insertInto('reports')
-    // No domain yet: what reads a domain's reports (the tick's and the page's staleness marks) does not see it until it counts.
-    .values({ ...values, domain: '', content_hash: `${PENDING}${STAGED_BY}:${randomUUID()}`, counted: 0, staged_at: touched })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  const id = Number(inserted.id);
-  let deciding: ControlledTransaction<Database> | null = null;
+  let id: number;
+  try {
+    const inserted = await open
+      .insertInto('reports')
+      // No domain yet: what reads a domain's reports (the tick's and the page's staleness marks) does not see it until it counts.
+      .values({ ...values, domain: '', content_hash: `${PENDING}${STAGED_BY}:${randomUUID()}`, counted: 0, staged_at: touched })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    id = Number(inserted.id);
+  } catch (e) {
+    await open.rollback().execute().catch(() => undefined);
+    throw e;
+  }
+  const current = async (): Promise<ControlledTransaction<Database>> => {
+    if (!open) {
+      open = await db.startTransaction().execute();
+      openedAt = performance.now();
+    }
+    return open;
+  };
+  const run = async (work: (t: Kysely<Database>) => Promise<void>): Promise<void> => {
+    const t = await current();
+    await work(t);
+    if (performance.now() - openedAt < STAGED_HOLD_MS) return;
+    const at = now().getTime();
+    if (at - touched >= STAGED_TOUCH_MS) {
+      await t.updateTable('reports').set({ staged_at: at }).where('id', '=', id).execute();
+      touched = at;
+    }
+    await t.commit().execute();
+    open = null;
+    committed = true;
+    // The queries that waited for the store go first.
+    await turn();
+  };
   return {
     id,
     whole: null,
-    rows: async (rows) => {
-      await db.transaction().execute(async (t) => {
-        await insertBatch(t, rows);
-        const at = now().getTime();
-        if (at - touched >= STAGED_TOUCH_MS) {
-          await t.updateTable('reports').set({ staged_at: at }).where('id', '=', id).execute();
-          touched = at;
-        }
-      });
-    },
-    deciding: async () => {
-      deciding = await db.startTransaction().execute();
-      return deciding;
-    },
+    rows: (rows) => run((t) => insertBatch(t, rows)),
+    run,
+    deciding: current,
     discard: async () => {
-      const open = deciding as ControlledTransaction<Database> | null;
-      deciding = null;
-      if (open) await open.rollback().execute().catch(() => undefined);
-      await deleteStaged(db, id);
+      const t = open as ControlledTransaction<Database> | null;
+      open = null;
+      if (t) await t.rollback().execute().catch(() => undefined);
+      if (committed) await deleteStaged(db, id);
     },
   };
 }
@@ -523,13 +549,12 @@ const APPLY_SLICE = 2000;
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Adds entries to a staged report's sums in key order, a short transaction per slice, the event loop taking turns between. */
-async function stageInSlices(db: Kysely<Database>, report: number, entries: RollupEntry[]): Promise<void> {
+/** Adds entries to a staged report's sums in key order, a slice at a time in the report's transaction (committed as it goes, see stagedWriter). */
+async function stageInSlices(w: ReportWriter, report: number, entries: RollupEntry[]): Promise<void> {
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (let i = 0; i < entries.length; i += APPLY_SLICE) {
     const slice = entries.slice(i, i + APPLY_SLICE);
-    await db.transaction().execute((t) => stageRollups(t, report, slice));
-    await turn();
+    await w.run((t) => stageRollups(t, report, slice));
   }
 }
 
@@ -623,7 +648,7 @@ async function writePass(
             if (rollup.size > (options.rollupEntriesHeld ?? ROLLUP_ENTRIES_HELD)) {
               if (!w.whole) {
                 // Staged rows are not counted yet, so neither may their rollups be: summed in staged_rollups, merged at the decision.
-                await stageInSlices(db, reportRowId, rollup.take());
+                await stageInSlices(w, reportRowId, rollup.take());
                 stagedEntries = true;
                 return;
               }
@@ -645,7 +670,7 @@ async function writePass(
     if (!w) return { kind: 'known', report, copies };
     const held = rollup as RollupBatch | null;
     if (stagedEntries && held && held.size > 0) {
-      await stageInSlices(db, reportRowId, held.take());
+      await stageInSlices(w, reportRowId, held.take());
     }
     const t = await w.deciding();
     await serialiseCopies(t, report.header);
