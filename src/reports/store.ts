@@ -20,9 +20,13 @@
  * decision would make the audit log lie. The flag puts the conflict in front
  * of a person instead.
  *
- * A report and its rows are written in one transaction, rows in batches as
- * the parser streams them, so an interrupted ingest leaves nothing half
- * stored and memory does not grow with the report. A counted report's rows
+ * A report's rows are written in batches as the parser streams them, so
+ * memory does not grow with the report, and it is decided and counted in one
+ * transaction at the end, so an interrupted ingest leaves nothing counted
+ * and nothing half visible. On Postgres the whole report is one transaction
+ * (a pool serves everyone else); on SQLite, whose one connection every
+ * query of the daemon shares, a big report is staged in short transactions
+ * (see ReportWriter). A counted report's rows
  * are summed by rollup entry as they stream (a report has far fewer distinct
  * entries than rows) and the sums written in one pass, in key order, at the
  * end of the transaction: several daemons on one Postgres (or two sources of
@@ -362,14 +366,16 @@ type StartingReport = Omit<Insertable<ReportsTable>, 'content_hash' | 'counted' 
  *    others. A failure rolls everything back.
  *  - staged (SQLite): the daemon has one connection, and a transaction open
  *    for the minutes a big report takes to read held every page, sign-in and
- *    tick for those minutes. The report row is written at once as staged
+ *    tick for those minutes. The report row is written first, as staged
  *    (`staged_at` set, a `pending:` hash, no domain, not counted: no query of
- *    the engine, the pages or dedup finds it), its rows in one short
- *    transaction per batch the parser hands over, and the decision (dedup,
- *    counted, rollups, budget) in one short transaction at the end. A
- *    failure deletes the staged report; a process that dies leaves it
- *    staged, never counted, and the next ingest deletes it once it has made
- *    no progress for STALE_STAGED_MS (deleteStaleStaged).
+ *    the engine, the pages or dedup finds it), its rows (and rollup sums
+ *    past the ones held in memory) in a transaction committed whenever it
+ *    has been open STAGED_HOLD_MS, and the decision (dedup, counted,
+ *    rollups, budget) in the last one; a small report is all one
+ *    transaction. A failure deletes the staged report; a process that dies
+ *    leaves it staged, never counted, and the next ingest deletes it: at
+ *    once on the same host (its pid is gone), else once it has made no
+ *    progress for STALE_STAGED_MS (deleteStaleStaged).
  */
 interface ReportWriter {
   readonly id: number;
