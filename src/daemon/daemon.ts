@@ -85,8 +85,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   // SQLite: one daemon per file. Postgres: as many as the operator runs, coordinated through the store.
   const lock: InstanceLock | null = location.kind === 'sqlite' ? acquireInstanceLock(location.path) : null;
   let store: Store;
-  // Postgres: the reporter budget is spent while the report's transaction holds a connection, so it has a pool
-  // of its own (two connections): transactions filling the main pool cannot leave it waiting for one of theirs.
+  // Postgres: the reporter budget reads a reporter's use on a pool of its own (two connections), so a report that
+  // begins does not queue behind the transactions filling the main pool; it is spent in the report's own transaction.
   let budgetStore: Store | null = null;
   try {
     store = await openStore(location);
@@ -141,7 +141,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   // Every source's input is checked for provenance unless the source says it is trusted.
   const provenance = { resolve: dnsResolve(config.dns?.resolvers), reporters: config.provenance.reporters };
   // Postgres: counted in the store, shared by every instance. SQLite (one daemon per file): in this process,
-  // because the report's transaction holds SQLite's only connection while the budget is spent.
+  // exact for the one daemon, and no statement on the store's one connection.
   const budget = new ReporterBudget(config.budget.records_per_reporter_per_hour, Date.now, budgetStore?.db);
   const deliverFor =
     (sourceName: string): Deliver =>
