@@ -424,8 +424,6 @@ async function wholeWriter(db: Kysely<Database>, values: StartingReport): Promis
 
 /** A staged report's transaction is committed once open this long: the longest another query waits for an ingest (about). */
 const STAGED_HOLD_MS = 25;
-/** A staged report makes progress (a batch stored) at least this often while it is read; staged_at says when it last did. */
-const STAGED_TOUCH_MS = 5_000;
 /** A staged report with no progress for this long belongs to a process that died: deleted, its input ingestable again. */
 export const STALE_STAGED_MS = 10 * 60_000;
 /** Rows of a discarded staged report deleted per transaction (short, like the batches that wrote them). */
@@ -437,13 +435,12 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
   let open: ControlledTransaction<Database> | null = await db.startTransaction().execute();
   let openedAt = performance.now();
   let committed = false;
-  let touched = now().getTime();
   let id: number;
   try {
     const inserted = await open
       .insertInto('reports')
       // No domain yet: what reads a domain's reports (the tick's and the page's staleness marks) does not see it until it counts.
-      .values({ ...values, domain: '', content_hash: `${PENDING}${STAGED_BY}:${randomUUID()}`, counted: 0, staged_at: touched })
+      .values({ ...values, domain: '', content_hash: `${PENDING}${STAGED_BY}:${randomUUID()}`, counted: 0, staged_at: now().getTime() })
       .returning('id')
       .executeTakeFirstOrThrow();
     id = Number(inserted.id);
@@ -455,6 +452,9 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
     if (!open) {
       open = await db.startTransaction().execute();
       openedAt = performance.now();
+      // A write first: the transaction takes the file's write lock now (waiting out another process's as
+      // busy_timeout allows), where a read first could fail later on upgrading if another process wrote meanwhile.
+      await open.updateTable('reports').set({ staged_at: now().getTime() }).where('id', '=', id).execute();
     }
     return open;
   };
@@ -462,11 +462,6 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
     const t = await current();
     await work(t);
     if (performance.now() - openedAt < STAGED_HOLD_MS) return;
-    const at = now().getTime();
-    if (at - touched >= STAGED_TOUCH_MS) {
-      await t.updateTable('reports').set({ staged_at: at }).where('id', '=', id).execute();
-      touched = at;
-    }
     await t.commit().execute();
     open = null;
     committed = true;
