@@ -208,6 +208,25 @@ console.log(JSON.stringify(result));
     }
   });
 
+  it('a report given as bytes (an upload, a mail) lets timers and requests run while it is stored', async () => {
+    // From memory nothing waits on I/O: without turns of the event loop, not one timer ran until the report was stored.
+    const bytes = Buffer.from(reportHead({ reportId: 'in-memory', domain: 'memory.example' }) + records(0, 8000) + REPORT_TAIL);
+    let ended = false;
+    const ingest = ingestInput(store.db, { bytes }, 'upload:otto/in-memory.xml', { rejectedDir: join(temp.dir, 'rejected'), now: () => NOW }).finally(() => {
+      ended = true;
+    });
+    const ticks: boolean[] = [];
+    const timer = setInterval(() => ticks.push(ended), 1);
+    const answered = fetch(`${server.url}/api/v1/domains`, { headers: { authorization: `Bearer ${viewer.token}` } }).then((res) => ({ status: res.status, ended }));
+    const result = await ingest;
+    clearInterval(timer);
+    assert.equal(result.status, 'stored', JSON.stringify(result));
+    assert.ok(ticks.filter((atEnd) => !atEnd).length > 0, `a timer ran while the report was stored (${ticks.length} ticks, all after)`);
+    const page = await answered;
+    assert.equal(page.status, 200);
+    assert.equal(page.ended, false, 'the fleet API answered before the report was stored');
+  });
+
   it("a staged report of another host's process is deleted only once it made no progress for a while", async () => {
     const look = observer(temp.db);
     const writer = new SqliteDatabase(temp.db);
