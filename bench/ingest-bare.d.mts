@@ -1,5 +1,5 @@
 // Types of ingest-bare.mjs (plain JavaScript so the compiled build's probe can run it without tsx).
 export function saxesPass(pieces: Iterable<Buffer>): void;
-export function listFiles(dir: string): string[];
+export function walkFiles(dir: string): Generator<string>;
 export function bareSmall(dir: string): void;
 export function bareFile(path: string): Promise<void>;
