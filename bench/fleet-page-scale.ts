@@ -245,8 +245,9 @@ function shapes(): Shape[] {
   out.push({ label: 'state=halted&sort=blocking_sources&order=desc (2,000 domains)', query: { state: 'halted', sort: 'blocking_sources', order: 'desc', limit: 100 } });
   out.push({ label: 'state=paused&sort=authorised_messages&order=desc (5,000 domains)', query: { state: 'paused', sort: 'authorised_messages', order: 'desc', limit: 100 } });
   out.push({ label: 'state=paused&sort=authorised_messages&order=desc&offset=4900 (its last page)', query: { state: 'paused', sort: 'authorised_messages', order: 'desc', limit: 100, offset: 4900 } });
-  // Past collectUpTo matches but sparse: its last page walks the whole index, 500 names a statement and more after.
   out.push({ label: 'stage=none:100&sort=spoofing_messages&order=desc&offset=7600 (the last page of 7,700 matches)', query: { stage: 'none:100', sort: 'spoofing_messages', order: 'desc', limit: 100, offset: 7600 } });
+  // Past collectUpTo matches: its last page walks the whole index, 500 names a statement and more after.
+  out.push({ label: 'q=9&sort=spoofing_messages&order=desc&offset=40900 (41,000 matches, the last page)', query: { q: '9', sort: 'spoofing_messages', order: 'desc', limit: 100, offset: 40_900 } });
   out.push({ label: 'plan=other&sort=stage&order=desc', query: { plan: 'other', sort: 'stage', order: 'desc', limit: 100 } });
   out.push({ label: 'stage=none:100&sort=days_in_stage&order=asc', query: { stage: 'none:100', sort: 'days_in_stage', order: 'asc', limit: 100 } });
   out.push({ label: 'awaiting_approval=true', query: { awaitingApproval: true, sort: 'domain', order: 'asc', limit: 100 } });

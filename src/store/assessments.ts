@@ -230,8 +230,9 @@ export interface FleetRowsTuning {
   walkChunk: number;
 }
 
-// collectUpTo and 8 x walkChunk names are bound twice in a statement (the join's two sides): 10,000 and 8,000 parameters, under SQLite's 32,766.
-export const FLEET_ROWS_TUNING: FleetRowsTuning = { rangeNames: 5_000, collectUpTo: 5_000, walkChunk: IN_CHUNK };
+// collectUpTo and 8 x walkChunk names are bound twice in a statement (the join's two sides): 16,000 and 8,000 parameters, under
+// SQLite's 32,766. Sorting 8,000 matches held SQLite 25 to 35 ms at 100,000 domains; walking the index for them, 250 to 450 ms in all.
+export const FLEET_ROWS_TUNING: FleetRowsTuning = { rangeNames: 5_000, collectUpTo: 8_000, walkChunk: IN_CHUNK };
 
 /** Keys read per statement when a page (or the whole fleet, limit null) is read without filters. */
 const PAGE_CHUNK = 10_000;
