@@ -197,3 +197,22 @@ test('a folder ingest killed half way and run again: nothing lost, nothing twice
   assert.equal(third.stored, 0);
   assert.equal(third.duplicates, N);
 });
+
+test('reports ingested one after another from memory let the event loop turn between them (a timer, a request, /healthz)', async () => {
+  const { dir, db } = tempStore();
+  const store = await openSqliteStore(db);
+  try {
+    const turns: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      // Scheduled before each ingest: it runs before that ingest ends only if the ingest gives the loop a turn.
+      let turned = false;
+      setImmediate(() => (turned = true));
+      const xml = reportXml({ reportId: `turn-${i}`, records: 1 });
+      assert.equal((await ingestInput(store.db, { bytes: Buffer.from(xml) }, `turn-${i}`, { rejectedDir: join(dir, 'rejected') })).status, 'stored');
+      turns.push(turned ? 1 : 0);
+    }
+    assert.deepEqual(turns, [1, 1, 1]);
+  } finally {
+    await store.close();
+  }
+});
