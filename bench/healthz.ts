@@ -6,8 +6,9 @@
  * event loop, as a load balancer's probe is its own process, so what it
  * measures is how long the daemon's loop kept the answer back. The main
  * thread meanwhile does, one at a time, what the daemon and its users do: a
- * tick, a Prometheus scrape, the fleet API sorted and filtered, deep pages,
- * a domain, the summary, the web page, an upload, pruning. Printed per
+ * tick, a day's reports for one domain in a hundred and the tick that
+ * measures them, a Prometheus scrape, the fleet API sorted and filtered,
+ * deep pages, a domain, the summary, the web page, an upload, pruning. Printed per
  * phase: its wall time and the longest and 99th-percentile probe wait,
  * against the same probe while the daemon idles (the baseline, this run),
  * with the process's CPU time during the longest wait (both threads): a
@@ -139,6 +140,18 @@ try {
   };
   await phase('tick', tick);
   await phase('tick, nothing new', tick);
+  // A day's reports for one domain in a hundred, as the folder source ingests them, then the tick that measures them.
+  const reporter = `late-${Date.now()}.example`;
+  const some = rows.filter((_, i) => i % 100 === 7).map((r) => r.domain);
+  await phase(`ingest ${some.length} reports (one a domain, the folder source's path)`, async () => {
+    for (const domain of some) {
+      const xml = aggregateReportXml({ reporter, domain, day: '2026-06-29', rows: [cleanRow(domain, '192.0.2.99', 20)] });
+      const r = await ingestInput(store.db, { bytes: Buffer.from(xml) }, `bench:${domain}`, { rejectedDir: join(work, 'rejected'), now: () => now });
+      if (r.status !== 'stored') throw new Error(`ingest: ${JSON.stringify(r)}`);
+    }
+    return `${some.length} stored`;
+  });
+  await phase('tick after them', tick);
   await phase('GET /metrics (Prometheus scrape)', () => get('/metrics'));
   await phase('GET /api/v1/domains (first page)', () => get('/api/v1/domains?limit=100'));
   for (const sort of ['authorised_fail_rate', 'spoofing_messages', 'stage', 'state', 'domain']) {
