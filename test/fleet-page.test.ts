@@ -22,6 +22,7 @@ import { domainOverview } from '../src/fleet/views.js';
 import { loadPlan } from '../src/plans/index.js';
 import type { Store } from '../src/store/open.js';
 import { storeDialects } from './helpers/dialects.js';
+import { domainRow } from './helpers/domain-rows.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow, spoofRow } from './helpers/reports.js';
 import { formSignIn } from './helpers/web.js';
@@ -320,23 +321,7 @@ for (const dialect of storeDialects()) describe(`the fleet listing's order on ${
         figures: null,
       };
       fleet.push(d);
-      await insertDomain(store.db, {
-        domain: d.domain,
-        plan: d.plan,
-        provider: 'memory',
-        stage_index: d.stage_index,
-        state: d.state,
-        state_reason: null,
-        stage_since: d.stage_since,
-        last_record: null,
-        window_start: null,
-        approved_stage_index: null,
-        found_record: null,
-        floor_index: null,
-        report_uri: null,
-        enrolled_at: NOW.toISOString(),
-        updated_at: NOW.toISOString(),
-      });
+      await insertDomain(store.db, domainRow(d.domain, NOW, { plan: d.plan, stage_index: d.stage_index, state: d.state, stage_since: d.stage_since }));
       // One in eight never assessed.
       if (i % 8 !== 7) await assess(d, i);
     }
