@@ -14,7 +14,7 @@ import { headlineFigures } from '../engine/figures.js';
 import type { Decision, SourceRule, StageMetrics } from '../engine/types.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
 import { stageLabel } from '../record/index.js';
-import { enrolledNames, enrolledPlans, fleetRows, latestReportId, saveAssessment, staleActiveDomains, staleAssessments, type FleetRow, type FleetSort } from '../store/assessments.js';
+import { enrolledPlans, fleetRows, latestReportId, saveAssessment, staleActiveDomains, staleAssessments, type FleetRow, type FleetSort } from '../store/assessments.js';
 import { getDomain } from '../store/domains.js';
 import type { Store } from '../store/open.js';
 import type { DomainRow, Intent, StoredAssessment } from '../store/schema.js';
@@ -159,12 +159,10 @@ export async function fleetPage(store: Store, now: Date, ctx: ViewContext, q: Fl
     offset,
   };
   let budget = q.remeasure ?? REMEASURE_PER_REQUEST;
-  let enrolled: Set<string> | undefined;
   const configRules = ctx.sourceRules ?? [];
   const measure = async (row: DomainRow) => {
-    // Attribution needs every enrolled name; read once per request.
-    enrolled ??= await enrolledNames(store.db);
-    await remeasure(store, row, load(row.plan).plan, now, { enrolled, configRules });
+    // Without the fleet's names: attribution reads the few enrolled names its rows need (store/domains.ts enrolledBetween).
+    await remeasure(store, row, load(row.plan).plan, now, { configRules });
     budget -= 1;
     await nextTurn();
   };
