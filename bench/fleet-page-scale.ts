@@ -24,7 +24,6 @@
  * Run: node --import tsx bench/fleet-page-scale.ts  (env: BENCH_SIZE=100000 BENCH_STORES=sqlite,postgres)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompiledQuery, sql, type Kysely } from 'kysely';
@@ -36,6 +35,7 @@ import { openStore, type Store } from '../src/store/open.js';
 import type { Database } from '../src/store/schema.js';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres.js';
 import { aggregateReportXml, cleanRow, spoofRow } from '../test/helpers/reports.js';
+import { timed } from './loop-hold.js';
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 100_000);
 const STORES = (process.env.BENCH_STORES ?? 'sqlite,postgres').split(',') as Array<'sqlite' | 'postgres'>;
@@ -50,37 +50,6 @@ const ctx = { loadPlan: (name: string) => loadPlan(name === 'other' ? 'default' 
 
 const work = mkdtempSync(join(tmpdir(), 'dmarc-rollout-bench-fleet-page-'));
 let postgres: PostgresServer | undefined;
-
-/** Wall time and the longest the event loop was held meanwhile (bench/scale.ts's measure). */
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; loopMaxMs: number; probeMaxMs: number; probeCpuMs: number; value: T }> {
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  loop.enable();
-  // A /healthz-like callback every 10 ms, and the process's CPU over its longest gap (little CPU: the process waited for a core).
-  let probeMaxMs = 0;
-  let probeCpuMs = 0;
-  let last = performance.now();
-  let lastCpu = process.cpuUsage();
-  const probe = setInterval(() => {
-    const at = performance.now();
-    const cpuNow = process.cpuUsage();
-    if (at - last - 10 > probeMaxMs) {
-      probeMaxMs = at - last - 10;
-      probeCpuMs = (cpuNow.user - lastCpu.user + cpuNow.system - lastCpu.system) / 1000;
-    }
-    last = at;
-    lastCpu = cpuNow;
-  }, 10);
-  // A first sample before the work: a hold that starts at once would otherwise have nothing to be late against.
-  await new Promise((resolve) => setTimeout(resolve, 15));
-  const start = performance.now();
-  const value = await fn();
-  const ms = performance.now() - start;
-  // The timers due while a last synchronous statement ran fire now, late: let them, so that hold is counted too.
-  await new Promise((resolve) => setTimeout(resolve, 15));
-  clearInterval(probe);
-  loop.disable();
-  return { ms, loopMaxMs: loop.max / 1e6, probeMaxMs: Math.max(0, probeMaxMs), probeCpuMs, value };
-}
 
 const name = (i: number) => `d${String(i).padStart(6, '0')}.fleet.example`;
 

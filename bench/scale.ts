@@ -30,7 +30,6 @@
  * BENCH_KEEP=<folder> keeps the SQLite stores there, for bench/healthz.ts)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -48,6 +47,7 @@ import { openStore, type Store } from '../src/store/open.js';
 import type { StoreLocation } from '../src/store/location.js';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres.js';
 import { aggregateReportXml, cleanRow, dayRange, spoofRow, type GeneratedRow } from '../test/helpers/reports.js';
+import { stall, timed } from './loop-hold.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '1000,10000').split(',').map(Number);
 const STORES = (process.env.BENCH_STORES ?? 'sqlite,postgres').split(',') as Array<'sqlite' | 'postgres'>;
@@ -63,38 +63,6 @@ const work = mkdtempSync(join(tmpdir(), 'dmarc-rollout-bench-scale-'));
 /** BENCH_KEEP=<folder>: the SQLite stores are built there and kept (for bench/healthz.ts), as the run leaves them. */
 const KEEP = process.env.BENCH_KEEP;
 let postgres: PostgresServer | undefined;
-
-/** Wall and CPU time, and the longest the event loop was held meanwhile (what a /healthz request would have waited at most). */
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; cpuMs: number; loopMaxMs: number; probeMaxMs: number; probeCpuMs: number; value: T }> {
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  loop.enable();
-  // A /healthz-like callback every 10 ms: how late the latest one ran is what a health check would have waited.
-  // With it, the process's CPU time over the longest gap: on this shared machine a gap with little CPU in it is the
-  // process waiting for a core, not the event loop busy with our work.
-  let probeMaxMs = 0;
-  let probeCpuMs = 0;
-  let last = performance.now();
-  let lastCpu = process.cpuUsage();
-  const probe = setInterval(() => {
-    const at = performance.now();
-    const cpuNow = process.cpuUsage();
-    if (at - last - 10 > probeMaxMs) {
-      probeMaxMs = at - last - 10;
-      probeCpuMs = (cpuNow.user - lastCpu.user + cpuNow.system - lastCpu.system) / 1000;
-    }
-    last = at;
-    lastCpu = cpuNow;
-  }, 10);
-  const cpu = process.cpuUsage();
-  const start = process.hrtime.bigint();
-  const value = await fn();
-  const used = process.cpuUsage(cpu);
-  clearInterval(probe);
-  loop.disable();
-  return { ms: Number(process.hrtime.bigint() - start) / 1e6, cpuMs: (used.user + used.system) / 1000, loopMaxMs: loop.max / 1e6, probeMaxMs, probeCpuMs, value };
-}
-const stall = (t: { loopMaxMs: number; probeMaxMs: number; probeCpuMs: number }) =>
-  `event loop held at most ${t.loopMaxMs.toFixed(0)} ms (a 10 ms probe ran at most ${t.probeMaxMs.toFixed(0)} ms late, ${t.probeCpuMs.toFixed(0)} ms of this process's CPU in that gap)`;
 
 const dayOf = (d: number) => new Date(now.getTime() - d * DAY_MS).toISOString().slice(0, 10);
 const rowsFor = (domain: string, n: number, d: number): GeneratedRow[] => [
