@@ -97,3 +97,18 @@ export async function joinInstances(db: Kysely<Database>, opts: JoinOptions): Pr
     },
   };
 }
+
+/**
+ * Runs one piece of work (a tick from the command line) as an instance:
+ * joined for its length, its heartbeat renewing the leases the work takes
+ * under `id`, and left when it ends, whatever the outcome. A process killed
+ * meanwhile has its leases run out a lease time later.
+ */
+export async function asInstance<T>(db: Kysely<Database>, opts: Omit<JoinOptions, 'sole'>, work: (id: string) => Promise<T>): Promise<T> {
+  const member = await joinInstances(db, { ...opts, sole: false });
+  try {
+    return await work(member.id);
+  } finally {
+    await member.leave();
+  }
+}

@@ -101,18 +101,6 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         printPlanned(await planChanges({ store: await ctx.store(), now: ctx.now(), loadPlan, ...scope }), opts.json === true);
         return;
       }
-      // The daemon(s) may be ticking the same store: each domain is worked on under its lease, by one of them at a
-      // time. This run joins the instances as a daemon does, so its heartbeat renews its leases for as long as it
-      // lives (an apply waiting on a slow provider keeps its domain) and, killed, its domains are free a lease time later.
-      const store = await ctx.store();
-      const { joinInstances } = await import('../../daemon/heartbeat.js');
-      const leaseMs = setup.instances.lease_seconds * 1000;
-      const member = await joinInstances(store.db, {
-        leaseMs,
-        heartbeatMs: setup.instances.heartbeat_seconds * 1000,
-        sole: false,
-        logger: { error: ({ err }, message) => ctx.err(`${message}: ${errorMessage(err)}`), warn: ({ err }, message) => ctx.err(`${message}: ${errorMessage(err)}`) },
-      });
       // Each domain is printed as it is done: a person watching a large fleet sees progress, and no result is held.
       const print = (r: DomainTickResult) => {
         if (r.error) ctx.exitCode = 1;
@@ -132,11 +120,16 @@ export function registerEngineCommands(program: Command, ctx: CliContext): void 
         const applied = r.apply ? ` [${r.apply.status}${'reason' in r.apply ? `: ${r.apply.reason}` : ''}]` : '';
         ctx.out(`${r.domain}: ${what}${applied}`);
       };
-      try {
-        await runTick({ store, now: ctx.now(), loadPlan, ...scope, lease: { holder: member.id, ttlMs: leaseMs, now: () => new Date() }, onResult: print });
-      } finally {
-        await member.leave();
-      }
+      // The daemon(s) may be ticking the same store: each domain is worked on under its lease, by one of them at a
+      // time. This run joins the instances as a daemon does, so its heartbeat renews its leases for as long as it
+      // lives (an apply waiting on a slow provider keeps its domain) and, killed, its domains are free a lease time later.
+      const store = await ctx.store();
+      const { asInstance } = await import('../../daemon/heartbeat.js');
+      const leaseMs = setup.instances.lease_seconds * 1000;
+      const logger = { error: ({ err }: { err: unknown }, message: string) => ctx.err(`${message}: ${errorMessage(err)}`), warn: ({ err }: { err: unknown }, message: string) => ctx.err(`${message}: ${errorMessage(err)}`) };
+      await asInstance(store.db, { leaseMs, heartbeatMs: setup.instances.heartbeat_seconds * 1000, logger }, (holder) =>
+        runTick({ store, now: ctx.now(), loadPlan, ...scope, lease: { holder, ttlMs: leaseMs, now: () => new Date() }, onResult: print }),
+      );
     });
 
   program
