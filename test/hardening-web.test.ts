@@ -13,21 +13,15 @@ import { safeLocalPath } from '../src/api/redirect.js';
 import { PersistentSessionStore } from '../src/api/session-store.js';
 import { generateToken, TokenSet } from '../src/api/tokens.js';
 import { SIGN_IN_LIMIT } from '../src/api/web.js';
-import type { ApiConfig } from '../src/api/config.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
+import { LOOPBACK_API_CONFIG } from './helpers/api-server.js';
 import { tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
-const config: ApiConfig = {
-  listen: { host: '127.0.0.1', port: 0 },
-  tokens: [],
-  session: { max_age_hours: 1, secure_cookie: false },
-  upload_max_bytes: 64 * 1024,
-  trust_proxy: false,
-};
+const config = LOOPBACK_API_CONFIG;
 
 describe('the sign-in redirect target', () => {
   it('keeps same-site paths of safe characters', () => {

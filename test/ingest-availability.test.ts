@@ -18,24 +18,18 @@ import SqliteDatabase from 'better-sqlite3';
 import pino from 'pino';
 import { startApiServer, type RunningApiServer } from '../src/api/server.js';
 import { generateToken, TokenSet } from '../src/api/tokens.js';
-import type { ApiConfig } from '../src/api/config.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { ingestInput, type IngestResult } from '../src/reports/index.js';
 import { STALE_STAGED_MS } from '../src/reports/store.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
+import { LOOPBACK_API_CONFIG } from './helpers/api-server.js';
 import { tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { formSignIn } from './helpers/web.js';
 import { recordXml, reportHead, REPORT_TAIL } from './fixtures/reports/make.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
-const config: ApiConfig = {
-  listen: { host: '127.0.0.1', port: 0 },
-  tokens: [],
-  session: { max_age_hours: 1, secure_cookie: false },
-  upload_max_bytes: 64 * 1024,
-  trust_proxy: false,
-};
+const config = LOOPBACK_API_CONFIG;
 /** Records of the big report: about 14 MB, every one from its own source (past the 20,000 rollup entries held in memory). */
 const RECORDS = 20_000;
 const BEGIN = Math.floor(NOW.getTime() / 1000) - 86_400;
