@@ -15,8 +15,15 @@ it('one daemon per store, and a holder killed with SIGKILL leaves nothing to cle
   let output = '';
   holder.stdout.on('data', (b) => (output += b));
   holder.stderr.on('data', (b) => (output += b));
-  for (let i = 0; i < 100 && !output.includes('locked'); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.match(output, /locked/);
+  try {
+    // A loaded machine can take many seconds to start a child through tsx; a failed wait must not leave it running
+    // (the test process would wait on it for ever).
+    for (let i = 0; i < 600 && !output.includes('locked') && holder.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(output, /locked/);
+  } catch (error) {
+    holder.kill('SIGKILL');
+    throw error;
+  }
 
   assert.throws(() => acquireInstanceLock(db), (error: unknown) => {
     assert.ok(error instanceof LockHeldError);
