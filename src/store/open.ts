@@ -7,18 +7,28 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, sql } from 'kysely';
 import { CodeMigrationProvider, type Dialect } from './migrations.js';
 import type { Database } from './schema.js';
 import { describeStore, type PostgresConnection, type StoreLocation } from './location.js';
 import { defaultDatabasePath } from '../paths.js';
 import { AppError, errorMessage } from '../errors.js';
+import { readingKysely, SharedSqliteDriver, writingKysely } from './reader.js';
 
 /** Where the store file is by default (src/paths.ts decides). */
 export { defaultDatabasePath };
 
 export interface Store {
   readonly db: Kysely<Database>;
+  /**
+   * For what only reads and may see the last committed state (the API's GETs,
+   * the pages, /metrics, a session looked up): on SQLite its plain reads run
+   * on a read-only connection of their own, so they never wait for a
+   * transaction open on `db` (an ingest's, a tick's); a write or transaction
+   * given to it goes to `db`'s connection (src/store/reader.ts). On Postgres
+   * and an in-memory SQLite store, `db` itself.
+   */
+  readonly reader: Kysely<Database>;
   readonly dialect: Dialect;
   close(): Promise<void>;
 }
@@ -35,13 +45,33 @@ export async function openSqliteStore(path: string = defaultDatabasePath()): Pro
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const writer = new SharedSqliteDriver(withStatementCache(sqlite));
+  const db = writingKysely(writer);
+  // A second connection to :memory: would be another, empty database.
+  const reader = path === ':memory:' ? db : readingKysely(writer, () => openReadConnection(path));
   // user_version counts the migrations that ran. When it says all of them (every open after the
   // first), the migrator's lock table and reads are skipped: a command starts sooner. Anything
   // else (a new file, a new migration, a store a newer version migrated) goes to the migrator.
   const latest = Object.keys(await new CodeMigrationProvider('sqlite').getMigrations()).length;
   if (sqlite.pragma('user_version', { simple: true }) !== latest) await migrateSqliteAlone(sqlite, db, latest);
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  return {
+    db,
+    reader,
+    dialect: 'sqlite',
+    close: async () => {
+      // The reader first: the last connection to close checkpoints the WAL into the file, and a read-only one cannot.
+      if (reader !== db) await reader.destroy();
+      await db.destroy();
+    },
+  };
+}
+
+/** The read-only connection behind Store.reader, opened on its first read (the writer has created and migrated the file). */
+function openReadConnection(path: string): SqliteDatabase.Database {
+  const sqlite = new SqliteDatabase(path, { readonly: true, fileMustExist: true });
+  // A reader in WAL mode waits only in rare moments (the WAL being reset); it rides them out.
+  sqlite.pragma('busy_timeout = 5000');
+  return withStatementCache(sqlite);
 }
 
 /** How long a process waits for another one's migrations of the same file before giving up. */
@@ -153,7 +183,7 @@ export async function openPostgresStore(connection: PostgresConnection): Promise
     await db.destroy().catch(() => {});
     throw new AppError('unavailable', `${describeStore({ kind: 'postgres', connection })} (${connection.origin}): ${errorMessage(error)}`, { cause: error });
   }
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  return { db, reader: db, dialect: 'postgres', close: () => db.destroy() };
 }
 
 async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {

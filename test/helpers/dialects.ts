@@ -64,6 +64,7 @@ function tracked(store: Store, env: Record<string, string>): Store {
   let closing: Promise<void> | undefined;
   const wrapped: Store = {
     db: store.db,
+    reader: store.reader,
     dialect: store.dialect,
     close: () => {
       openStores.delete(wrapped);
