@@ -18,6 +18,7 @@ import { ERROR_CODES } from '../src/errors.js';
 import { BIN, REPO_ROOT, runCli, runMain, tempStore, withOwnEnvironment } from './helpers/cli.js';
 import { CORPUS_DIR } from './helpers/corpus.js';
 import { freePort, startDaemonProcess, waitFor } from './helpers/daemon-process.js';
+import { killedAtExit } from './helpers/children.js';
 
 /** Packages no light command may load: DNS SDKs, the HTTP server, mail and IMAP libraries, the TypeScript loader. */
 const HEAVY = ['@aws-sdk', 'cloudflare', 'fastify', '@fastify', 'imapflow', 'mailparser', 'smtp-server', 'nodemailer', 'mailauth', 'tsx', 'esbuild'];
@@ -35,11 +36,11 @@ async function modulesLoadedBy(args: string[], env: Record<string, string> = {})
   const trace = join(dir, 'modules.txt');
   writeFileSync(trace, '');
   const code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, ['--import', './test/helpers/module-trace.mjs', BIN, ...args], {
+    const child = killedAtExit(spawn(process.execPath, ['--import', './test/helpers/module-trace.mjs', BIN, ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, DMARC_ROLLOUT_DB: db, MODULE_TRACE_FILE: trace, ...env },
       stdio: 'ignore',
-    });
+    }));
     child.on('close', (c) => resolve(c ?? -1));
   });
   const urls = readFileSync(trace, 'utf8').split('\n').filter(Boolean);
@@ -168,7 +169,7 @@ test('a reader that goes away early ends the command quietly (dmarc-rollout … 
   // report parse over the whole corpus prints a line per file, more than one pipe buffer's worth.
   const files = readdirSync(join(CORPUS_DIR, 'aggregate/dmarcgo')).map((f) => join(CORPUS_DIR, 'aggregate/dmarcgo', f));
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'report', 'parse', '--json', ...files, ...files, ...files], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = killedAtExit(spawn(process.execPath, [BIN, 'report', 'parse', '--json', ...files, ...files, ...files], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.stdout.once('data', () => child.stdout.destroy());
@@ -221,7 +222,7 @@ test('the executable says how to build when dist/ is missing, instead of a stack
   const bin = join(dir, 'bin', 'dmarc-rollout.js');
   await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'bin')).then(() => fs.copyFile(BIN, bin)));
   const run = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [bin, '--version'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = killedAtExit(spawn(process.execPath, [bin, '--version'], { stdio: ['ignore', 'ignore', 'pipe'] }));
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.on('close', (c) => resolve({ code: c, stderr: err }));

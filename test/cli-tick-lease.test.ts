@@ -18,6 +18,7 @@ import { BIN, REPO_ROOT, runMain, tempStore } from './helpers/cli.js';
 import { waitFor } from './helpers/daemon-process.js';
 import { HoldingProxy } from './helpers/holding-proxy.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { killedAtExit } from './helpers/children.js';
 
 const LEASE_SECONDS = 3;
 
@@ -55,7 +56,7 @@ describe('a CLI tick holds its domains as an instance', () => {
 
     let store: Store | undefined;
     const { held, release } = proxy.holdNextWrite();
-    const child = spawn(process.execPath, [BIN, 'tick', '--config', config], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+    const child = killedAtExit(spawn(process.execPath, [BIN, 'tick', '--config', config], { cwd: REPO_ROOT, env: { ...process.env, ...env } }));
     let output = '';
     child.stdout.on('data', (b) => (output += b));
     child.stderr.on('data', (b) => (output += b));

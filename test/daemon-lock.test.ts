@@ -4,14 +4,15 @@ import { once } from 'node:events';
 import { it } from 'node:test';
 import { acquireInstanceLock, LockHeldError } from '../src/daemon/lock.js';
 import { REPO_ROOT, tempStore } from './helpers/cli.js';
+import { killedAtExit } from './helpers/children.js';
 
 it('one daemon per store, and a holder killed with SIGKILL leaves nothing to clean up', async () => {
   const { db } = tempStore();
-  const holder = spawn(
+  const holder = killedAtExit(spawn(
     process.execPath,
     ['--import', 'tsx', '-e', `import('./src/daemon/lock.ts').then((m) => { m.acquireInstanceLock(${JSON.stringify(db)}); console.log('locked'); setInterval(() => {}, 1000); })`],
     { cwd: REPO_ROOT },
-  );
+  ));
   let output = '';
   holder.stdout.on('data', (b) => (output += b));
   holder.stderr.on('data', (b) => (output += b));

@@ -32,6 +32,7 @@ import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 import { formSignIn } from './helpers/web.js';
 import { HoldingProxy } from './helpers/holding-proxy.js';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { killedAtExit } from './helpers/children.js';
 
 const DAY_MS = 86_400_000;
 const DOMAINS = Array.from({ length: 9 }, (_, i) => `d${i + 1}.replicas.test`);
@@ -163,7 +164,7 @@ describe('three daemons on one Postgres', () => {
           'log: { level: debug }',
         ].join('\n'),
       );
-      const child = spawn(process.execPath, [BIN, 'daemon', '--config', config], { cwd: REPO_ROOT, env: { ...process.env, ...daemonEnv } });
+      const child = killedAtExit(spawn(process.execPath, [BIN, 'daemon', '--config', config], { cwd: REPO_ROOT, env: { ...process.env, ...daemonEnv } }));
       let text = '';
       child.stdout!.on('data', (b) => (text += b));
       child.stderr!.on('data', (b) => (text += b));

@@ -28,6 +28,7 @@ import { openSqliteStore } from '../src/store/open.js';
 import { runMain, tempStore } from './helpers/cli.js';
 import { freePort, waitFor } from './helpers/daemon-process.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
+import { killedAtExit } from './helpers/children.js';
 
 const logger = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -165,7 +166,7 @@ describe('all up or all down', () => {
     const socket = join(dir, 'notify.sock');
     const received = join(dir, 'received');
     // A Unix datagram socket, as systemd listens on; Python because Node has none.
-    const listener = spawn('python3', ['-c', `
+    const listener = killedAtExit(spawn('python3', ['-c', `
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
@@ -174,7 +175,7 @@ while True:
     data = s.recv(4096)
     with open(sys.argv[2], "a") as f:
         f.write(data.decode() + "\\n")
-`, socket, received]);
+`, socket, received]));
     cleanups.push(() => listener.kill());
     await new Promise<void>((resolve) => listener.stdout.once('data', () => resolve()));
     let healthy = true;

@@ -27,6 +27,7 @@ import { tempStore } from './helpers/cli.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { formSignIn } from './helpers/web.js';
 import { recordXml, reportHead, REPORT_TAIL } from './fixtures/reports/make.js';
+import { killedAtExit } from './helpers/children.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 const config = LOOPBACK_API_CONFIG;
@@ -173,7 +174,7 @@ const result = await ingestInput(store.db, { path: process.argv[3] }, 'killed.xm
 console.log(JSON.stringify(result));
 `,
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', script, temp.db, path, join(temp.dir, 'rejected')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = killedAtExit(spawn(process.execPath, ['--import', 'tsx', script, temp.db, path, join(temp.dir, 'rejected')], { stdio: ['ignore', 'pipe', 'inherit'] }));
     const exited = once(child, 'exit');
     try {
       assert.ok(await until(() => look.stagedRows() > 0 || child.exitCode !== null, 120_000), 'the child stored part of the report');

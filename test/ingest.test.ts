@@ -16,6 +16,7 @@ import { openSqliteStore } from '../src/store/open.js';
 import { ingestInput, ingestPaths, storeReport, ReportError, type IngestResult } from '../src/reports/index.js';
 import { BIN, REPO_ROOT, runMain, tempStore } from './helpers/cli.js';
 import { makeMail, makeZip, reportXml, reportHead, recordXml, REPORT_TAIL } from './fixtures/reports/make.js';
+import { killedAtExit } from './helpers/children.js';
 
 async function freshStore() {
   const t = tempStore('dmarc-rollout-ingest-');
@@ -156,7 +157,7 @@ test('a folder ingest killed half way and run again: nothing lost, nothing twice
   }
   writeFileSync(join(inbox, 'zz-broken.xml'), '<feedback>');
   const env = { ...process.env, DMARC_ROLLOUT_DB: db };
-  const child = spawn(process.execPath, [BIN, 'ingest', inbox, '--json'], { env, cwd: REPO_ROOT, stdio: 'ignore' });
+  const child = killedAtExit(spawn(process.execPath, [BIN, 'ingest', inbox, '--json'], { env, cwd: REPO_ROOT, stdio: 'ignore' }));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   // Kill it once part of the folder is stored, whatever it is doing at that moment.
   let stored = 0;

@@ -6,6 +6,7 @@
  * test's own.
  */
 import { execFile } from 'node:child_process';
+import { killedAtExit } from './children.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,16 +27,22 @@ export function tempStore(prefix = 'dmarc-rollout-test-'): { dir: string; db: st
   return { dir, db: join(dir, 'store.sqlite') };
 }
 
+/** How long one command may run before runCli kills it: a command that hangs fails its test instead of the suite's run. */
+const CLI_RUN_LIMIT_MS = 5 * 60_000;
+
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolvePromise) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, ...env }, cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolvePromise({ code, stdout, stderr });
-      },
+    killedAtExit(
+      execFile(
+        process.execPath,
+        [BIN, ...args],
+        { env: { ...process.env, ...env }, cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: CLI_RUN_LIMIT_MS, killSignal: 'SIGKILL' },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+          const killed = error?.killed ? `\n[runCli: killed after ${CLI_RUN_LIMIT_MS / 1000} s: dmarc-rollout ${args.join(' ')}]` : '';
+          resolvePromise({ code, stdout, stderr: stderr + killed });
+        },
+      ),
     );
   });
 }
