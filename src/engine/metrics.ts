@@ -7,7 +7,8 @@
  */
 import { canonicalName } from '../names.js';
 import { assessCompleteness, type ReportArrival, type ReporterAcknowledgement } from './reporters.js';
-import { classifyRows, dmarcPassed, type SourceRules } from './sources.js';
+import { classifyRowsInSteps, dmarcPassed, type SourceRules } from './sources.js';
+import { pacer, runSteps, sortInSteps, type Steps } from './steps.js';
 import type { DaysSummary, JudgedTotals, MailTotals, ObservedRow, StageMetrics } from './types.js';
 import { DAY_SECONDS, daysCovered, epochDayToIso, wholeDaysBetween } from './window.js';
 
@@ -76,7 +77,18 @@ function add(totals: MailTotals, row: ObservedRow): void {
 }
 
 export function measureStage(input: MeasureInput): StageMetrics {
+  return runSteps(measureStageInSteps(input));
+}
+
+/**
+ * measureStage() with a pause every STEP_ROWS rows of each pass over the
+ * rows (src/engine/steps.ts): the tick and the views run it in turns of the
+ * event loop, so a domain with 100,000 rollup entries does not hold the
+ * daemon for the seconds its measuring takes.
+ */
+export function* measureStageInSteps(input: MeasureInput): Steps<StageMetrics> {
   const { domain, windowStart, now } = input;
+  const pause = pacer();
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const lookbackStart = nowSeconds - LOOKBACK_DAYS * DAY_SECONDS;
   const windowSeconds = windowStart === null ? null : Math.floor(windowStart.getTime() / 1000);
@@ -87,6 +99,7 @@ export function measureStage(input: MeasureInput): StageMetrics {
   // When the clock alone changes what is read: a report ending later enters, one older than the look-back leaves.
   let stableUntil = (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS;
   for (const row of input.rows) {
+    if (pause()) yield;
     if (row.end > nowSeconds) stableUntil = Math.min(stableUntil, row.end);
     else if (!inWindow(row) && row.end >= lookbackStart) stableUntil = Math.min(stableUntil, row.end + LOOKBACK_DAYS * DAY_SECONDS + 1);
     // A stage longer than the look-back is still judged on its whole window.
@@ -96,7 +109,7 @@ export function measureStage(input: MeasureInput): StageMetrics {
   }
   const judged = (part: 'own' | 'subdomain') => part === 'own' || input.subdomainsJudged;
 
-  const { sources, sourceOf } = classifyRows(
+  const { sources, sourceOf } = yield* classifyRowsInSteps(
     attributed.filter((a) => judged(a.part)).map((a) => a.row),
     inWindow,
     input.rules,
@@ -121,6 +134,7 @@ export function measureStage(input: MeasureInput): StageMetrics {
   const multiDay: ObservedRow[] = [];
   const withData = new Set<number>();
   for (const { row, part } of attributed) {
+    if (pause()) yield;
     if (!inWindow(row)) continue;
     add(all, row);
     add(part === 'own' ? own : subdomains, row);
@@ -169,6 +183,7 @@ export function measureStage(input: MeasureInput): StageMetrics {
     ),
   };
 
+  yield* sortInSteps(sources, (a, b) => b.lookbackMessages - a.lookbackMessages || a.key.localeCompare(b.key));
   return {
     domain,
     windowStart: windowStart?.toISOString() ?? null,
@@ -184,7 +199,7 @@ export function measureStage(input: MeasureInput): StageMetrics {
     // The latest reported days, complete or not: an alarm may sound on the first reports of a bad day.
     recent: totalsOver(reportedDays.slice(-recentCount)),
     spoofing,
-    sources: sources.sort((a, b) => b.lookbackMessages - a.lookbackMessages || a.key.localeCompare(b.key)),
+    sources,
     reporters: completeness.reporters,
     stableUntil: new Date(Math.min(stableUntil, completeness.nextChangeAt ?? Infinity) * 1000).toISOString(),
   };

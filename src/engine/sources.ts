@@ -29,6 +29,7 @@
 import { BlockList, isIP } from 'node:net';
 import { AppError } from '../errors.js';
 import { canonicalName } from '../names.js';
+import { pacer, runSteps, type Steps } from './steps.js';
 import { daysCovered } from './window.js';
 import type { ObservedRow, SourceClass, SourceRule, SourceSummary } from './types.js';
 
@@ -178,7 +179,7 @@ interface ReceiverAlignment {
 
 const fromOf = (row: ObservedRow) => canonicalName(row.headerFrom || row.policyDomain);
 
-function learnReceiverAlignment(rows: ObservedRow[]): ReceiverAlignment {
+function* learnReceiverAlignment(rows: ObservedRow[]): Steps<ReceiverAlignment> {
   const learned: ReceiverAlignment = { dkim: new Map(), spf: new Map() };
   const learn = (into: Map<string, Set<string>>, from: string, entries: ObservedRow['authDkim'], mode: 'r' | 's', policyDomain: string) => {
     const passing = [...new Set(entries.filter((e) => e.domain && isPass(e.result)).map((e) => canonicalName(e.domain!)))];
@@ -188,10 +189,12 @@ function learnReceiverAlignment(rows: ObservedRow[]): ReceiverAlignment {
     if (!set) into.set(from, (set = new Set()));
     set.add(passing[0]!);
   };
+  const pause = pacer();
   for (const row of rows) {
     const from = fromOf(row);
     if (isPass(row.dkim)) learn(learned.dkim, from, row.authDkim, row.adkim ?? 'r', row.policyDomain);
     if (isPass(row.spf)) learn(learned.spf, from, row.authSpf, row.aspf ?? 'r', row.policyDomain);
+    if (pause()) yield;
   }
   return learned;
 }
@@ -237,9 +240,11 @@ function isRelayed(f: RowFacts, h: Pick<History, 'spfOrigins'>): boolean {
   return f.passed && dkimAlignedPass && f.spfFailed && !h.spfOrigins.has(f.network);
 }
 
-function learnHistory(rows: ObservedRow[], facts: Map<ObservedRow, RowFacts>): History {
+function* learnHistory(rows: ObservedRow[], facts: Map<ObservedRow, RowFacts>): Steps<History> {
   const h: History = { spfOrigins: new Set(), spfPassed: new Map(), dkimPassed: new Map(), relays: new Set() };
+  const pause = pacer();
   for (const row of rows) {
+    if (pause()) yield;
     const f = facts.get(row)!;
     if (!f.passed || row.count <= 0) continue;
     if (!isPass(row.spf)) continue;
@@ -253,6 +258,7 @@ function learnHistory(rows: ObservedRow[], facts: Map<ObservedRow, RowFacts>): H
     }
   }
   for (const row of rows) {
+    if (pause()) yield;
     const f = facts.get(row)!;
     if (row.count <= 0) continue;
     if (isRelayed(f, h)) {
@@ -376,14 +382,29 @@ export function classifyRows(
   rules: SourceRules,
   unalignedBlockingMessages: number,
 ): Classification {
+  return runSteps(classifyRowsInSteps(rows, inWindow, rules, unalignedBlockingMessages));
+}
+
+/** classifyRows() with a pause every STEP_ROWS rows of each pass (src/engine/steps.ts). */
+export function* classifyRowsInSteps(
+  rows: ObservedRow[],
+  inWindow: (row: ObservedRow) => boolean,
+  rules: SourceRules,
+  unalignedBlockingMessages: number,
+): Steps<Classification> {
+  const pause = pacer();
   const facts = new Map<ObservedRow, RowFacts>();
-  const receiver = learnReceiverAlignment(rows);
-  for (const row of rows) facts.set(row, factsOf(row, receiver));
-  const history = learnHistory(rows, facts);
+  const receiver = yield* learnReceiverAlignment(rows);
+  for (const row of rows) {
+    facts.set(row, factsOf(row, receiver));
+    if (pause()) yield;
+  }
+  const history = yield* learnHistory(rows, facts);
 
   const sources = new Map<string, SourceAccumulator>();
   const ofRow = new Map<ObservedRow, SourceSummary>();
   for (const row of rows) {
+    if (pause()) yield;
     const [cls, reason] = classOf(row, facts.get(row)!, history, rules);
     const key = sourceKey(row);
     const id = `${cls}\u0000${key}`;
@@ -422,12 +443,14 @@ export function classifyRows(
     ofRow.set(row, s);
   }
 
-  const summaries = [...sources.values()].map(({ summary, days, reasons }) => {
+  const summaries: SourceSummary[] = [];
+  for (const { summary, days, reasons } of sources.values()) {
     summary.daysSeen = days.size;
     summary.classReason = [...reasons.entries()].sort((a, b) => b[1] - a[1])[0]![0];
     summary.blocking = summary.class === 'unaligned' && summary.lookbackMessages >= unalignedBlockingMessages;
-    return summary;
-  });
+    summaries.push(summary);
+    if (pause()) yield;
+  }
   return { sources: summaries, sourceOf: (row) => ofRow.get(row) };
 }
 

@@ -22,10 +22,11 @@ import { sourceRulesFor } from '../store/source-rules.js';
 import { applyIntent, driftReason, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
 import { decide } from './decide.js';
 import { headlineFigures } from './figures.js';
-import { LOOKBACK_DAYS, measureStage } from './metrics.js';
+import { LOOKBACK_DAYS, measureStageInSteps } from './metrics.js';
 import { REPORTER_HISTORY_DAYS } from './reporters.js';
 import { checkReuse, indexEnrolled, marksReader, reuseRecord } from './reuse.js';
 import { SourceRules } from './sources.js';
+import { runInTurns } from './steps.js';
 import type { Decision, DomainSnapshot, SourceRule, StageMetrics } from './types.js';
 import { DAY_SECONDS } from './window.js';
 
@@ -277,6 +278,8 @@ export interface AssessOptions {
   enrolled?: ReadonlySet<string>;
   /** Allowlist and abuse rules from the config, added to the store's. */
   configRules?: readonly SourceRule[];
+  /** Rollup entries read a statement (default ROLLUP_PAGE; a benchmark's baseline reads them in one). */
+  rollupPageSize?: number;
 }
 
 export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now: Date, opts: AssessOptions = {}): Promise<DomainAssessment> {
@@ -286,7 +289,14 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
   const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
   // What is stored has arrived: the daemon ingests as reports come, and simulate stores each one on the day it arrives.
   // Through the next midnight: a report ending before it enters the figures then, and stableUntil must see it.
-  const rows = await loadRollupRows(store.db, row.domain, { fromEpoch, toEpoch: (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS });
+  // A page of rollups at a time, and the engine below in steps, each with turns of the event loop between:
+  // a domain with 100,000 entries takes seconds to read and measure, which would otherwise hold every request.
+  const rows = await loadRollupRows(
+    store.db,
+    row.domain,
+    { fromEpoch, toEpoch: (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS },
+    opts.rollupPageSize !== undefined ? { pageSize: opts.rollupPageSize } : {},
+  );
   const arrivals = await loadReportArrivals(store.db, row.domain, {
     fromEpoch: Math.min(fromEpoch, nowSeconds - REPORTER_HISTORY_DAYS * DAY_SECONDS),
     toEpoch: nowSeconds,
@@ -296,7 +306,7 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
   const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
   // Judging one domain on its own (a page, explain): the enrolled names its rows' attribution looks at, not the fleet's.
   const enrolledSet = enrolled ?? (await enrolledBetween(store.db, rows.map((r) => r.headerFrom), row.domain));
-  const metrics = measureStage({
+  const metrics = await runInTurns(measureStageInSteps({
     domain: row.domain,
     rows,
     windowStart,
@@ -310,7 +320,7 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
     acknowledgements,
     lateSlackHours: plan.late_reporter_slack_hours,
     recentDays: plan.recent_days,
-  });
+  }));
   const snapshot: DomainSnapshot = {
     domain: row.domain,
     state: row.state,
