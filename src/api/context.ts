@@ -11,7 +11,7 @@ import type { ViewContext } from '../fleet/views.js';
 import type { Plan } from '../plans/index.js';
 import type { IngestResult } from '../reports/index.js';
 import type { NotifySettings } from '../notify/config.js';
-import type { Store } from '../store/open.js';
+import { readingStore, type Store } from '../store/open.js';
 import { actorOf } from './auth.js';
 
 export interface ApiContext {
@@ -51,6 +51,14 @@ export interface HealthReport {
   /** Instances whose heartbeat is within a lease time, this one included, as of the last heartbeat. */
   live_instances?: number;
 }
+
+/**
+ * The store for a door that only reads (a GET, a page, a session looked up):
+ * on SQLite its reads do not wait behind an ingest's or a tick's transaction
+ * and see what was last committed (Store.reader). A door that acts uses
+ * ctx.store.
+ */
+export const reading = (ctx: ApiContext): Store => readingStore(ctx.store);
 
 export const viewContext = (ctx: ApiContext): ViewContext => ({ loadPlan: ctx.loadPlan, sourceRules: ctx.sourceRules });
 

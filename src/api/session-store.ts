@@ -48,7 +48,7 @@ export class PersistentSessionStore implements SessionStore {
   }
 
   get(sessionId: string, callback: (error: unknown, session?: Session | null) => void): void {
-    readSession(this.store.db, key(sessionId), this.now()).then(
+    readSession(this.store.reader, key(sessionId), this.now()).then(
       (data) => {
         let session: Session | null = null;
         try {

@@ -27,7 +27,7 @@ import {
   type PageContext,
 } from '../web/pages.js';
 import { checkCsrf, issueSignInToken, signIn, signInTokenValid } from './auth.js';
-import { actor, viewContext, type ApiContext } from './context.js';
+import { actor, reading, viewContext, type ApiContext } from './context.js';
 import { AppError, errorMessage } from '../errors.js';
 import { toErrorResponse } from './errors.js';
 import { AttemptLimiter } from './rate-limit.js';
@@ -144,9 +144,9 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
       // One page of the fleet, filtered in SQL; the counts over the whole fleet come from grouped reads.
       const known = (['active', 'paused', 'halted', 'completed'] as const).find((s) => s === state) as DomainState | undefined;
       const view = viewContext(ctx);
-      const page = await fleetPage(ctx.store, ctx.now(), view, { ...(known ? { state: known } : {}), ...(q?.trim() ? { q: q.trim() } : {}), limit: FLEET_PAGE_ROWS, offset });
-      const byState = await domainsPerState(ctx.store.db);
-      const awaiting = (await fleetPage(ctx.store, ctx.now(), view, { awaitingApproval: true, limit: 1, remeasure: 0 })).total;
+      const page = await fleetPage(reading(ctx), ctx.now(), view, { ...(known ? { state: known } : {}), ...(q?.trim() ? { q: q.trim() } : {}), limit: FLEET_PAGE_ROWS, offset });
+      const byState = await domainsPerState(ctx.store.reader);
+      const awaiting = (await fleetPage(reading(ctx), ctx.now(), view, { awaitingApproval: true, limit: 1, remeasure: 0 })).total;
       return renderFleetPage(pageContext(request, reply), {
         domains: page.domains,
         filter: { ...(state ? { state } : {}), ...(q ? { q } : {}) },
@@ -160,8 +160,8 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
     '/domains/:domain',
     { schema: { hide: true } },
     page(async (request, reply) => {
-      const row = await enrolledDomain(ctx.store, (request.params as { domain: string }).domain);
-      const view = (await domainView(ctx.store, row.domain, ctx.now(), viewContext(ctx)))!;
+      const row = await enrolledDomain(reading(ctx), (request.params as { domain: string }).domain);
+      const view = (await domainView(reading(ctx), row.domain, ctx.now(), viewContext(ctx)))!;
       return renderDomainPage(pageContext(request, reply), view);
     }),
   );
@@ -169,7 +169,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
   app.get(
     '/approvals',
     { schema: { hide: true } },
-    page(async (request, reply) => renderApprovalsPage(pageContext(request, reply), { domains: await approvalsQueue(ctx.store, ctx.now(), viewContext(ctx)) })),
+    page(async (request, reply) => renderApprovalsPage(pageContext(request, reply), { domains: await approvalsQueue(reading(ctx), ctx.now(), viewContext(ctx)) })),
   );
 
   app.get(
@@ -183,7 +183,7 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
       const beforeText = firstString(query.before);
       const before = beforeText !== undefined && /^\d+$/.test(beforeText) ? Number(beforeText) : undefined;
       const filter = { ...(domain ? { domain } : {}), ...(actorName ? { actor: actorName } : {}), ...(action ? { action } : {}) };
-      const { events, next_before } = await auditLogPage(ctx.store, { ...filter, ...(before ? { before } : {}), limit: 100 });
+      const { events, next_before } = await auditLogPage(reading(ctx), { ...filter, ...(before ? { before } : {}), limit: 100 });
       return renderAuditPage(pageContext(request, reply), { events, filter, nextBefore: next_before });
     }),
   );
@@ -199,8 +199,8 @@ export function webRoutes(app: FastifyInstance, ctx: ApiContext, tokens: TokenSe
       const beforeText = firstString(query.before);
       const before = beforeText !== undefined && /^\d+$/.test(beforeText) ? Number(beforeText) : undefined;
       const filter = { ...(status ? { status } : {}), ...(channel ? { channel } : {}) };
-      const view = await notificationsView(ctx.store, ctx.notify ?? null, { ...filter, ...(before ? { before } : {}), limit: 100 });
-      const summary = await buildSummary(ctx.store, ctx.now(), 7 * 86_400_000, viewContext(ctx));
+      const view = await notificationsView(reading(ctx), ctx.notify ?? null, { ...filter, ...(before ? { before } : {}), limit: 100 });
+      const summary = await buildSummary(reading(ctx), ctx.now(), 7 * 86_400_000, viewContext(ctx));
       return renderNotificationsPage(pageContext(request, reply), { view, summary, filter });
     }),
   );

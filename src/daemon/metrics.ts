@@ -76,7 +76,8 @@ export interface DaemonMetrics extends ApiMetrics {
  * rather than failing the scrape.
  */
 export function createDaemonMetrics(opts: { store: Store; loadPlan?: (name: string) => Plan }): DaemonMetrics {
-  const { db } = opts.store;
+  // A scrape only reads: on SQLite it does not wait behind an ingest's or a tick's transaction (Store.reader).
+  const db = opts.store.reader;
   const loadPlan = opts.loadPlan ?? loadPlanFromDisk;
   const registry = new Registry();
   const registers = [registry];

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { classifySource, removeSourceRule } from '../../fleet/actions.js';
 import { allowlistEntries, allowlistEntryOf } from '../../fleet/views.js';
 import { requireRole } from '../auth.js';
-import { actor, type ApiContext } from '../context.js';
+import { actor, reading, type ApiContext } from '../context.js';
 import { allowlistBody, allowlistEntrySchema, allowlistQuery, errorSchema } from '../schemas.js';
 
 export function allowlistRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -28,7 +28,7 @@ export function allowlistRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: z.object({ entries: z.array(allowlistEntrySchema) }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
       },
     },
-    async (request) => ({ entries: await allowlistEntries(ctx.store, ctx.sourceRules, request.query.domain) }),
+    async (request) => ({ entries: await allowlistEntries(reading(ctx), ctx.sourceRules, request.query.domain) }),
   );
 
   r.post(

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { auditLogPage } from '../../fleet/views.js';
 import { requireRole } from '../auth.js';
-import type { ApiContext } from '../context.js';
+import { reading, type ApiContext } from '../context.js';
 import { auditPage, auditQuery, errorSchema } from '../schemas.js';
 
 export function auditRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -18,6 +18,6 @@ export function auditRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: auditPage, 400: errorSchema, 401: errorSchema, 403: errorSchema },
       },
     },
-    async (request) => auditLogPage(ctx.store, request.query),
+    async (request) => auditLogPage(reading(ctx), request.query),
   );
 }

@@ -6,7 +6,7 @@ import { enrolledDomain } from '../../fleet/actions.js';
 import { approvalsQueue, domainView } from '../../fleet/views.js';
 import { fleetPage } from '../../fleet/fleet-page.js';
 import { requireRole } from '../auth.js';
-import { viewContext, type ApiContext } from '../context.js';
+import { reading, viewContext, type ApiContext } from '../context.js';
 import { domainListQuery, domainListResponse, domainOverviewSchema, domainParams, domainViewSchema, errorSchema } from '../schemas.js';
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema };
@@ -28,7 +28,7 @@ export function domainRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request) => {
       const { awaiting_approval: awaiting, ...q } = request.query;
-      return fleetPage(ctx.store, ctx.now(), viewContext(ctx), { ...q, ...(awaiting !== undefined ? { awaitingApproval: awaiting === 'true' } : {}) });
+      return fleetPage(reading(ctx), ctx.now(), viewContext(ctx), { ...q, ...(awaiting !== undefined ? { awaitingApproval: awaiting === 'true' } : {}) });
     },
   );
 
@@ -45,8 +45,8 @@ export function domainRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (request) => {
-      const row = await enrolledDomain(ctx.store, request.params.domain);
-      return (await domainView(ctx.store, row.domain, ctx.now(), viewContext(ctx), { days: request.query.days }))!;
+      const row = await enrolledDomain(reading(ctx), request.params.domain);
+      return (await domainView(reading(ctx), row.domain, ctx.now(), viewContext(ctx), { days: request.query.days }))!;
     },
   );
 
@@ -60,6 +60,6 @@ export function domainRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: z.object({ domains: z.array(domainOverviewSchema) }), 401: errorSchema, 403: errorSchema },
       },
     },
-    async () => ({ domains: await approvalsQueue(ctx.store, ctx.now(), viewContext(ctx)) }),
+    async () => ({ domains: await approvalsQueue(reading(ctx), ctx.now(), viewContext(ctx)) }),
   );
 }

@@ -12,7 +12,7 @@ import { buildSummary, parsePeriod } from '../../notify/summary.js';
 import { notificationsView } from '../../notify/views.js';
 import { requeueFailed } from '../../store/notifications.js';
 import { requireRole } from '../auth.js';
-import { viewContext, type ApiContext } from '../context.js';
+import { reading, viewContext, type ApiContext } from '../context.js';
 import { errorMessage } from '../../errors.js';
 import { ApiError } from '../errors.js';
 import { errorSchema } from '../schemas.js';
@@ -117,7 +117,7 @@ export function notificationRoutes(app: FastifyInstance, ctx: ApiContext): void 
     },
     async (request) => {
       const { status: wanted, channel, before, limit } = request.query;
-      return notificationsView(ctx.store, ctx.notify ?? null, { ...(wanted ? { status: wanted } : {}), ...(channel ? { channel } : {}), ...(before ? { before } : {}), limit });
+      return notificationsView(reading(ctx), ctx.notify ?? null, { ...(wanted ? { status: wanted } : {}), ...(channel ? { channel } : {}), ...(before ? { before } : {}), limit });
     },
   );
 
@@ -170,7 +170,7 @@ export function notificationRoutes(app: FastifyInstance, ctx: ApiContext): void 
       } catch (error) {
         throw new ApiError('invalid', errorMessage(error), [{ field: 'querystring.since', reason: errorMessage(error) }], { cause: error });
       }
-      return buildSummary(ctx.store, ctx.now(), since, viewContext(ctx));
+      return buildSummary(reading(ctx), ctx.now(), since, viewContext(ctx));
     },
   );
 }
