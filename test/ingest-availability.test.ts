@@ -20,7 +20,7 @@ import { startApiServer, type RunningApiServer } from '../src/api/server.js';
 import { generateToken, TokenSet } from '../src/api/tokens.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { ingestInput, type IngestResult } from '../src/reports/index.js';
-import { STALE_STAGED_MS } from '../src/reports/store.js';
+import { STALE_STAGED_MS, storeReport } from '../src/reports/store.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
 import { LOOPBACK_API_CONFIG } from './helpers/api-server.js';
 import { tempStore } from './helpers/cli.js';
@@ -28,6 +28,7 @@ import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js
 import { formSignIn } from './helpers/web.js';
 import { recordXml, reportHead, REPORT_TAIL } from './fixtures/reports/make.js';
 import { killedAtExit } from './helpers/children.js';
+import { aggregateReportXml, cleanRow } from './helpers/reports.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 const config = LOOPBACK_API_CONFIG;
@@ -60,6 +61,23 @@ function observer(path: string) {
     stagedSums: () => n('SELECT count(*) AS n FROM staged_rollups'),
     close: () => sqlite.close(),
   };
+}
+
+/** Whether a write transaction is open on the store (its one writer's lock is held), asked without waiting. */
+function writeLockProbe(path: string) {
+  const sqlite = new SqliteDatabase(path);
+  sqlite.pragma('busy_timeout = 0');
+  const locked = () => {
+    try {
+      sqlite.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_BUSY') return true;
+      throw error;
+    }
+    sqlite.exec('ROLLBACK');
+    return false;
+  };
+  return Object.assign(locked, { close: () => sqlite.close() });
 }
 
 /** Polls until `ready()` or `ms` pass; says which. */
@@ -153,6 +171,50 @@ describe('on SQLite the daemon answers while a long report is being stored', () 
       assert.equal(look.stagedSums(), 0, 'the staged sums are gone once merged');
     } finally {
       await ingest.catch(() => undefined);
+      look.close();
+    }
+  });
+
+  it('the fleet API answers from what was committed while the transaction that counts a big report is open, and shows the report once it commits', async () => {
+    // The decision merges the report's staged rollup entries into the daily rollups, in one transaction (seconds for
+    // 547,000 entries); the API reads through a connection of its own (Store.reader) and does not wait for it.
+    const look = observer(temp.db);
+    const writeLocked = writeLockProbe(temp.db);
+    const domain = fleet.spoofed;
+    const n = 3000;
+    const figures = async () => {
+      const res = await fetch(`${server.url}/api/v1/domains`, { headers: { authorization: `Bearer ${viewer.token}` } });
+      assert.equal(res.status, 200);
+      const { domains } = (await res.json()) as { domains: Array<{ domain: string; authorised_messages: number }> };
+      return domains.find((d) => d.domain === domain)!.authorised_messages;
+    };
+    // Nothing stale left to measure (and store) on the page: the one read during the decision only reads.
+    const before = await figures();
+    const path = join(temp.dir, 'decided.xml');
+    // Every record from its own source, passing DMARC for the domain: authorised mail, two messages each.
+    const rows = Array.from({ length: n }, (_, i) => cleanRow(domain, `10.9.${i >> 8}.${i & 255}`, 2));
+    writeFileSync(path, aggregateReportXml({ reporter: 'google.com', domain, day: new Date(BEGIN * 1000).toISOString().slice(0, 10), reportId: 'decided-1', rows }));
+    let ended = false;
+    // Past 500 entries they are staged, and merged 5 a statement: the decision stays open for hundreds of turns of the event loop.
+    const ingest = storeReport(store.db, { path }, { source: 'decided.xml', now: () => NOW, rollupEntriesHeld: 500, mergeSlice: 5 }).finally(() => {
+      ended = true;
+    });
+    try {
+      // Every entry staged and committed, and the store's write lock held: the deciding transaction is open.
+      assert.ok(await until(() => ended || (look.stagedSums() === n && writeLocked()), 60_000));
+      assert.equal(ended, false, 'the decision was seen open');
+      const during = await figures();
+      const stagedWhenAnswered = look.stagedReports();
+      assert.equal(stagedWhenAnswered, 1, 'the fleet API answered before the report was counted');
+      assert.equal(during, before, 'and from what was committed before it');
+      const outcome = await ingest;
+      assert.equal(outcome.status === 'stored' && outcome.counted, true);
+      assert.equal(look.stagedReports(), 0);
+      assert.equal(look.stagedSums(), 0);
+      assert.equal(await figures(), before + 2 * n, 'the report counts once committed');
+    } finally {
+      await ingest.catch(() => undefined);
+      writeLocked.close();
       look.close();
     }
   });

@@ -42,6 +42,7 @@ import { hostname } from 'node:os';
 import { CompiledQuery, PostgresAdapter, SqliteAdapter, sql, type ControlledTransaction, type Insertable, type Kysely } from 'kysely';
 import { applyRollups, markRollupChange, RollupBatch, rollUpStoredReports } from '../store/rollups.js';
 import { dropStagedRollups, mergeStagedRollups, stageRollups } from '../store/staged-rollups.js';
+import { pauseCheckpoints } from '../store/checkpoint.js';
 import type { DailyRollupsTable as RollupEntry, Database, NewReportRecord, ReportsTable } from '../store/schema.js';
 import { RowsDigest } from '../report-model/digest.js';
 import type { ReportHeader, ReportRecord } from '../report-model/model.js';
@@ -287,6 +288,8 @@ export interface StoreOptions extends Omit<ParseOptions, 'sink'> {
   now?: () => Date;
   /** Distinct rollup entries held before writing them as it goes (default ROLLUP_ENTRIES_HELD; tests lower it). */
   rollupEntriesHeld?: number;
+  /** Staged rollup entries merged per statement when the report counts (default APPLY_SLICE; tests lower it to hold that transaction open across many turns). */
+  mergeSlice?: number;
 }
 
 /**
@@ -473,7 +476,16 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
     whole: null,
     rows: (rows) => run((t) => insertBatch(t, rows)),
     run,
-    deciding: current,
+    deciding: async () => {
+      // A report staged over several transactions: what the open one staged is committed first and the queries waiting
+      // get a turn, so the decision's transaction holds only the decision (a small report stays one transaction).
+      if (committed && open) {
+        await open.commit().execute();
+        open = null;
+        await turn();
+      }
+      return current();
+    },
     discard: async () => {
       const t = open as ControlledTransaction<Database> | null;
       open = null;
@@ -550,11 +562,19 @@ const APPLY_SLICE = 2000;
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Adds entries to a staged report's sums in key order, a slice at a time in the report's transaction (committed as it goes, see stagedWriter). */
+/** Entries added to a staged report's sums per call of its writer: one statement's worth (see stageRollups). */
+const STAGE_SLICE = 400;
+
+/**
+ * Adds entries to a staged report's sums in key order, a statement at a time
+ * in the report's transaction, which is committed (and the event loop given a
+ * turn) once open STAGED_HOLD_MS: slices of 2,000 entries held the loop 60 to
+ * 120 ms each at 40 MB.
+ */
 async function stageInSlices(w: ReportWriter, report: number, entries: RollupEntry[]): Promise<void> {
   entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (let i = 0; i < entries.length; i += APPLY_SLICE) {
-    const slice = entries.slice(i, i + APPLY_SLICE);
+  for (let i = 0; i < entries.length; i += STAGE_SLICE) {
+    const slice = entries.slice(i, i + STAGE_SLICE);
     await w.run((t) => stageRollups(t, report, slice));
   }
 }
@@ -713,9 +733,10 @@ async function writePass(
       // It turned out not to count: nothing was added, unless a very diverse report spilled (then take its rows out again).
       if (spilled) await rollUpStoredReports(t, [reportRowId], -1);
     } else if (stagedEntries) {
-      // Staged past the cap: its sums merged by SQL in key order, with turns of the event loop between slices.
-      for (const name of await mergeStagedRollups(t, reportRowId, { slice: APPLY_SLICE, between: turn })) touched.add(name);
+      // Staged past the cap: its sums merged by SQL in key order, with turns of the event loop between slices,
+      // the header_from names of each slice marked as it is merged.
       await markRollupChange(t, touched);
+      await mergeStagedRollups(t, reportRowId, { slice: options.mergeSlice ?? APPLY_SLICE, between: turn, touched: (names) => markRollupChange(t, names) });
     } else if (summed) {
       for (const name of summed.names()) touched.add(name);
       const entries = summed.take();
@@ -731,15 +752,23 @@ async function writePass(
       await markRollupChange(t, touched);
     }
     const spent = await spendBudget(t, input, report);
+    // A staged report's merge wrote its entries in this one transaction: copying them into the file at the commit would hold
+    // the event loop (about a second at 400 MB), so that copy is made in a worker once the staged sums are gone too.
+    const paused = stagedEntries ? await pauseCheckpoints(t) : null;
     try {
-      await t.commit().execute();
-    } catch (e) {
-      spent?.giveBack();
-      throw e;
+      try {
+        await t.commit().execute();
+      } catch (e) {
+        spent?.giveBack();
+        throw e;
+      }
+      writer = null;
+      // Merged (or not counted): the staged sums go, a slice at a time; any a failure here leaves go with the next stale sweep.
+      if (stagedEntries) await dropStagedRollups(db, reportRowId, { between: turn }).catch(() => undefined);
+    } finally {
+      // The report is stored (or its failure is what to tell): a checkpoint that fails here is made by a later commit.
+      await paused?.resume(db).catch(() => undefined);
     }
-    writer = null;
-    // Merged (or not counted): the staged sums go, a slice at a time; any a failure here leaves go with the next stale sweep.
-    if (stagedEntries) await dropStagedRollups(db, reportRowId, { between: turn }).catch(() => undefined);
     return { kind: 'done', outcome: { status: 'stored', id: reportRowId, counted: !flag, flag, report } };
   } catch (e) {
     const w = writer as ReportWriter | null;

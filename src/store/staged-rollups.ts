@@ -56,10 +56,17 @@ export async function stageRollups(db: Kysely<Database>, report: number, entries
 /**
  * Adds staged report `report`'s sums to daily_rollups, in key order, `slice`
  * entries a statement, calling `between` after each (a turn of the event
- * loop). Run it inside the transaction that counts the report. Returns the
- * header_from names the entries carry (for markRollupChange).
+ * loop). Run it inside the transaction that counts the report. `touched`
+ * gets the header_from names of each slice's entries as it is merged (for
+ * markRollupChange), so no statement reads all of the report's entries at
+ * once (at 547,000 entries a SELECT DISTINCT over them held the loop about
+ * a quarter of a second).
  */
-export async function mergeStagedRollups(db: Kysely<Database>, report: number, options: { slice?: number; between?: () => Promise<void> } = {}): Promise<Set<string>> {
+export async function mergeStagedRollups(
+  db: Kysely<Database>,
+  report: number,
+  options: { slice?: number; between?: () => Promise<void>; touched?: (names: Set<string>) => Promise<void> } = {},
+): Promise<void> {
   const slice = options.slice ?? 20_000;
   let after = '';
   for (;;) {
@@ -75,7 +82,7 @@ export async function mergeStagedRollups(db: Kysely<Database>, report: number, o
       .executeTakeFirst();
     let merge = db.selectFrom('staged_rollups').select([...COLUMNS]).where('report', '=', report).where('key', '>', after);
     if (last) merge = merge.where('key', '<=', last.key);
-    await db
+    const merged = await db
       .insertInto('daily_rollups')
       .columns([...COLUMNS])
       .expression(merge.orderBy('key'))
@@ -85,18 +92,20 @@ export async function mergeStagedRollups(db: Kysely<Database>, report: number, o
           records: eb('daily_rollups.records', '+', eb.ref('excluded.records')),
         })),
       )
+      .returning('header_from')
       .execute();
+    const names = new Set<string>();
+    for (const { header_from } of merged) if (header_from !== null) names.add(header_from);
+    if (names.size > 0) await options.touched?.(names);
     if (!last) break;
     after = last.key;
     await options.between?.();
   }
-  const names = await db.selectFrom('staged_rollups').select('header_from').distinct().where('report', '=', report).where('header_from', 'is not', null).execute();
-  return new Set(names.map((n) => n.header_from!));
 }
 
 /** Deletes staged report `report`'s sums, `slice` entries a statement (each its own short write), calling `between` after each. */
 export async function dropStagedRollups(db: Kysely<Database>, report: number, options: { slice?: number; between?: () => Promise<void> } = {}): Promise<void> {
-  const slice = options.slice ?? 5000;
+  const slice = options.slice ?? 1000;
   for (;;) {
     const some = db.selectFrom('staged_rollups').select('key').where('report', '=', report).limit(slice);
     const deleted = await db.deleteFrom('staged_rollups').where('report', '=', report).where('key', 'in', some).executeTakeFirst();
