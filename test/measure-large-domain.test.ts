@@ -6,24 +6,29 @@
  * engine measures them in steps to the same figures as from one whole read;
  * and setImmediate callbacks run meanwhile, at least one per page read and
  * per thousand rows the engine walks (counted, not timed). The engine's
- * stepped sort keeps Array#sort's order, ties included.
+ * stepped sort keeps Array#sort's order, ties included. A stale fleet page
+ * measures the domains that fit its budget of work (rollup entries), shows
+ * the rest as the tick stored them (their assessed_at says when), and the
+ * tick measures them.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import fc from 'fast-check';
 import { Kysely, SqliteDialect, type CompiledQuery } from 'kysely';
-import { assessDomain } from '../src/engine/tick.js';
+import { MemoryDns } from '../src/engine/memory-dns.js';
+import { assessDomain, rollupRange, runTick } from '../src/engine/tick.js';
+import { fleetPage, REMEASURE_ENTRIES_PER_REQUEST } from '../src/fleet/fleet-page.js';
 import { runInTurns, runSteps, sortInSteps, STEP_ROWS } from '../src/engine/steps.js';
 import { loadPlan } from '../src/plans/index.js';
 import { getDomain } from '../src/store/domains.js';
 import { openSqliteStore, type Store } from '../src/store/open.js';
-import { loadRollupRows } from '../src/store/rollups.js';
+import { countRollupEntries, loadRollupRows } from '../src/store/rollups.js';
 import type { Database } from '../src/store/schema.js';
 import type { ObservedRow } from '../src/engine/types.js';
 import { tempStore } from './helpers/cli.js';
 import { storeDialects } from './helpers/dialects.js';
-import { writeLargeDomain, type LargeDomain } from './helpers/large-domain.js';
+import { LARGE_DOMAIN_RECORD, writeLargeDomain, type LargeDomain } from './helpers/large-domain.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 const D = 'big.example';
@@ -166,3 +171,61 @@ describe('sortInSteps', () => {
     assert.ok(turns >= 5, `${turns} turns`);
   });
 });
+
+for (const dialect of storeDialects()) {
+  describe(`a stale fleet page over its budget of work, on ${dialect.name}`, () => {
+    let store: Store;
+    const dns = new MemoryDns();
+    const names = [D, 's0.example', 's1.example', 's2.example'];
+    const TICKED = new Date(NOW.getTime() - 2 * 3_600_000);
+
+    before(async () => {
+      store = await dialect.open();
+      for (const name of names) {
+        // The large domain more than a request's whole default budget.
+        await writeLargeDomain(store, { domain: name, now: NOW, entries: name === D ? REMEASURE_ENTRIES_PER_REQUEST + 1_000 : 5 });
+        dns.set(`_dmarc.${name}`, { txt: [LARGE_DOMAIN_RECORD], ttl: 3600 });
+      }
+      await runTick({ store, now: TICKED, providerFor: () => dns });
+      // A person acted on every domain since the tick: every stored assessment is stale.
+      await store.db.updateTable('domains').set({ updated_at: new Date(NOW.getTime() - 3_600_000).toISOString() }).execute();
+    });
+    after(async () => {
+      await store?.close();
+    });
+
+    const stored = async () => Object.fromEntries((await store.db.selectFrom('domain_assessments').select(['domain', 'assessed_at']).execute()).map((a) => [a.domain, a.assessed_at]));
+
+    it('answers with the domains past its budget of work as stored (their assessed_at), and the tick measures them', async () => {
+      assert.deepEqual(await stored(), Object.fromEntries(names.map((n) => [n, TICKED.toISOString()])), 'the tick measured every domain');
+      const sizes = await Promise.all(names.map((n) => countRollupEntries(store.db, n, rollupRange({ window_start: null }, NOW), 1_000_000)));
+      const small = sizes[1]!;
+      assert.ok(sizes[0]! > 10 * small && sizes.slice(1).every((n) => n === small), `entries: ${sizes.join(', ')}`);
+      assert.equal(await countRollupEntries(store.db, D, rollupRange({ window_start: null }, NOW), 99), 100, 'counted no further than asked');
+      // A budget for two of the small domains: the large one (first by name) does not fit and is not measured;
+      // s0 and s1 are, s2 is past the budget. The page answers with the stored figures for those two.
+      const page = await fleetPage(store, NOW, { loadPlan }, { limit: null, remeasureEntries: 2 * small + small - 1 });
+      const expected = { [D]: TICKED.toISOString(), 's0.example': NOW.toISOString(), 's1.example': NOW.toISOString(), 's2.example': TICKED.toISOString() };
+      assert.deepEqual(Object.fromEntries(page.domains.map((d) => [d.domain, d.assessed_at])), expected);
+      assert.ok(page.domains.every((d) => d.next_decision !== null), 'with the figures and decision measured or stored');
+      assert.deepEqual(await stored(), expected);
+      // The tick catches up; the page then shows what it measured.
+      await runTick({ store, now: NOW, providerFor: () => dns });
+      const after = await fleetPage(store, NOW, { loadPlan }, { limit: null, remeasure: 0 });
+      assert.deepEqual(
+        after.domains.map((d) => [d.domain, d.assessed_at]),
+        names.map((n) => [n, NOW.toISOString()]),
+      );
+    });
+
+    it('measures what its default budget allows: every small stale domain, not the large one', async () => {
+      await store.db.updateTable('domains').set({ updated_at: new Date(NOW.getTime() + 60_000).toISOString() }).execute();
+      const later = new Date(NOW.getTime() + 120_000);
+      const page = await fleetPage(store, later, { loadPlan }, { limit: null });
+      assert.deepEqual(
+        page.domains.map((d) => [d.domain, d.assessed_at]),
+        names.map((n) => [n, n === D ? NOW.toISOString() : later.toISOString()]),
+      );
+    });
+  });
+}

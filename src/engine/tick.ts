@@ -282,21 +282,29 @@ export interface AssessOptions {
   rollupPageSize?: number;
 }
 
+/**
+ * The span of rollups measuring `row` at `now` reads: the look-back, or the
+ * stage window when it began earlier. What is stored has arrived (the daemon
+ * ingests as reports come, and simulate stores each one on the day it
+ * arrives); through the next midnight, since a report ending before it
+ * enters the figures then and stableUntil must see it.
+ */
+export function rollupRange(row: Pick<DomainRow, 'window_start'>, now: Date): { fromEpoch: number; toEpoch: number } {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  const windowStart = row.window_start === null ? null : new Date(row.window_start);
+  const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
+  return { fromEpoch, toEpoch: (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS };
+}
+
 export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now: Date, opts: AssessOptions = {}): Promise<DomainAssessment> {
   const { enrolled } = opts;
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const windowStart = row.window_start === null ? null : new Date(row.window_start);
-  const fromEpoch = Math.min(nowSeconds - LOOKBACK_DAYS * DAY_SECONDS, windowStart ? windowStart.getTime() / 1000 : Infinity);
-  // What is stored has arrived: the daemon ingests as reports come, and simulate stores each one on the day it arrives.
-  // Through the next midnight: a report ending before it enters the figures then, and stableUntil must see it.
+  const range = rollupRange(row, now);
+  const { fromEpoch } = range;
   // A page of rollups at a time, and the engine below in steps, each with turns of the event loop between:
   // a domain with 100,000 entries takes seconds to read and measure, which would otherwise hold every request.
-  const rows = await loadRollupRows(
-    store.db,
-    row.domain,
-    { fromEpoch, toEpoch: (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS },
-    opts.rollupPageSize !== undefined ? { pageSize: opts.rollupPageSize } : {},
-  );
+  const rows = await loadRollupRows(store.db, row.domain, range, opts.rollupPageSize !== undefined ? { pageSize: opts.rollupPageSize } : {});
   const arrivals = await loadReportArrivals(store.db, row.domain, {
     fromEpoch: Math.min(fromEpoch, nowSeconds - REPORTER_HISTORY_DAYS * DAY_SECONDS),
     toEpoch: nowSeconds,

@@ -305,6 +305,41 @@ export async function loadRollupRows(db: Db, domain: string, range: { fromEpoch:
   return out;
 }
 
+/**
+ * How many rollup entries loadRollupRows() would read for `domain` over
+ * `range`, counted up to `atMost + 1` and no further (a LIMIT under the
+ * count, on the same indexes as the read): what a request with a budget of
+ * work asks before measuring a domain.
+ */
+export async function countRollupEntries(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }, atMost: number): Promise<number> {
+  let counted = 0;
+  for (const read of rollupReads(domain, range)) {
+    const limit = atMost + 1 - counted;
+    if (limit <= 0) break;
+    const row = await db
+      .selectFrom(read(db).clearSelect().select('day').limit(limit).as('entries'))
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
+    counted += Number(row?.n ?? 0);
+  }
+  return counted;
+}
+
+/** The engine's two reads of a domain's rollups over a range (see loadRollupRows), as queries to page or count. */
+function rollupReads(domain: string, range: { fromEpoch: number; toEpoch: number }) {
+  const firstDay = Math.floor(range.fromEpoch / DAY_SECONDS) - 31;
+  const lastDay = Math.floor(range.toEpoch / DAY_SECONDS);
+  const base = (q: Db) =>
+    q
+      .selectFrom('daily_rollups')
+      .select(ROLLUP_COLUMNS)
+      .where('day', '>=', firstDay)
+      .where('day', '<=', lastDay)
+      .where('end', '>=', range.fromEpoch)
+      .where('begin', '<=', range.toEpoch);
+  return [(q: Db) => base(q).where('domain', '=', domain), (q: Db) => base(q).where('header_from', '=', domain).where('domain', '!=', domain)];
+}
+
 /** The columns the engine reads, as selected. */
 type RollupColumns = Pick<Entry, 'reporter' | 'begin' | 'end' | 'domain' | 'adkim' | 'aspf' | 'source_ip' | 'header_from' | 'dkim' | 'spf' | 'reasons' | 'auth_dkim' | 'auth_spf' | 'messages'>;
 const ROLLUP_COLUMNS = ['reporter', 'begin', 'end', 'domain', 'adkim', 'aspf', 'source_ip', 'header_from', 'dkim', 'spf', 'reasons', 'auth_dkim', 'auth_spf', 'messages'] as const;
@@ -320,16 +355,7 @@ async function forEachRollupPage(
   each: (page: RollupColumns[]) => void,
 ): Promise<void> {
   const firstDay = Math.floor(range.fromEpoch / DAY_SECONDS) - 31;
-  const lastDay = Math.floor(range.toEpoch / DAY_SECONDS);
-  const base = (q: Db) =>
-    q
-      .selectFrom('daily_rollups')
-      .select(ROLLUP_COLUMNS)
-      .where('day', '>=', firstDay)
-      .where('day', '<=', lastDay)
-      .where('end', '>=', range.fromEpoch)
-      .where('begin', '<=', range.toEpoch);
-  const reads = [(q: Db) => base(q).where('domain', '=', domain), (q: Db) => base(q).where('header_from', '=', domain).where('domain', '!=', domain)];
+  const reads = rollupReads(domain, range);
   const turn = () => new Promise((resolve) => setImmediate(resolve));
   if (db.getExecutor().adapter instanceof PostgresAdapter) {
     const fetchAll = async (trx: Transaction<Database> | Db) => {
