@@ -290,8 +290,8 @@ export const ROLLUP_PAGE = 1_000;
  * last one's (day, rowid), which the (domain, day) and (header_from, day)
  * indexes hold in that order (every SQLite index ends with the rowid), so
  * each page is a seek in the index, not a scan or a sort. Postgres has no
- * such column: there the same statement runs once under a cursor in a
- * transaction (one index scan, one snapshot) and its rows are fetched a
+ * such column: there a read larger than a page runs again under a cursor in
+ * a transaction (one index scan, one snapshot) and its rows are fetched a
  * page at a time. A report stored between two SQLite pages may be half
  * read; it bumps the domain's rollup mark, read before measuring, so what
  * was measured is stale and measured again (src/engine/reuse.ts).
@@ -358,8 +358,15 @@ async function forEachRollupPage(
   const reads = rollupReads(domain, range);
   const turn = () => new Promise((resolve) => setImmediate(resolve));
   if (db.getExecutor().adapter instanceof PostgresAdapter) {
-    const fetchAll = async (trx: Transaction<Database> | Db) => {
-      for (const read of reads) {
+    for (const read of reads) {
+      // Most domains fit in a page: one statement, as for SQLite. A larger one is read again under a cursor.
+      const first = await read(db).limit(pageSize + 1).execute();
+      if (first.length <= pageSize) {
+        if (first.length > 0) each(first);
+        continue;
+      }
+      await turn();
+      const viaCursor = async (trx: Db) => {
         const cursor = sql.id(`rollup_page_${++cursors}`);
         await sql`declare ${cursor} no scroll cursor for ${read(trx)}`.execute(trx);
         for (;;) {
@@ -369,10 +376,10 @@ async function forEachRollupPage(
           await turn();
         }
         await sql`close ${cursor}`.execute(trx);
-      }
-    };
-    if (db.isTransaction) await fetchAll(db);
-    else await (db as Kysely<Database>).transaction().execute(fetchAll);
+      };
+      if (db.isTransaction) await viaCursor(db);
+      else await (db as Kysely<Database>).transaction().execute(viaCursor);
+    }
     return;
   }
   for (const read of reads) {
