@@ -27,7 +27,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompiledQuery, sql, type Kysely } from 'kysely';
-import { fleetPage, REMEASURE_PER_REQUEST, type FleetPageQuery } from '../src/fleet/fleet-page.js';
+import { fleetPage, REMEASURE_ENTRIES_PER_REQUEST, REMEASURE_PER_REQUEST, type FleetPageQuery } from '../src/fleet/fleet-page.js';
 import { loadPlan } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { fleetRows, type FleetRowsQuery, type FleetSort } from '../src/store/assessments.js';
@@ -284,12 +284,12 @@ try {
       // The approvals queue over a fresh fleet: the stale active domains are looked for across all of it (none found).
       const queue = await timed(() => fleetPage(store, now, ctx, { approvals: true, limit: 100 }));
       console.log(`  approvals queue, nothing stale (${queue.value.total} waiting): ${ms(queue)}`);
-      // Every domain changed since the tick: the page's first REMEASURE_PER_REQUEST are measured again for the request.
+      // Every domain changed since the tick: the page's first ones are measured again for the request, within its budgets.
       const later = new Date(now.getTime() + 60 * 60_000);
       await store.db.updateTable('domains').set({ updated_at: later.toISOString() }).execute();
       const stale = await timed(() => fleetPage(store, later, ctx, { limit: 100 }));
       const remeasured = stale.value.domains.filter((d) => d.assessed_at === later.toISOString()).length;
-      console.log(`  a page of 100 stale domains (${remeasured} measured again, at most ${REMEASURE_PER_REQUEST}; each has ${DAYS} days of reports): ${ms(stale)}`);
+      console.log(`  a page of 100 stale domains (${remeasured} measured again, at most ${REMEASURE_PER_REQUEST} and ${REMEASURE_ENTRIES_PER_REQUEST} rollup entries; each has ${DAYS} days of reports): ${ms(stale)}`);
       const staleQueue = await timed(() => fleetPage(store, later, ctx, { approvals: true, limit: 100 }));
       console.log(`  approvals queue over a stale fleet (${REMEASURE_PER_REQUEST} measured again first): ${ms(staleQueue)}`);
     } finally {
