@@ -21,6 +21,7 @@
  * The store is changed (ticks store assessments, the upload adds a report): use one you can lose.
  * BENCH_NOW: the clock (default an hour past the scale bench's last step: its stores' domains were all changed then).
  */
+import { getHeapStatistics } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,10 +52,11 @@ const PROBE = `
 const { parentPort, workerData } = require('node:worker_threads');
 let phase = 'idle';
 const waits = {};
+const rss = {};
 let running = true;
 parentPort.on('message', (m) => {
   if (m.phase) phase = m.phase;
-  if (m.report) parentPort.postMessage(waits);
+  if (m.report) parentPort.postMessage({ waits, rss });
   if (m.stop) running = false;
 });
 (async () => {
@@ -70,6 +72,8 @@ parentPort.on('message', (m) => {
     // With the wait, the whole process's CPU meanwhile: on a shared machine a wait with little CPU in it was spent
     // waiting for a core (or the disk), not on the daemon's work.
     (waits[at] ??= []).push([performance.now() - start, (used.user + used.system) / 1000]);
+    // The whole process's resident memory (both threads, SQLite's page cache included), the most seen per phase.
+    rss[at] = Math.max(rss[at] ?? 0, process.memoryUsage.rss());
     await new Promise((r) => setTimeout(r, 10));
   }
 })();
@@ -77,8 +81,12 @@ parentPort.on('message', (m) => {
 
 const store = await openSqliteStore(STORE);
 const dns = new MemoryDns();
-const rows = await domainsInTurns(store.db);
-for (const r of rows) if (r.last_record) dns.set(`_dmarc.${r.domain}`, { txt: [r.last_record], ttl: 3600 });
+// Only what the phases need is kept of the domains' rows: the memory printed is the daemon's, not the bench's.
+const { domainCount, some } = await (async () => {
+  const rows = await domainsInTurns(store.db);
+  for (const r of rows) if (r.last_record) dns.set(`_dmarc.${r.domain}`, { txt: [r.last_record], ttl: 3600 });
+  return { domainCount: rows.length, some: rows.filter((_, i) => i % 100 === 7).map((r) => r.domain) };
+})();
 const viewer = generateToken();
 const operator = generateToken();
 const metrics = createDaemonMetrics({ store, loadPlan });
@@ -142,7 +150,6 @@ try {
   await phase('tick, nothing new', tick);
   // A day's reports for one domain in a hundred, as the folder source ingests them, then the tick that measures them.
   const reporter = `late-${Date.now()}.example`;
-  const some = rows.filter((_, i) => i % 100 === 7).map((r) => r.domain);
   await phase(`ingest ${some.length} reports (one a domain, the folder source's path)`, async () => {
     for (const domain of some) {
       const xml = aggregateReportXml({ reporter, domain, day: '2026-06-29', rows: [cleanRow(domain, '192.0.2.99', 20)] });
@@ -175,19 +182,21 @@ try {
   });
 
   probe.postMessage({ report: true });
-  const waits = await new Promise<Record<string, Array<[number, number]>>>((resolve) => probe.once('message', resolve));
+  const { waits, rss } = await new Promise<{ waits: Record<string, Array<[number, number]>>; rss: Record<string, number> }>((resolve) => probe.once('message', resolve));
+  const mib = (bytes = NaN) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
   const stat = (xs: Array<[number, number]> = []) => {
     const s = [...xs].sort((a, b) => a[0] - b[0]);
     const longest = s.at(-1) ?? [NaN, NaN];
     return { n: s.length, max: longest[0], cpu: longest[1], p99: s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]?.[0] ?? NaN };
   };
   const base = stat(waits['idle (baseline)']);
-  console.log(`/healthz probed every 10 ms from a worker thread, ${rows.length} domains in ${STORE}`);
-  console.log(`baseline (idle, ${base.n} probes): longest wait ${base.max.toFixed(1)} ms, p99 ${base.p99.toFixed(1)} ms`);
+  console.log(`/healthz probed every 10 ms from a worker thread, ${domainCount} domains in ${STORE}`);
+  console.log(`baseline (idle, ${base.n} probes): longest wait ${base.max.toFixed(1)} ms, p99 ${base.p99.toFixed(1)} ms; resident ${mib(rss['idle (baseline)'])}`);
+  console.log(`V8 heap limit ${mib(getHeapStatistics().heap_size_limit)} (--max-old-space-size); the bench's own MemoryDns holds every domain's record`);
   for (const r of results.slice(1)) {
     const s = stat(waits[r.phase]);
     console.log(
-      `${r.phase}: ${r.ms.toFixed(0)} ms (${r.note}); /healthz over ${s.n} probes: longest wait ${s.max.toFixed(1)} ms (${(s.max / base.max).toFixed(1)}x the idle longest; ${s.cpu.toFixed(0)} ms of the process's CPU in it), p99 ${s.p99.toFixed(1)} ms${s.max > 100 ? '  <-- over 100 ms' : ''}`,
+      `${r.phase}: ${r.ms.toFixed(0)} ms (${r.note}); /healthz over ${s.n} probes: longest wait ${s.max.toFixed(1)} ms (${(s.max / base.max).toFixed(1)}x the idle longest; ${s.cpu.toFixed(0)} ms of the process's CPU in it), p99 ${s.p99.toFixed(1)} ms; resident up to ${mib(rss[r.phase])}${s.max > 100 ? '  <-- over 100 ms' : ''}`,
     );
   }
 } finally {
