@@ -11,6 +11,9 @@
  * - now: assessDomain, which reads the rollups ROLLUP_PAGE entries a
  *   statement and runs the engine in steps, with turns of the event loop
  *   between (their figures are checked equal to before's);
+ * - BENCH_ORDINARY (default 200) ordinary domains (28 days of three
+ *   reporters' reports, some 260 entries each) measured both ways: what a
+ *   tick pays for the paging and the steps, per domain;
  * - its domain page (measured afresh, and its daily series), now only;
  * - a stale fleet page with the domain on it, measured for the request
  *   (no budget of work, before) and over the page's budget of work (now:
@@ -20,7 +23,7 @@
  *
  * The ratios are now / before: CPU, and the longest hold.
  *
- * Run: node --import tsx bench/measure-large-domain.ts  (env: BENCH_ENTRIES=100000 BENCH_STORES=sqlite,postgres BENCH_ROUNDS=3)
+ * Run: node --import tsx bench/measure-large-domain.ts  (env: BENCH_ENTRIES=100000 BENCH_STORES=sqlite,postgres BENCH_ROUNDS=3 BENCH_ORDINARY=200)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +52,7 @@ import { stall, timed, type Timed } from './loop-hold.js';
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 100_000);
 const STORES = (process.env.BENCH_STORES ?? 'sqlite,postgres').split(',') as Array<'sqlite' | 'postgres'>;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ORDINARY = Number(process.env.BENCH_ORDINARY ?? 200);
 const NOW = new Date('2026-06-15T12:00:00Z');
 const DOMAIN = 'big.bench.example';
 const DAY = 86_400;
@@ -127,6 +131,24 @@ try {
         console.log(`  Postgres plan of the cursor's first read (enable_seqscan ${seqscan}):\n    ${plans.rows.map((r) => r['QUERY PLAN']).join('\n    ')}`);
       }
     }
+
+    // Ordinary domains (what a tick measures nearly always): the same two ways, all of them a round, alternating.
+    const ordinary = Array.from({ length: ORDINARY }, (_, i) => `d${i}.ordinary.example`);
+    for (const name of ordinary) await writeLargeDomain(store, { domain: name, now: NOW, entries: 5 });
+    const rowsOf = await Promise.all(ordinary.map(async (n) => (await getDomain(store.db, n))!));
+    const beforeEach: number[] = [];
+    const nowEach: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const once = await timed(async () => {
+        for (const r of rowsOf) await measureInOnePiece(store, r, plan, NOW);
+      });
+      const stepped = await timed(async () => {
+        for (const r of rowsOf) await assessDomain(store, r, plan, NOW);
+      });
+      beforeEach.push(once.cpuMs / ORDINARY);
+      nowEach.push(stepped.cpuMs / ORDINARY);
+    }
+    console.log(`  ${ORDINARY} ordinary domains (${(await loadRollupRows(store.db, ordinary[0]!, rollupRange(rowsOf[0]!, NOW))).length} entries each), CPU a domain: before ${beforeEach.map((x) => x.toFixed(2)).join(', ')} ms; now ${nowEach.map((x) => x.toFixed(2)).join(', ')} ms; now/before ${(median(nowEach) / median(beforeEach)).toFixed(2)}`);
 
     // The domain's page: measured afresh, and its 90-day daily series classed the same way.
     const view = await timed(() => domainView(store, DOMAIN, NOW, { loadPlan }));

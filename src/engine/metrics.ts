@@ -157,7 +157,8 @@ export function* measureStageInSteps(input: MeasureInput): Steps<StageMetrics> {
   // A day counts when it is complete and some report covered it with mail: a
   // day nobody reported is not evidence of clean mail.
   const counted = completeness.days.filter((d) => d.state === 'complete' && withData.has(d.day)).map((d) => d.day);
-  const totalsOver = (days: number[]): JudgedTotals => {
+  // A generator too: every report in multiDay may be one row of a 100,000-row domain.
+  const totalsOver = function* (days: number[]): Steps<JudgedTotals> {
     const totals = emptyTotals();
     const set = new Set(days);
     for (const day of days) {
@@ -168,7 +169,10 @@ export function* measureStageInSteps(input: MeasureInput): Steps<StageMetrics> {
       totals.failed += t.failed;
     }
     // A report over several days counts only when every day it covers is in the set.
-    for (const row of multiDay) if (daysCovered(row.begin, row.end).every((d) => set.has(d))) add(totals, row);
+    for (const row of multiDay) {
+      if (daysCovered(row.begin, row.end).every((d) => set.has(d))) add(totals, row);
+      if (pause()) yield;
+    }
     return { ...totals, failRate: totals.messages === 0 ? null : totals.failed / totals.messages, days: days.map(epochDayToIso) };
   };
   const recentCount = input.recentDays ?? 1;
@@ -184,6 +188,9 @@ export function* measureStageInSteps(input: MeasureInput): Steps<StageMetrics> {
   };
 
   yield* sortInSteps(sources, (a, b) => b.lookbackMessages - a.lookbackMessages || a.key.localeCompare(b.key));
+  const complete = yield* totalsOver(counted);
+  // The latest reported days, complete or not: an alarm may sound on the first reports of a bad day.
+  const recent = yield* totalsOver(reportedDays.slice(-recentCount));
   return {
     domain,
     windowStart: windowStart?.toISOString() ?? null,
@@ -195,9 +202,8 @@ export function* measureStageInSteps(input: MeasureInput): Steps<StageMetrics> {
     subdomains,
     subdomainsJudged: input.subdomainsJudged,
     authorised: { ...authorised, failRate: authorised.messages === 0 ? null : authorised.failed / authorised.messages },
-    complete: totalsOver(counted),
-    // The latest reported days, complete or not: an alarm may sound on the first reports of a bad day.
-    recent: totalsOver(reportedDays.slice(-recentCount)),
+    complete,
+    recent,
     spoofing,
     sources,
     reporters: completeness.reporters,
