@@ -6,7 +6,7 @@
  * Which stored figures are stale is decided here too, from what changed
  * since they were measured.
  */
-import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { Database, DomainRow, DomainState, StoredAssessment } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -459,6 +459,7 @@ function filterBy(q: FleetRowsQuery): ((query: FilteredQuery) => FilteredQuery) 
  */
 export async function fleetRows(db: Db, q: FleetRowsQuery, t: FleetRowsTuning = FLEET_ROWS_TUNING): Promise<{ rows: FleetRow[]; total: number }> {
   const filters = filterBy(q);
+  if (filters !== null && db.getExecutor().adapter instanceof PostgresAdapter) return filteredOnServer(db, q, filters);
   const segs = segments(db, q.sort, q.order, t, filters ?? ((query) => query));
   let names: string[] = [];
   let total: number;
@@ -515,6 +516,24 @@ export async function fleetRows(db: Db, q: FleetRowsQuery, t: FleetRowsTuning = 
       }
     }
   }
+  return { total, rows: await rowsByName(db, names) };
+}
+
+/**
+ * A filtered page on Postgres: one statement counts the matches, one sorts
+ * them for the page. The bounded statements above exist for SQLite, which
+ * runs a statement on the event loop; Postgres runs it on the server while
+ * the loop goes on, and there walking the sort's index a chunk at a time
+ * only added round trips: at 100,000 domains the last page of a filter
+ * matching 41,000 took 614 ms walked and 132 ms sorted at once, a dense
+ * filter's page 5,000 deep 128 and 323 ms (bench/fleet-page-scale.ts). A
+ * sort is bounded by the fleet's size and the store's statement timeout.
+ */
+async function filteredOnServer(db: Db, q: FleetRowsQuery, filters: (query: FilteredQuery) => FilteredQuery): Promise<{ rows: FleetRow[]; total: number }> {
+  const matching = () => filters(fleetJoin(db, { after: null, upTo: null }));
+  const total = Number((await matching().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  if (total <= q.offset) return { total, rows: [] };
+  const names = (await orderedBy(matching().select('d.domain'), q.sort, q.order).limit(q.limit).offset(q.offset).execute()).map((r) => r.domain);
   return { total, rows: await rowsByName(db, names) };
 }
 
