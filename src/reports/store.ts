@@ -42,7 +42,7 @@ import { hostname } from 'node:os';
 import { CompiledQuery, PostgresAdapter, SqliteAdapter, sql, type ControlledTransaction, type Insertable, type Kysely } from 'kysely';
 import { applyRollups, markRollupChange, RollupBatch, rollUpStoredReports } from '../store/rollups.js';
 import { dropStagedRollups, mergeStagedRollups, stageRollups } from '../store/staged-rollups.js';
-import { pauseCheckpoints } from '../store/checkpoint.js';
+import { pauseCheckpoints, type PausedCheckpoints } from '../store/checkpoint.js';
 import type { DailyRollupsTable as RollupEntry, Database, NewReportRecord, ReportsTable } from '../store/schema.js';
 import { RowsDigest } from '../report-model/digest.js';
 import type { ReportHeader, ReportRecord } from '../report-model/model.js';
@@ -389,8 +389,12 @@ interface ReportWriter {
   run(work: (t: Kysely<Database>) => Promise<void>): Promise<void>;
   /** The transaction the report is decided and counted in (whole: the one already open; staged: the one open now, or a new one). */
   deciding(): Promise<ControlledTransaction<Database>>;
-  /** Takes back everything written (after a failure, or for a duplicate found at the end). */
+  /** Takes back everything written (after a failure, or for a duplicate found at the end), then settles. */
   discard(): Promise<void>;
+  /** From now until settle(), the store's checkpoints are made in a worker thread (staged: src/store/checkpoint.ts). */
+  checkpointsElsewhere(): Promise<void>;
+  /** Once the report is stored or discarded: the checkpoints back where they were. Never fails. */
+  settle(): Promise<void>;
 }
 
 async function insertBatch(t: Kysely<Database>, rows: NewReportRecord[]): Promise<void> {
@@ -418,6 +422,8 @@ async function wholeWriter(db: Kysely<Database>, values: StartingReport): Promis
         open = false;
         await trx.rollback().execute();
       },
+      checkpointsElsewhere: async () => undefined,
+      settle: async () => undefined,
     };
   } catch (e) {
     await trx.rollback().execute().catch(() => undefined);
@@ -427,6 +433,8 @@ async function wholeWriter(db: Kysely<Database>, values: StartingReport): Promis
 
 /** A staged report's transaction is committed once open this long: the longest another query waits for an ingest (about). */
 const STAGED_HOLD_MS = 25;
+/** A staged report still being stored after this long is a big one: its checkpoints are made in a worker from then on. */
+const CHECKPOINTS_ELSEWHERE_AFTER_MS = 1000;
 /** A staged report with no progress for this long belongs to a process that died: deleted, its input ingestable again. */
 export const STALE_STAGED_MS = 10 * 60_000;
 /** Rows of a discarded staged report deleted per transaction (short, like the batches that wrote them). */
@@ -437,7 +445,9 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
   // a small report is written, decided and counted in one transaction, a big one in short ones.
   let open: ControlledTransaction<Database> | null = await db.startTransaction().execute();
   let openedAt = performance.now();
+  const startedAt = openedAt;
   let committed = false;
+  let paused: Promise<PausedCheckpoints | null> | null = null;
   let id: number;
   try {
     const inserted = await open
@@ -468,8 +478,27 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
     await t.commit().execute();
     open = null;
     committed = true;
+    // A big report (it takes seconds): the checkpoints its writes call for are made in a worker from now on.
+    if (!paused && performance.now() - startedAt > CHECKPOINTS_ELSEWHERE_AFTER_MS) await checkpointsElsewhere();
     // The queries that waited for the store go first.
     await turn();
+  };
+  const checkpointsElsewhere = async () => {
+    if (paused) return;
+    // Settings are changed through the store's connection, which the open transaction holds: what it staged is committed first.
+    if (open) {
+      await open.commit().execute();
+      open = null;
+      committed = true;
+    }
+    paused = pauseCheckpoints(db).catch(() => null);
+    await paused;
+  };
+  const settle = async () => {
+    const p = paused;
+    paused = null;
+    // A checkpoint that fails here is made by a later commit.
+    if (p) await (await p)?.resume().catch(() => undefined);
   };
   return {
     id,
@@ -489,9 +518,15 @@ async function stagedWriter(db: Kysely<Database>, values: StartingReport, now: (
     discard: async () => {
       const t = open as ControlledTransaction<Database> | null;
       open = null;
-      if (t) await t.rollback().execute().catch(() => undefined);
-      if (committed) await deleteStaged(db, id);
+      try {
+        if (t) await t.rollback().execute().catch(() => undefined);
+        if (committed) await deleteStaged(db, id);
+      } finally {
+        await settle();
+      }
     },
+    checkpointsElsewhere,
+    settle,
   };
 }
 
@@ -693,6 +728,8 @@ async function writePass(
     if (stagedEntries && held && held.size > 0) {
       await stageInSlices(w, reportRowId, held.take());
     }
+    // The merge writes every staged entry in one transaction: its commit must not copy them into the file on this thread.
+    if (stagedEntries) await w.checkpointsElsewhere();
     const t = await w.deciding();
     await serialiseCopies(t, report.header);
     // Another writer may have stored the same report meanwhile: re-check inside the transaction.
@@ -752,23 +789,16 @@ async function writePass(
       await markRollupChange(t, touched);
     }
     const spent = await spendBudget(t, input, report);
-    // A staged report's merge wrote its entries in this one transaction: copying them into the file at the commit would hold
-    // the event loop (about a second at 400 MB), so that copy is made in a worker once the staged sums are gone too.
-    const paused = stagedEntries ? await pauseCheckpoints(t) : null;
     try {
-      try {
-        await t.commit().execute();
-      } catch (e) {
-        spent?.giveBack();
-        throw e;
-      }
-      writer = null;
-      // Merged (or not counted): the staged sums go, a slice at a time; any a failure here leaves go with the next stale sweep.
-      if (stagedEntries) await dropStagedRollups(db, reportRowId, { between: turn }).catch(() => undefined);
-    } finally {
-      // The report is stored (or its failure is what to tell): a checkpoint that fails here is made by a later commit.
-      await paused?.resume(db).catch(() => undefined);
+      await t.commit().execute();
+    } catch (e) {
+      spent?.giveBack();
+      throw e;
     }
+    writer = null;
+    // Merged (or not counted): the staged sums go, a slice at a time; any a failure here leaves go with the next stale sweep.
+    if (stagedEntries) await dropStagedRollups(db, reportRowId, { between: turn }).catch(() => undefined);
+    await w.settle();
     return { kind: 'done', outcome: { status: 'stored', id: reportRowId, counted: !flag, flag, report } };
   } catch (e) {
     const w = writer as ReportWriter | null;

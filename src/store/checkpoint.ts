@@ -1,85 +1,149 @@
 /**
- * Checkpoints of a SQLite store off the event loop, after a transaction that
- * wrote a lot. In WAL mode a commit appends its pages to the WAL, and SQLite
- * copies them into the database file (a checkpoint) in the first commit that
- * finds the WAL past 1,000 pages, on the thread that commits. After a small
- * transaction that copy is a few MB (10 to 30 ms); after a big report is
- * counted (its 547,000 rollup entries merged in one transaction at 400 MB)
- * it was the whole transaction, and it held the event loop for about as long
- * as the merge's own statements together. So around such a transaction the
- * connection's automatic checkpoints are paused, and the copy is made by a
- * connection of its own in a worker thread (PASSIVE: it waits for no reader
- * or writer; what a reader still uses stays in the WAL for the next
- * checkpoint); then they resume.
+ * Checkpoints of a SQLite store off the event loop while a big report is
+ * stored. In WAL mode a commit appends its pages to the WAL, and SQLite
+ * copies them into the database file (a checkpoint, with a disk sync) in the
+ * first commit that finds the WAL past 1,000 pages, on the thread that
+ * commits. While a big report streams in, that is every few commits, 10 to 30
+ * ms each on a quiet disk and over 100 ms on a busy one; after it is counted
+ * (its 547,000 rollup entries merged in one transaction at 400 MB) it was the
+ * whole transaction, and it held the event loop for about a second. So while
+ * such a report is stored the connection's automatic checkpoints are paused,
+ * and a connection of its own in a worker thread checkpoints the file every
+ * CHECKPOINT_EVERY_MS (PASSIVE: it waits for no reader or writer; what a
+ * reader still uses stays in the WAL for the next one), and once more when
+ * the last report that paused them is done; then they resume.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { sql, SqliteAdapter, type Kysely } from 'kysely';
+import { sql, SqliteAdapter, type DialectAdapter, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
-/** What a worker runs: a PASSIVE checkpoint of the file on a connection of its own. CommonJS (an eval'd worker). */
+/** How often the worker checkpoints while paused: the WAL grows by at most what is written meanwhile (a few MB). */
+const CHECKPOINT_EVERY_MS = 250;
+
+/**
+ * What a worker runs (CommonJS: an eval'd worker): a PASSIVE checkpoint of
+ * the file every `everyMs`, and a last one when told to stop, whose answer
+ * it sends back.
+ */
 const CHECKPOINT_SCRIPT = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.file, { fileMustExist: true });
-try {
-  db.pragma('busy_timeout = 5000');
-  parentPort.postMessage(db.pragma('wal_checkpoint(PASSIVE)')[0]);
-} finally {
-  db.close();
-}
+db.pragma('busy_timeout = 5000');
+const checkpoint = () => db.pragma('wal_checkpoint(PASSIVE)')[0];
+const timer = setInterval(checkpoint, workerData.everyMs);
+parentPort.once('message', () => {
+  clearInterval(timer);
+  try {
+    parentPort.postMessage(checkpoint());
+  } finally {
+    db.close();
+    parentPort.close();
+  }
+});
 `;
 
 const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
 
-/** Frames of the WAL and how many a checkpoint copied into the file (SQLite's wal_checkpoint answer). */
+/** Frames of the WAL and how many the last checkpoint had copied into the file (SQLite's wal_checkpoint answer). */
 export interface CheckpointResult {
   busy: number;
   log: number;
   checkpointed: number;
 }
 
-/** A PASSIVE checkpoint of the SQLite file at `file`, made in a worker thread. */
-export function checkpointInWorker(file: string): Promise<CheckpointResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(CHECKPOINT_SCRIPT, { eval: true, workerData: { module: betterSqlite3, file }, resourceLimits: { maxOldGenerationSizeMb: 32 } });
-    let result: CheckpointResult | undefined;
+/** A worker thread checkpointing the SQLite file `file` every `everyMs` until stop(), which makes a last checkpoint. */
+function checkpointWorker(file: string, everyMs: number): { stop(): Promise<CheckpointResult>; failed: Promise<Error> } {
+  const worker = new Worker(CHECKPOINT_SCRIPT, {
+    eval: true,
+    workerData: { module: betterSqlite3, file, everyMs },
+    resourceLimits: { maxOldGenerationSizeMb: 32 },
+  });
+  let result: CheckpointResult | undefined;
+  const ended = new Promise<void>((resolve, reject) => {
     worker.once('message', (r: CheckpointResult) => (result = r));
     worker.once('error', reject);
-    worker.once('exit', (code) => (result ? resolve(result) : reject(new Error(`checkpoint of ${file}: worker exited with ${code}`))));
+    worker.once('exit', (code) => (result ? resolve() : reject(new Error(`checkpoints of ${file}: the worker exited with ${code}`))));
   });
+  return {
+    async stop() {
+      worker.postMessage('stop');
+      await ended;
+      return result!;
+    },
+    // Set aside so an early failure is never an unhandled rejection; the pause below watches it.
+    failed: ended.then(
+      () => new Promise<Error>(() => {}),
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    ),
+  };
 }
 
-/** Paused automatic checkpoints of one connection; resume() checkpoints elsewhere first. */
+/** One connection's pause: its holders, its setting before, and the worker checkpointing meanwhile. */
+interface Pause {
+  holders: number;
+  started: Promise<{ pages: number; worker: ReturnType<typeof checkpointWorker> }>;
+}
+
+/** Pauses by connection (a Kysely and its transactions share the adapter), so reports stored at once share one. */
+const pauses = new WeakMap<DialectAdapter, Pause>();
+
+/** A pause of automatic checkpoints; resume() ends it (once). */
 export interface PausedCheckpoints {
-  /** Checkpoints the file in a worker, then gives the connection back its automatic checkpoints, through `db`. */
-  resume(db: Kysely<Database>): Promise<void>;
+  resume(): Promise<void>;
 }
 
 /**
- * Pauses the automatic checkpoints of the SQLite connection behind `conn`
- * (the transaction about to write a lot, or its store). Null on Postgres and
+ * Pauses the automatic checkpoints of the SQLite connection behind `db` (not
+ * a transaction: the settings are changed through it) and checkpoints the
+ * file from a worker thread until every holder resumed; then the last
+ * checkpoint, and the connection's setting as it was. Null on Postgres and
  * on an in-memory store (nothing to copy).
  */
-export async function pauseCheckpoints(conn: Kysely<Database>): Promise<PausedCheckpoints | null> {
-  if (!(conn.getExecutor().adapter instanceof SqliteAdapter)) return null;
-  const files = await sql<{ name: string; file: string }>`pragma database_list`.execute(conn);
-  const file = files.rows.find((r) => r.name === 'main')?.file;
+export async function pauseCheckpoints(db: Kysely<Database>, opts: { everyMs?: number } = {}): Promise<PausedCheckpoints | null> {
+  const adapter = db.getExecutor().adapter;
+  if (!(adapter instanceof SqliteAdapter)) return null;
+  const file = (await sql<{ name: string; file: string }>`pragma database_list`.execute(db)).rows.find((r) => r.name === 'main')?.file;
   if (!file) return null;
-  const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(conn);
-  const pages = Number(rows[0]?.wal_autocheckpoint ?? 1000);
-  await sql`pragma wal_autocheckpoint = 0`.execute(conn);
+  let pause = pauses.get(adapter);
+  if (!pause) {
+    const started = (async () => {
+      const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
+      const pages = Math.trunc(Number(rows[0]?.wal_autocheckpoint ?? 1000));
+      await sql`pragma wal_autocheckpoint = 0`.execute(db);
+      const worker = checkpointWorker(file, opts.everyMs ?? CHECKPOINT_EVERY_MS);
+      // A worker that fails leaves the checkpoints to the commits again rather than to nobody.
+      void worker.failed.then(() => restore(db, pages).catch(() => undefined));
+      return { pages, worker };
+    })();
+    pause = { holders: 0, started };
+    pauses.set(adapter, pause);
+  }
+  const mine = pause;
+  mine.holders++;
+  try {
+    await mine.started;
+  } catch (error) {
+    if (--mine.holders === 0 && pauses.get(adapter) === mine) pauses.delete(adapter);
+    throw error;
+  }
   let resumed = false;
   return {
-    async resume(db) {
+    async resume() {
       if (resumed) return;
       resumed = true;
+      if (--mine.holders > 0) return;
+      if (pauses.get(adapter) === mine) pauses.delete(adapter);
+      const { pages, worker } = await mine.started;
       try {
-        await checkpointInWorker(file);
+        await worker.stop();
       } finally {
-        // An integer of ours, not input: a PRAGMA takes no bound parameter.
-        await sql.raw(`pragma wal_autocheckpoint = ${Math.trunc(pages)}`).execute(db);
+        await restore(db, pages);
       }
     },
   };
 }
+
+// An integer of ours, not input: a PRAGMA takes no bound parameter.
+const restore = (db: Kysely<Database>, pages: number) => sql.raw(`pragma wal_autocheckpoint = ${pages}`).execute(db);
