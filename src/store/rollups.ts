@@ -294,7 +294,10 @@ export const ROLLUP_PAGE = 1_000;
  * a transaction (one index scan, one snapshot) and its rows are fetched a
  * page at a time. A report stored between two SQLite pages may be half
  * read; it bumps the domain's rollup mark, read before measuring, so what
- * was measured is stale and measured again (src/engine/reuse.ts).
+ * was measured is stale and measured again (src/engine/reuse.ts). (A
+ * VACUUM, which the daemon never runs, may renumber rowids: one run by hand
+ * during a read could make it skip or repeat a page's entries until the
+ * domain is next measured.)
  */
 export async function loadRollupRows(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }, opts: { pageSize?: number } = {}): Promise<ObservedRow[]> {
   const out: ObservedRow[] = [];
