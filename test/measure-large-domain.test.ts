@@ -218,13 +218,26 @@ for (const dialect of storeDialects()) {
       );
     });
 
-    it('measures what its default budget allows: every small stale domain, not the large one', async () => {
+    it('measures what its default budget allows: every small stale domain, not the large one, which takes a place', async () => {
       await store.db.updateTable('domains').set({ updated_at: new Date(NOW.getTime() + 60_000).toISOString() }).execute();
       const later = new Date(NOW.getTime() + 120_000);
       const page = await fleetPage(store, later, { loadPlan }, { limit: null });
       assert.deepEqual(
         page.domains.map((d) => [d.domain, d.assessed_at]),
         names.map((n) => [n, n === D ? NOW.toISOString() : later.toISOString()]),
+      );
+      // A domain passed over takes one of the request's places (so a request never counts its way through the fleet).
+      await store.db.updateTable('domains').set({ updated_at: new Date(later.getTime() + 60_000).toISOString() }).execute();
+      const last = new Date(later.getTime() + 120_000);
+      const two = await fleetPage(store, last, { loadPlan }, { limit: null, remeasure: 2 });
+      assert.deepEqual(
+        two.domains.map((d) => [d.domain, d.assessed_at]),
+        [
+          [D, NOW.toISOString()],
+          ['s0.example', last.toISOString()],
+          ['s1.example', later.toISOString()],
+          ['s2.example', later.toISOString()],
+        ],
       );
     });
   });

@@ -27,8 +27,9 @@ import type { DomainOverview, FleetFilter, ViewContext } from './views.js';
 export const FLEET_SORTS: readonly FleetSort[] = ['domain', 'state', 'stage', 'days_in_stage', 'authorised_fail_rate', 'authorised_messages', 'spoofing_messages', 'blocking_sources'];
 
 /**
- * Domains measured again per request at most (each some 5 to 10 ms of CPU from
- * its rollups): a page answers in a fraction of a second however stale. The
+ * Stale domains a request looks at at most, measured again or passed over
+ * for the budget of work below (each some 5 to 10 ms of CPU from its
+ * rollups): a page answers in a fraction of a second however stale. The
  * rest of the page shows the stored figures with their assessed_at; the next
  * request or the tick measures them.
  */
@@ -42,10 +43,11 @@ export const REMEASURE_PER_REQUEST = 25;
  * 100,000 and took seconds alone. Before measuring a stale domain its
  * entries are counted (on an index, at most what is left of the budget
  * plus one): one that does not fit what is left is not measured for this
- * request and shows the figures the tick stored, with their assessed_at,
- * as every stale domain past the budget does; the tick measures it. The
- * count is the same on every machine, so what a page measures does not
- * depend on how loaded the machine is.
+ * request (it counts among the REMEASURE_PER_REQUEST domains looked at) and
+ * shows the figures the tick stored, with their assessed_at, as every stale
+ * domain past the budget does; the tick measures it. The count is the same
+ * on every machine, so what a page measures does not depend on how loaded
+ * the machine is.
  */
 export const REMEASURE_ENTRIES_PER_REQUEST = 5_000;
 
@@ -183,11 +185,13 @@ export async function fleetPage(store: Store, now: Date, ctx: ViewContext, q: Fl
   const configRules = ctx.sourceRules ?? [];
   const measure = async (row: DomainRow) => {
     const entries = await countRollupEntries(store.db, row.domain, rollupRange(row, now), entriesLeft);
+    // A domain passed over takes its place among the 25 too: once the entries run out, a request does not go on
+    // counting every stale domain of the fleet (the approvals queue looks through all of them).
+    budget -= 1;
     if (entries > entriesLeft) return;
     entriesLeft -= entries;
     // Without the fleet's names: attribution reads the few enrolled names its rows need (store/domains.ts enrolledBetween).
     await remeasure(store, row, load(row.plan).plan, now, { configRules });
-    budget -= 1;
     await nextTurn();
   };
   if ((q.awaitingApproval === true || q.approvals) && budget > 0) {
