@@ -41,10 +41,40 @@ export class PersistentSessionStore implements SessionStore {
     const now = this.now();
     const cookieExpiry = session.cookie?.expires ? new Date(session.cookie.expires) : null;
     const expires = cookieExpiry && !Number.isNaN(cookieExpiry.getTime()) ? cookieExpiry : new Date(now.getTime() + this.maxAgeMs);
-    writeSession(this.store.db, key(sessionId), JSON.stringify(session), expires, now).then(
-      () => this.#answer(() => callback()),
-      (error: unknown) => this.#answer(() => callback(error)),
-    );
+    const idHash = key(sessionId);
+    const data = JSON.stringify(session);
+    this.#onlyRolled(idHash, data, expires, now)
+      .then((rolled) => (rolled ? undefined : writeSession(this.store.db, idHash, data, expires, now)))
+      .then(
+        () => this.#answer(() => callback()),
+        (error: unknown) => this.#answer(() => callback(error)),
+      );
+  }
+
+  /**
+   * Whether the stored session differs from `data` only by an expiry moved
+   * less than ROLL_STEP of the session's age. Sessions roll (every request of
+   * a signed-in person saves its session with a later expiry), and a save is
+   * a write: on SQLite it waited for the store's one writer, so every page
+   * view waited behind an ingest's transaction (seconds, as a big report is
+   * counted) though its reads do not. Such a save is skipped: the expiry is
+   * moved in steps, and a session may end up to that step sooner.
+   */
+  async #onlyRolled(idHash: string, data: string, expires: Date, now: Date): Promise<boolean> {
+    const stored = await readSession(this.store.reader, idHash, now);
+    if (stored === undefined) return false;
+    try {
+      const before = JSON.parse(stored) as StoredSession;
+      const after = JSON.parse(data) as StoredSession;
+      const storedExpiry = before.cookie?.expires ? new Date(before.cookie.expires).getTime() : Number.NaN;
+      const moved = expires.getTime() - storedExpiry;
+      if (!(moved >= 0 && moved < this.maxAgeMs * ROLL_STEP)) return false;
+      // @fastify/session keeps the expiry twice (expires, and originalExpires, which it checks).
+      const withoutExpiry = (s: StoredSession) => JSON.stringify({ ...s, cookie: { ...s.cookie, expires: null, originalExpires: null } });
+      return withoutExpiry(before) === withoutExpiry(after);
+    } catch {
+      return false;
+    }
   }
 
   get(sessionId: string, callback: (error: unknown, session?: Session | null) => void): void {
@@ -69,5 +99,8 @@ export class PersistentSessionStore implements SessionStore {
     );
   }
 }
+
+/** The part of a session's age by which its expiry must move before a rolling save is written. */
+const ROLL_STEP = 1 / 20;
 
 const key = (sessionId: string) => createHash('sha256').update(sessionId).digest('base64url');
