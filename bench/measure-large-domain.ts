@@ -15,6 +15,9 @@
  *   reporters' reports, some 260 entries each) measured both ways: what a
  *   tick pays for the paging and the steps, per domain;
  * - its domain page (measured afresh, and its daily series), now only;
+ *   then the doors' work on that view, each in one piece: the API's schema
+ *   check and JSON, and the HTML page, with every source against the
+ *   SOURCES_LISTED a class the view lists;
  * - a stale fleet page with the domain on it, measured for the request
  *   (no budget of work, before) and over the page's budget of work (now:
  *   shown as the tick stored it, the tick measures it);
@@ -30,6 +33,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
+import { domainViewSchema } from '../src/api/schemas.js';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { measureStage } from '../src/engine/metrics.js';
 import { REPORTER_HISTORY_DAYS } from '../src/engine/reporters.js';
@@ -46,6 +50,7 @@ import { listReporterAcknowledgements, loadReportArrivals } from '../src/store/r
 import { loadRollupRows, ROLLUP_PAGE } from '../src/store/rollups.js';
 import type { DomainRow } from '../src/store/schema.js';
 import { sourceRulesFor } from '../src/store/source-rules.js';
+import { renderDomainPage } from '../src/web/domain-page.js';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres.js';
 import { LARGE_DOMAIN_RECORD, writeLargeDomain } from '../test/helpers/large-domain.js';
 import { stall, timed, type Timed } from './loop-hold.js';
@@ -159,6 +164,15 @@ try {
     // The domain's page: measured afresh, and its 90-day daily series classed the same way.
     const view = await timed(() => domainView(store, DOMAIN, NOW, { loadPlan }));
     console.log(`  its domain page (domainView: measured afresh, the daily series): ${ms(view)}; ${stall(view)}`);
+    // What the doors then do with the view, in one piece each: the API's schema check and JSON, the HTML page.
+    // The view lists SOURCES_LISTED sources a class; every source (the view before it did) is the baseline.
+    const listed = view.value!;
+    const everySource = { ...listed, sources: (await assessDomain(store, (await getDomain(store.db, DOMAIN))!, plan, NOW)).metrics.sources };
+    for (const [label, v] of [['every source', everySource], [`${listed.sources.length} listed`, listed]] as const) {
+      const json = await timed(async () => JSON.stringify(domainViewSchema.parse(v)).length);
+      const page = await timed(async () => renderDomainPage({ user: { name: 'bench', role: 'viewer' }, csrfToken: 'x' }, v).length);
+      console.log(`  its view with ${v.sources.length} sources (${label}): schema check and JSON ${ms(json)}, ${(json.value! / 2 ** 20).toFixed(1)} MiB; HTML page ${ms(page)}, ${(page.value! / 2 ** 20).toFixed(1)} MiB`);
+    }
 
     // The fleet page while the domain is stale (a person acted on it after the tick).
     const dns = new MemoryDns();

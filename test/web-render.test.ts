@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { domainView, fleetOverview, type AuditEntryView, type DailyPoint, type DomainOverview, type DomainView } from '../src/fleet/views.js';
+import { domainView, fleetOverview, listedSources, type AuditEntryView, type DailyPoint, type DomainOverview, type DomainView } from '../src/fleet/views.js';
 import type { StageChange } from '../src/store/schema.js';
 import { APP_CSS } from '../src/web/assets.js';
 import { renderDailyChart } from '../src/web/chart.js';
@@ -86,6 +86,7 @@ function view(over: Partial<DomainView> = {}): DomainView {
       { rule: 'advance-rate', outcome: 'passed', measured: 0.0125, threshold: 0.02, detail: 'authorised fail rate 1.25% at or below 2%' },
     ],
     sources: [],
+    sources_omitted: listedSources([]).sources_omitted,
     reporters: [],
     daily: [],
     history: [],

@@ -159,7 +159,10 @@ export const domainViewSchema = z
       })
       .nullable(),
     checks: z.array(checkSchema),
-    sources: z.array(sourceSchema),
+    sources: z.array(sourceSchema).describe('Per class, the sources holding the domain first, then those sending the most: at most 200 of each class'),
+    sources_omitted: z
+      .record(z.enum(['authorised', 'unaligned', 'unauthenticated', 'forwarded']), z.object({ sources: z.number().int(), messages: z.number().int() }))
+      .describe('Per class, the sources left out of `sources` and their messages in the stage window'),
     reporters: z.array(reporterSchema),
     daily: z.array(
       z.object({

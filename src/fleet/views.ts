@@ -12,7 +12,7 @@ import { attributeRow } from '../engine/metrics.js';
 import { classifyRowsInSteps, dmarcPassed, SourceRules } from '../engine/sources.js';
 import { pacer, runInTurns } from '../engine/steps.js';
 import { assessDomain, subdomainsFollowRecord } from '../engine/tick.js';
-import type { Check, Decision, DecisionAction, ReporterSummary, SourceRule, SourceSummary, SourceVerdict, StageMetrics } from '../engine/types.js';
+import type { Check, Decision, DecisionAction, ReporterSummary, SourceClass, SourceRule, SourceSummary, SourceVerdict, StageMetrics } from '../engine/types.js';
 import { DAY_SECONDS } from '../engine/window.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
 import { recordForPlanStage, stageLabel } from '../record/index.js';
@@ -85,7 +85,13 @@ export interface DomainView extends DomainOverview {
   /** The stage window's figures; null when the plan cannot be loaded. */
   metrics: Omit<StageMetrics, 'sources' | 'reporters'> | null;
   checks: Check[];
+  /**
+   * Per class, the sources holding the domain first, then those sending the
+   * most over the look-back: at most SOURCES_LISTED of each class.
+   */
   sources: SourceSummary[];
+  /** Per class, the sources past SOURCES_LISTED and their messages in the stage window (all 0 when every source is listed). */
+  sources_omitted: Record<SourceClass, { sources: number; messages: number }>;
   reporters: ReporterSummary[];
   daily: DailyPoint[];
   history: StageChange[];
@@ -165,6 +171,42 @@ export async function approvalsQueue(store: Store, now: Date, ctx: ViewContext =
   return (await fleetPage(store, now, ctx, { approvals: true, limit: null })).domains.filter((d) => d.awaiting_approval || d.approved_stage !== null);
 }
 
+/**
+ * Sources listed per class on the domain page and in `GET /domains/{domain}`.
+ * A domain a big receiver reports in full can have 100,000 sources; the
+ * page, the response and its schema check for those took over a second on
+ * the event loop, and nobody reads past the first few hundred. What is left
+ * out is counted (sources and messages) per class.
+ */
+export const SOURCES_LISTED = 200;
+
+const SOURCE_CLASSES: readonly SourceClass[] = ['authorised', 'unaligned', 'forwarded', 'unauthenticated'];
+
+/** `sources` (the engine's order: most look-back mail first) cut to `perClass` a class, the blocking ones first, and what was left out. */
+export function listedSources(sources: readonly SourceSummary[], perClass: number = SOURCES_LISTED): Pick<DomainView, 'sources' | 'sources_omitted'> {
+  const blocking = new Map<SourceClass, SourceSummary[]>(SOURCE_CLASSES.map((c) => [c, []]));
+  const others = new Map<SourceClass, SourceSummary[]>(SOURCE_CLASSES.map((c) => [c, []]));
+  const omitted = Object.fromEntries(SOURCE_CLASSES.map((c) => [c, { sources: 0, messages: 0 }])) as DomainView['sources_omitted'];
+  // One pass: a class's blocking sources fill its places before the others, whatever their volume.
+  const seen = new Map<SourceClass, number>(SOURCE_CLASSES.map((c) => [c, 0]));
+  for (const s of sources) {
+    seen.set(s.class, (seen.get(s.class) ?? 0) + 1);
+    const list = (s.blocking ? blocking : others).get(s.class);
+    if (list && list.length < perClass) list.push(s);
+  }
+  const listed: SourceSummary[] = [];
+  for (const c of SOURCE_CLASSES) {
+    const kept = [...blocking.get(c)!, ...others.get(c)!].slice(0, perClass);
+    listed.push(...kept);
+    omitted[c].sources = seen.get(c)! - kept.length;
+  }
+  if (listed.length < sources.length) {
+    const shown = new Set(listed);
+    for (const s of sources) if (!shown.has(s)) omitted[s.class].messages += s.messages;
+  }
+  return { sources: listed, sources_omitted: omitted };
+}
+
 /** One domain in depth, or undefined when it is not enrolled. `days` is how far back the daily series goes. */
 export async function domainView(
   store: Store,
@@ -200,7 +242,7 @@ export async function domainView(
     record_next_problem: recordNextProblem,
     metrics: judged ? (metrics as DomainView['metrics']) : null,
     checks: judged?.decision.checks ?? [],
-    sources,
+    ...listedSources(sources),
     reporters,
     daily: plan ? await dailySeries(store, row, plan, now, history, ctx, opts.days ?? 90) : [],
     history,

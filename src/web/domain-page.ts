@@ -212,12 +212,19 @@ ${list.map(
 </tr>`,
 )}
 </tbody>
-</table></div>`;
+</table></div>${omittedSources(v, cls)}`;
   });
   return html`<section aria-labelledby="sources-heading">
 <h2 id="sources-heading">Sources</h2>
 ${v.sources.length === 0 ? html`<p class="empty">No sending sources in the reports yet.</p>` : groups}
 </section>`;
+}
+
+/** What a class's table leaves out (see SOURCES_LISTED): how many sources, with how much of the stage window's mail. */
+function omittedSources(v: DomainView, cls: keyof DomainView['sources_omitted']): SafeHtml {
+  const left = v.sources_omitted[cls];
+  if (left.sources === 0) return html``;
+  return html`<p class="muted omitted" data-class="${cls}">And ${formatCount(left.sources)} more source${left.sources === 1 ? '' : 's'} with ${formatCount(left.messages)} message${left.messages === 1 ? '' : 's'} in the stage window, not listed: the table shows those sending the most.</p>`;
 }
 
 function reporters(v: DomainView): SafeHtml {
