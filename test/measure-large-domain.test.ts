@@ -207,14 +207,16 @@ for (const dialect of storeDialects()) {
       const page = await fleetPage(store, NOW, { loadPlan }, { limit: null, remeasureEntries: 2 * small + small - 1 });
       const expected = { [D]: TICKED.toISOString(), 's0.example': NOW.toISOString(), 's1.example': NOW.toISOString(), 's2.example': TICKED.toISOString() };
       assert.deepEqual(Object.fromEntries(page.domains.map((d) => [d.domain, d.assessed_at])), expected);
+      // Those shown as stored say their figures are stale.
+      assert.deepEqual(Object.fromEntries(page.domains.map((d) => [d.domain, d.figures_stale])), { [D]: true, 's0.example': false, 's1.example': false, 's2.example': true });
       assert.ok(page.domains.every((d) => d.next_decision !== null), 'with the figures and decision measured or stored');
       assert.deepEqual(await stored(), expected);
       // The tick catches up; the page then shows what it measured.
       await runTick({ store, now: NOW, providerFor: () => dns });
       const after = await fleetPage(store, NOW, { loadPlan }, { limit: null, remeasure: 0 });
       assert.deepEqual(
-        after.domains.map((d) => [d.domain, d.assessed_at]),
-        names.map((n) => [n, NOW.toISOString()]),
+        after.domains.map((d) => [d.domain, d.assessed_at, d.figures_stale]),
+        names.map((n) => [n, NOW.toISOString(), false]),
       );
     });
 

@@ -56,6 +56,7 @@ function overview(over: Partial<DomainOverview> = {}): DomainOverview {
     change_in_flight: null,
     awaiting_approval: false,
     approved_stage: null,
+    figures_stale: false,
     ...over,
   };
 }
@@ -343,6 +344,23 @@ describe('the fleet page', () => {
     assert.match(page, /<strong>3<\/strong>all/);
     const byText = renderFleetPage(viewer, { domains, filter: { q: 'MOVING' } });
     assert.deepEqual([...byText.matchAll(/<tr data-domain="([^"]+)"/g)].map((m) => m[1]), ['moving.example']);
+  });
+
+  it('says when a domain’s figures are stale, and from when, in the table and the approvals queue', () => {
+    const stale = overview({
+      domain: 'stale.example',
+      awaiting_approval: true,
+      next_decision: { action: 'await-approval', to: 'reject:1', summary: 'reject:1 needs a person' },
+      assessed_at: '2026-03-08T23:00:00.000Z',
+      figures_stale: true,
+    });
+    const fresh = overview({ domain: 'fresh.example', assessed_at: '2026-03-09T00:10:00.000Z' });
+    const note = /figures as of 2026-03-08T23:00:00Z/;
+    for (const page of [renderFleetPage(viewer, { domains: [stale, fresh], filter: {} }), renderApprovalsPage(viewer, { domains: [stale, fresh] })]) {
+      const row = (d: string) => new RegExp(`<tr data-domain="${d.replace('.', '\\.')}"[\\s\\S]*?</tr>`).exec(page)?.[0] ?? '';
+      assert.match(row('stale.example'), note);
+      assert.doesNotMatch(row('fresh.example'), /figures as of/);
+    }
   });
 });
 

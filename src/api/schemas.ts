@@ -67,6 +67,9 @@ const overviewShape = {
   awaiting_approval: z.boolean(),
   approved_stage: stageLabel.nullable(),
   assessed_at: iso.nullable().optional().describe('when the figures and next decision were measured: by the last tick, or for this request when stale'),
+  figures_stale: z
+    .boolean()
+    .describe('true when a report, a rule or the domain changed since assessed_at and the figures were not measured again for this request (its budget of work ran out): the next tick measures them'),
 };
 
 export const domainOverviewSchema = z.object(overviewShape).meta({ id: 'DomainOverview' });

@@ -99,8 +99,8 @@ function storedFigures(a: Omit<StoredAssessment, 'domain' | 'plan' | 'stage_inde
   };
 }
 
-/** One row of the fleet table from the domain, its plan, its change in flight and its judged figures (null: not judged). */
-export function overviewFrom(row: DomainRow, loaded: LoadedPlan, now: Date, intent: Intent | undefined, judged: JudgedFigures | null): DomainOverview {
+/** One row of the fleet table from the domain, its plan, its change in flight and its judged figures (null: not judged), stale or not. */
+export function overviewFrom(row: DomainRow, loaded: LoadedPlan, now: Date, intent: Intent | undefined, judged: JudgedFigures | null, stale = false): DomainOverview {
   const plan = loaded.plan;
   const label = (index: number) => {
     const s = plan?.stages[index];
@@ -115,6 +115,7 @@ export function overviewFrom(row: DomainRow, loaded: LoadedPlan, now: Date, inte
     spoofing_messages: judged?.spoofing_messages ?? 0,
     blocking_sources: judged?.blocking_sources ?? 0,
     assessed_at: judged?.assessed_at ?? null,
+    figures_stale: stale,
     next_decision: acts ? judged!.decision : null,
     change_in_flight: intent
       ? {
@@ -217,19 +218,21 @@ export async function fleetPage(store: Store, now: Date, ctx: ViewContext, q: Fl
     }
   }
   let { rows, total } = await fleetRows(store.db, query);
-  const stale = budget > 0 ? await staleAssessments(store.db, rows) : new Set<string>();
-  if (stale.size > 0) {
+  let stale = await staleAssessments(store.db, rows);
+  if (stale.size > 0 && budget > 0) {
     for (const { row } of rows) {
       if (budget <= 0) break;
       if (stale.has(row.domain)) await measure(row);
     }
     // Read the page again: the new figures may move domains across the filter or the order.
     ({ rows, total } = await fleetRows(store.db, query));
+    // What is still stale (past the budget) says so: its figures are the tick's, from before the change.
+    stale = await staleAssessments(store.db, rows);
   }
   const intents = await intentsOf(store, rows);
   return {
     domains: rows.map(({ row, assessment }) =>
-      overviewFrom(row, load(row.plan), now, intents.get(row.domain), assessment ? storedFigures(assessment) : null),
+      overviewFrom(row, load(row.plan), now, intents.get(row.domain), assessment ? storedFigures(assessment) : null, stale.has(row.domain)),
     ),
     total,
     next_offset: offset + rows.length < total && rows.length > 0 ? offset + rows.length : null,

@@ -56,6 +56,12 @@ export interface DomainOverview extends DomainStatus {
   approved_stage: string | null;
   /** When the figures and next decision were measured (by the last tick, or for this request); null when never. */
   assessed_at?: string | null;
+  /**
+   * True when something the figures stand on changed since assessed_at (a
+   * report, a rule, the domain itself) and they were not measured again for
+   * this request (its budget of work ran out): the next tick measures them.
+   */
+  figures_stale: boolean;
 }
 
 /** One UTC day of a domain's mail, for the chart. */

@@ -10,7 +10,7 @@ import type { AuditEntryView, DomainOverview } from '../fleet/views.js';
 import { domainPath, formatCount, formatPercent, queryString } from './format.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, renderLayout, type PageContext } from './layout.js';
-import { approveForm, auditTable, nextDecisionText, STATES, stageText, stateBadge } from './parts.js';
+import { approveForm, auditTable, nextDecisionText, STATES, stageText, staleFiguresNote, stateBadge } from './parts.js';
 
 export { renderDomainPage } from './domain-page.js';
 export type { PageContext, PageUser } from './layout.js';
@@ -94,7 +94,7 @@ ${state !== undefined || q !== undefined ? html`<a href="/">Clear</a>` : ''}
 <td class="num" title="${formatCount(d.authorised_messages)} authorised message(s) in the stage window">${formatPercent(d.authorised_fail_rate)}</td>
 <td class="num">${formatCount(d.spoofing_messages)}</td>
 <td class="num">${d.days_in_stage === null ? html`<span title="the stage is not in effect yet">—</span>` : formatCount(d.days_in_stage)}</td>
-<td>${nextDecisionText(d)}${d.blocking_sources > 0 ? html` <span class="badge badge-blocking" title="unaligned sources hold the domain until someone allowlists them or marks them as abuse">${d.blocking_sources} blocking source${d.blocking_sources === 1 ? '' : 's'}</span>` : ''}</td>
+<td>${nextDecisionText(d)}${d.blocking_sources > 0 ? html` <span class="badge badge-blocking" title="unaligned sources hold the domain until someone allowlists them or marks them as abuse">${d.blocking_sources} blocking source${d.blocking_sources === 1 ? '' : 's'}</span>` : ''}${staleFiguresNote(d)}</td>
 </tr>`,
   );
 
@@ -151,7 +151,7 @@ export function renderApprovalsPage(ctx: PageContext, opts: { domains: DomainOve
 <td><span class="mono">${to ?? '—'}</span></td>
 <td class="num">${formatPercent(d.authorised_fail_rate)}</td>
 <td class="num">${d.days_in_stage === null ? '—' : formatCount(d.days_in_stage)}</td>
-<td>${d.next_decision?.summary ?? ''}</td>
+<td>${d.next_decision?.summary ?? ''}${staleFiguresNote(d)}</td>
 <td>${action}</td>
 </tr>`;
   });

@@ -54,6 +54,16 @@ export function nextDecisionText(d: DomainOverview): SafeHtml {
 }
 
 /**
+ * Said beside figures that a change has made stale and that were not
+ * measured again for this page (its budget of work ran out): they are the
+ * tick's, from the time shown.
+ */
+export function staleFiguresNote(d: DomainOverview): SafeHtml {
+  if (!d.figures_stale) return html``;
+  return html` <span class="muted stale-figures" title="a report, a rule or the domain changed since; the next tick measures it again">figures as of ${formatTime(d.assessed_at)}</span>`;
+}
+
+/**
  * The approve form. The button's text starts with "Approve" and names the
  * stage; `forDomain` adds the domain to its accessible name where several
  * such buttons share a page.
