@@ -58,8 +58,10 @@ function checkpointWorker(file: string, everyMs: number): { stop(): Promise<Chec
   const worker = new Worker(CHECKPOINT_SCRIPT, {
     eval: true,
     workerData: { module: betterSqlite3, file, everyMs },
-    // It runs one statement: a small heap and stack (about 10 MB of RSS instead of 16).
-    resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2, stackSizeMb: 1 },
+    // It runs one statement: a small heap and stack (about 10 MB of RSS instead of 16), and none of the process's
+    // flags (under tsx, its loader would start in the worker too).
+    resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2, stackSizeMb: 2 },
+    execArgv: [],
   });
   let result: CheckpointResult | undefined;
   const ended = new Promise<void>((resolve, reject) => {
