@@ -14,9 +14,11 @@
  * the last report that paused them is done; then they resume.
  */
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { sql, SqliteAdapter, type DialectAdapter, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
+import { PACKAGE_ROOT } from '../paths.js';
 
 /** How often the worker checkpoints while paused: the WAL grows by at most what is written meanwhile (a few MB). */
 const CHECKPOINT_EVERY_MS = 250;
@@ -44,7 +46,8 @@ parentPort.once('message', () => {
 });
 `;
 
-const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
+// Resolved from the package (an eval'd worker's require starts from the process's working folder).
+const betterSqlite3 = createRequire(join(PACKAGE_ROOT, 'package.json')).resolve('better-sqlite3');
 
 /** Frames of the WAL and how many the last checkpoint had copied into the file (SQLite's wal_checkpoint answer). */
 export interface CheckpointResult {

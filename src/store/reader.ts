@@ -32,6 +32,7 @@ import {
   type TransactionSettings,
 } from 'kysely';
 import type { Database } from './schema.js';
+import { InternalError } from '../errors.js';
 
 /**
  * kysely's SQLite driver (one connection, queued by a mutex), shared by the
@@ -186,7 +187,7 @@ class ReadingConnection implements DatabaseConnection {
   }
 
   held(): DatabaseConnection {
-    if (!this.#writer) throw new Error('store reader: a transaction ended that never began');
+    if (!this.#writer) throw new InternalError('store reader: a transaction ended that never began');
     return this.#writer;
   }
 
