@@ -38,7 +38,7 @@ import { MemoryDns } from '../src/engine/memory-dns.js';
 import { measureStage } from '../src/engine/metrics.js';
 import { REPORTER_HISTORY_DAYS } from '../src/engine/reporters.js';
 import { SourceRules } from '../src/engine/sources.js';
-import { assessDomain, rollupRange, runTick, subdomainsFollowRecord } from '../src/engine/tick.js';
+import { assessDomain, measureInputOf, rollupRange, runTick } from '../src/engine/tick.js';
 import type { StageMetrics } from '../src/engine/types.js';
 import { fleetPage, REMEASURE_ENTRIES_PER_REQUEST } from '../src/fleet/fleet-page.js';
 import { domainView } from '../src/fleet/views.js';
@@ -75,21 +75,7 @@ async function measureInOnePiece(store: Store, row: DomainRow, plan: Plan, now: 
   const acknowledgements = await listReporterAcknowledgements(store.db, row.domain);
   const rules = new SourceRules(await sourceRulesFor(store.db, row.domain));
   const enrolled = await enrolledBetween(store.db, rows.map((r) => r.headerFrom), row.domain);
-  return measureStage({
-    domain: row.domain,
-    rows,
-    windowStart: row.window_start === null ? null : new Date(row.window_start),
-    now,
-    enrolledDomains: enrolled,
-    subdomainsJudged: subdomainsFollowRecord(plan, row.last_record),
-    rules,
-    unalignedSourceMinMessages: plan.unaligned_source_min_messages,
-    quietReporterDays: plan.quiet_reporter_days,
-    arrivals,
-    acknowledgements,
-    lateSlackHours: plan.late_reporter_slack_hours,
-    recentDays: plan.recent_days,
-  });
+  return measureStage(measureInputOf(row, plan, now, { rows, enrolled, rules, arrivals, acknowledgements }));
 }
 
 async function location(kind: 'sqlite' | 'postgres'): Promise<StoreLocation> {

@@ -22,7 +22,7 @@ import { sourceRulesFor } from '../store/source-rules.js';
 import { applyIntent, driftReason, providerVerifier, type ApplyOutcome, type Verifier } from './apply.js';
 import { decide } from './decide.js';
 import { headlineFigures } from './figures.js';
-import { LOOKBACK_DAYS, measureStageInSteps } from './metrics.js';
+import { LOOKBACK_DAYS, measureStageInSteps, type MeasureInput } from './metrics.js';
 import { REPORTER_HISTORY_DAYS } from './reporters.js';
 import { checkReuse, indexEnrolled, marksReader, reuseRecord } from './reuse.js';
 import { SourceRules } from './sources.js';
@@ -296,10 +296,33 @@ export function rollupRange(row: Pick<DomainRow, 'window_start'>, now: Date): { 
   return { fromEpoch, toEpoch: (Math.floor(nowSeconds / DAY_SECONDS) + 1) * DAY_SECONDS };
 }
 
+/** What the engine measures `row`'s stage from: what was read for it, with the plan's settings. */
+export function measureInputOf(
+  row: DomainRow,
+  plan: Plan,
+  now: Date,
+  read: Pick<MeasureInput, 'rows' | 'rules' | 'arrivals' | 'acknowledgements'> & { enrolled: ReadonlySet<string> },
+): MeasureInput {
+  return {
+    domain: row.domain,
+    rows: read.rows,
+    windowStart: row.window_start === null ? null : new Date(row.window_start),
+    now,
+    enrolledDomains: read.enrolled,
+    subdomainsJudged: subdomainsFollowRecord(plan, row.last_record),
+    rules: read.rules,
+    unalignedSourceMinMessages: plan.unaligned_source_min_messages,
+    quietReporterDays: plan.quiet_reporter_days,
+    arrivals: read.arrivals,
+    acknowledgements: read.acknowledgements,
+    lateSlackHours: plan.late_reporter_slack_hours,
+    recentDays: plan.recent_days,
+  };
+}
+
 export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now: Date, opts: AssessOptions = {}): Promise<DomainAssessment> {
   const { enrolled } = opts;
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  const windowStart = row.window_start === null ? null : new Date(row.window_start);
   const range = rollupRange(row, now);
   const { fromEpoch } = range;
   // A page of rollups at a time, and the engine below in steps, each with turns of the event loop between:
@@ -314,21 +337,7 @@ export async function assessDomain(store: Store, row: DomainRow, plan: Plan, now
   const rules = new SourceRules([...(await sourceRulesFor(store.db, row.domain)), ...configRules]);
   // Judging one domain on its own (a page, explain): the enrolled names its rows' attribution looks at, not the fleet's.
   const enrolledSet = enrolled ?? (await enrolledBetween(store.db, rows.map((r) => r.headerFrom), row.domain));
-  const metrics = await runInTurns(measureStageInSteps({
-    domain: row.domain,
-    rows,
-    windowStart,
-    now,
-    enrolledDomains: enrolledSet,
-    subdomainsJudged: subdomainsFollowRecord(plan, row.last_record),
-    rules,
-    unalignedSourceMinMessages: plan.unaligned_source_min_messages,
-    quietReporterDays: plan.quiet_reporter_days,
-    arrivals,
-    acknowledgements,
-    lateSlackHours: plan.late_reporter_slack_hours,
-    recentDays: plan.recent_days,
-  }));
+  const metrics = await runInTurns(measureStageInSteps(measureInputOf(row, plan, now, { rows, enrolled: enrolledSet, rules, arrivals, acknowledgements })));
   const snapshot: DomainSnapshot = {
     domain: row.domain,
     state: row.state,
