@@ -35,12 +35,15 @@ for (const dialect of storeDialects()) {
       assert.equal(await setting(), 0);
       const sizePaused = fileSize();
       // Past the 1,000 pages (4 MB) at which a commit would have checkpointed: 9,000 domains with long names, 30 commits.
-      for (let i = 0; i < 30; i++) {
-        await store.db
-          .insertInto('domains')
-          .values(Array.from({ length: 300 }, (_, j) => row(`${'x'.repeat(300)}-${i}-${j}.example`, AT)))
-          .execute();
-      }
+      const thirtyCommits = async (letter: string) => {
+        for (let i = 0; i < 30; i++) {
+          await store.db
+            .insertInto('domains')
+            .values(Array.from({ length: 300 }, (_, j) => row(`${letter.repeat(300)}-${i}-${j}.example`, AT)))
+            .execute();
+        }
+      };
+      await thirtyCommits('x');
       assert.equal(fileSize(), sizePaused, 'no commit checkpointed while paused');
       await paused.resume();
       assert.ok(fileSize() > sizePaused + 4_000_000, `the worker copied the pages into the file (${sizePaused} then ${fileSize()} bytes)`);
@@ -51,12 +54,7 @@ for (const dialect of storeDialects()) {
       const again = (await pauseCheckpoints(store.db, { everyMs: 20 }))!;
       try {
         const sizeAgain = fileSize();
-        for (let i = 0; i < 30; i++) {
-          await store.db
-            .insertInto('domains')
-            .values(Array.from({ length: 300 }, (_, j) => row(`${'y'.repeat(300)}-${i}-${j}.example`, AT)))
-            .execute();
-        }
+        await thirtyCommits('y');
         const deadline = Date.now() + 30_000;
         while (fileSize() <= sizeAgain + 4_000_000 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
         assert.ok(fileSize() > sizeAgain + 4_000_000, 'the worker checkpointed on its own');
