@@ -6,11 +6,10 @@
  * test's own.
  */
 import { execFile } from 'node:child_process';
-import { killedAtExit } from './children.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killedAtExit } from './children.js';
+import { tempDir } from './temp-dirs.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 export const BIN = join(REPO_ROOT, 'bin/dmarc-rollout.js');
@@ -23,7 +22,7 @@ export interface CliRun {
 
 /** A fresh temp folder; the store file path inside it for DMARC_ROLLOUT_DB. */
 export function tempStore(prefix = 'dmarc-rollout-test-'): { dir: string; db: string } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = tempDir(prefix);
   return { dir, db: join(dir, 'store.sqlite') };
 }
 

@@ -6,9 +6,9 @@
  * store, DNS provider and clock: enrol, tick, reports through the real
  * ingest; nothing is written to the store by hand.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './temp-dirs.js';
 import type { DnsProvider } from '../../src/dns/provider.js';
 import type { Verifier } from '../../src/engine/apply.js';
 import { pause } from '../../src/fleet/actions.js';
@@ -54,7 +54,7 @@ export async function buildFleetFixture(
   store: Store,
   opts: { now: Date; providerName: string; provider: DnsProvider; verifier?: (provider: DnsProvider) => Verifier; domainSuffix?: string },
 ): Promise<FleetFixture> {
-  const plansDir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-plans-'));
+  const plansDir = tempDir('dmarc-rollout-plans-');
   writeFileSync(join(plansDir, 'gated.yaml'), GATED_PLAN_YAML);
   const load = (name: string) => loadPlan(name, [plansDir, ...planDirectories()]);
   const suffix = opts.domainSuffix ?? 'example';
