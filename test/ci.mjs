@@ -123,7 +123,7 @@ const what = files.length > 0 ? files.join(' ') : 'the whole suite';
 process.stdout.write(`test:ci: ${what} on node ${process.version} here, and on Node 24 at the same time (its output: test-output/node24.log, printed at the end)\n`);
 const [here, node24] = await Promise.all([
   files.length > 0
-    ? run('sh', ['-c', 'npm run build && node --import tsx --test --test-force-exit --test-timeout=900000 "$@"', 'sh', ...files], 'inherit')
+    ? run('sh', ['-c', 'npm run build && node --import tsx --test --test-timeout=900000 "$@"', 'sh', ...files], 'inherit')
     : run('npm', ['test'], 'inherit'),
   run('bash', ['test/node24.sh', ...files], ['ignore', out24, out24]),
 ]);

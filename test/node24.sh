@@ -57,5 +57,5 @@ if [ $# -eq 0 ]; then
   npm test
 else
   # Some test files only (`bash test/node24.sh test/cli-contract.test.ts`), on a fresh build.
-  npm run build && node --import tsx --test --test-force-exit --test-timeout=900000 "$@"
+  npm run build && node --import tsx --test --test-timeout=900000 "$@"
 fi
