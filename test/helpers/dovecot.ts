@@ -9,7 +9,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { connect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { killedAtExit } from './children.js';
+import { serverKilledAtExit } from './children.js';
 
 const INSTALL_HINT = 'install the Debian package dovecot-imapd (apt-get install -y dovecot-imapd; bash test/setup.sh installs it)';
 
@@ -136,7 +136,7 @@ service imap-login {
   const configPath = join(dir, 'dovecot.conf');
   writeFileSync(configPath, config);
 
-  const child: ChildProcess = killedAtExit(spawn(binary, ['-F', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child: ChildProcess = serverKilledAtExit(spawn(binary, ['-F', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));

@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { killedAtExit } from './children.js';
+import { serverKilledAtExit } from './children.js';
 
 const INSTALL_HINT =
   'install the Debian packages pdns-server and pdns-backend-sqlite3 (bash test/setup.sh installs them)';
@@ -139,7 +139,7 @@ export async function startPdns(): Promise<PdnsServer> {
   );
 
   let output = '';
-  const child = killedAtExit(spawn(binary, [`--config-dir=${dir}`, '--guardian=no', '--daemon=no', `--socket-dir=${dir}`], {
+  const child = serverKilledAtExit(spawn(binary, [`--config-dir=${dir}`, '--guardian=no', '--daemon=no', `--socket-dir=${dir}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   }));
   const collect = (chunk: Buffer): void => {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { PostgresConnection } from '../../src/store/location.js';
-import { killedAtExit } from './children.js';
+import { serverKilledAtExit } from './children.js';
 
 const INSTALL_HINT = 'install the Debian package postgresql (bash test/setup.sh installs it)';
 
@@ -131,7 +131,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   let log = '';
   for (let attempt = 0; attempt < 5 && !server; attempt++) {
     port = await freePort();
-    const child = killedAtExit(spawn(
+    const child = serverKilledAtExit(spawn(
       join(bin, 'postgres'),
       ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
       { stdio: ['ignore', 'pipe', 'pipe'], ...asOwner },
