@@ -8,9 +8,11 @@ import { killedAtExit } from './helpers/children.js';
 
 it('one daemon per store, and a holder killed with SIGKILL leaves nothing to clean up', async () => {
   const { db } = tempStore();
+  // The holder lets go of the lock's handle and collects garbage before it says so: a lock must last until it is
+  // released, not until the next collection (better-sqlite3 closes a collected connection, and with it the lock).
   const holder = killedAtExit(spawn(
     process.execPath,
-    ['--import', 'tsx', '-e', `import('./src/daemon/lock.ts').then((m) => { m.acquireInstanceLock(${JSON.stringify(db)}); console.log('locked'); setInterval(() => {}, 1000); })`],
+    ['--expose-gc', '--import', 'tsx', '-e', `import('./src/daemon/lock.ts').then((m) => { m.acquireInstanceLock(${JSON.stringify(db)}); globalThis.gc(); console.log('locked'); setInterval(() => {}, 1000); })`],
     { cwd: REPO_ROOT },
   ));
   let output = '';

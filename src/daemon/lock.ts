@@ -26,6 +26,15 @@ export class LockHeldError extends AppError {
   }
 }
 
+/**
+ * The connections holding a lock. better-sqlite3 closes a connection when it
+ * is garbage collected, and closing it ends the transaction: a lock whose
+ * handle a caller let go of would be dropped at the next collection, silently,
+ * with the daemon still running. Held here, a lock lasts until release() or
+ * the process's end.
+ */
+const heldConnections = new Set<SqliteDatabase.Database>();
+
 export function acquireInstanceLock(storePath: string): InstanceLock {
   const path = `${storePath}.lock`;
   const infoPath = `${path}.holder`;
@@ -46,9 +55,11 @@ export function acquireInstanceLock(storePath: string): InstanceLock {
   }
   // Informational only, for the message a second daemon prints; the lock is the transaction.
   writeFileSync(infoPath, `pid ${process.pid} on ${hostname()} since ${new Date().toISOString()}\n`);
+  heldConnections.add(db);
   return {
     path,
     release() {
+      heldConnections.delete(db);
       if (!db.open) return;
       db.exec('ROLLBACK');
       db.close();
