@@ -16,6 +16,7 @@ import { ActionError, force, rollback } from '../src/fleet/actions.js';
 import { loadPlan } from '../src/plans/index.js';
 import { stageLabel } from '../src/record/index.js';
 import { getDomain, stageHistory } from '../src/store/domains.js';
+import { recentAudit } from '../src/store/audit.js';
 import { getIntent } from '../src/store/intents.js';
 import { storeDialects, type StoreDialect } from './helpers/dialects.js';
 import { createWorld } from './helpers/world.js';
@@ -113,9 +114,8 @@ for (const dialect of storeDialects()) {
           runs++;
           const { store, dns, tick, close } = await world(dialect);
           const provider = pausing(dns, () => s.schedule(Promise.resolve()));
-          type Outcome = { n: number; to: number; ok: boolean; message: string; order: number };
+          type Outcome = { n: number; to: number; ok: boolean; message: string };
           const outcomes: Outcome[] = [];
-          let order = 0;
           let ticks: Promise<unknown> = Promise.resolve();
           const running: Promise<unknown>[] = [];
           commands.forEach((c, n) => {
@@ -135,10 +135,10 @@ for (const dialect of storeDialects()) {
                 .schedule(Promise.resolve())
                 .then(act)
                 .then(
-                  (message) => outcomes.push({ n, to: c.to, ok: true, message, order: order++ }),
+                  (message) => outcomes.push({ n, to: c.to, ok: true, message }),
                   (error: unknown) => {
                     if (!(error instanceof ActionError)) throw error;
-                    outcomes.push({ n, to: c.to, ok: false, message: error.message, order: order++ });
+                    outcomes.push({ n, to: c.to, ok: false, message: error.message });
                   },
                 ),
             );
@@ -150,7 +150,24 @@ for (const dialect of storeDialects()) {
 
           const history = await stageHistory(store.db, DOMAIN);
           const applied = new Map(history.filter((h) => /^cmd-\d+$/.test(h.reason)).map((h) => [Number(h.reason.slice(4)), h]));
-          const ok = outcomes.filter((o) => o.ok && /queued/.test(o.message));
+          // "Later" is the order the commands committed in, which their audit entries' ids keep (the second of two
+          // overlapping commands waits on the first's intent row, so it appends after the first commits). The order the
+          // answers reach this process is not it: on Postgres two connections' COMMIT replies can arrive either way round.
+          const committed = new Map(
+            (await recentAudit(store.db, { domain: DOMAIN, limit: 1000 }))
+              .filter((a) => a.action === 'force' || a.action === 'rollback')
+              .map((a) => [/: (cmd-\d+)$/.exec(a.reason)?.[1], Number(a.id)] as const)
+              .filter((e): e is readonly [string, number] => e[0] !== undefined)
+              .map(([cmd, id]) => [Number(cmd.slice(4)), id]),
+          );
+          const ok = outcomes
+            .filter((o) => o.ok && /queued/.test(o.message))
+            .map((o) => {
+              const order = committed.get(o.n);
+              assert.ok(order !== undefined, `cmd-${o.n} was answered "${o.message}" with no audit entry`);
+              return { ...o, order };
+            })
+            .sort((a, b) => a.order - b.order);
           for (const o of outcomes) {
             if (o.ok) accepted++;
             else refused++;
