@@ -2,7 +2,9 @@
  * The HTTP API over real HTTP on loopback: every endpoint, who may call it
  * (no token, viewer, operator, page session without CSRF), and bad input
  * answered with the field and the reason. The fleet behind it is built with
- * the real engine on the in-memory zone.
+ * the real engine on the in-memory zone. On SQLite and on Postgres (several
+ * daemons serve the API from one Postgres store): one suite looped over the
+ * dialects, each run on a fresh store of its own.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -15,8 +17,9 @@ import { listPlans, planDirectories } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { getDomain } from '../src/store/domains.js';
 import { getIntent } from '../src/store/intents.js';
-import { openSqliteStore, type Store } from '../src/store/open.js';
-import { tempStore } from './helpers/cli.js';
+import type { Store } from '../src/store/open.js';
+import { storeDialects } from './helpers/dialects.js';
+import { tempDir } from './helpers/temp-dirs.js';
 import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { aggregateReportXml, cleanRow } from './helpers/reports.js';
@@ -24,8 +27,7 @@ import { loopbackApiAccess } from './helpers/api-server.js';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 
-
-describe('the HTTP API', () => {
+for (const dialect of storeDialects()) describe(`the HTTP API, on ${dialect.name}`, () => {
   let store: Store;
   let server: RunningApiServer;
   let fleet: FleetFixture;
@@ -35,9 +37,8 @@ describe('the HTTP API', () => {
   const dns = new MemoryDns();
 
   before(async () => {
-    const temp = tempStore();
-    dir = temp.dir;
-    store = await openSqliteStore(temp.db);
+    dir = tempDir('dmarc-rollout-api-');
+    store = await dialect.open();
     fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: dns });
     const metrics = createDaemonMetrics({ store, loadPlan: fleet.loadPlan });
     server = await startApiServer({
