@@ -2,6 +2,8 @@
  * The doors onto notifications: the real executable (`notify test`,
  * `notify list`, `summary`, `tag`), the HTTP API and the page, and
  * /metrics, on a fleet built by the real engine and receivers on loopback.
+ * On SQLite and on Postgres: the config's `store:` names the suite's store
+ * either way, so the commands open the store the daemon would.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -16,8 +18,11 @@ import { MemoryDns } from '../src/engine/memory-dns.js';
 import { dispatchEvents } from '../src/notify/outbox.js';
 import { NotificationSender } from '../src/notify/sender.js';
 import { ingestInput } from '../src/reports/index.js';
-import { openSqliteStore, type Store } from '../src/store/open.js';
-import { runMain, tempStore } from './helpers/cli.js';
+import { postgresConnectionFromUrl } from '../src/store/location.js';
+import type { Store } from '../src/store/open.js';
+import { runMain } from './helpers/cli.js';
+import { storeDialects, type StoreDialect } from './helpers/dialects.js';
+import { tempDir } from './helpers/temp-dirs.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { startHttpReceiver, startSmtpReceiver, type HttpReceiver } from './helpers/receivers.js';
 import { formSignIn, postForm } from './helpers/web.js';
@@ -26,7 +31,23 @@ import { loopbackApiAccess } from './helpers/api-server.js';
 // The command line runs on the real clock, so the fleet is built as of now.
 const NOW = new Date(Date.now() - 60_000);
 
-describe('notification doors', () => {
+/**
+ * The config's `store:` line for the dialect's store, with what the commands
+ * need in their environment: the file, or the Postgres block with its
+ * password in an environment variable (never in the file) and the folder
+ * for rejected inputs that a Postgres store needs (`dir`/rejected).
+ */
+function storeConfig(dialect: StoreDialect, store: Store, dir: string): { line: string; env: Record<string, string> } {
+  const env = dialect.cliEnv(store);
+  if (dialect.name === 'sqlite') return { line: `store: { sqlite: ${env.DMARC_ROLLOUT_DB} }`, env };
+  const c = postgresConnectionFromUrl(env.DMARC_ROLLOUT_DATABASE_URL!);
+  return {
+    line: `store: { postgres: { host: ${c.host}, port: ${c.port}, database: ${c.database}, user: ${c.user}, password_env: TEST_PG_PASSWORD } }\nrejected_dir: ${join(dir, 'rejected')}`,
+    env: { ...env, TEST_PG_PASSWORD: c.password! },
+  };
+}
+
+for (const dialect of storeDialects()) describe(`notification doors, on ${dialect.name}`, () => {
   let store: Store;
   let fleet: FleetFixture;
   let slack: HttpReceiver;
@@ -34,14 +55,17 @@ describe('notification doors', () => {
   let server: RunningApiServer;
   let config: string;
   let env: Record<string, string>;
+  let storeLine: string;
+  let storeEnv: Record<string, string>;
   let notify: ReturnType<typeof loadDaemonConfig>['notify'];
   const viewer = generateToken();
   const operator = generateToken();
   const dns = new MemoryDns();
 
   before(async () => {
-    const { dir, db } = tempStore();
-    store = await openSqliteStore(db);
+    const dir = tempDir('dmarc-rollout-notify-doors-');
+    store = await dialect.open();
+    ({ line: storeLine, env: storeEnv } = storeConfig(dialect, store, dir));
     fleet = await buildFleetFixture(store, { now: NOW, providerName: 'memory', provider: dns });
     [slack, broken] = await Promise.all([startHttpReceiver(), startHttpReceiver()]);
     broken.respond = () => 404;
@@ -49,7 +73,7 @@ describe('notification doors', () => {
     writeFileSync(
       config,
       [
-        `store: { sqlite: ${db} }`,
+        storeLine,
         'notifications:',
         '  channels:',
         '    chat: { type: slack, url_env: SLACK_URL }',
@@ -58,7 +82,7 @@ describe('notification doors', () => {
         '  summary: { channels: [chat] }',
       ].join('\n'),
     );
-    env = { SLACK_URL: `${slack.url}/services/T/B/X`, GONE_URL: `${broken.url}/services/T/B/gone`, DMARC_ROLLOUT_DB: db, DMARC_ROLLOUT_PLANS: fleet.plansDir };
+    env = { SLACK_URL: `${slack.url}/services/T/B/X`, GONE_URL: `${broken.url}/services/T/B/gone`, ...storeEnv, DMARC_ROLLOUT_PLANS: fleet.plansDir };
     ({ notify } = loadDaemonConfig(config, env));
     // The fixture's own setup (enrolments, first records, a pause) is not what this test looks at.
     await dispatchEvents(store, { channels: [], baseUrl: null }, NOW);
@@ -183,12 +207,11 @@ describe('notification doors', () => {
 
   it('has doctor ask each mail server and flag a webhook sent in clear, sending nothing', async () => {
     const smtp = await startSmtpReceiver();
-    const { dir } = tempStore();
-    const file = join(dir, 'doctor.yaml');
+    const file = join(tempDir('dmarc-rollout-doctor-'), 'doctor.yaml');
     writeFileSync(
       file,
       [
-        `store: { sqlite: ${join(dir, 'store.sqlite')} }`,
+        storeLine,
         'notifications:',
         '  timeout_seconds: 5',
         '  channels:',
@@ -197,7 +220,7 @@ describe('notification doors', () => {
         '    clear: { type: webhook, url_env: CLEAR_URL, secret_env: CLEAR_SECRET }',
       ].join('\n'),
     );
-    const res = await runMain(['doctor', '--config', file, '--json'], { CLEAR_URL: 'http://hooks.ops.example/dmarc', CLEAR_SECRET: 's' });
+    const res = await runMain(['doctor', '--config', file, '--json'], { ...storeEnv, CLEAR_URL: 'http://hooks.ops.example/dmarc', CLEAR_SECRET: 's' });
     const { checks } = JSON.parse(res.stdout) as { checks: Array<{ subject: string; status: string; detail: string }> };
     const of = (subject: string) => checks.find((c) => c.subject === subject);
     assert.equal(of('notifications mail (smtp)')?.status, 'ok', JSON.stringify(checks));
