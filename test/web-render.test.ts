@@ -3,7 +3,8 @@
  * person (and a browser test) relies on. Report data is hostile and must come
  * out as text; a viewer must get no form that changes anything; the chart must
  * mark stage changes and say when there is nothing yet; the pages must load
- * nothing from another site.
+ * nothing from another site. Pure functions need no store; the pages built
+ * from a real store are built from each store (SQLite and Postgres).
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import {
   renderLoginPage,
   type PageContext,
 } from '../src/web/pages.js';
+import { storeDialects } from './helpers/dialects.js';
 import { cleanRow, spoofRow } from './helpers/reports.js';
 import { createWorld } from './helpers/world.js';
 
@@ -407,65 +409,67 @@ describe('the layout', () => {
   });
 });
 
-describe('pages from a real store', () => {
-  const DAY_MS = 86_400_000;
-  const START = Date.parse('2026-01-05T00:00:00Z');
-  const DAYS = 20;
-  let pages: { operator: string; viewer: string; fleet: string; view: DomainView };
+for (const dialect of storeDialects()) {
+  describe(`pages from a real store, on ${dialect.name}`, () => {
+    const DAY_MS = 86_400_000;
+    const START = Date.parse('2026-01-05T00:00:00Z');
+    const DAYS = 20;
+    let pages: { operator: string; viewer: string; fleet: string; view: DomainView };
 
-  before(async () => {
-    // Each day's report arrives at noon the next day, just before that day's tick.
-    const w = await createWorld({ start: new Date(START), tickHours: [12] });
-    const store = w.store;
-    try {
-      await w.enrol(['shop.example']);
-      const days = Array.from({ length: DAYS - 1 }, (_, d) => new Date(START + d * DAY_MS).toISOString().slice(0, 10));
-      await w.sendReports(
-        days.map((day) => ({ reporter: SCRIPT, domain: 'shop.example', day, rows: [cleanRow('shop.example', '192.0.2.10', 400), spoofRow('shop.example', '203.0.113.66', 40)] })),
-        12,
+    before(async () => {
+      // Each day's report arrives at noon the next day, just before that day's tick.
+      const w = await createWorld({ dialect, start: new Date(START), tickHours: [12] });
+      const store = w.store;
+      try {
+        await w.enrol(['shop.example']);
+        const days = Array.from({ length: DAYS - 1 }, (_, d) => new Date(START + d * DAY_MS).toISOString().slice(0, 10));
+        await w.sendReports(
+          days.map((day) => ({ reporter: SCRIPT, domain: 'shop.example', day, rows: [cleanRow('shop.example', '192.0.2.10', 400), spoofRow('shop.example', '203.0.113.66', 40)] })),
+          12,
+        );
+        for (const { result: r } of await w.runUntil(new Date(START + (DAYS - 1) * DAY_MS + 12 * 3600_000))) if (r.error) assert.fail(r.error);
+        const now = w.now();
+        const v = (await domainView(store, 'shop.example', now))!;
+        pages = {
+          view: v,
+          operator: renderDomainPage(operator, v),
+          viewer: renderDomainPage(viewer, v),
+          fleet: renderFleetPage(operator, { domains: await fleetOverview(store, now), filter: {} }),
+        };
+      } finally {
+        await w.close();
+      }
+    });
+
+    it('shows the hostile reporter name as text', () => {
+      assert.ok(pages.view.reporters.some((r) => r.reporter === SCRIPT), 'the reporter reached the view');
+      for (const page of [pages.operator, pages.viewer]) {
+        assert.ok(!page.includes('<script'));
+        assert.ok(page.includes(ESCAPED_SCRIPT));
+      }
+    });
+
+    it('marks every stage change that falls within the chart’s days', () => {
+      const { daily, history } = pages.view;
+      assert.ok(daily.length >= DAYS - 2);
+      const start = Date.parse(`${daily[0]!.day}T00:00:00Z`);
+      const end = Date.parse(`${daily.at(-1)!.day}T00:00:00Z`) + DAY_MS;
+      const expected = history.filter((h) => h.record !== null && Date.parse(h.at) >= start && Date.parse(h.at) < end).map((h) => h.to_stage);
+      assert.ok(expected.includes('quarantine:1'), `the domain advanced in the period: ${JSON.stringify(history)}`);
+      const markers = [...pages.operator.matchAll(/<g class="stage-marker" data-stage="([^"]+)"/g)].map((m) => m[1]);
+      assert.deepEqual(markers, expected);
+    });
+
+    it('gives the operator forms for the live domain and the viewer none', () => {
+      assert.ok(forms(pages.operator).some((f) => f.action === '/ui/domains/shop.example/pause'));
+      assert.deepEqual(
+        forms(pages.viewer).filter((f) => f.action.startsWith('/ui/domains/')),
+        [],
       );
-      for (const { result: r } of await w.runUntil(new Date(START + (DAYS - 1) * DAY_MS + 12 * 3600_000))) if (r.error) assert.fail(r.error);
-      const now = w.now();
-      const v = (await domainView(store, 'shop.example', now))!;
-      pages = {
-        view: v,
-        operator: renderDomainPage(operator, v),
-        viewer: renderDomainPage(viewer, v),
-        fleet: renderFleetPage(operator, { domains: await fleetOverview(store, now), filter: {} }),
-      };
-    } finally {
-      await w.close();
-    }
+      assert.match(pages.fleet, /<a href="\/domains\/shop\.example">shop\.example<\/a>/);
+    });
   });
-
-  it('shows the hostile reporter name as text', () => {
-    assert.ok(pages.view.reporters.some((r) => r.reporter === SCRIPT), 'the reporter reached the view');
-    for (const page of [pages.operator, pages.viewer]) {
-      assert.ok(!page.includes('<script'));
-      assert.ok(page.includes(ESCAPED_SCRIPT));
-    }
-  });
-
-  it('marks every stage change that falls within the chart’s days', () => {
-    const { daily, history } = pages.view;
-    assert.ok(daily.length >= DAYS - 2);
-    const start = Date.parse(`${daily[0]!.day}T00:00:00Z`);
-    const end = Date.parse(`${daily.at(-1)!.day}T00:00:00Z`) + DAY_MS;
-    const expected = history.filter((h) => h.record !== null && Date.parse(h.at) >= start && Date.parse(h.at) < end).map((h) => h.to_stage);
-    assert.ok(expected.includes('quarantine:1'), `the domain advanced in the period: ${JSON.stringify(history)}`);
-    const markers = [...pages.operator.matchAll(/<g class="stage-marker" data-stage="([^"]+)"/g)].map((m) => m[1]);
-    assert.deepEqual(markers, expected);
-  });
-
-  it('gives the operator forms for the live domain and the viewer none', () => {
-    assert.ok(forms(pages.operator).some((f) => f.action === '/ui/domains/shop.example/pause'));
-    assert.deepEqual(
-      forms(pages.viewer).filter((f) => f.action.startsWith('/ui/domains/')),
-      [],
-    );
-    assert.match(pages.fleet, /<a href="\/domains\/shop\.example">shop\.example<\/a>/);
-  });
-});
+}
 
 describe('nothing is loaded from another site', () => {
   it('no page and not the stylesheet names an http or https URL', () => {
