@@ -17,7 +17,8 @@ import { listPlans, planDirectories } from '../src/plans/index.js';
 import { ingestInput } from '../src/reports/index.js';
 import { getDomain } from '../src/store/domains.js';
 import { getIntent } from '../src/store/intents.js';
-import type { Store } from '../src/store/open.js';
+import { postgresConnectionFromUrl } from '../src/store/location.js';
+import { openStore, type Store } from '../src/store/open.js';
 import { storeDialects } from './helpers/dialects.js';
 import { tempDir } from './helpers/temp-dirs.js';
 import { csrfOf, formSignIn, postForm } from './helpers/web.js';
@@ -140,8 +141,8 @@ for (const dialect of storeDialects()) describe(`the HTTP API, on ${dialect.name
   });
 
   describe('sessions', () => {
-    /** A second server on the same store, as after a restart of the daemon. */
-    const restartedServer = (secret: string | undefined) =>
+    /** A second server on the same store, as after a restart of the daemon (or another daemon on `on`, a store of its own on the same database). */
+    const restartedServer = (secret: string | undefined, on: Store = store) =>
       startApiServer({
         config: {
           listen: { host: '127.0.0.1', port: 0 },
@@ -153,7 +154,7 @@ for (const dialect of storeDialects()) describe(`the HTTP API, on ${dialect.name
         tokens: new TokenSet([{ name: 'otto', role: 'operator', sha256: operator.sha256 }]),
         logger: pino({ level: 'silent' }),
         env: secret ? { TEST_SESSION_SECRET: secret } : {},
-        context: { store, now: () => NOW, loadPlan: fleet.loadPlan, sourceRules: [], ingest: () => Promise.reject(new Error('no uploads here')) },
+        context: { store: on, now: () => NOW, loadPlan: fleet.loadPlan, sourceRules: [], ingest: () => Promise.reject(new Error('no uploads here')) },
       });
     const signInAt = async (url: string) => (await formSignIn(url, operator.token)).session!;
 
@@ -186,6 +187,26 @@ for (const dialect of storeDialects()) describe(`the HTTP API, on ${dialect.name
         await second.close();
       }
     });
+
+    // Several daemons serve the API from one Postgres store at once. Not on SQLite: one daemon holds a SQLite store (the single-instance lock).
+    if (dialect.name === 'postgres') {
+      it('are one for daemons serving one Postgres store at once: signed in on one, known to the other, signed out on both', async () => {
+        const secret = 'a-session-secret-shared-by-every-daemon';
+        const other = await openStore({ kind: 'postgres', connection: postgresConnectionFromUrl(dialect.cliEnv(store).DMARC_ROLLOUT_DATABASE_URL!) });
+        const a = await restartedServer(secret);
+        const b = await restartedServer(secret, other);
+        try {
+          const cookie = await signInAt(a.url);
+          assert.equal((await fetch(`${b.url}/api/v1/domains`, { headers: { cookie } })).status, 200, 'the other daemon knows the session');
+          const page = await (await fetch(`${b.url}/`, { headers: { cookie } })).text();
+          assert.equal((await postForm(b.url, '/ui/logout', cookie, { _csrf: csrfOf(page) })).status, 303);
+          assert.equal((await fetch(`${a.url}/api/v1/domains`, { headers: { cookie } })).status, 401, 'signed out on the other daemon is signed out here');
+        } finally {
+          await Promise.all([a.close(), b.close()]);
+          await other.close();
+        }
+      });
+    }
   });
 
   describe('domains', () => {
