@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import type { SourceRule } from '../engine/types.js';
 import type { Actor } from '../fleet/actions.js';
 import type { ProviderLookup } from '../fleet/enroll.js';
+import { MeasuredDomains } from '../fleet/measured-cache.js';
 import type { ViewContext } from '../fleet/views.js';
 import type { Plan } from '../plans/index.js';
 import type { IngestResult } from '../reports/index.js';
@@ -60,7 +61,14 @@ export interface HealthReport {
  */
 export const reading = (ctx: ApiContext): Store => readingStore(ctx.store);
 
-export const viewContext = (ctx: ApiContext): ViewContext => ({ loadPlan: ctx.loadPlan, sourceRules: ctx.sourceRules });
+/** One MeasuredDomains per API context (a server's life): the domain page's measurements, kept while they hold. */
+const measuredByContext = new WeakMap<ApiContext, MeasuredDomains>();
+
+export function viewContext(ctx: ApiContext): ViewContext {
+  let measured = measuredByContext.get(ctx);
+  if (!measured) measuredByContext.set(ctx, (measured = new MeasuredDomains()));
+  return { loadPlan: ctx.loadPlan, sourceRules: ctx.sourceRules, measured };
+}
 
 /** Who acts, for the fleet actions and the audit log. */
 export const actor = (ctx: ApiContext, request: FastifyRequest): Actor => ({ actor: actorOf(request), now: ctx.now() });

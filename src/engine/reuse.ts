@@ -70,10 +70,16 @@ export interface AssessmentInputs {
   acknowledgements: string;
 }
 
+/** A digest of the plan's settings and stages (computed once per plan object). */
+export function planDigest(plan: Plan): string {
+  let digest = planDigests.get(plan);
+  if (digest === undefined) planDigests.set(plan, (digest = createHash('sha256').update(JSON.stringify(plan)).digest('base64url')));
+  return digest;
+}
+
 /** A digest of what a domain's figures stand on besides its rollups and the clock. */
 export function inputsDigest(i: AssessmentInputs): string {
-  let plan = planDigests.get(i.plan);
-  if (plan === undefined) planDigests.set(i.plan, (plan = createHash('sha256').update(JSON.stringify(i.plan)).digest('base64url')));
+  const plan = planDigest(i.plan);
   const rules = i.configRules.map((r) => [r.domain, r.kind, r.value, r.verdict]);
   return createHash('sha256')
     .update(JSON.stringify([plan, i.row, enrolledBelow(i.enrolled, i.row.domain), rules, i.storeRules, i.acknowledgements]))

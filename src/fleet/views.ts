@@ -6,6 +6,7 @@
  * (assessDomain, decide), so the page, the API and `explain` can never
  * disagree with what a tick would do.
  */
+import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { decide } from '../engine/decide.js';
 import { attributeRow } from '../engine/metrics.js';
@@ -16,7 +17,9 @@ import type { Check, Decision, DecisionAction, ReporterSummary, SourceClass, Sou
 import { DAY_SECONDS } from '../engine/window.js';
 import { loadPlan as defaultLoadPlan, type Plan } from '../plans/index.js';
 import { recordForPlanStage, stageLabel } from '../record/index.js';
-import { recentAudit } from '../store/audit.js';
+import { planDigest } from '../engine/reuse.js';
+import { assessmentMarks } from '../store/assessments.js';
+import { newestAuditId, recentAudit } from '../store/audit.js';
 import { enrolledBetween, getDomain, stageHistory } from '../store/domains.js';
 import { getIntent } from '../store/intents.js';
 import { loadRollupRows } from '../store/rollups.js';
@@ -26,6 +29,7 @@ import { listSourceRules, sourceRulesFor } from '../store/source-rules.js';
 import { ActionError, enrolledDomain } from './actions.js';
 import { normalizeDomainName } from '../names.js';
 import { cachedPlanLoader, type DomainStatus, type LoadedPlan } from './status.js';
+import type { MeasuredDomains } from './measured-cache.js';
 import { figuresOf, fleetPage, overviewFrom } from './fleet-page.js';
 
 /** What every view needs besides the store and the clock. */
@@ -33,6 +37,8 @@ export interface ViewContext {
   loadPlan?: (name: string) => Plan;
   /** Allowlist and abuse rules from the daemon config (the store's always apply). */
   sourceRules?: readonly SourceRule[];
+  /** Measurements kept between requests while what they stand on holds (the API server keeps one; src/fleet/measured-cache.ts). */
+  measured?: MeasuredDomains;
 }
 
 /** A change written or queued but not yet verified in DNS: the stored intent's columns, with its target as a stage label. */
@@ -224,7 +230,7 @@ export async function domainView(
   const row = await getDomain(store.db, domain);
   if (!row) return undefined;
   const load = planLoader(ctx);
-  const { overview, judged, plan } = await overviewOf(store, row, now, ctx, load);
+  const { overview, judged, plan, key } = await overviewOf(store, row, now, ctx, load);
   // Measuring and the daily series each take tens of ms of CPU for a domain with much mail: a turn between.
   await nextTurn();
   const history = await stageHistory(store.db, domain);
@@ -250,7 +256,7 @@ export async function domainView(
     checks: judged?.decision.checks ?? [],
     ...listedSources(sources),
     reporters,
-    daily: plan ? await dailySeries(store, row, plan, now, history, ctx, opts.days ?? 90) : [],
+    daily: plan ? await keptDailySeries(store, row, plan, now, history, ctx, opts.days ?? 90, key) : [],
     history,
     audit: audit.map(parseAuditDetails),
   };
@@ -275,20 +281,69 @@ async function overviewOf(
   ctx: ViewContext,
   load: (name: string) => LoadedPlan,
   enrolled?: ReadonlySet<string>,
-): Promise<{ overview: DomainOverview; judged: Judged | null; plan: Plan | undefined }> {
+): Promise<{ overview: DomainOverview; judged: Judged | null; plan: Plan | undefined; key: string | null }> {
   const loaded = load(row.plan);
   const intent = await getIntent(store.db, row.domain);
   const plan = loaded.plan;
   let judged: Judged | null = null;
+  let key: string | null = null;
   if (plan && plan.stages[row.stage_index]) {
-    const assessment = await assessDomain(store, row, plan, now, {
-      ...(enrolled ? { enrolled } : {}),
-      ...(ctx.sourceRules ? { configRules: ctx.sourceRules } : {}),
-    });
+    const measure = () =>
+      assessDomain(store, row, plan, now, {
+        ...(enrolled ? { enrolled } : {}),
+        ...(ctx.sourceRules ? { configRules: ctx.sourceRules } : {}),
+      });
+    // With the fleet's names given (a caller judging many), attribution is theirs: measured afresh, not kept.
+    key = ctx.measured && !enrolled ? await measuredKey(store, row, plan, ctx) : null;
+    const assessment = key !== null ? await ctx.measured!.assessment(row.domain, key, now, measure) : await measure();
+    // decide() is cheap and reads the clock: always this request's.
     judged = { metrics: assessment.metrics, decision: decide(assessment.snapshot, plan, assessment.metrics, now) };
   }
   const overview = overviewFrom(row, loaded, now, intent, judged ? figuresOf(judged.metrics, judged.decision, now) : null);
-  return { overview, judged, plan };
+  return { overview, judged, plan, key };
+}
+
+/**
+ * What a domain's measurement stands on besides its rollups' content and the
+ * clock, as one string (MeasuredDomains keeps a measurement while it holds).
+ * Read before measuring: a report stored meanwhile changes it for the next request.
+ */
+async function measuredKey(store: Store, row: DomainRow, plan: Plan, ctx: ViewContext): Promise<string> {
+  const marks = await assessmentMarks(store.db, row.domain);
+  const configRules = (ctx.sourceRules ?? []).filter((r) => r.domain === null || r.domain === row.domain).map((r) => [r.domain, r.kind, r.value, r.verdict]);
+  return createHash('sha256')
+    .update(
+      JSON.stringify([
+        planDigest(plan),
+        row,
+        configRules,
+        marks.rollupChanges,
+        marks.lastReportId,
+        marks.rules,
+        marks.acknowledgements,
+        // Enrolling or unenrolling a subdomain moves its mail out of or into the domain's figures; both are audited.
+        await newestAuditId(store.db),
+      ]),
+    )
+    .digest('base64url');
+}
+
+/** dailySeries(), kept in ctx.measured under the measurement's key with the day, the span and the stage history. */
+async function keptDailySeries(
+  store: Store,
+  row: DomainRow,
+  plan: Plan,
+  now: Date,
+  history: StageChange[],
+  ctx: ViewContext,
+  days: number,
+  key: string | null,
+): Promise<DailyPoint[]> {
+  if (!ctx.measured || key === null) return (await dailySeries(store, row, plan, now, history, ctx, days)).points;
+  const last = history.at(-1);
+  const seriesKey = `${key}\n${days}\n${history.length}\n${last ? `${last.at}\n${last.to_stage}` : ''}`;
+  const { points } = await ctx.measured.series(row.domain, seriesKey, now, () => dailySeries(store, row, plan, now, history, ctx, days));
+  return [...points];
 }
 
 /**
@@ -304,19 +359,25 @@ async function dailySeries(
   history: StageChange[],
   ctx: ViewContext,
   days: number,
-): Promise<DailyPoint[]> {
+): Promise<{ points: DailyPoint[]; until: number }> {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const todayStart = nowSeconds - (nowSeconds % DAY_SECONDS);
   const fromEpoch = todayStart - days * DAY_SECONDS;
   const judgedSubdomains = subdomainsFollowRecord(plan, row.last_record);
   // From the daily rollups, as the engine judges: a day whose raw rows retention pruned still shows its mail.
-  const read = await loadRollupRows(store.db, row.domain, { fromEpoch, toEpoch: nowSeconds });
+  // Through today's end, so the series knows when an entry stored ahead of its range (a skewed clock) comes in.
+  const read = await loadRollupRows(store.db, row.domain, { fromEpoch, toEpoch: todayStart + DAY_SECONDS });
+  let until = (todayStart + DAY_SECONDS) * 1000;
   const enrolled = await enrolledBetween(store.db, read.map((r) => r.headerFrom), row.domain);
   // The passes over the rows in steps with turns of the event loop between, as the engine measures
   // (src/engine/steps.ts): a domain with 100,000 rollup entries is seconds of work.
   const pause = pacer();
   const rows: typeof read = [];
   for (const r of read) {
+    if (r.begin > nowSeconds) {
+      until = Math.min(until, r.begin * 1000);
+      continue;
+    }
     const part = attributeRow(r, row.domain, enrolled);
     if (r.begin >= fromEpoch && (part === 'own' || (part === 'subdomain' && judgedSubdomains))) rows.push(r);
     if (pause()) await nextTurn();
@@ -347,7 +408,7 @@ async function dailySeries(
   const firstChange = verified.map((h) => Math.floor(Date.parse(h.at) / 1000 / DAY_SECONDS)).find((d) => d >= fromEpoch / DAY_SECONDS);
   const firstDay = Math.min(...byDay.keys(), firstChange ?? Infinity);
   const lastDay = todayStart / DAY_SECONDS;
-  if (!Number.isFinite(firstDay)) return [];
+  if (!Number.isFinite(firstDay)) return { points: [], until };
   const points: DailyPoint[] = [];
   for (let day = firstDay; day <= lastDay; day++) {
     const point = byDay.get(day) ?? { day: isoDay(day), messages: 0, authorised: 0, authorised_failed: 0, authorised_fail_rate: null, spoofing: 0, stage: null };
@@ -359,7 +420,7 @@ async function dailySeries(
       stage: inForce ? inForce.to_stage : null,
     });
   }
-  return points;
+  return { points, until };
 }
 
 const isoDay = (day: number) => new Date(day * DAY_SECONDS * 1000).toISOString().slice(0, 10);

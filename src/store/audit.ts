@@ -49,6 +49,12 @@ export async function appendAudit(db: Kysely<Database> | Transaction<Database>, 
   });
 }
 
+/** The id of the newest audit event of the whole store (0: none): what a kept view checks nothing audited changed since. */
+export async function newestAuditId(db: Kysely<Database> | Transaction<Database>): Promise<number> {
+  const row = await db.selectFrom('audit_events').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+  return Number(row?.id ?? 0);
+}
+
 /** The newest audit events, newest first, optionally for one domain. */
 export async function recentAudit(
   db: Kysely<Database> | Transaction<Database>,
