@@ -13,8 +13,6 @@
  * a report and its re-sent copy were both counted in 7 of 8.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sql } from 'kysely';
@@ -22,6 +20,7 @@ import { ingestInput, type IngestResult } from '../src/reports/index.js';
 import { openStore, type Store } from '../src/store/open.js';
 import { storeDialects } from './helpers/dialects.js';
 import { aggregateReportXml, cleanRow, type GeneratedRow } from './helpers/reports.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
 const DOMAIN = 'concurrent.example';
 const DAY = '2026-05-06';
@@ -113,7 +112,7 @@ async function rounds(
   held: (i: number) => number | undefined = () => undefined,
 ): Promise<string[]> {
   const problems: string[] = [];
-  const rejectedDir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-concurrent-'));
+  const rejectedDir = tempDir('dmarc-rollout-concurrent-');
   for (let round = 0; round < ROUNDS; round++) {
     const [a, b] = await twoHandles(dialect);
     try {

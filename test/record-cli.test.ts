@@ -5,14 +5,12 @@
  * test/cli-contract.test.ts starts the real executable.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { runMain, type CliRun } from './helpers/cli.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-record-cli-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('dmarc-rollout-record-cli-');
 
 function cli(...args: string[]): Promise<CliRun> {
   return runMain(args, { DMARC_ROLLOUT_DB: join(dir, 'store.sqlite') });

@@ -7,14 +7,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync, deflateSync } from 'node:zlib';
 import { ReportError, readReport, type ReadReport } from '../src/reports/index.js';
 import { makeMail, makeZip, recordXml, reportHead, reportXml, REPORT_TAIL } from './fixtures/reports/make.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-containers-'));
+const dir = tempDir('dmarc-rollout-containers-');
 const xml = Buffer.from(reportXml({ records: 3, count: 2 }));
 
 async function read(bytes: Buffer, limits?: Parameters<typeof readReport>[1]): Promise<ReadReport> {
