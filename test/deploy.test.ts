@@ -13,8 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, posix, relative, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +27,7 @@ import type { DaemonConfig } from '../src/daemon/config.js';
 import { createDaemonMetrics } from '../src/daemon/metrics.js';
 import { loadPlan } from '../src/plans/index.js';
 import { openSqliteStore } from '../src/store/open.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEPLOY = join(ROOT, 'deploy');
@@ -126,15 +126,11 @@ const DB_ENV = { DMARC_ROLLOUT_DB: `${STATE_DIR}/dmarc-rollout.sqlite` };
  * relative paths from the config's folder, as it does in the deployment.
  */
 function loadExample(text: string, name: string, beside: Record<string, string> = {}): DaemonConfig {
-  const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-config-'));
-  try {
-    for (const [file, content] of Object.entries(beside)) writeFileSync(join(dir, file), content);
-    const file = join(dir, name);
-    writeFileSync(file, text);
-    return loadDaemonConfig(file, DB_ENV);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir('dmarc-rollout-config-');
+  for (const [file, content] of Object.entries(beside)) writeFileSync(join(dir, file), content);
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return loadDaemonConfig(file, DB_ENV);
 }
 
 /** The config.yaml that the ConfigMap holds. */
@@ -614,14 +610,10 @@ describe('deploy/kubernetes-postgres: several replicas on one Postgres', () => {
     const text = str(obj(pgManifest('configmap.yaml', 'ConfigMap').data, 'data')['config.yaml'], 'config.yaml');
     const ref = databaseUrlRef();
     const url = str(secretData(str(ref.name, 'secret name'))[str(ref.key, 'secret key')], 'the database URL');
-    const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-config-'));
-    try {
-      writeFileSync(join(dir, 'tokens.yaml'), str(secretData('dmarc-rollout-api-tokens')['tokens.yaml'], 'tokens.yaml'));
-      writeFileSync(join(dir, 'config.yaml'), text);
-      return loadDaemonConfig(join(dir, 'config.yaml'), { DMARC_ROLLOUT_DATABASE_URL: url });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir('dmarc-rollout-config-');
+    writeFileSync(join(dir, 'tokens.yaml'), str(secretData('dmarc-rollout-api-tokens')['tokens.yaml'], 'tokens.yaml'));
+    writeFileSync(join(dir, 'config.yaml'), text);
+    return loadDaemonConfig(join(dir, 'config.yaml'), { DMARC_ROLLOUT_DATABASE_URL: url });
   };
 
   test('kustomization lists every manifest; each has apiVersion, kind and a name, and no namespace', () => {
@@ -1052,8 +1044,7 @@ describe('deploy/systemd', () => {
       t.skip('systemd-analyze is not installed; the unit was checked by the INI parse above');
       return;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'dmarc-rollout-unit-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir('dmarc-rollout-unit-');
     const original = readFileSync(UNIT, 'utf8');
     // verify also checks that ExecStart's program exists and is executable. The
     // unit names /usr/bin/node; the copy names the node running this test, so

@@ -8,8 +8,7 @@
  * test/providers-contract.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { CloudflareProvider, cloudflareConfigSchema } from '../providers/cloudflare/index.js';
@@ -17,6 +16,7 @@ import { ProviderError } from '../providers/shared/errors.js';
 import type { Clock } from '../providers/shared/clock.js';
 import { CloudflareServer, type FakeZone } from './helpers/cloudflare-server.js';
 import { fakeClock } from './helpers/fake-clock.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
 const TOKEN_ENV = 'TEST_CF_API_TOKEN';
 const TOKEN = 'cf-token-5ecr3t-0123456789abcdefABCDEF';
@@ -150,24 +150,20 @@ describe('cloudflare provider (real SDK, v4 JSON server on loopback)', () => {
       assert.match(e.message, /environment variable CF_TOKEN_NOT_SET \(api_token_env\) is not set/);
       return true;
     });
-    const dir = mkdtempSync(join(tmpdir(), 'cf-token-'));
-    try {
-      assert.throws(() => new CloudflareProvider(config({ api_token_file: join(dir, 'none') }), { env: {} }), /cannot read file .*none \(api_token_file\): ENOENT/);
-      const file = join(dir, 'token');
-      writeFileSync(file, `${TOKEN}\n`);
-      assert.deepEqual(await new CloudflareProvider(config({ api_token_file: file }), { env: {} }).readTxt('_dmarc.example.com'), []);
-      const wrong = 'cf-wrong-token-9876543210';
-      writeFileSync(file, wrong);
-      await assert.rejects(new CloudflareProvider(config({ api_token_file: file }), { env: {} }).readTxt('_dmarc.example.com'), (e: unknown) => {
-        assert.ok(e instanceof ProviderError);
-        assert.equal(e.kind, 'secret');
-        assert.match(e.message, /rejected the API token from file .*token \(HTTP 403: 10000 Authentication error\)/);
-        assert.ok(!e.message.includes(wrong) && !JSON.stringify(e).includes(wrong));
-        return true;
-      });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir('dmarc-rollout-cf-token-');
+    assert.throws(() => new CloudflareProvider(config({ api_token_file: join(dir, 'none') }), { env: {} }), /cannot read file .*none \(api_token_file\): ENOENT/);
+    const file = join(dir, 'token');
+    writeFileSync(file, `${TOKEN}\n`);
+    assert.deepEqual(await new CloudflareProvider(config({ api_token_file: file }), { env: {} }).readTxt('_dmarc.example.com'), []);
+    const wrong = 'cf-wrong-token-9876543210';
+    writeFileSync(file, wrong);
+    await assert.rejects(new CloudflareProvider(config({ api_token_file: file }), { env: {} }).readTxt('_dmarc.example.com'), (e: unknown) => {
+      assert.ok(e instanceof ProviderError);
+      assert.equal(e.kind, 'secret');
+      assert.match(e.message, /rejected the API token from file .*token \(HTTP 403: 10000 Authentication error\)/);
+      assert.ok(!e.message.includes(wrong) && !JSON.stringify(e).includes(wrong));
+      return true;
+    });
     assert.throws(() => cloudflareConfigSchema.parse({ type: 'cloudflare', api_token: TOKEN }), /api_token/);
   });
 });

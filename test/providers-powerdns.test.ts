@@ -8,8 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { Resolver } from 'node:dns/promises';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { PowerdnsProvider, powerdnsConfigSchema } from '../providers/powerdns/index.js';
@@ -17,6 +16,7 @@ import { ProviderError } from '../providers/shared/errors.js';
 import type { Clock } from '../providers/shared/clock.js';
 import { authoritativeServers, queryTxt } from '../src/dns/index.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
 const KEY_ENV = 'TEST_PDNS_API_KEY';
 
@@ -111,27 +111,23 @@ describe('powerdns provider (real pdns_server)', () => {
       assert.match(e.message, /environment variable PDNS_KEY_NOT_SET \(api_key_env\) is not set/);
       return true;
     });
-    const dir = mkdtempSync(join(tmpdir(), 'pdns-key-'));
-    try {
-      assert.throws(() => new PowerdnsProvider(config({ api_key_file: join(dir, 'absent') }), { env: {} }), /cannot read file .*absent \(api_key_file\): ENOENT/);
-      const keyFile = join(dir, 'key');
-      writeFileSync(keyFile, `${pdns.apiKey}\n`);
-      const fromFile = new PowerdnsProvider(config({ api_key_file: keyFile }), { env: {} });
-      assert.deepEqual(await fromFile.readTxt('_dmarc.nothing.example.test'), []);
+    const dir = tempDir('dmarc-rollout-pdns-key-');
+    assert.throws(() => new PowerdnsProvider(config({ api_key_file: join(dir, 'absent') }), { env: {} }), /cannot read file .*absent \(api_key_file\): ENOENT/);
+    const keyFile = join(dir, 'key');
+    writeFileSync(keyFile, `${pdns.apiKey}\n`);
+    const fromFile = new PowerdnsProvider(config({ api_key_file: keyFile }), { env: {} });
+    assert.deepEqual(await fromFile.readTxt('_dmarc.nothing.example.test'), []);
 
-      const wrongKey = 'wrong-key-0123456789abcdef';
-      writeFileSync(keyFile, wrongKey);
-      const wrong = new PowerdnsProvider(config({ api_key_file: keyFile }), { env: {} });
-      await assert.rejects(wrong.readTxt('_dmarc.example.test'), (e: unknown) => {
-        assert.ok(e instanceof ProviderError);
-        assert.equal(e.kind, 'secret');
-        assert.match(e.message, /rejected the API key from file .*key \(HTTP 401\)/);
-        assert.ok(!e.message.includes(wrongKey) && !e.message.includes(pdns.apiKey));
-        return true;
-      });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const wrongKey = 'wrong-key-0123456789abcdef';
+    writeFileSync(keyFile, wrongKey);
+    const wrong = new PowerdnsProvider(config({ api_key_file: keyFile }), { env: {} });
+    await assert.rejects(wrong.readTxt('_dmarc.example.test'), (e: unknown) => {
+      assert.ok(e instanceof ProviderError);
+      assert.equal(e.kind, 'secret');
+      assert.match(e.message, /rejected the API key from file .*key \(HTTP 401\)/);
+      assert.ok(!e.message.includes(wrongKey) && !e.message.includes(pdns.apiKey));
+      return true;
+    });
     assert.throws(() => powerdnsConfigSchema.parse({ type: 'powerdns', api_url: pdns.apiUrl }), /exactly one of api_key_env or api_key_file/);
     assert.throws(() => powerdnsConfigSchema.parse({ type: 'powerdns', api_url: pdns.apiUrl, api_key_env: 'A', api_key: 'inline' }), /api_key/);
   });

@@ -4,8 +4,7 @@
  * file, and building each provider from raw config.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -21,6 +20,7 @@ import { TokenBucket } from '../providers/shared/token-bucket.js';
 import { sameRecords, zoneCandidates } from '../providers/shared/names.js';
 import { fromPresentation, toPresentation } from '../providers/shared/txt.js';
 import { fakeClock } from './helpers/fake-clock.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
 describe('retry', () => {
   test('full jitter stays under a doubling ceiling capped at the maximum', () => {
@@ -118,16 +118,12 @@ describe('names, TXT and secrets', () => {
     const keys = { env: 'key_env', file: 'key_file' };
     assert.equal(readSecret('p', 'key', { env: 'K' }, keys, { K: ' value\n' }), 'value');
     assert.throws(() => readSecret('p', 'key', { env: 'K' }, keys, { K: '  ' }), /environment variable K \(key_env\) is not set or empty/);
-    const dir = mkdtempSync(join(tmpdir(), 'secret-'));
-    try {
-      const file = join(dir, 'k');
-      writeFileSync(file, '');
-      assert.throws(() => readSecret('p', 'key', { file }, keys, {}), /file .*k \(key_file\) is empty/);
-      writeFileSync(file, 'from-file\n');
-      assert.equal(readSecret('p', 'key', { file }, keys, {}), 'from-file');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir('dmarc-rollout-secret-');
+    const file = join(dir, 'k');
+    writeFileSync(file, '');
+    assert.throws(() => readSecret('p', 'key', { file }, keys, {}), /file .*k \(key_file\) is empty/);
+    writeFileSync(file, 'from-file\n');
+    assert.equal(readSecret('p', 'key', { file }, keys, {}), 'from-file');
   });
 });
 
