@@ -1,10 +1,11 @@
 /**
  * Notifications end to end in one process: the real engine writes audit
- * events on a real store (SQLite, and Postgres, which several daemons may
- * share: every suite that touches the store runs on both), the outbox turns them into one digest per
- * channel per tick, and the sender delivers to receivers on loopback (a
- * webhook receiver checking the HMAC signature, Slack- and Teams-style
- * receivers, a real SMTP server). The clock is passed in throughout.
+ * events on a real store, the outbox turns them into one digest per channel
+ * per tick, and the sender delivers to receivers on loopback (a webhook
+ * receiver checking the HMAC signature, Slack- and Teams-style receivers, a
+ * real SMTP server). The clock is passed in throughout. Every suite that
+ * touches the store runs on SQLite and on Postgres (which several daemons
+ * may share); the config's suite needs no store and runs once.
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
