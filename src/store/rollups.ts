@@ -454,15 +454,29 @@ export interface PruneResult {
 }
 
 /**
- * Deletes the raw rows of reports that ended before `before`, at most
- * `maxRows` rows a call (whole reports, one transaction each batch), and
- * marks each report `rows_pruned_at`. Reports keep their metadata, content
- * hash and rows digest, so a copy arriving again is still a duplicate; the
- * rollups stay, so the engine's figures do not change. A report bigger than
- * the budget is pruned on its own.
+ * Raw rows pruning deletes a statement. SQLite answers synchronously: the 2
+ * million rows of a 400 MB report deleted in one statement would hold the
+ * daemon (its /healthz, its API) for seconds, 90 days after it arrived.
  */
-export async function pruneRawRows(db: Kysely<Database>, opts: { before: number; maxRows: number; now: Date }): Promise<PruneResult> {
+export const PRUNE_ROWS_PER_STATEMENT = 5_000;
+
+/**
+ * Deletes the raw rows of reports that ended before `before`, at most
+ * `maxRows` rows a call (whole reports), and marks each report
+ * `rows_pruned_at`. Reports keep their metadata, content hash and rows
+ * digest, so a copy arriving again is still a duplicate; the rollups stay,
+ * so the engine's figures do not change. A report bigger than the budget is
+ * pruned on its own. Small reports go up to 200 and `rowsPerStatement` rows
+ * a transaction; a report with more rows than that loses them a slice a
+ * statement, with a turn of the event loop between, and is marked in the
+ * transaction that deletes its last slice (stopped half-way, it is still
+ * due and the next call finishes it).
+ */
+export async function pruneRawRows(db: Kysely<Database>, opts: { before: number; maxRows: number; now: Date; rowsPerStatement?: number }): Promise<PruneResult> {
   const result: PruneResult = { reports: 0, rows: 0, more: false };
+  const perStatement = opts.rowsPerStatement ?? PRUNE_ROWS_PER_STATEMENT;
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const markPruned = (trx: Transaction<Database>, ids: number[]) => trx.updateTable('reports').set({ rows_pruned_at: opts.now.toISOString() }).where('id', 'in', ids).execute();
   // A staged report (still being stored on SQLite, see src/reports/store.ts) keeps its rows until it is stored.
   const due = () => db.selectFrom('reports').select('id').where('rows_pruned_at', 'is', null).where('end', '<', opts.before).where('staged_at', 'is', null);
   for (;;) {
@@ -497,15 +511,42 @@ export async function pruneRawRows(db: Kysely<Database>, opts: { before: number;
       result.more = true;
       return result;
     }
-    // 200 reports a transaction, with a turn of the event loop between them (SQLite answers synchronously).
-    for (let i = 0; i < take.length; i += 200) {
-      const batch = take.slice(i, i + 200);
+    // Small reports 200 and `perStatement` rows a transaction; a big one in slices. A turn of the event loop after each.
+    let batch: number[] = [];
+    let batchRows = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const ids = batch;
+      batch = [];
+      batchRows = 0;
       await db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('report_rows').where('report', 'in', batch).execute();
-        await trx.updateTable('reports').set({ rows_pruned_at: opts.now.toISOString() }).where('id', 'in', batch).execute();
+        await trx.deleteFrom('report_rows').where('report', 'in', ids).execute();
+        await markPruned(trx, ids);
       });
-      await new Promise((resolve) => setImmediate(resolve));
+      await turn();
+    };
+    for (const id of take) {
+      const n = rowsOf.get(id) ?? 0;
+      if (n > perStatement) {
+        await flush();
+        for (let left = n; left > perStatement; left -= perStatement) {
+          const slice = db.selectFrom('report_rows').select('id').where('report', '=', id).orderBy('id').limit(perStatement);
+          await db.deleteFrom('report_rows').where('id', 'in', slice).execute();
+          await turn();
+        }
+        // The last slice (and any row the count missed) with the mark.
+        await db.transaction().execute(async (trx) => {
+          await trx.deleteFrom('report_rows').where('report', '=', id).execute();
+          await markPruned(trx, [id]);
+        });
+        await turn();
+        continue;
+      }
+      if (batch.length === 200 || batchRows + n > perStatement) await flush();
+      batch.push(id);
+      batchRows += n;
     }
+    await flush();
     result.reports += take.length;
     result.rows += rows;
   }
