@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decide, HALT_EVIDENCE_MIN_MESSAGES } from '../src/engine/decide.js';
+import { BLOCKING_SOURCES_NAMED, decide, HALT_EVIDENCE_MIN_MESSAGES } from '../src/engine/decide.js';
 import { normalQuantile, rateEvidence } from '../src/engine/evidence.js';
 import { assessCompleteness, awaitingText, type ReportArrival, type ReporterAcknowledgement } from '../src/engine/reporters.js';
 import { measureStage, type MeasureInput } from '../src/engine/metrics.js';
@@ -279,6 +279,32 @@ describe('decide(): reasons that hold', () => {
 
     const moved = decide(snap(Q1), plan, cleanFor(Q1, { sources: [{ ...esp, blocking: false }] }), NOW);
     assert.equal(moved.action, 'advance');
+  });
+
+  it('a hold on hundreds of blocking senders names the 20 sending the most and counts the rest', () => {
+    // The engine's order: most look-back mail first.
+    const esps: SourceSummary[] = Array.from({ length: 300 }, (_, i) => ({
+      key: `198.51.${Math.floor(i / 200)}.${i % 200} dkim:esp.example`,
+      ip: `198.51.${Math.floor(i / 200)}.${i % 200}`,
+      dkimDomains: ['esp.example'],
+      spfDomains: [],
+      class: 'unaligned',
+      classReason: 'unaligned',
+      messages: 1000 - i,
+      passed: 0,
+      lookbackMessages: 1000 - i,
+      lookbackPassed: 0,
+      daysSeen: 5,
+      blocking: true,
+    }));
+    const held = decide(snap(Q1), plan, cleanFor(Q1, { sources: esps }), NOW);
+    assert.equal(held.action, 'hold');
+    assertCheck(held.checks, 'unaligned-sender', 'failed', 300, '50 messages');
+    const detail = check(held.checks, 'unaligned-sender').detail;
+    for (const s of esps.slice(0, BLOCKING_SOURCES_NAMED)) assert.ok(detail.includes(`${s.key} (`), s.key);
+    assert.ok(!detail.includes(`${esps[BLOCKING_SOURCES_NAMED]!.key} (`), 'the 21st is not named');
+    assert.match(detail, /and 280 more \(the domain page lists them\)/);
+    assert.ok(detail.length < 2_000, `${detail.length} characters`);
   });
 
   it('too few authorised messages is inconclusive', () => {

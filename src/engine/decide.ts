@@ -25,6 +25,13 @@ export const HALT_EVIDENCE_MIN_MESSAGES = 20;
 
 const label = (stage: Stage) => stageLabel(stage);
 
+/**
+ * Blocking sources a check's detail names, those sending the most first. A
+ * domain sending through a big ESP without alignment can have hundreds; the
+ * detail goes into every stored decision, audit entry and notification.
+ */
+export const BLOCKING_SOURCES_NAMED = 20;
+
 /** The stage a rollback from `index` goes to: the plan's rollback_to, else the last stage that held cleanly, else the one before. */
 export function rollbackTarget(plan: Plan, index: number, lastCleanIndex: number | null | undefined): number | null {
   const stage = plan.stages[index]!;
@@ -168,7 +175,10 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     threshold: `${plan.unaligned_source_min_messages} messages`,
     detail:
       blocking.length > 0
-        ? `unaligned sender(s) that enforcement would break: ${blocking.map((s) => `${s.key} (${s.lookbackMessages} msgs over ${s.daysSeen} day${s.daysSeen === 1 ? '' : 's'})`).join('; ')}; allowlist or mark as abuse`
+        ? `unaligned sender(s) that enforcement would break: ${blocking
+            .slice(0, BLOCKING_SOURCES_NAMED)
+            .map((s) => `${s.key} (${s.lookbackMessages} msgs over ${s.daysSeen} day${s.daysSeen === 1 ? '' : 's'})`)
+            .join('; ')}${blocking.length > BLOCKING_SOURCES_NAMED ? `; and ${blocking.length - BLOCKING_SOURCES_NAMED} more (the domain page lists them)` : ''}; allowlist or mark as abuse`
         : 'no unaligned sender at the plan\'s volume that needs a person',
   });
 

@@ -386,7 +386,9 @@ function metricsDigest(m: StageMetrics) {
     authorised: m.authorised,
     spoofing: m.spoofing,
     all: m.all,
-    blocking_sources: m.sources.filter((s) => s.blocking).map((s) => s.key),
+    // The first hundred (most mail first) and how many in all: an audit entry per decision need not carry thousands.
+    blocking_sources: m.sources.filter((s) => s.blocking).slice(0, 100).map((s) => s.key),
+    blocking_sources_count: m.sources.filter((s) => s.blocking).length,
     quiet_reporters: m.reporters.filter((r) => r.quiet).map((r) => r.reporter),
   };
 }
