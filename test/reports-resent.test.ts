@@ -4,31 +4,30 @@
  * stored, flagged with the copy it repeats and not counted; a reporter that
  * splits a day into two reports with other rows has both counted. On a real
  * store through the real ingest; what the engine reads back is checked too.
+ * On SQLite and on Postgres (one suite looped over the dialects, a fresh
+ * store per test), the migration that backfilled the digests included.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { after, describe, it } from 'node:test';
-import { Kysely, SqliteDialect } from 'kysely';
+import { describe, it } from 'node:test';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
 import { RowsDigest } from '../src/report-model/digest.js';
 import { ingestInput, type IngestResult } from '../src/reports/index.js';
 import { readReport } from '../src/reports/parse.js';
 import { migrations } from '../src/store/migrations.js';
 import { loadObservedRows } from '../src/store/observations.js';
-import { openSqliteStore, type Store } from '../src/store/open.js';
-import { tempStore } from './helpers/cli.js';
+import type { Store } from '../src/store/open.js';
+import { storeDialects, type StoreDialect } from './helpers/dialects.js';
+import { tempDir } from './helpers/temp-dirs.js';
 import { dayStart, ownServer, rotatedBadly, senderReportXml, type SenderReport } from './helpers/sender-reports.js';
 
-const stores: Store[] = [];
-after(async () => {
-  for (const s of stores) await s.close();
-});
-
-async function fresh(): Promise<{ store: Store; ingest(bytes: Buffer, source: string): Promise<IngestResult> }> {
-  const { dir, db } = tempStore('dmarc-rollout-resent-');
-  const store = await openSqliteStore(db);
-  stores.push(store);
+/** A fresh store of the dialect (closed when the file's tests are done) and the real ingest into it. */
+async function fresh(dialect: StoreDialect): Promise<{ store: Store; ingest(bytes: Buffer, source: string): Promise<IngestResult> }> {
+  const dir = tempDir('dmarc-rollout-resent-');
+  const store = await dialect.open();
   return { store, ingest: (bytes, source) => ingestInput(store.db, { bytes }, source, { rejectedDir: join(dir, 'rejected') }) };
 }
 
@@ -45,9 +44,9 @@ const original: SenderReport = {
 const messagesOn = async (store: Store) =>
   (await loadObservedRows(store.db, D, { fromEpoch: dayStart(DAY), toEpoch: dayStart(DAY) + 86_400 })).reduce((n, r) => n + r.count, 0);
 
-describe('a report re-sent under a new report_id', () => {
+for (const dialect of storeDialects()) describe(`a report re-sent under a new report_id, on ${dialect.name}`, () => {
   it('is stored, flagged with the copy it repeats, and not counted, whatever its record order, layout or container', async () => {
-    const { store, ingest } = await fresh();
+    const { store, ingest } = await fresh(dialect);
     const first = await ingest(Buffer.from(senderReportXml(original)), 'first.xml');
     assert.equal(first.status, 'stored');
     assert.equal(first.status === 'stored' && first.counted, true);
@@ -72,7 +71,7 @@ describe('a report re-sent under a new report_id', () => {
   });
 
   it('a day split into two reports with disjoint rows counts both; other counts, another reporter or another day count too', async () => {
-    const { store, ingest } = await fresh();
+    const { store, ingest } = await fresh(dialect);
     const [a, b, c] = original.rows;
     const morning = await ingest(Buffer.from(senderReportXml({ ...original, reportId: 'part-1', rows: [a!, b!] })), 'part-1.xml');
     const evening = await ingest(Buffer.from(senderReportXml({ ...original, reportId: 'part-2', rows: [c!] })), 'part-2.xml');
@@ -91,12 +90,14 @@ describe('a report re-sent under a new report_id', () => {
   });
 });
 
-describe('migration 0005_report_identity', () => {
+for (const dialect of storeDialects()) describe(`migration 0005_report_identity, on ${dialect.name}`, () => {
   it('backfills the rows digest and alignment modes of reports stored before it, leaving what was counted as it was', async () => {
-    const { dir } = tempStore('dmarc-rollout-resent-migration-');
-    const file = join(dir, 'old.sqlite');
-    const kysely = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
-    const all = migrations('sqlite');
+    // An empty store, migrated here only as far as before 0005.
+    const location = await dialect.location();
+    const kysely = new Kysely<any>({
+      dialect: location.kind === 'sqlite' ? new SqliteDialect({ database: new SqliteDatabase(location.path) }) : new PostgresDialect({ pool: new pg.Pool({ ...location.connection, ssl: false, max: 1 }) }),
+    });
+    const all = migrations(dialect.name);
     for (const name of Object.keys(all).filter((n) => n < '0005')) await all[name]!.up(kysely);
     // A report as the store wrote it before 0005.
     const xml = Buffer.from(senderReportXml(original));
