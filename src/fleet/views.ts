@@ -256,7 +256,7 @@ export async function domainView(
     checks: judged?.decision.checks ?? [],
     ...listedSources(sources),
     reporters,
-    daily: plan ? await keptDailySeries(store, row, plan, now, history, ctx, opts.days ?? 90, key) : [],
+    daily: plan ? await keptDailySeries({ store, row, plan, now, history, ctx, days: opts.days ?? 90 }, key) : [],
     history,
     audit: audit.map(parseAuditDetails),
   };
@@ -328,21 +328,24 @@ async function measuredKey(store: Store, row: DomainRow, plan: Plan, ctx: ViewCo
     .digest('base64url');
 }
 
-/** dailySeries(), kept in ctx.measured under the measurement's key with the day, the span and the stage history. */
-async function keptDailySeries(
-  store: Store,
-  row: DomainRow,
-  plan: Plan,
-  now: Date,
-  history: StageChange[],
-  ctx: ViewContext,
-  days: number,
-  key: string | null,
-): Promise<DailyPoint[]> {
-  if (!ctx.measured || key === null) return (await dailySeries(store, row, plan, now, history, ctx, days)).points;
+/** What the daily series is drawn from: `days` is how far back it goes. */
+interface SeriesInput {
+  store: Store;
+  row: DomainRow;
+  plan: Plan;
+  now: Date;
+  history: StageChange[];
+  ctx: ViewContext;
+  days: number;
+}
+
+/** dailySeries(), kept in ctx.measured under the measurement's key with the span and the stage history (its day: the series' `until`). */
+async function keptDailySeries(input: SeriesInput, key: string | null): Promise<DailyPoint[]> {
+  const { ctx, history } = input;
+  if (!ctx.measured || key === null) return (await dailySeries(input)).points;
   const last = history.at(-1);
-  const seriesKey = `${key}\n${days}\n${history.length}\n${last ? `${last.at}\n${last.to_stage}` : ''}`;
-  const { points } = await ctx.measured.series(row.domain, seriesKey, now, () => dailySeries(store, row, plan, now, history, ctx, days));
+  const seriesKey = `${key}\n${input.days}\n${history.length}\n${last ? `${last.at}\n${last.to_stage}` : ''}`;
+  const { points } = await ctx.measured.series(input.row.domain, seriesKey, input.now, () => dailySeries(input));
   return [...points];
 }
 
@@ -351,15 +354,7 @@ async function keptDailySeries(
  * once over the whole span with the same rules as the engine, so a day's
  * "authorised" is the sources the engine would call authorised today.
  */
-async function dailySeries(
-  store: Store,
-  row: DomainRow,
-  plan: Plan,
-  now: Date,
-  history: StageChange[],
-  ctx: ViewContext,
-  days: number,
-): Promise<{ points: DailyPoint[]; until: number }> {
+async function dailySeries({ store, row, plan, now, history, ctx, days }: SeriesInput): Promise<{ points: DailyPoint[]; until: number }> {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const todayStart = nowSeconds - (nowSeconds % DAY_SECONDS);
   const fromEpoch = todayStart - days * DAY_SECONDS;
