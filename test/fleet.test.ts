@@ -1,14 +1,22 @@
+/**
+ * Enrolment: domain names as an operator types them (pure, run once), and
+ * enrolling through the command line against a real PowerDNS, on SQLite and
+ * on Postgres (one suite looped over the dialects, a fresh store per test:
+ * the CLI is given the store the way a user gives it, DMARC_ROLLOUT_DB or
+ * DMARC_ROLLOUT_DATABASE_URL).
+ */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import SqliteDatabase from 'better-sqlite3';
+import { sql } from 'kysely';
 import { MemoryDns } from '../src/engine/memory-dns.js';
 import { enrollDomains, enrollInputsFromText, fleetStatus, normalizeDomainName } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
-import { openSqliteStore } from '../src/store/open.js';
-import { runMain, tempStore } from './helpers/cli.js';
+import { runMain } from './helpers/cli.js';
+import { storeDialects } from './helpers/dialects.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
+import { tempDir } from './helpers/temp-dirs.js';
 
 describe('domain names as an operator types them', () => {
   const accepted: Array<[string, string]> = [
@@ -51,15 +59,14 @@ describe('domain names as an operator types them', () => {
   }
 });
 
-describe('enrolment on a real SQLite file', () => {
+for (const dialect of storeDialects()) describe(`enrolment on a real store, on ${dialect.name}`, () => {
   // Enrolment reads each domain's live record through its provider: a real PowerDNS holds the zones.
   let pdns: PdnsServer;
   let settings: Record<string, string>;
   before(async () => {
     pdns = await startPdns();
     for (const zone of ['example.com', 'example.org', 'example.net', 'xn--bcher-kva.de']) await pdns.createZone(zone);
-    const { dir } = tempStore();
-    const providers = join(dir, 'providers.yaml');
+    const providers = join(tempDir('dmarc-rollout-fleet-'), 'providers.yaml');
     writeFileSync(providers, `powerdns:\n  type: powerdns\n  api_url: ${pdns.apiUrl}\n  api_key_env: PDNS_FLEET_KEY\n`);
     settings = { DMARC_ROLLOUT_PROVIDERS: providers, PDNS_FLEET_KEY: pdns.apiKey };
   });
@@ -68,14 +75,16 @@ describe('enrolment on a real SQLite file', () => {
   });
 
   it('enrolls a thousand domains from a file in one go and names every refused line', async () => {
-    const { dir, db } = tempStore();
+    const store = await dialect.open();
+    const storeEnv = dialect.cliEnv(store);
+    const dir = tempDir('dmarc-rollout-fleet-');
     const lines = ['# fleet export', ''];
     for (let i = 0; i < 1000; i++) lines.push(`shop-${i}.example.com`);
     lines.splice(500, 0, 'bad domain.com', '*.wild.example.com  # a wildcard', 'shop-7.example.com');
     const file = join(dir, 'fleet.txt');
     writeFileSync(file, lines.join('\n'));
 
-    const res = await runMain(['enroll', '--file', file, '--provider', 'powerdns', '--report-address', 'dmarc@reports.example', '--json'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const res = await runMain(['enroll', '--file', file, '--provider', 'powerdns', '--report-address', 'dmarc@reports.example', '--json'], { ...storeEnv, ...settings });
     assert.equal(res.code, 1, 'refused lines make the run fail so scripts notice');
     const out = JSON.parse(res.stdout);
     assert.equal(out.enrolled.length, 1000);
@@ -89,29 +98,25 @@ describe('enrolment on a real SQLite file', () => {
     );
     assert.match(out.refused[2].reason, /listed twice \(first at .*fleet\.txt:10\)/);
 
-    const sqlite = new SqliteDatabase(db, { readonly: true });
-    const counts = sqlite
-      .prepare(`select (select count(*) from domains) d, (select count(*) from stage_history) h, (select count(*) from audit_events where action = 'enroll') a`)
-      .get();
-    const states = sqlite.prepare(`select distinct state, stage_index, plan, provider from domains`).all();
-    sqlite.close();
-    assert.deepEqual(counts, { d: 1000, h: 1000, a: 1000 });
+    const { rows: counts } = await sql`select (select count(*) from domains) d, (select count(*) from stage_history) h, (select count(*) from audit_events where action = 'enroll') a`.execute(store.db);
+    const { rows: states } = await sql`select distinct state, stage_index, plan, provider from domains`.execute(store.db);
+    assert.deepEqual(counts, [{ d: 1000, h: 1000, a: 1000 }]);
     assert.deepEqual(states, [{ state: 'active', stage_index: 0, plan: 'default', provider: 'powerdns' }]);
 
-    const again = await runMain(['enroll', 'shop-1.example.com', 'new.example.org', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const again = await runMain(['enroll', 'shop-1.example.com', 'new.example.org', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { ...storeEnv, ...settings });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /enrolled 1 domain/);
     assert.match(again.stdout, /already enrolled: shop-1\.example\.com \(plan default\)/);
-    const otherProvider = await runMain(['enroll', 'shop-2.example.com', '--provider', 'powerdns', '--plan', 'default', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const otherProvider = await runMain(['enroll', 'shop-2.example.com', '--provider', 'powerdns', '--plan', 'default', '--report-address', 'dmarc@reports.example'], { ...storeEnv, ...settings });
     assert.equal(otherProvider.code, 0, 'the same plan and provider again: nothing to change');
   });
 
   it('status shows each domain at its first stage, and one domain with its history', async () => {
-    const { db } = tempStore();
-    const enrolled = await runMain(['enroll', 'bücher.de', 'example.net', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const storeEnv = dialect.cliEnv(await dialect.open());
+    const enrolled = await runMain(['enroll', 'bücher.de', 'example.net', '--provider', 'powerdns', '--report-address', 'dmarc@reports.example'], { ...storeEnv, ...settings });
     assert.equal(enrolled.code, 0, enrolled.stderr);
 
-    const all = await runMain(['status', '--json'], { DMARC_ROLLOUT_DB: db });
+    const all = await runMain(['status', '--json'], storeEnv);
     const fleet = JSON.parse(all.stdout).domains;
     assert.deepEqual(
       fleet.map((d: { domain: string; stage: string; state: string; stage_count: number }) => [d.domain, d.stage, d.state, d.stage_count]),
@@ -121,34 +126,38 @@ describe('enrolment on a real SQLite file', () => {
       ],
     );
 
-    const one = await runMain(['status', 'BÜCHER.de'], { DMARC_ROLLOUT_DB: db });
+    const one = await runMain(['status', 'BÜCHER.de'], storeEnv);
     assert.equal(one.code, 0, one.stderr);
     assert.match(one.stdout, /xn--bcher-kva\.de\s+default\s+none:100 \(1\/13\)\s+active\s+not yet in effect/);
     assert.match(one.stdout, /enroll\s+- -> none:100 {2}by cli:/);
 
-    const missing = await runMain(['status', 'nowhere.example'], { DMARC_ROLLOUT_DB: db });
+    const missing = await runMain(['status', 'nowhere.example'], storeEnv);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /nowhere\.example is not enrolled/);
   });
 
   it('refuses an unknown plan before touching the store', async () => {
-    const { db } = tempStore();
-    const res = await runMain(['enroll', 'example.com', '--plan', 'no-such-plan', '--provider', 'powerdns'], { DMARC_ROLLOUT_DB: db, ...settings });
+    const storeEnv = dialect.cliEnv(await dialect.open());
+    const res = await runMain(['enroll', 'example.com', '--plan', 'no-such-plan', '--provider', 'powerdns'], { ...storeEnv, ...settings });
     assert.equal(res.code, 1);
     assert.match(res.stderr, /plan no-such-plan cannot be used:\n.*no plan of that name/);
-    const status = await runMain(['status', '--json'], { DMARC_ROLLOUT_DB: db });
+    const status = await runMain(['status', '--json'], storeEnv);
     assert.deepEqual(JSON.parse(status.stdout).domains, []);
   });
 
   it('writes nothing when the batch cannot be committed whole', async () => {
-    const { db } = tempStore();
-    const store = await openSqliteStore(db);
+    const store = await dialect.open();
     try {
       // A trigger that fails the 3rd insert stands in for a disk or constraint
       // error mid-batch: the first two must not be left behind.
-      const { sql } = await import('kysely');
-      await sql`create trigger fail_third before insert on domains when (select count(*) from domains) >= 2
-                begin select raise(abort, 'disk full'); end`.execute(store.db);
+      if (dialect.name === 'sqlite') {
+        await sql`create trigger fail_third before insert on domains when (select count(*) from domains) >= 2
+                  begin select raise(abort, 'disk full'); end`.execute(store.db);
+      } else {
+        await sql`create function fail_third() returns trigger language plpgsql as $$
+                  begin if (select count(*) from domains) >= 2 then raise exception 'disk full'; end if; return new; end $$`.execute(store.db);
+        await sql`create trigger fail_third before insert on domains for each row execute function fail_third()`.execute(store.db);
+      }
       const inputs = enrollInputsFromText('a.example\nb.example\nc.example\n', 'batch.txt');
       await assert.rejects(
         enrollDomains(store, {
