@@ -4,7 +4,10 @@
  * refused, set-provider reads the record at the new provider first, unenroll
  * keeps the history and leaves or restores the record; approve works only for
  * a gated next stage of an active domain; a permanent provider error stops
- * the domain instead of retrying for ever.
+ * the domain instead of retrying for ever. On SQLite and on Postgres: each
+ * suite is looped over the dialects, on a fresh store (and for the command
+ * line a fresh PowerDNS) per run; the config's `store:` names the run's
+ * store, so `tick --config` opens the store the daemon would.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -20,9 +23,12 @@ import { approve, ActionError } from '../src/fleet/actions.js';
 import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { getDomain } from '../src/store/domains.js';
-import { openSqliteStore, type Store } from '../src/store/open.js';
+import { postgresConnectionFromUrl } from '../src/store/location.js';
+import type { Store } from '../src/store/open.js';
 import { queryTxt } from '../src/dns/index.js';
-import { runMain, tempStore } from './helpers/cli.js';
+import { runMain } from './helpers/cli.js';
+import { storeDialects, type StoreDialect } from './helpers/dialects.js';
+import { tempDir } from './helpers/temp-dirs.js';
 import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
 
@@ -30,21 +36,43 @@ const plan = loadPlan('default');
 const NOW = new Date('2026-06-15T12:00:00Z');
 const FOUND = 'v=DMARC1; p=quarantine; rua=mailto:d@life.example';
 
-describe('lifecycle on the command line (real PowerDNS)', () => {
+/**
+ * The config's `store:` line for the dialect's store, with what the commands
+ * need in their environment: the file, or the Postgres block with its
+ * password in an environment variable (never in the file) and the folder
+ * for rejected inputs that a Postgres store needs (`dir`/rejected). As in
+ * test/notify-doors.test.ts.
+ */
+function storeConfig(dialect: StoreDialect, store: Store, dir: string): { line: string; env: Record<string, string> } {
+  const env = dialect.cliEnv(store);
+  if (dialect.name === 'sqlite') return { line: `store: { sqlite: ${env.DMARC_ROLLOUT_DB} }`, env };
+  const c = postgresConnectionFromUrl(env.DMARC_ROLLOUT_DATABASE_URL!);
+  return {
+    line: `store: { postgres: { host: ${c.host}, port: ${c.port}, database: ${c.database}, user: ${c.user}, password_env: TEST_PG_PASSWORD } }\nrejected_dir: ${join(dir, 'rejected')}`,
+    env: { ...env, TEST_PG_PASSWORD: c.password! },
+  };
+}
+
+const dialects = storeDialects();
+
+for (const dialect of dialects) describe(`lifecycle on the command line (real PowerDNS), on ${dialect.name}`, () => {
   let pdns: PdnsServer;
   let env: Record<string, string>;
   let dir: string;
   before(async () => {
     pdns = await startPdns();
     await pdns.createZone('life.example', [{ name: '_dmarc.life.example.', type: 'TXT', ttl: 3600, records: [{ content: `"${FOUND}"` }] }]);
-    const temp = tempStore();
-    dir = temp.dir;
+    dir = tempDir('dmarc-rollout-lifecycle-');
+    const store = await dialect.open();
+    const { line: storeLine, env: storeEnv } = storeConfig(dialect, store, dir);
+    // The commands open the store themselves: the test holds no connection to it.
+    await store.close();
     const config = join(dir, 'config.yaml');
     const block = (key: string) => `{ type: powerdns, api_url: ${pdns.apiUrl}, api_key_env: ${key}, verify: { nameservers: ['${pdns.dnsServer}'] } }`;
-    writeFileSync(config, `store: { sqlite: ${temp.db} }\nreport_addresses: [dmarc@reports.example]\nproviders:\n  pdns: ${block('K1')}\n  pdns-b: ${block('K2')}\n`);
+    writeFileSync(config, `${storeLine}\nreport_addresses: [dmarc@reports.example]\nproviders:\n  pdns: ${block('K1')}\n  pdns-b: ${block('K2')}\n`);
     writeFileSync(join(dir, 'short.yaml'), 'stages:\n  - { policy: none, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.02 }\n  - { policy: reject, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.01 }\n');
     writeFileSync(join(dir, 'fast.yaml'), 'stages:\n  - { policy: none, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.02 }\n  - { policy: quarantine, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.02 }\n  - { policy: reject, pct: 100, min_days: 1, min_messages: 1, advance_max_fail_rate: 0.01, requires_approval: true }\n');
-    env = { DMARC_ROLLOUT_DB: temp.db, DMARC_ROLLOUT_CONFIG: config, K1: pdns.apiKey, K2: pdns.apiKey, DMARC_ROLLOUT_PLANS: join(dir, 'plans') };
+    env = { ...storeEnv, DMARC_ROLLOUT_CONFIG: config, K1: pdns.apiKey, K2: pdns.apiKey, DMARC_ROLLOUT_PLANS: join(dir, 'plans') };
     const enrolled = await runMain(['enroll', 'life.example', '--provider', 'pdns'], env);
     assert.equal(enrolled.code, 0, enrolled.stderr + enrolled.stdout);
   });
@@ -100,7 +128,7 @@ describe('lifecycle on the command line (real PowerDNS)', () => {
   });
 });
 
-describe('lifecycle over the API, approvals and permanent provider errors', () => {
+for (const dialect of dialects) describe(`lifecycle over the API, approvals and permanent provider errors, on ${dialect.name}`, () => {
   let store: Store;
   let server: RunningApiServer;
   const operator = generateToken();
@@ -113,7 +141,7 @@ describe('lifecycle over the API, approvals and permanent provider errors', () =
   };
 
   before(async () => {
-    store = await openSqliteStore(tempStore().db);
+    store = await dialect.open();
     for (const d of ['api.example', 'gate.example']) dns.set(`_dmarc.${d}`, { txt: [`v=DMARC1; p=none; rua=mailto:r@${d}`], ttl: 300 });
     dns.set('_dmarc.broken.example', { txt: ['v=DMARC1; p=none; pct=100; rua=mailto:r@broken.example'], ttl: 300 });
     other.set('_dmarc.api.example', { txt: ['v=DMARC1; p=none; rua=mailto:r@api.example'], ttl: 300 });
