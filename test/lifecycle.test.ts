@@ -23,11 +23,10 @@ import { approve, ActionError } from '../src/fleet/actions.js';
 import { enrollDomains } from '../src/fleet/index.js';
 import { loadPlan } from '../src/plans/index.js';
 import { getDomain } from '../src/store/domains.js';
-import { postgresConnectionFromUrl } from '../src/store/location.js';
 import type { Store } from '../src/store/open.js';
 import { queryTxt } from '../src/dns/index.js';
 import { runMain } from './helpers/cli.js';
-import { storeDialects, type StoreDialect } from './helpers/dialects.js';
+import { storeConfig, storeDialects } from './helpers/dialects.js';
 import { tempDir } from './helpers/temp-dirs.js';
 import { csrfOf, formSignIn, postForm } from './helpers/web.js';
 import { startPdns, type PdnsServer } from './helpers/pdns.js';
@@ -35,23 +34,6 @@ import { startPdns, type PdnsServer } from './helpers/pdns.js';
 const plan = loadPlan('default');
 const NOW = new Date('2026-06-15T12:00:00Z');
 const FOUND = 'v=DMARC1; p=quarantine; rua=mailto:d@life.example';
-
-/**
- * The config's `store:` line for the dialect's store, with what the commands
- * need in their environment: the file, or the Postgres block with its
- * password in an environment variable (never in the file) and the folder
- * for rejected inputs that a Postgres store needs (`dir`/rejected). As in
- * test/notify-doors.test.ts.
- */
-function storeConfig(dialect: StoreDialect, store: Store, dir: string): { line: string; env: Record<string, string> } {
-  const env = dialect.cliEnv(store);
-  if (dialect.name === 'sqlite') return { line: `store: { sqlite: ${env.DMARC_ROLLOUT_DB} }`, env };
-  const c = postgresConnectionFromUrl(env.DMARC_ROLLOUT_DATABASE_URL!);
-  return {
-    line: `store: { postgres: { host: ${c.host}, port: ${c.port}, database: ${c.database}, user: ${c.user}, password_env: TEST_PG_PASSWORD } }\nrejected_dir: ${join(dir, 'rejected')}`,
-    env: { ...env, TEST_PG_PASSWORD: c.password! },
-  };
-}
 
 const dialects = storeDialects();
 

@@ -18,10 +18,9 @@ import { MemoryDns } from '../src/engine/memory-dns.js';
 import { dispatchEvents } from '../src/notify/outbox.js';
 import { NotificationSender } from '../src/notify/sender.js';
 import { ingestInput } from '../src/reports/index.js';
-import { postgresConnectionFromUrl } from '../src/store/location.js';
 import type { Store } from '../src/store/open.js';
 import { runMain } from './helpers/cli.js';
-import { storeDialects, type StoreDialect } from './helpers/dialects.js';
+import { storeConfig, storeDialects } from './helpers/dialects.js';
 import { tempDir } from './helpers/temp-dirs.js';
 import { buildFleetFixture, type FleetFixture } from './helpers/fleet-fixture.js';
 import { startHttpReceiver, startSmtpReceiver, type HttpReceiver } from './helpers/receivers.js';
@@ -30,22 +29,6 @@ import { loopbackApiAccess } from './helpers/api-server.js';
 
 // The command line runs on the real clock, so the fleet is built as of now.
 const NOW = new Date(Date.now() - 60_000);
-
-/**
- * The config's `store:` line for the dialect's store, with what the commands
- * need in their environment: the file, or the Postgres block with its
- * password in an environment variable (never in the file) and the folder
- * for rejected inputs that a Postgres store needs (`dir`/rejected).
- */
-function storeConfig(dialect: StoreDialect, store: Store, dir: string): { line: string; env: Record<string, string> } {
-  const env = dialect.cliEnv(store);
-  if (dialect.name === 'sqlite') return { line: `store: { sqlite: ${env.DMARC_ROLLOUT_DB} }`, env };
-  const c = postgresConnectionFromUrl(env.DMARC_ROLLOUT_DATABASE_URL!);
-  return {
-    line: `store: { postgres: { host: ${c.host}, port: ${c.port}, database: ${c.database}, user: ${c.user}, password_env: TEST_PG_PASSWORD } }\nrejected_dir: ${join(dir, 'rejected')}`,
-    env: { ...env, TEST_PG_PASSWORD: c.password! },
-  };
-}
 
 for (const dialect of storeDialects()) describe(`notification doors, on ${dialect.name}`, () => {
   let store: Store;

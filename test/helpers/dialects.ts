@@ -18,7 +18,7 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { openStore, type Store } from '../../src/store/open.js';
-import type { StoreLocation } from '../../src/store/location.js';
+import { postgresConnectionFromUrl, type StoreLocation } from '../../src/store/location.js';
 import { tempStore } from './cli.js';
 import { startPostgres, type PostgresServer } from './postgres.js';
 
@@ -165,4 +165,20 @@ function assertOpenedHere(): never {
 export function storeDialects(): StoreDialect[] {
   hookAfter();
   return [SQLITE, POSTGRES];
+}
+
+/**
+ * A daemon config's `store:` line for the dialect's store, with what the
+ * commands need in their environment: the file, or the Postgres block with
+ * its password in an environment variable (never in the file) and the
+ * folder for rejected inputs that a Postgres store needs (`dir`/rejected).
+ */
+export function storeConfig(dialect: StoreDialect, store: Store, dir: string): { line: string; env: Record<string, string> } {
+  const env = dialect.cliEnv(store);
+  if (dialect.name === 'sqlite') return { line: `store: { sqlite: ${env.DMARC_ROLLOUT_DB} }`, env };
+  const c = postgresConnectionFromUrl(env.DMARC_ROLLOUT_DATABASE_URL!);
+  return {
+    line: `store: { postgres: { host: ${c.host}, port: ${c.port}, database: ${c.database}, user: ${c.user}, password_env: TEST_PG_PASSWORD } }\nrejected_dir: ${join(dir, 'rejected')}`,
+    env: { ...env, TEST_PG_PASSWORD: c.password! },
+  };
 }
