@@ -8,7 +8,7 @@
  *
  * - before: measuring it as the engine did until now, one statement for
  *   each of the two reads and the engine in one piece (measureStage);
- * - now: assessDomain, which reads the rollups ROLLUP_PAGE entries a
+ * - now: assessDomain, which reads the rollups rollupPageSize() entries a
  *   statement and runs the engine in steps, with turns of the event loop
  *   between (their figures are checked equal to before's);
  * - BENCH_ORDINARY (default 200) ordinary domains (28 days of three
@@ -50,7 +50,7 @@ import { enrolledBetween, getDomain } from '../src/store/domains.js';
 import { openStore, type Store } from '../src/store/open.js';
 import type { StoreLocation } from '../src/store/location.js';
 import { listReporterAcknowledgements, loadReportArrivals } from '../src/store/report-arrivals.js';
-import { loadRollupRows, ROLLUP_PAGE } from '../src/store/rollups.js';
+import { loadRollupRows, rollupPageSize } from '../src/store/rollups.js';
 import type { DomainRow } from '../src/store/schema.js';
 import { sourceRulesFor } from '../src/store/source-rules.js';
 import { renderDomainPage } from '../src/web/domain-page.js';
@@ -97,7 +97,7 @@ try {
     const store = await openStore(await location(kind));
     const built = await timed(() => writeLargeDomain(store, { domain: DOMAIN, now: NOW, entries: ENTRIES }));
     if (store.dialect === 'postgres') await sql`analyze`.execute(store.db);
-    console.log(`\n${kind}: one domain with ${built.value.entries.toLocaleString('en')} rollup entries (written in ${(built.ms / 1000).toFixed(1)} s); pages of ${ROLLUP_PAGE}`);
+    console.log(`\n${kind}: one domain with ${built.value.entries.toLocaleString('en')} rollup entries (written in ${(built.ms / 1000).toFixed(1)} s); pages of ${rollupPageSize(store.db)}`);
     const row = (await getDomain(store.db, DOMAIN))!;
     const plan = loadPlan('default');
     // Each keeps a digest of its figures, not the figures: six sets of 100,000 sources kept alive would make

@@ -278,7 +278,7 @@ export interface AssessOptions {
   enrolled?: ReadonlySet<string>;
   /** Allowlist and abuse rules from the config, added to the store's. */
   configRules?: readonly SourceRule[];
-  /** Rollup entries read a statement (default ROLLUP_PAGE; a benchmark's baseline reads them in one). */
+  /** Rollup entries read a statement (default rollupPageSize(); a benchmark's baseline reads them in one). */
   rollupPageSize?: number;
 }
 

@@ -273,8 +273,22 @@ export async function backfillRollups(db: Db): Promise<number> {
   }
 }
 
-/** Rollup entries a statement when the engine reads a domain (some 5 to 10 ms of SQLite and conversion each). */
+/** Rollup entries a statement when the engine reads a domain on Postgres (a page a round trip; the event loop waits on none). */
 export const ROLLUP_PAGE = 1_000;
+
+/**
+ * Rollup entries a statement on SQLite. A statement runs on the event loop,
+ * and reading the pages of a store bigger than the memory that caches it is
+ * part of the statement: a domain's entries lie where the days put them, a
+ * page of the file each when cold. At 100,000 domains with 90 days (a 48 GB
+ * store on 24 GB of memory) a domain read cold in 1,000-entry statements
+ * held the loop 80 to 181 ms, in 100-entry statements 40 to 55 ms, for the
+ * same wall time; warm, 22 against 4 ms.
+ */
+export const SQLITE_ROLLUP_PAGE = 100;
+
+/** The rollup entries a statement for the store's dialect. */
+export const rollupPageSize = (db: Db): number => (db.getExecutor().adapter instanceof PostgresAdapter ? ROLLUP_PAGE : SQLITE_ROLLUP_PAGE);
 
 /**
  * The rollups a domain's record may govern over a time range: those under
@@ -302,7 +316,7 @@ export const ROLLUP_PAGE = 1_000;
 export async function loadRollupRows(db: Db, domain: string, range: { fromEpoch: number; toEpoch: number }, opts: { pageSize?: number } = {}): Promise<ObservedRow[]> {
   const out: ObservedRow[] = [];
   const toRow = rollupRowReader();
-  await forEachRollupPage(db, domain, range, opts.pageSize ?? ROLLUP_PAGE, (page) => {
+  await forEachRollupPage(db, domain, range, opts.pageSize ?? rollupPageSize(db), (page) => {
     for (const r of page) out.push(toRow(r));
   });
   return out;
