@@ -257,6 +257,22 @@ describe('decide(): reasons that hold', () => {
     assert.match(check(d.checks, 'quiet-reporter').detail, /big-isp\.example/);
   });
 
+  it('thirty quiet reporters (anyone can send reports under a new name) are named twenty, and counted', () => {
+    const quiet: ReporterSummary[] = Array.from({ length: 30 }, (_, i) => ({
+      reporter: `r${String(i).padStart(2, '0')}.example`,
+      lastReportEnd: '2026-03-15T23:59:59.000Z',
+      daysReported: 20,
+      regular: true,
+      quiet: true,
+    }));
+    const d = decide(snap(Q1), plan, cleanFor(Q1, { reporters: quiet }), NOW);
+    assert.equal(d.action, 'hold');
+    const c = check(d.checks, 'quiet-reporter');
+    assert.equal(c.measured, `${quiet.slice(0, 20).map((r) => r.reporter).join(', ')}, and 10 more`);
+    assert.match(c.detail, /r19\.example \(last report ended [^)]*\), and 10 more used to report daily/);
+    assert.doesNotMatch(c.detail, /r20\.example/);
+  });
+
   it('a blocking unaligned sender fails and holds; a non-blocking one does not', () => {
     const esp: SourceSummary = {
       key: '198.51.100.7 dkim:esp.example',

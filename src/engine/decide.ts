@@ -26,11 +26,19 @@ export const HALT_EVIDENCE_MIN_MESSAGES = 20;
 const label = (stage: Stage) => stageLabel(stage);
 
 /**
- * Blocking sources a check's detail names, those sending the most first. A
- * domain sending through a big ESP without alignment can have hundreds; the
- * detail goes into every stored decision, audit entry and notification.
+ * Blocking sources (and reporters) a check names, those sending the most
+ * first. A domain sending through a big ESP without alignment can have
+ * hundreds of blocking sources, and anyone can send reports under new
+ * reporter names; a check's text goes into every stored decision, audit
+ * entry and notification.
  */
 export const BLOCKING_SOURCES_NAMED = 20;
+
+/** The first BLOCKING_SOURCES_NAMED of `items` joined by `separator`, and how many more there are. */
+function namedFirst(items: readonly string[], separator: string, more: string = ''): string {
+  const named = items.slice(0, BLOCKING_SOURCES_NAMED).join(separator);
+  return items.length > BLOCKING_SOURCES_NAMED ? `${named}${separator}and ${items.length - BLOCKING_SOURCES_NAMED} more${more}` : named;
+}
 
 /** The stage a rollback from `index` goes to: the plan's rollback_to, else the last stage that held cleanly, else the one before. */
 export function rollbackTarget(plan: Plan, index: number, lastCleanIndex: number | null | undefined): number | null {
@@ -147,11 +155,11 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
   checks.push({
     rule: 'late-reporter',
     outcome: late.length > 0 ? 'inconclusive' : 'passed',
-    measured: late.map((r) => r.reporter).join(', ') || 'none',
+    measured: namedFirst(late.map((r) => r.reporter), ', ') || 'none',
     threshold: `${plan.late_reporter_slack_hours} hours past its usual delay`,
     detail:
       late.length > 0
-        ? `waiting for ${late.map((r) => awaitingText(r.reporter, r.awaitedDay ?? '?', r.usualDelaySeconds ?? 0)).join('; ')}: late, so the day is not judged without it`
+        ? `waiting for ${namedFirst(late.map((r) => awaitingText(r.reporter, r.awaitedDay ?? '?', r.usualDelaySeconds ?? 0)), '; ')}: late, so the day is not judged without it`
         : 'no regular reporter is past its usual delay',
   });
 
@@ -159,11 +167,14 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
   checks.push({
     rule: 'quiet-reporter',
     outcome: quiet.length > 0 ? 'inconclusive' : 'passed',
-    measured: quiet.map((r) => r.reporter).join(', ') || 'none',
+    measured: namedFirst(quiet.map((r) => r.reporter), ', ') || 'none',
     threshold: `${plan.quiet_reporter_days} days`,
     detail:
       quiet.length > 0
-        ? `${quiet.map((r) => `${r.reporter} (last report ended ${r.lastReportEnd}${r.awaitedDay ? `, nothing for ${r.awaitedDay} on` : ''})`).join(', ')} used to report daily and went quiet; its silence is not taken as clean: a person acknowledges it (dmarc-rollout acknowledge ${domain.domain} <reporter>) or waits for it`
+        ? `${namedFirst(
+            quiet.map((r) => `${r.reporter} (last report ended ${r.lastReportEnd}${r.awaitedDay ? `, nothing for ${r.awaitedDay} on` : ''})`),
+            ', ',
+          )} used to report daily and went quiet; its silence is not taken as clean: a person acknowledges it (dmarc-rollout acknowledge ${domain.domain} <reporter>) or waits for it`
         : 'every regular reporter is still reporting',
   });
 
@@ -175,19 +186,19 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     threshold: `${plan.unaligned_source_min_messages} messages`,
     detail:
       blocking.length > 0
-        ? `unaligned sender(s) that enforcement would break: ${blocking
-            .slice(0, BLOCKING_SOURCES_NAMED)
-            .map((s) => `${s.key} (${s.lookbackMessages} msgs over ${s.daysSeen} day${s.daysSeen === 1 ? '' : 's'})`)
-            .join('; ')}${blocking.length > BLOCKING_SOURCES_NAMED ? `; and ${blocking.length - BLOCKING_SOURCES_NAMED} more (the domain page lists them)` : ''}; allowlist or mark as abuse`
+        ? `unaligned sender(s) that enforcement would break: ${namedFirst(
+            blocking.map((s) => `${s.key} (${s.lookbackMessages} msgs over ${s.daysSeen} day${s.daysSeen === 1 ? '' : 's'})`),
+            '; ',
+            ' (the domain page lists them)',
+          )}; allowlist or mark as abuse`
         : 'no unaligned sender at the plan\'s volume that needs a person',
   });
 
   const daysOk = metrics.daysObserved >= stage.min_days;
   // Name what the oldest incomplete day waits for: the reporters still to send it, and how late they usually are.
   const firstPending = metrics.days?.firstPending ?? null;
-  const waiting = firstPending
-    ? firstPending.reporters.map((name) => awaitingText(name, firstPending.day, metrics.reporters.find((r) => r.reporter === name)?.usualDelaySeconds ?? 0))
-    : [];
+  const delays = new Map(metrics.reporters.map((r) => [r.reporter, r.usualDelaySeconds ?? 0]));
+  const waiting = firstPending ? firstPending.reporters.map((name) => awaitingText(name, firstPending.day, delays.get(name) ?? 0)) : [];
   const missed = metrics.days?.missed ?? [];
   checks.push({
     rule: 'min-days',
@@ -196,7 +207,7 @@ export function decide(domain: DomainSnapshot, plan: Plan, metrics: StageMetrics
     threshold: stage.min_days,
     detail:
       `${metrics.daysObserved} complete UTC day(s) with reports since ${metrics.windowStart ?? '-'}; needs ${stage.min_days}` +
-      (!daysOk && waiting.length > 0 ? `; waiting for ${waiting.join('; ')}` : '') +
+      (!daysOk && waiting.length > 0 ? `; waiting for ${namedFirst(waiting, '; ')}` : '') +
       (missed.length > 0 ? `; ${missed.length} day(s) a regular reporter missed do not count (${missed.slice(-3).join(', ')})` : ''),
   });
 
