@@ -468,7 +468,7 @@ export interface PruneResult {
 }
 
 /**
- * Raw rows pruning deletes a statement. SQLite answers synchronously: the 2
+ * Raw rows deleted a statement when pruning. SQLite answers synchronously: the 2
  * million rows of a 400 MB report deleted in one statement would hold the
  * daemon (its /healthz, its API) for seconds, 90 days after it arrived.
  */
