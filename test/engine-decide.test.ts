@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BLOCKING_SOURCES_NAMED, decide, HALT_EVIDENCE_MIN_MESSAGES } from '../src/engine/decide.js';
+import { NAMED_IN_CHECK, decide, HALT_EVIDENCE_MIN_MESSAGES } from '../src/engine/decide.js';
 import { normalQuantile, rateEvidence } from '../src/engine/evidence.js';
 import { assessCompleteness, awaitingText, type ReportArrival, type ReporterAcknowledgement } from '../src/engine/reporters.js';
 import { measureStage, type MeasureInput } from '../src/engine/metrics.js';
@@ -317,8 +317,8 @@ describe('decide(): reasons that hold', () => {
     assert.equal(held.action, 'hold');
     assertCheck(held.checks, 'unaligned-sender', 'failed', 300, '50 messages');
     const detail = check(held.checks, 'unaligned-sender').detail;
-    for (const s of esps.slice(0, BLOCKING_SOURCES_NAMED)) assert.ok(detail.includes(`${s.key} (`), s.key);
-    assert.ok(!detail.includes(`${esps[BLOCKING_SOURCES_NAMED]!.key} (`), 'the 21st is not named');
+    for (const s of esps.slice(0, NAMED_IN_CHECK)) assert.ok(detail.includes(`${s.key} (`), s.key);
+    assert.ok(!detail.includes(`${esps[NAMED_IN_CHECK]!.key} (`), 'the 21st is not named');
     assert.match(detail, /and 280 more \(the domain page lists them\)/);
     assert.ok(detail.length < 2_000, `${detail.length} characters`);
   });

@@ -26,18 +26,18 @@ export const HALT_EVIDENCE_MIN_MESSAGES = 20;
 const label = (stage: Stage) => stageLabel(stage);
 
 /**
- * Blocking sources (and reporters) a check names, those sending the most
+ * Senders or reporters a check names, those sending the most
  * first. A domain sending through a big ESP without alignment can have
  * hundreds of blocking sources, and anyone can send reports under new
  * reporter names; a check's text goes into every stored decision, audit
  * entry and notification.
  */
-export const BLOCKING_SOURCES_NAMED = 20;
+export const NAMED_IN_CHECK = 20;
 
-/** The first BLOCKING_SOURCES_NAMED of `items` joined by `separator`, and how many more there are. */
+/** The first NAMED_IN_CHECK of `items` joined by `separator`, and how many more there are. */
 function namedFirst(items: readonly string[], separator: string, more: string = ''): string {
-  const named = items.slice(0, BLOCKING_SOURCES_NAMED).join(separator);
-  return items.length > BLOCKING_SOURCES_NAMED ? `${named}${separator}and ${items.length - BLOCKING_SOURCES_NAMED} more${more}` : named;
+  const named = items.slice(0, NAMED_IN_CHECK).join(separator);
+  return items.length > NAMED_IN_CHECK ? `${named}${separator}and ${items.length - NAMED_IN_CHECK} more${more}` : named;
 }
 
 /** The stage a rollback from `index` goes to: the plan's rollback_to, else the last stage that held cleanly, else the one before. */

@@ -377,6 +377,7 @@ export function subdomainsFollowRecord(plan: Plan, record: string | null): boole
 }
 
 function metricsDigest(m: StageMetrics) {
+  const blocking = m.sources.filter((s) => s.blocking);
   return {
     window_start: m.windowStart,
     days_observed: m.daysObserved,
@@ -387,8 +388,8 @@ function metricsDigest(m: StageMetrics) {
     spoofing: m.spoofing,
     all: m.all,
     // The first hundred (most mail first) and how many in all: an audit entry per decision need not carry thousands.
-    blocking_sources: m.sources.filter((s) => s.blocking).slice(0, 100).map((s) => s.key),
-    blocking_sources_count: m.sources.filter((s) => s.blocking).length,
+    blocking_sources: blocking.slice(0, 100).map((s) => s.key),
+    blocking_sources_count: blocking.length,
     quiet_reporters: m.reporters.filter((r) => r.quiet).map((r) => r.reporter),
   };
 }
